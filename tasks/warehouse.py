@@ -1,0 +1,80 @@
+"""The DuckDB warehouse: open it briefly, migrate it, and the input relations queries read."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from mailflow.errors import MailflowError
+from tasks.sqlfiles import q, schema_migrations
+
+# Python hands frames to SQL under these names (con.register); the named-query test
+# registers empty frames of these shapes so every query can be prepared.
+INPUT_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
+    "input_subscribers": {
+        "email": pl.String(), "email_original": pl.String(), "first_name": pl.String(),
+        "last_name": pl.String(), "attributes": pl.String(),
+    },
+    "input_quarantine": {"line": pl.Int64(), "reason": pl.String(), "raw": pl.String()},
+    "input_ledger": {
+        "campaign_id": pl.String(), "subscriber_id": pl.Int64(), "variant": pl.String(),
+        "chunk_id": pl.Int32(), "status": pl.String(), "smtp_code": pl.Int32(),
+        "enhanced_status": pl.String(), "detail": pl.String(), "attempt": pl.Int32(),
+        "at": pl.Datetime("us", "UTC"), "seq": pl.Int64(),
+    },
+}
+
+
+def empty_input(name: str) -> pl.DataFrame:
+    return pl.DataFrame(schema=INPUT_SCHEMAS[name])
+
+
+@contextmanager
+def connect(path: Path | str, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse for one step and close it after: no process holds it for long."""
+    path = Path(path)
+    if read_only and not path.exists():
+        raise MailflowError(f"{path}: no warehouse yet (run `mailflow init` or ingest something)")
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        raise MailflowError(f"{path}: cannot open the warehouse ({_first_line(exc)})") from None
+    try:
+        if not read_only:
+            migrate(con)
+        yield con
+    finally:
+        con.close()
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Apply the numbered migrations not yet recorded; return the names applied."""
+    migrations = schema_migrations()
+    bootstrap = [sql for version, _, sql in migrations if version == 0]
+    for sql in bootstrap:
+        con.execute(sql)
+    applied = {row[0] for row in con.execute(q("applied_migrations")).fetchall()}
+    done = []
+    for version, name, sql in migrations:
+        if version == 0 or version in applied:
+            continue
+        con.execute("BEGIN")
+        try:
+            con.execute(sql)
+            con.execute(q("record_migration"), {"version": version, "name": name})
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        done.append(name)
+    return done
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
