@@ -20,7 +20,7 @@ DEFAULTS: dict[str, Any] = {
         "timeout": 30.0,
         "pools": {"default": {"relays": ["127.0.0.1:2525"], "connections": 8}},
     },
-    "send": {"chunk_size": 1000, "max_parallel_chunks": 4},
+    "send": {"chunk_size": 1000},
     "dkim": {"domain": "", "selector": "", "private_key_file": "", "private_key": ""},
     "tracking": {"base_url": "http://127.0.0.1:8080", "secret": ""},
     "bounces": {"imap": {"url": ""}},
@@ -78,7 +78,6 @@ class SmtpSettings:
 @dataclass(frozen=True)
 class SendSettings:
     chunk_size: int
-    max_parallel_chunks: int
 
 
 @dataclass(frozen=True)
@@ -193,7 +192,6 @@ def _build(tree: dict[str, Any]) -> Settings:
         ),
         send=SendSettings(
             chunk_size=_positive_int(send["chunk_size"], "send.chunk_size"),
-            max_parallel_chunks=_positive_int(send["max_parallel_chunks"], "send.max_parallel_chunks"),
         ),
         dkim=DkimSettings(**{k: str(dkim.get(k, "")) for k in ("domain", "selector", "private_key_file", "private_key")}),
         tracking=TrackingSettings(base_url=str(tracking["base_url"]), secret=str(tracking["secret"])),

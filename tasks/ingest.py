@@ -10,10 +10,13 @@ from pathlib import Path
 import duckdb
 import polars as pl
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 
 from mailflow.errors import MailflowError
+from mailflow.settings import Settings
 from tasks.sqlfiles import q
 from tasks.validate import check_addresses
+from tasks.warehouse import connect
 
 KNOWN_COLUMNS = ("email", "first_name", "last_name")
 CONTROL_CHARS = r"[\x00-\x08\x0b-\x1f\x7f]|[\r\n]"
@@ -132,9 +135,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, list_name: str | Non
     return upsert(con, str(path), file_sha256(path), good, bad, list_name)
 
 
-@task(name="ingest_file")
-def ingest_file_task(warehouse: Path, path: Path, list_name: str | None = None) -> dict:
-    from tasks.warehouse import connect
-
-    with connect(warehouse) as con:
+@task(name="ingest_file", cache_policy=NO_CACHE)
+def ingest_file_task(settings: Settings, path: Path, list_name: str | None = None) -> dict:
+    with connect(settings.warehouse) as con:
         return ingest_file(con, path, list_name).as_dict()

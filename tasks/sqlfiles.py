@@ -65,3 +65,8 @@ def schema_migrations(directory: Path = SQL_DIR / "schema") -> list[tuple[int, s
     for path in sorted(directory.glob("[0-9][0-9][0-9]_*.sql")):
         out.append((int(path.name[:3]), path.stem, path.read_text(encoding="utf-8")))
     return out
+
+
+def view_definitions(directory: Path = SQL_DIR / "views") -> list[tuple[str, str]]:
+    """(name, CREATE OR REPLACE VIEW ...) for each view file; re-applied on every migrate."""
+    return [(path.stem, path.read_text(encoding="utf-8")) for path in sorted(directory.glob("*.sql"))]

@@ -10,7 +10,7 @@ import duckdb
 import polars as pl
 
 from mailflow.errors import MailflowError
-from tasks.sqlfiles import q, schema_migrations
+from tasks.sqlfiles import q, schema_migrations, view_definitions
 
 # Python hands frames to SQL under these names (con.register); the named-query test
 # registers empty frames of these shapes so every query can be prepared.
@@ -24,7 +24,7 @@ INPUT_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "campaign_id": pl.String(), "subscriber_id": pl.Int64(), "variant": pl.String(),
         "chunk_id": pl.Int32(), "status": pl.String(), "smtp_code": pl.Int32(),
         "enhanced_status": pl.String(), "detail": pl.String(), "attempt": pl.Int32(),
-        "at": pl.Datetime("us", "UTC"), "seq": pl.Int64(),
+        "logged_at": pl.Datetime("us", "UTC"), "seq": pl.Int64(),
     },
 }
 
@@ -54,7 +54,7 @@ def connect(path: Path | str, read_only: bool = False) -> Iterator[duckdb.DuckDB
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Apply the numbered migrations not yet recorded; return the names applied."""
+    """Apply the numbered migrations not yet recorded, then the views; return the names applied."""
     migrations = schema_migrations()
     bootstrap = [sql for version, _, sql in migrations if version == 0]
     for sql in bootstrap:
@@ -73,6 +73,8 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
             con.execute("ROLLBACK")
             raise
         done.append(name)
+    for _, sql in view_definitions():  # views are code, not data: always the current definition
+        con.execute(sql)
     return done
 
 

@@ -1,0 +1,33 @@
+"""Flow: the whole loop on sample data, against an embedded SMTP receiver that stores a Maildir."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from flows.aggregate_engagement import aggregate_engagement
+from flows.ingest import ingest
+from flows.plan_campaign import plan_campaign
+from flows.send_campaign import send_campaign
+from mailflow import SAMPLES_DIR
+from mailflow.receiver import USER_UNKNOWN, Receiver
+from mailflow.settings import load_settings
+from tasks.report import report_from_warehouse
+
+REJECTED_DOMAIN = "gone.example"  # the demo receiver answers 550 5.1.1 for this domain
+
+
+@flow(name="demo")
+def demo(config: str | None = None, overrides: dict | None = None) -> dict:
+    settings = load_settings(config, overrides)
+    maildir = settings.home / "maildir"
+    with Receiver(maildir=maildir, replies={REJECTED_DOMAIN: USER_UNKNOWN}) as receiver:
+        local = {**(overrides or {}), "smtp": {"pools": {"default": {"relays": [f"127.0.0.1:{receiver.port}"]}}}}
+        ingested = ingest([str(SAMPLES_DIR / "subscribers.csv")], "newsletter", config, local)
+        planned = plan_campaign(str(SAMPLES_DIR / "campaign.yaml"), config, local)
+        sent = send_campaign(planned["campaign_id"], config, local)
+    aggregated = aggregate_engagement(config, local)
+    return {
+        "ingested": ingested, "planned": planned, "sent": sent, "aggregated": aggregated,
+        "report": report_from_warehouse(settings.warehouse, planned["campaign_id"]),
+        "warehouse": str(settings.warehouse), "maildir": str(maildir), "rejected_domain": REJECTED_DOMAIN,
+    }

@@ -1,0 +1,19 @@
+"""Flow: plan a campaign from its file — register it, freeze its audience, write its chunks."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+from prefect import flow
+
+from mailflow.settings import load_settings
+from tasks.campaign import load_campaign
+from tasks.plan import plan_task
+
+
+@flow(name="plan_campaign")
+def plan_campaign(campaign_file: str, config: str | None = None, overrides: dict | None = None) -> dict:
+    settings = load_settings(config, overrides)
+    spec = load_campaign(Path(campaign_file))
+    return asdict(plan_task(settings, spec))

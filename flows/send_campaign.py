@@ -1,0 +1,20 @@
+"""Flow: send a planned campaign chunk by chunk, resuming from the ledger if run again."""
+
+from __future__ import annotations
+
+from prefect import flow, unmapped
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from mailflow.settings import load_settings
+from tasks.report import sum_counts
+from tasks.send import load_plan_task, preflight_task, send_chunk_task
+
+
+@flow(name="send_campaign", task_runner=ThreadPoolTaskRunner(max_workers=4))
+def send_campaign(campaign_id: str, config: str | None = None, overrides: dict | None = None) -> dict:
+    settings = load_settings(config, overrides)
+    spec, chunks = load_plan_task(settings, campaign_id)
+    if chunks:
+        preflight_task(spec, chunks[0])
+    counts = send_chunk_task.map(unmapped(settings), unmapped(spec), chunks).result()
+    return sum_counts(counts)

@@ -1,0 +1,200 @@
+"""The `mailflow` command: runs the stages as Prefect flows and prints a short summary."""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mailflow import prefect_env
+from mailflow.errors import MailflowError, NeedsAttention
+from mailflow.output import print_demo, print_ingest, print_rows, print_send
+
+
+@dataclass(frozen=True)
+class Context:
+    config: str | None
+    overrides: dict[str, Any]
+    as_json: bool
+    debug: bool
+
+    def settings(self):
+        from mailflow.settings import load_settings
+
+        return load_settings(self.config, self.overrides)
+
+    def emit(self, data: Any, human) -> None:
+        if self.as_json:
+            click.echo(json.dumps(data, indent=2, default=str))
+        else:
+            human(data)
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--home", type=click.Path(file_okay=False), help="Where the warehouse and logs live (default ./data).")
+@click.option("--config", type=click.Path(dir_okay=False), help="Settings file (default mailflow.toml if present).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a human summary.")
+@click.option("--debug", is_flag=True, help="Show tracebacks and Prefect's logs.")
+@click.version_option(package_name="mailflow")
+@click.pass_context
+def cli(ctx: click.Context, home: str | None, config: str | None, as_json: bool, debug: bool) -> None:
+    """mailflow: bulk email delivery as Prefect data pipelines over DuckDB."""
+    prefect_env.prepare(verbose=debug)
+    ctx.obj = Context(config, {"home": home} if home else {}, as_json, debug)
+
+
+@cli.command()
+@pass_ctx
+def init(ctx: Context) -> None:
+    """Create or migrate the warehouse (idempotent)."""
+    from tasks.warehouse import connect, migrate
+
+    settings = ctx.settings()
+    with connect(settings.warehouse) as con:
+        applied = migrate(con)
+    ctx.emit({"warehouse": str(settings.warehouse), "applied": applied},
+             lambda d: click.echo(f"warehouse ready: {d['warehouse']}"))
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--list", "list_name", help="Add the subscribers to this list.")
+@pass_ctx
+def ingest(ctx: Context, paths: tuple[str, ...], list_name: str | None) -> None:
+    """Ingest subscribers from CSV files; bad rows go to the quarantine table."""
+    for path in paths:
+        if not Path(path).is_file():
+            raise MailflowError(f"{path}: no such file")
+    from flows.ingest import ingest as flow
+
+    ctx.emit(flow(list(paths), list_name, ctx.config, ctx.overrides), print_ingest)
+
+
+@cli.command()
+@click.argument("campaign_file", type=click.Path())
+@pass_ctx
+def plan(ctx: Context, campaign_file: str) -> None:
+    """Register a campaign, freeze its audience and write its chunks."""
+    from tasks.campaign import load_campaign
+
+    load_campaign(Path(campaign_file))  # fail fast, before Prefect starts
+    from flows.plan_campaign import plan_campaign
+
+    result = plan_campaign(campaign_file, ctx.config, ctx.overrides)
+    ctx.emit(result, lambda d: click.echo(
+        f"campaign {d['campaign_id']}: {d['audience_size']} recipients in {d['chunk_count']} chunks"
+        + (" (already planned)" if d["already_planned"] else "") + f"\n  chunks: {d['campaign_dir']}"))
+
+
+@cli.command()
+@click.argument("campaign")
+@click.option("--dry-run", "dry_run", type=int, metavar="N", help="Render N sample messages to .eml files; send nothing.")
+@pass_ctx
+def send(ctx: Context, campaign: str, dry_run: int | None) -> None:
+    """Send a planned campaign (run again to resume an interrupted send)."""
+    if dry_run is not None:
+        from tasks.dryrun import write_samples
+
+        paths = write_samples(ctx.settings(), campaign, dry_run)
+        ctx.emit([str(p) for p in paths], lambda d: click.echo(f"rendered {len(d)} samples into {Path(d[0]).parent if d else '-'}"))
+        return
+    from tasks.send import load_plan
+
+    load_plan(ctx.settings(), campaign)  # fail fast on an unplanned campaign
+    from flows.send_campaign import send_campaign
+
+    ctx.emit(send_campaign(campaign, ctx.config, ctx.overrides), print_send)
+
+
+@cli.command()
+@pass_ctx
+def aggregate(ctx: Context) -> None:
+    """Load new send ledgers into the warehouse and refresh campaign status."""
+    from flows.aggregate_engagement import aggregate_engagement
+
+    ctx.emit(aggregate_engagement(ctx.config, ctx.overrides), lambda d: click.echo(
+        f"loaded {d['records_read']} ledger records from {d['files_loaded']} files; "
+        f"{d['deliveries']} deliveries in the warehouse"))
+
+
+@cli.command()
+@click.argument("campaign")
+@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
+@pass_ctx
+def report(ctx: Context, campaign: str, fmt: str) -> None:
+    """The campaign's results."""
+    from tasks.report import report_from_warehouse, report_markdown
+
+    data = report_from_warehouse(ctx.settings().warehouse, campaign)
+    if fmt == "json" or ctx.as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+    else:
+        click.echo(report_markdown(data))
+
+
+@cli.command()
+@click.argument("query")
+@pass_ctx
+def sql(ctx: Context, query: str) -> None:
+    """Read-only SQL on the warehouse, for analysts."""
+    import duckdb
+
+    from tasks.warehouse import connect
+
+    with connect(ctx.settings().warehouse, read_only=True) as con:
+        try:
+            cursor = con.execute(query)
+        except duckdb.Error as exc:
+            raise MailflowError(f"sql: {str(exc).splitlines()[0]}") from None
+        names = [d[0] for d in cursor.description or []]
+        rows = cursor.fetchall() if names else []
+    ctx.emit([dict(zip(names, r)) for r in rows], lambda d: print_rows(names, rows))
+
+
+@cli.command()
+@pass_ctx
+def demo(ctx: Context) -> None:
+    """The whole loop on sample data with embedded defaults, ending in a report."""
+    from flows.demo import demo as flow
+
+    ctx.emit(flow(ctx.config, ctx.overrides), print_demo)
+
+
+def main(argv: list[str] | None = None) -> int:
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="mailflow", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("mailflow: aborted", err=True)
+        return 1
+    except click.ClickException as exc:
+        exc.show()
+        return 2
+    except MailflowError as exc:
+        _fail(f"mailflow: {exc}", debug)
+        return 2
+    except NeedsAttention as exc:
+        _fail(f"mailflow: {exc}", debug)
+        return 1
+    except Exception as exc:  # a bug or an outside failure: one line unless --debug
+        _fail(f"mailflow: {type(exc).__name__}: {exc} (run with --debug for the traceback)", debug)
+        return 1
+    return 0
+
+
+def _fail(line: str, debug: bool) -> None:
+    if debug:
+        traceback.print_exc()
+    click.echo(" ".join(line.split()), err=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

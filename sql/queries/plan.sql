@@ -1,0 +1,46 @@
+-- name: campaign_by_id
+SELECT campaign_id, name, status, spec, audience_size, chunk_count FROM campaigns WHERE campaign_id = $campaign_id;
+
+-- name: check_condition
+-- Binds a campaign's `where` against the subscribers table without reading a row, so a
+-- typo in a column name fails at plan time with DuckDB's message.
+SELECT count(*) FROM subscribers WHERE (/*where*/ TRUE) AND FALSE;
+
+-- name: freeze_audience
+-- The audience is frozen once, at plan: active subscribers, in the campaign's lists if
+-- it names any, not suppressed, matching its `where`. Ordered by subscriber_id so chunk
+-- boundaries are stable; chunk_id = position // chunk_size.
+INSERT INTO campaign_recipients (campaign_id, subscriber_id, variant, chunk_id)
+SELECT
+    $campaign_id,
+    s.subscriber_id,
+    'A',
+    ((row_number() OVER (ORDER BY s.subscriber_id) - 1) // $chunk_size)::INTEGER
+FROM subscribers AS s
+WHERE s.status = 'active'
+  AND s.email NOT IN (SELECT email FROM suppressions)
+  AND (len($lists::VARCHAR[]) = 0 OR s.subscriber_id IN (
+        SELECT m.subscriber_id
+        FROM list_memberships AS m
+        JOIN lists AS l USING (list_id)
+        WHERE list_contains($lists::VARCHAR[], l.name)))
+  AND (/*where*/ TRUE);
+
+-- name: insert_campaign
+INSERT INTO campaigns (campaign_id, name, status, spec, audience_size, chunk_count)
+VALUES ($campaign_id, $name, 'planned', $spec::JSON, 0, 0);
+
+-- name: set_campaign_audience
+UPDATE campaigns SET
+    audience_size = (SELECT count(*) FROM campaign_recipients WHERE campaign_id = $campaign_id),
+    chunk_count = (SELECT count(DISTINCT chunk_id) FROM campaign_recipients WHERE campaign_id = $campaign_id),
+    updated_at = now()
+WHERE campaign_id = $campaign_id;
+
+-- name: chunk_rows
+-- Everything the send stage needs to render, so it never opens the warehouse.
+SELECT r.chunk_id, r.subscriber_id, r.variant, s.email, s.first_name, s.last_name, s.attributes::VARCHAR AS attributes
+FROM campaign_recipients AS r
+JOIN subscribers AS s USING (subscriber_id)
+WHERE r.campaign_id = $campaign_id
+ORDER BY r.chunk_id, r.subscriber_id;

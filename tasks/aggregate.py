@@ -1,0 +1,65 @@
+"""Aggregate: fold new and grown send ledgers into `deliveries`, then refresh campaign status."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import polars as pl
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from mailflow.settings import Settings
+from tasks.ledger import LEDGER_DIR
+from tasks.sqlfiles import q
+from tasks.warehouse import INPUT_SCHEMAS, connect
+
+
+def changed_ledgers(con: duckdb.DuckDBPyConnection, home: Path) -> list[Path]:
+    """Ledger files that are new or have grown since they were last loaded."""
+    known = dict(con.execute(q("loaded_file_sizes")).fetchall())
+    found = sorted((home / LEDGER_DIR).glob("*/*.ndjson"))
+    return [p for p in found if known.get(str(p)) != p.stat().st_size]
+
+
+def read_ledger(path: Path) -> pl.DataFrame:
+    """Whole records only: a torn last line (a killed writer) is left for the next load."""
+    lines = path.read_bytes()
+    whole = lines[: lines.rfind(b"\n") + 1]
+    if not whole:
+        return pl.DataFrame(schema=INPUT_SCHEMAS["input_ledger"])
+    frame = pl.read_ndjson(whole, schema={**INPUT_SCHEMAS["input_ledger"], "logged_at": pl.String()})
+    return frame.with_columns(pl.col("logged_at").str.to_datetime(time_zone="UTC", time_unit="us"))
+
+
+def load_ledgers(con: duckdb.DuckDBPyConnection, home: Path) -> dict[str, int]:
+    """Upsert the latest outcome per recipient; a reload of the same records changes nothing."""
+    files = changed_ledgers(con, home)
+    frames = {p: read_ledger(p) for p in files}
+    records = pl.concat(list(frames.values())) if frames else pl.DataFrame(schema=INPUT_SCHEMAS["input_ledger"])
+    con.register("input_ledger", records)
+    try:
+        con.execute("BEGIN")
+        con.execute(q("upsert_deliveries"))
+        for path, frame in frames.items():
+            con.execute(q("record_loaded_file"), {"path": str(path), "bytes": _whole_bytes(path), "rows": frame.height})
+        con.execute(q("refresh_campaign_status"))
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        con.unregister("input_ledger")
+    total = con.execute(q("count_deliveries")).fetchone()[0]
+    return {"files_loaded": len(files), "records_read": records.height, "deliveries": total}
+
+
+def _whole_bytes(path: Path) -> int:
+    data = path.read_bytes()
+    return data.rfind(b"\n") + 1
+
+
+@task(name="load_ledgers", cache_policy=NO_CACHE)
+def load_ledgers_task(settings: Settings) -> dict[str, int]:
+    with connect(settings.warehouse) as con:
+        return load_ledgers(con, settings.home)

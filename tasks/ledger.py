@@ -1,0 +1,90 @@
+"""The send ledger: one NDJSON record per recipient outcome, appended, flushed and fsynced in batches."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from mailflow.errors import MailflowError
+
+LEDGER_DIR = "ledger"
+
+
+@dataclass(frozen=True)
+class LedgerRecord:
+    campaign_id: str
+    subscriber_id: int
+    variant: str
+    chunk_id: int
+    status: str
+    smtp_code: int | None
+    enhanced_status: str | None
+    detail: str
+    attempt: int
+
+
+def ledger_path(home: Path, campaign_id: str, chunk_id: int) -> Path:
+    return home / LEDGER_DIR / campaign_id / f"chunk-{chunk_id:05d}.ndjson"
+
+
+def logged_subscribers(path: Path) -> set[int]:
+    """Recipients that already have an outcome in this ledger file: a rerun skips them.
+
+    A torn last line (the process died mid-write) is ignored: its recipient counts as
+    not logged, which is right since its record never became whole.
+    """
+    seen: set[int] = set()
+    if not path.exists():
+        return seen
+    with path.open("rb") as fh:
+        for line in fh:
+            try:
+                seen.add(json.loads(line)["subscriber_id"])
+            except (ValueError, KeyError):
+                continue
+    return seen
+
+
+class LedgerWriter:
+    """Appends records to one chunk's ledger; holds an exclusive lock so two senders never share it."""
+
+    def __init__(self, path: Path, batch: int = 200):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path, self.batch = path, batch
+        self._fh = path.open("ab")
+        try:
+            fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._fh.close()
+            raise MailflowError(f"{path}: another process is sending this chunk") from None
+        self._pending = 0
+        self._seq = 0
+
+    def append(self, record: LedgerRecord) -> None:
+        self._seq += 1
+        row = record.__dict__ | {"logged_at": datetime.now(timezone.utc).isoformat(), "seq": self._seq}
+        self._fh.write(json.dumps(row, separators=(",", ":")).encode() + b"\n")
+        self._pending += 1
+        if self._pending >= self.batch:
+            self.sync()
+
+    def sync(self) -> None:
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._pending = 0
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self.sync()
+            fcntl.flock(self._fh, fcntl.LOCK_UN)
+            self._fh.close()
+
+    def __enter__(self) -> LedgerWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,129 @@
+"""Plan a campaign: register it, freeze its audience, write its chunk files and manifest."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import polars as pl
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from mailflow.errors import MailflowError
+from mailflow.settings import Settings
+from tasks.campaign import CampaignSpec
+from tasks.sqlfiles import q
+from tasks.warehouse import connect
+
+MANIFEST = "campaign.json"
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    campaign_id: str
+    audience_size: int
+    chunk_count: int
+    campaign_dir: str
+    already_planned: bool
+
+
+def campaign_dir(home: Path, campaign_id: str) -> Path:
+    return home / "campaigns" / campaign_id
+
+
+def with_condition(sql: str, where: str | None) -> str:
+    """Put the campaign's `where` into a query's `/*where*/` slot, after checking its shape.
+
+    This is the one place user-written SQL joins a query. The campaign author is trusted
+    like a saved segment's; the check stops a condition from ending the statement or
+    commenting out the rest of the query, so it can only ever narrow the audience.
+    """
+    if not where:
+        return sql
+    if any(token in where for token in (";", "--", "/*", "*/")):
+        raise MailflowError("campaign field 'where' must be one condition (no ';' or comments)")
+    depth = 0
+    for char in where:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth < 0:
+            break
+    if depth != 0:
+        raise MailflowError("campaign field 'where' has unbalanced parentheses")
+    return sql.replace("/*where*/", f"({where}) AND")
+
+
+def freeze_audience(con: duckdb.DuckDBPyConnection, spec: CampaignSpec, chunk_size: int) -> bool:
+    """Register the campaign and its recipients once; False when it was planned before."""
+    row = con.execute(q("campaign_by_id"), {"campaign_id": spec.campaign_id}).fetchone()
+    if row:
+        if json.loads(row[3]) != spec.as_dict():
+            raise MailflowError(
+                f"campaign {spec.campaign_id!r} is already planned with a different file; "
+                "give the campaign a new name to plan it again"
+            )
+        return False
+    try:
+        con.execute(with_condition(q("check_condition"), spec.where))
+    except duckdb.Error as exc:
+        raise MailflowError(f"campaign field 'where': {str(exc).splitlines()[0]}") from None
+    params = {"campaign_id": spec.campaign_id}
+    con.execute("BEGIN")
+    try:
+        con.execute(q("insert_campaign"), params | {"name": spec.name, "spec": json.dumps(spec.as_dict())})
+        con.execute(
+            with_condition(q("freeze_audience"), spec.where),
+            params | {"chunk_size": chunk_size, "lists": list(spec.lists)},
+        )
+        con.execute(q("set_campaign_audience"), params)
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    return True
+
+
+def write_chunks(con: duckdb.DuckDBPyConnection, spec: CampaignSpec, out_dir: Path) -> list[str]:
+    """One Parquet file per chunk, then the manifest last: a manifest means the chunks are whole."""
+    rows = con.sql(q("chunk_rows"), params={"campaign_id": spec.campaign_id}).pl()
+    chunk_dir = out_dir / "chunks"
+    chunk_dir.mkdir(parents=True, exist_ok=True)
+    names = []
+    for (chunk_id,), frame in rows.group_by("chunk_id", maintain_order=True):
+        name = f"chunk-{chunk_id:05d}.parquet"
+        _atomic(chunk_dir / name, lambda p, f=frame: f.write_parquet(p))
+        names.append(name)
+    manifest = {"spec": spec.as_dict(), "chunks": names, "audience_size": rows.height}
+    _atomic(out_dir / MANIFEST, lambda p: p.write_text(json.dumps(manifest, indent=2), encoding="utf-8"))
+    return names
+
+
+def read_manifest(home: Path, campaign_id: str) -> dict:
+    path = campaign_dir(home, campaign_id) / MANIFEST
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MailflowError(f"campaign {campaign_id!r} is not planned (no {path}); run `mailflow plan` first") from None
+
+
+def plan(con: duckdb.DuckDBPyConnection, home: Path, spec: CampaignSpec, chunk_size: int) -> PlanResult:
+    new = freeze_audience(con, spec, chunk_size)
+    out_dir = campaign_dir(home, spec.campaign_id)
+    if new or not (out_dir / MANIFEST).exists():
+        write_chunks(con, spec, out_dir)
+    manifest = read_manifest(home, spec.campaign_id)
+    return PlanResult(spec.campaign_id, manifest["audience_size"], len(manifest["chunks"]), str(out_dir), not new)
+
+
+def _atomic(path: Path, write) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+@task(name="plan_campaign", cache_policy=NO_CACHE)
+def plan_task(settings: Settings, spec: CampaignSpec) -> PlanResult:
+    with connect(settings.warehouse) as con:
+        return plan(con, settings.home, spec, settings.send.chunk_size)

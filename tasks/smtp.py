@@ -1,0 +1,151 @@
+"""SMTP delivery over a pool of persistent aiosmtplib connections, and the one outcome mapping."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+import aiosmtplib
+
+from mailflow.settings import Relay
+from tasks.message import Envelope
+
+_ENHANCED = re.compile(r"^\s*([245]\.\d{1,3}\.\d{1,3})\b")
+# Servers echo the recipient in their replies; the ledger is a log, so addresses are masked.
+_ADDRESS = re.compile(r"<?[^\s<>@]+@[^\s<>@]+>?")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # delivered | deferred | bounced | failed
+    smtp_code: int | None = None
+    enhanced_status: str | None = None
+    detail: str = ""
+
+
+def outcome_of_reply(code: int, message: str) -> Outcome:
+    """The only mapping from an SMTP reply to an outcome: 2xx delivered, 4xx deferred, 5xx bounced."""
+    match = _ENHANCED.match(message or "")
+    enhanced = match.group(1) if match else None
+    detail = _ADDRESS.sub("<address>", " ".join((message or "").split()))[:500]
+    if 200 <= code < 300:
+        return Outcome("delivered", code, enhanced, detail)
+    if 400 <= code < 500:
+        return Outcome("deferred", code, enhanced, detail)
+    if 500 <= code < 600:
+        return Outcome("bounced", code, enhanced, detail)
+    return Outcome("deferred", code, enhanced, f"unexpected reply: {detail}")
+
+
+def outcome_of_error(exc: BaseException) -> Outcome:
+    """Connection trouble is retried later: deferred, with no SMTP code."""
+    text = _ADDRESS.sub("<address>", " ".join(str(exc).split()))[:300]
+    return Outcome("deferred", None, None, f"{type(exc).__name__}: {text}")
+
+
+class Transport(Protocol):
+    """What the sender needs of a transport: send one envelope, close."""
+
+    async def send(self, envelope: Envelope) -> Outcome: ...
+
+    async def close(self) -> None: ...
+
+
+class SmtpConnection:
+    """One persistent connection to a relay, opened on first use and reopened after trouble."""
+
+    def __init__(self, relay: Relay, helo: str, timeout: float):
+        self.relay, self.helo, self.timeout = relay, helo, timeout
+        self._smtp: aiosmtplib.SMTP | None = None
+
+    async def _connected(self) -> aiosmtplib.SMTP:
+        if self._smtp is None or not self._smtp.is_connected:
+            smtp = aiosmtplib.SMTP(
+                hostname=self.relay.host,
+                port=self.relay.port,
+                local_hostname=self.helo,
+                timeout=self.timeout,
+                use_tls=self.relay.tls == "implicit",
+                start_tls=True if self.relay.tls == "starttls" else False,
+                username=self.relay.username or None,
+                password=self.relay.password or None,
+            )
+            await smtp.connect()
+            self._smtp = smtp
+        return self._smtp
+
+    async def send(self, envelope: Envelope) -> Outcome:
+        try:
+            smtp = await self._connected()
+            errors, message = await smtp.sendmail(envelope.sender, [envelope.recipient], envelope.data)
+            return outcome_of_reply(250, message)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            refused = exc.recipients[0]
+            return outcome_of_reply(refused.code, refused.message)
+        except aiosmtplib.SMTPResponseException as exc:
+            if exc.code in (421,):  # the server is closing the connection
+                await self.close()
+            return outcome_of_reply(exc.code, exc.message)
+        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+            await self.close()
+            return outcome_of_error(exc)
+
+    async def close(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None and smtp.is_connected:
+            try:
+                await smtp.quit()
+            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+                smtp.close()
+
+
+async def deliver_all(
+    envelopes: Iterable[tuple[object, Envelope | Outcome]],
+    relay: Relay,
+    connections: int,
+    helo: str,
+    timeout: float,
+) -> AsyncIterator[tuple[object, Outcome]]:
+    """Send each (key, envelope) over `connections` persistent connections; yield (key, outcome).
+
+    An item whose second element is already an Outcome (e.g. a refused header) is passed
+    straight through, so callers log every recipient through one stream.
+    """
+    queue: asyncio.Queue = asyncio.Queue(maxsize=connections * 4)
+    results: asyncio.Queue = asyncio.Queue()
+    done = object()
+
+    async def worker() -> None:
+        conn = SmtpConnection(relay, helo, timeout)
+        try:
+            while (item := await queue.get()) is not done:
+                key, envelope = item
+                outcome = envelope if isinstance(envelope, Outcome) else await conn.send(envelope)
+                await results.put((key, outcome))
+        finally:
+            await conn.close()
+            await results.put(done)
+
+    async def feed() -> None:
+        for item in envelopes:
+            await queue.put(item)
+        for _ in range(connections):
+            await queue.put(done)
+
+    workers = [asyncio.create_task(worker()) for _ in range(connections)]
+    feeder = asyncio.create_task(feed())
+    finished = 0
+    try:
+        while finished < connections:
+            item = await results.get()
+            if item is done:
+                finished += 1
+            else:
+                yield item
+        await feeder
+    finally:
+        for t in [feeder, *workers]:
+            t.cancel()
