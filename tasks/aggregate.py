@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import duckdb
@@ -23,12 +24,14 @@ def changed_ledgers(con: duckdb.DuckDBPyConnection, home: Path) -> list[Path]:
 
 
 def read_ledger(path: Path) -> pl.DataFrame:
-    """Whole records only: a torn last line (a killed writer) is left for the next load."""
-    lines = path.read_bytes()
-    whole = lines[: lines.rfind(b"\n") + 1]
-    if not whole:
-        return pl.DataFrame(schema=INPUT_SCHEMAS["input_ledger"])
-    frame = pl.read_ndjson(whole, schema={**INPUT_SCHEMAS["input_ledger"], "logged_at": pl.String()})
+    """Whole records only: a torn record left by a killed writer is skipped."""
+    data = path.read_bytes()
+    whole = data[: data.rfind(b"\n") + 1]
+    schema = {**INPUT_SCHEMAS["input_ledger"], "logged_at": pl.String()}
+    try:
+        frame = pl.read_ndjson(whole, schema=schema) if whole.strip() else pl.DataFrame(schema=schema)
+    except pl.exceptions.ComputeError:
+        frame = pl.read_ndjson(b"".join(line for line in whole.splitlines(True) if _is_record(line)), schema=schema)
     return frame.with_columns(pl.col("logged_at").str.to_datetime(time_zone="UTC", time_unit="us"))
 
 
@@ -52,6 +55,13 @@ def load_ledgers(con: duckdb.DuckDBPyConnection, home: Path) -> dict[str, int]:
         con.unregister("input_ledger")
     total = con.execute(q("count_deliveries")).fetchone()[0]
     return {"files_loaded": len(files), "records_read": records.height, "deliveries": total}
+
+
+def _is_record(line: bytes) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
 
 
 def _whole_bytes(path: Path) -> int:

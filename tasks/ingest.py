@@ -74,12 +74,12 @@ def split_rows(df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     df = check_addresses(df.with_columns(field_error=bad_field))
     df = df.with_columns(reason=pl.coalesce("field_error", "email_error"))
     good = df.filter(pl.col("reason").is_null())
-    last_line = pl.col("line").max().over("email_ok")
-    superseded = good.filter(pl.col("line") != last_line).with_columns(
-        reason=pl.format("duplicate: superseded by line {}", last_line)
+    good = good.with_columns(last_line=pl.col("line").max().over("email_ok"))
+    superseded = good.filter(pl.col("line") != pl.col("last_line")).with_columns(
+        reason=pl.format("duplicate: superseded by line {}", pl.col("last_line"))
     )
-    good = good.filter(pl.col("line") == last_line)
-    bad = pl.concat([df.filter(pl.col("reason").is_not_null()), superseded])
+    good = good.filter(pl.col("line") == pl.col("last_line"))
+    bad = pl.concat([df.filter(pl.col("reason").is_not_null()), superseded.drop("last_line")])
     good = good.select(
         email=pl.col("email_ok"), email_original="email_original",
         first_name="first_name", last_name="last_name", attributes="attributes",

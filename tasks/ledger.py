@@ -63,6 +63,17 @@ class LedgerWriter:
             raise MailflowError(f"{path}: another process is sending this chunk") from None
         self._pending = 0
         self._seq = 0
+        self._end_torn_line()
+
+    def _end_torn_line(self) -> None:
+        """A killed writer may have left half a record: end it so the next record starts clean."""
+        size = self.path.stat().st_size
+        if size:
+            with self.path.open("rb") as fh:
+                fh.seek(size - 1)
+                if fh.read(1) != b"\n":
+                    self._fh.write(b"\n")
+                    self.sync()
 
     def append(self, record: LedgerRecord) -> None:
         self._seq += 1

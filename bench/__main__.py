@@ -1,0 +1,65 @@
+"""Run every benchmark module, print one table of figures and ratios, write bench/out/results.json."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from bench import MissingTool
+
+# Each module has `run() -> list[dict]` returning rows made with `bench.row`; add new ones here.
+BENCHMARKS = ["bench.send_bench"]
+OUT = Path(__file__).resolve().parent / "out" / "results.json"
+COLUMNS = ("benchmark", "figure", "unit", "baseline", "ratio")
+
+
+def fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.0f}" if abs(value) >= 100 else f"{value:.2f}" if abs(value) >= 0.1 else f"{value:.3f}"
+    return str(value)
+
+
+def table(rows: list[dict]) -> str:
+    cells = [COLUMNS] + [tuple(fmt(r[c]) for c in COLUMNS) for r in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
+    right = {1, 4}  # numbers
+    lines = [" | ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths)))
+             for line in cells]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def main() -> int:
+    rows: list[dict] = []
+    for name in BENCHMARKS:
+        try:
+            rows += importlib.import_module(name).run()
+        except MissingTool as exc:
+            print(f"bench: {exc}", file=sys.stderr)
+            return 2
+        except Exception:
+            traceback.print_exc()
+            print(f"bench: {name} failed; no results written", file=sys.stderr)
+            return 1
+    print(table(rows))
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    print(f"\nwrote {OUT}")
+    problems = sorted({r["problem"] for r in rows if r.get("problem")})
+    for problem in problems:
+        print(f"PROBLEM: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # A hung send leaves worker threads behind; do not wait for them at exit.
+    os._exit(code)

@@ -1,0 +1,62 @@
+"""Shared fixtures: settings in a temporary home, a temporary warehouse, a real SMTP receiver."""
+
+from __future__ import annotations
+
+import os
+
+# Before Prefect is imported anywhere: no analytics, no network, quiet console.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from mailflow.receiver import USER_UNKNOWN, Receiver  # noqa: E402
+from mailflow.settings import load_settings  # noqa: E402
+from tasks.warehouse import connect  # noqa: E402
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def receiver():
+    """A real aiosmtpd on a free loopback port that records what it accepts and refuses gone.example."""
+    with Receiver(record=True, replies={"gone.example": USER_UNKNOWN}) as rx:
+        yield rx
+
+
+@pytest.fixture
+def settings(home: Path, receiver: Receiver):
+    return load_settings(
+        overrides={"home": str(home), "smtp": {"pools": {"default": {"relays": [f"127.0.0.1:{receiver.port}"], "connections": 4}}},
+                   "send": {"chunk_size": 50}},
+        environ={},
+    )
+
+
+@pytest.fixture
+def con(home: Path):
+    """A fresh, migrated warehouse file in the test's own directory."""
+    with connect(home / "mailflow.duckdb") as connection:
+        yield connection
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One Prefect test server for the whole session: flows start once, not per test."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def write_csv(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path

@@ -1,0 +1,62 @@
+"""Aggregate: ledgers fold into deliveries; reloading changes nothing; newer outcomes win."""
+
+import json
+
+from tasks.aggregate import load_ledgers
+from tasks.ledger import LedgerRecord, LedgerWriter, ledger_path
+from tasks.plan import plan
+from tasks.campaign import CampaignSpec
+from tasks.ingest import ingest_file
+from tests.conftest import write_csv
+
+SPEC = CampaignSpec(name="News", campaign_id="news", from_addr="a@example.com", subject="s", template="newsletter")
+
+
+def record(sid, status, attempt=1, code=250):
+    return LedgerRecord("news", sid, "A", 0, status, code, None, "", attempt)
+
+
+def planned(con, home, tmp_path, n=3):
+    rows = "".join(f"u{i}@example.com\n" for i in range(n))
+    ingest_file(con, write_csv(tmp_path / "s.csv", "email\n" + rows))
+    plan(con, home, SPEC, 100)
+
+
+def test_load_is_idempotent_and_sets_campaign_status(con, home, tmp_path):
+    planned(con, home, tmp_path)
+    with LedgerWriter(ledger_path(home, "news", 0)) as w:
+        w.append(record(1, "delivered"))
+        w.append(record(2, "bounced", code=550))
+    first = load_ledgers(con, home)
+    assert first == {"files_loaded": 1, "records_read": 2, "deliveries": 2}
+    assert con.execute("SELECT status FROM campaigns").fetchone()[0] == "sending"
+    assert load_ledgers(con, home)["files_loaded"] == 0
+    with LedgerWriter(ledger_path(home, "news", 0)) as w:
+        w.append(record(3, "delivered"))
+    assert load_ledgers(con, home) == {"files_loaded": 1, "records_read": 3, "deliveries": 3}
+    assert con.execute("SELECT status FROM campaigns").fetchone()[0] == "sent"
+    stats = con.execute("SELECT audience, delivered, bounced, pending FROM campaign_stats").fetchone()
+    assert stats == (3, 2, 1, 0)
+
+
+def test_latest_outcome_wins_and_attempts_are_kept(con, home, tmp_path):
+    planned(con, home, tmp_path)
+    with LedgerWriter(ledger_path(home, "news", 0)) as w:
+        w.append(record(1, "deferred", code=451))
+        w.append(record(1, "delivered", attempt=2))
+    load_ledgers(con, home)
+    assert con.execute("SELECT status, attempts, smtp_code FROM deliveries").fetchone() == ("delivered", 2, 250)
+
+
+def test_a_torn_record_is_skipped_not_fatal(con, home, tmp_path):
+    planned(con, home, tmp_path)
+    path = ledger_path(home, "news", 0)
+    with LedgerWriter(path) as w:
+        w.append(record(1, "delivered"))
+    with path.open("ab") as fh:
+        fh.write(b'{"campaign_id": "news", "subscr')
+    with LedgerWriter(path) as w:  # the resumed writer ends the torn line first
+        w.append(record(2, "delivered"))
+    assert load_ledgers(con, home)["deliveries"] == 2
+    lines = path.read_text().splitlines()
+    assert json.loads(lines[-1])["subscriber_id"] == 2

@@ -1,0 +1,38 @@
+"""The flows under Prefect's test harness: the demo loop end to end, twice."""
+
+import mailbox
+
+import pytest
+
+from flows.demo import REJECTED_DOMAIN, demo
+from mailflow import SAMPLES_DIR
+from tasks.warehouse import connect
+
+pytestmark = [pytest.mark.flow, pytest.mark.integration]
+
+
+def test_demo_runs_the_whole_loop_and_a_rerun_duplicates_nothing(prefect_harness, home):
+    first = demo(overrides={"home": str(home)})
+    total = first["report"]["total"]
+    rejected = sum(1 for line in (SAMPLES_DIR / "subscribers.csv").read_text().splitlines() if f"@{REJECTED_DOMAIN}," in line)
+    assert total["audience"] == first["planned"]["audience_size"] > 2000
+    assert total["bounced"] == rejected > 0
+    assert total["delivered"] + total["bounced"] == total["audience"] and total["pending"] == 0
+    assert len(mailbox.Maildir(str(home / "maildir"), create=False)) == total["delivered"]
+    assert first["aggregated"]["deliveries"] == total["audience"]
+
+    second = demo(overrides={"home": str(home)})
+    assert second["ingested"][0]["already_ingested"] and second["planned"]["already_planned"]
+    assert second["sent"].get("delivered", 0) == 0 and second["sent"]["skipped"] == total["audience"]
+    assert second["report"]["total"] == total
+    assert len(mailbox.Maildir(str(home / "maildir"), create=False)) == total["delivered"]
+    with connect(home / "mailflow.duckdb", read_only=True) as con:
+        subscribers, deliveries, distinct = con.execute(
+            "SELECT (SELECT count(*) FROM subscribers), count(*), count(DISTINCT subscriber_id) FROM deliveries"
+        ).fetchone()
+        bounced_domains = con.execute(
+            "SELECT DISTINCT split_part(s.email, '@', 2) FROM deliveries d JOIN subscribers s USING (subscriber_id) "
+            "WHERE d.status = 'bounced'").fetchall()
+    assert deliveries == distinct == total["audience"]
+    assert subscribers == first["ingested"][0]["accepted"]
+    assert bounced_domains == [(REJECTED_DOMAIN,)]

@@ -1,0 +1,89 @@
+"""Templates and messages: sandboxed, strict, escaped, and no header injection."""
+
+from email import message_from_bytes
+from email.policy import default
+
+import pytest
+
+from tasks.message import HeaderInjection, build_message
+from tasks.render import CampaignTemplates, RenderError, subscriber_context
+
+CAMPAIGN = {"name": "News", "id": "news"}
+
+
+def templates(tmp_path, html="<p>{{ subscriber.first_name }}</p>", text="{{ subscriber.first_name }}", subject="Hi"):
+    (tmp_path / "t.html.j2").write_text(html)
+    (tmp_path / "t.txt.j2").write_text(text)
+    return CampaignTemplates("t", subject, CAMPAIGN, tmp_path)
+
+
+def test_columns_and_attributes_are_one_mapping():
+    ctx = subscriber_context({"email": "a@x.y", "first_name": None, "attributes": '{"first_name": "Attr", "plan": "pro"}'})
+    assert ctx["first_name"] == "Attr" and ctx["plan"] == "pro"
+    ctx = subscriber_context({"first_name": "Col", "attributes": '{"first_name": "Attr"}'})
+    assert ctx["first_name"] == "Col"
+
+
+def test_sample_template_renders_with_defaults():
+    t = CampaignTemplates("newsletter", "Hello {{ subscriber.first_name | default('friend') }}", CAMPAIGN)
+    out = t.render({"email": "a@example.com", "attributes": "{}"})
+    assert out.subject == "Hello friend"
+    assert "Hello friend," in out.text and "Hello friend," in out.html
+
+
+def test_html_is_escaped_text_is_not(tmp_path):
+    out = templates(tmp_path).render({"first_name": "<b>Tom & Jerry</b>"})
+    assert "&lt;b&gt;Tom &amp; Jerry&lt;/b&gt;" in out.html
+    assert out.text == "<b>Tom & Jerry</b>"
+
+
+def test_undefined_field_fails_instead_of_sending_blanks(tmp_path):
+    with pytest.raises(RenderError, match="UndefinedError"):
+        templates(tmp_path, text="{{ subscriber.no_such_field }}").render({"first_name": "A"})
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "{{ subscriber.__class__.__mro__ }}",
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ campaign.update({'name': 'x'}) }}",
+        "{{ cycler.__init__.__globals__.os }}",
+    ],
+)
+def test_sandbox_refuses_escapes(tmp_path, payload):
+    with pytest.raises(RenderError):
+        templates(tmp_path, text=payload).render({"first_name": "A"})
+
+
+def test_subject_is_one_line(tmp_path):
+    out = templates(tmp_path, subject="Hi\n{{ subscriber.first_name }}").render({"first_name": "A"})
+    assert out.subject == "Hi A"
+
+
+def build(**overrides):
+    fields = dict(from_addr="News <news@example.com>", to_email="ann@example.com", to_name="Ann Müller",
+                  subject="Héllo", html="<p>hi</p>", text="hi", reply_to="help@example.com")
+    return build_message(**(fields | overrides))
+
+
+def test_message_parses_back_with_parts_and_headers():
+    msg = message_from_bytes(build(), policy=default)
+    assert msg["Subject"] == "Héllo"
+    assert msg["To"].addresses[0].display_name == "Ann Müller"
+    assert msg["To"].addresses[0].addr_spec == "ann@example.com"
+    assert msg["Reply-To"] == "help@example.com" and msg["Message-ID"].endswith("@example.com>")
+    parts = [p.get_content_type() for p in msg.iter_parts()]
+    assert parts == ["text/plain", "text/html"]
+    assert msg.get_body(("plain",)).get_content().strip() == "hi"
+    assert b"\r\n" in build() and b"\n" not in build().replace(b"\r\n", b"")
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [("subject", "Hi\r\nBcc: victim@example.org"), ("to_name", "Ann\nBcc: x@y.z"),
+     ("to_email", "a@b.c\r\nX: y"), ("from_addr", "a@b.c\x00")],
+)
+def test_header_injection_is_refused(field, value):
+    with pytest.raises(HeaderInjection):
+        build(**{field: value})

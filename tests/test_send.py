@@ -1,0 +1,114 @@
+"""Sending over a real SMTP server on loopback: outcomes, the ledger, resume without resending."""
+
+import asyncio
+import json
+
+import polars as pl
+import pytest
+
+from mailflow.receiver import Receiver, free_port
+from mailflow.settings import Relay
+from tasks.campaign import CampaignSpec
+from tasks.ledger import LedgerWriter, ledger_path, logged_subscribers
+from tasks.message import Envelope
+from tasks.send import send_chunk
+from tasks.smtp import deliver_all, outcome_of_reply
+
+pytestmark = pytest.mark.integration
+
+SPEC = CampaignSpec(name="News", campaign_id="news", from_addr="News <news@example.com>",
+                    subject="Hi {{ subscriber.first_name | default('there') }}", template="newsletter")
+
+
+def write_chunk(path, emails, chunk_id=0, names=None):
+    frame = pl.DataFrame({
+        "chunk_id": [chunk_id] * len(emails), "subscriber_id": list(range(1, len(emails) + 1)),
+        "variant": ["A"] * len(emails), "email": emails,
+        "first_name": names or [f"N{i}" for i in range(len(emails))], "last_name": [None] * len(emails),
+        "attributes": ['{"plan": "pro"}'] * len(emails),
+    }, schema_overrides={"chunk_id": pl.Int32, "subscriber_id": pl.Int64, "last_name": pl.String})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.write_parquet(path)
+    return path
+
+
+def ledger(settings, chunk_id=0):
+    path = ledger_path(settings.home, "news", chunk_id)
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.parametrize(
+    "code,message,status,enhanced",
+    [(250, "2.0.0 Ok", "delivered", "2.0.0"), (450, "4.2.1 try later", "deferred", "4.2.1"),
+     (550, "5.1.1 <a@b.c>: user unknown", "bounced", "5.1.1"), (554, "no enhanced code", "bounced", None)],
+)
+def test_reply_mapping(code, message, status, enhanced):
+    outcome = outcome_of_reply(code, message)
+    assert (outcome.status, outcome.enhanced_status) == (status, enhanced)
+    assert "@" not in outcome.detail
+
+
+def test_chunk_is_delivered_and_every_recipient_logged_once(settings, receiver, tmp_path):
+    emails = [f"u{i}@example.com" for i in range(30)] + ["x@gone.example"]
+    counts = asyncio.run(send_chunk(settings, SPEC, write_chunk(tmp_path / "c.parquet", emails)))
+    assert counts["delivered"] == 30 and counts["bounced"] == 1
+    assert sorted(r for m in receiver.received for r in m.recipients) == sorted(emails[:30])
+    records = ledger(settings)
+    assert sorted(r["subscriber_id"] for r in records) == list(range(1, 32))
+    bounced = [r for r in records if r["status"] == "bounced"]
+    assert bounced[0]["smtp_code"] == 550 and bounced[0]["enhanced_status"] == "5.1.1"
+    assert "gone.example" not in json.dumps(records), "the ledger must not carry addresses"
+
+
+def test_rerun_skips_logged_recipients(settings, receiver, tmp_path):
+    chunk = write_chunk(tmp_path / "c.parquet", [f"u{i}@example.com" for i in range(10)])
+    path = ledger_path(settings.home, "news", 0)
+    with LedgerWriter(path) as writer:  # a killed run had logged the first four
+        for sid in range(1, 5):
+            writer.append(type("R", (), {"__dict__": {"subscriber_id": sid, "status": "delivered"}})())
+        writer._fh.write(b'{"subscriber_id": 5, "sta')  # and died mid-record
+    counts = asyncio.run(send_chunk(settings, SPEC, chunk))
+    assert counts["skipped"] == 4 and counts["delivered"] == 6
+    assert sorted(r for m in receiver.received for r in m.recipients) == [f"u{i}@example.com" for i in range(4, 10)]
+    assert logged_subscribers(path) == set(range(1, 11))
+
+
+def test_header_injection_fails_one_recipient_only(settings, receiver, tmp_path):
+    chunk = write_chunk(tmp_path / "c.parquet", ["a@example.com", "b@example.com"], names=["Ann", "Eve\r\nBcc: x@example.org"])
+    counts = asyncio.run(send_chunk(settings, SPEC, chunk))
+    assert counts == {"skipped": 0, "delivered": 1, "failed": 1}
+    failed = [r for r in ledger(settings) if r["status"] == "failed"]
+    assert "line break" in failed[0]["detail"]
+    assert len(receiver.received) == 1
+
+
+def test_a_second_sender_of_the_same_chunk_is_refused(settings, tmp_path):
+    from mailflow.errors import MailflowError
+
+    path = ledger_path(settings.home, "news", 0)
+    with LedgerWriter(path):
+        with pytest.raises(MailflowError, match="another process"):
+            LedgerWriter(path)
+
+
+def test_unreachable_relay_defers_every_recipient():
+    async def run():
+        relay = Relay("127.0.0.1", free_port())
+        items = [(i, Envelope("a@example.com", f"r{i}@example.com", b"Subject: x\r\n\r\nx\r\n")) for i in range(5)]
+        return [o async for _, o in deliver_all(items, relay, 2, "test.example", 5)]
+
+    outcomes = asyncio.run(run())
+    assert len(outcomes) == 5 and {o.status for o in outcomes} == {"deferred"}
+    assert all(o.smtp_code is None for o in outcomes)
+
+
+def test_temporary_refusal_is_deferred_and_connection_reused():
+    with Receiver(record=True, replies={"busy.example": "450 4.2.1 Mailbox busy, try later"}) as rx:
+        async def run():
+            items = [(i, Envelope("a@example.com", f"r{i}@{'busy' if i % 2 else 'ok'}.example",
+                                  b"Subject: x\r\n\r\nx\r\n")) for i in range(6)]
+            return {k: o async for k, o in deliver_all(items, Relay("127.0.0.1", rx.port), 1, "t.example", 5)}
+
+        outcomes = asyncio.run(run())
+    assert [outcomes[i].status for i in range(6)] == ["delivered", "deferred"] * 3
+    assert len(rx.received) == 3

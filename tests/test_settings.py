@@ -1,0 +1,70 @@
+"""Settings: defaults < file < environment < overrides, frozen, with clear errors."""
+
+from pathlib import Path
+
+import pytest
+
+from mailflow.errors import MailflowError
+from mailflow.settings import Relay, load_settings
+
+
+def test_defaults_need_no_file_or_environment(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    s = load_settings(environ={})
+    assert s.home == Path("data")
+    assert s.warehouse == Path("data/mailflow.duckdb")
+    assert [str(r) for r in s.pool("default").relays] == ["127.0.0.1:2525"]
+
+
+def test_file_then_environment_then_overrides(tmp_path):
+    config = tmp_path / "m.toml"
+    config.write_text('home = "from-file"\n[smtp]\nhelo = "file.example"\n[smtp.pools.bulk]\nrelays = ["10.0.0.1:25"]\nconnections = 3\n')
+    env = {"MAILFLOW_SMTP__HELO": "env.example", "MAILFLOW_SMTP__POOLS__BULK__CONNECTIONS": "5", "OTHER": "x"}
+    s = load_settings(config, overrides={"home": "over"}, environ=env)
+    assert s.home == Path("over")
+    assert s.smtp.helo == "env.example"
+    assert s.pool("bulk").connections == 5
+    assert s.pool("bulk").relays[0].host == "10.0.0.1"
+
+
+def test_settings_are_frozen():
+    s = load_settings(environ={})
+    with pytest.raises(AttributeError):
+        s.home = Path("elsewhere")  # type: ignore[misc]
+
+
+def test_relay_with_credentials_and_tls():
+    r = Relay.parse("user%40x:p%3Ass@smtp.example.com:587?tls=starttls")
+    assert (r.host, r.port, r.username, r.password, r.tls) == ("smtp.example.com", 587, "user@x", "p:ss", "starttls")
+    assert "p:ss" not in repr(r)
+
+
+@pytest.mark.parametrize("text", ["", "host:notaport", "host:25?tls=maybe"])
+def test_bad_relay_is_a_clear_error(text):
+    with pytest.raises(MailflowError, match="relay"):
+        Relay.parse(text)
+
+
+def test_missing_config_file_and_bad_toml(tmp_path):
+    with pytest.raises(MailflowError, match="not found"):
+        load_settings(tmp_path / "nope.toml", environ={})
+    bad = tmp_path / "bad.toml"
+    bad.write_text("home = [")
+    with pytest.raises(MailflowError, match="not valid TOML"):
+        load_settings(bad, environ={})
+
+
+def test_bad_value_names_the_key():
+    with pytest.raises(MailflowError, match="send.chunk_size"):
+        load_settings(environ={"MAILFLOW_SEND__CHUNK_SIZE": "0"})
+
+
+def test_unknown_pool_lists_known_ones():
+    with pytest.raises(MailflowError, match="known: default"):
+        load_settings(environ={}).pool("mx")
+
+
+def test_example_config_parses():
+    example = Path(__file__).parent.parent / "mailflow.example.toml"
+    s = load_settings(example, environ={})
+    assert s.pool("default").connections >= 1

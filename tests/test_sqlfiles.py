@@ -1,0 +1,41 @@
+"""Named queries: every one parses, and prepares against a fresh warehouse."""
+
+import pytest
+
+from tasks.sqlfiles import parse_queries, queries
+from tasks.warehouse import INPUT_SCHEMAS, empty_input, migrate
+
+
+def test_parse_names_docs_and_sql():
+    text = "-- name: one\n-- why one\nSELECT 1;\n\n-- name: two\nSELECT 2\n"
+    parsed = parse_queries(text, "x.sql")
+    assert list(parsed) == ["one", "two"]
+    assert parsed["one"].doc == "why one"
+    assert parsed["one"].sql == "SELECT 1"
+
+
+def test_duplicate_and_empty_queries_are_refused():
+    with pytest.raises(ValueError, match="twice"):
+        parse_queries("-- name: a\nSELECT 1;\n-- name: a\nSELECT 2;", "x.sql")
+    with pytest.raises(ValueError, match="no SQL"):
+        parse_queries("-- name: a\n-- only a comment\n", "x.sql")
+
+
+def test_every_named_query_prepares(con):
+    for name in INPUT_SCHEMAS:
+        con.register(name, empty_input(name))
+    assert len(queries()) >= 15
+    for query in queries().values():
+        try:
+            con.execute(f"PREPARE check_{query.name} AS {query.sql}")
+        except Exception as exc:  # pragma: no cover - the message is the point
+            pytest.fail(f"{query.source}: {query.name}: {exc}")
+
+
+def test_migrate_is_idempotent_and_recorded(con):
+    assert migrate(con) == []
+    versions = [r[0] for r in con.execute("SELECT version FROM schema_migrations").fetchall()]
+    assert versions == [1]
+    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    assert {"subscribers", "quarantine", "lists", "list_memberships", "suppressions", "campaigns",
+            "campaign_recipients", "deliveries", "campaign_stats"} <= tables

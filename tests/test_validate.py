@@ -1,0 +1,40 @@
+"""Address checks: the fast path never accepts what email-validator rejects."""
+
+import polars as pl
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from tasks.validate import check_address, check_addresses, fast_path_ok
+
+ATOM = st.text(alphabet="abcXYZ019.-_+'!#~@ \"é", min_size=0, max_size=20)
+
+
+def fast(address: str) -> bool:
+    return pl.DataFrame({"e": [address]}).select(fast_path_ok(pl.col("e")))[0, 0]
+
+
+@given(local=ATOM, domain=st.text(alphabet="abc019.-XYZé_", min_size=0, max_size=30))
+@example(local="a", domain="example.test")
+@example(local="a", domain="xn--zz.com")
+@example(local="a", domain="ab--cd.com")
+@example(local="a" * 65, domain="example.com")
+@example(local="a..b", domain="example.com")
+@example(local=".a", domain="example.com")
+@example(local="a", domain="-x.com")
+@example(local="a", domain="x.c0m")
+@example(local="a", domain="localhost")
+@settings(max_examples=400, deadline=None)
+def test_fast_path_is_never_looser_than_email_validator(local, domain):
+    address = f"{local}@{domain}"
+    if fast(address):
+        normalised, error = check_address(address)
+        assert error is None, f"fast path accepted {address!r}: {error}"
+
+
+def test_fast_and_slow_paths_agree_on_the_normal_form():
+    df = pl.DataFrame({"email": ["Ann@Example.COM", "bob@exämple.com", "bad@", None], "line": [2, 3, 4, 5]})
+    out = check_addresses(df)
+    assert out["email_ok"].to_list() == ["Ann@example.com", "bob@exämple.com", None, None]
+    errors = out["email_error"].to_list()
+    assert errors[0] is None and errors[1] is None
+    assert errors[2].startswith("invalid_email") and errors[3].startswith("missing_email")
