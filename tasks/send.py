@@ -36,6 +36,8 @@ def envelope_for(spec: CampaignSpec, templates: CampaignTemplates, row: dict) ->
         )
     except (RenderError, HeaderInjection) as exc:
         return Outcome("failed", None, None, str(exc))
+    except (ValueError, UnicodeError) as exc:  # e.g. an address the MIME layer cannot encode
+        return Outcome("failed", None, None, f"cannot build the message: {type(exc).__name__}")
     return Envelope(envelope_sender(spec.from_addr), row["email"], data)
 
 

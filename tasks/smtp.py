@@ -130,10 +130,12 @@ async def deliver_all(
             await results.put(done)
 
     async def feed() -> None:
-        for item in envelopes:
-            await queue.put(item)
-        for _ in range(connections):
-            await queue.put(done)
+        try:
+            for item in envelopes:
+                await queue.put(item)
+        finally:  # even when building an envelope raised: let the workers finish
+            for _ in range(connections):
+                await queue.put(done)
 
     workers = [asyncio.create_task(worker()) for _ in range(connections)]
     feeder = asyncio.create_task(feed())
@@ -145,7 +147,7 @@ async def deliver_all(
                 finished += 1
             else:
                 yield item
-        await feeder
+        await feeder  # re-raises what stopped the feed, so the caller's task fails and retries
     finally:
         for t in [feeder, *workers]:
             t.cancel()

@@ -112,3 +112,23 @@ def test_temporary_refusal_is_deferred_and_connection_reused():
         outcomes = asyncio.run(run())
     assert [outcomes[i].status for i in range(6)] == ["delivered", "deferred"] * 3
     assert len(rx.received) == 3
+
+
+def test_an_unencodable_address_fails_that_recipient_and_the_chunk_finishes(settings, receiver, tmp_path):
+    chunk = write_chunk(tmp_path / "c.parquet", ["a@example.com", "üser@example.com", "b@example.com"])
+    counts = asyncio.run(asyncio.wait_for(send_chunk(settings, SPEC, chunk), 60))
+    assert counts["delivered"] + counts.get("failed", 0) == 3
+    assert len(ledger(settings)) == 3
+
+
+def test_an_error_while_feeding_fails_the_send_instead_of_hanging():
+    def envelopes():
+        yield 1, Envelope("a@example.com", "r@example.com", b"Subject: x\r\n\r\nx\r\n")
+        raise RuntimeError("broken feed")
+
+    async def run():
+        with Receiver() as rx:
+            return [o async for _, o in deliver_all(envelopes(), Relay("127.0.0.1", rx.port), 2, "t.example", 5)]
+
+    with pytest.raises(RuntimeError, match="broken feed"):
+        asyncio.run(asyncio.wait_for(run(), 60))
