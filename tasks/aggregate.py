@@ -13,7 +13,7 @@ from prefect.cache_policies import NO_CACHE
 from mailflow.settings import Settings
 from tasks.ledger import LEDGER_DIR
 from tasks.sqlfiles import q
-from tasks.warehouse import INPUT_SCHEMAS, connect
+from tasks.warehouse import INPUT_SCHEMAS, connect, inputs, transaction
 
 
 def changed_ledgers(con: duckdb.DuckDBPyConnection, home: Path) -> list[Path]:
@@ -40,19 +40,11 @@ def load_ledgers(con: duckdb.DuckDBPyConnection, home: Path) -> dict[str, int]:
     files = changed_ledgers(con, home)
     frames = {p: read_ledger(p) for p in files}
     records = pl.concat(list(frames.values())) if frames else pl.DataFrame(schema=INPUT_SCHEMAS["input_ledger"])
-    con.register("input_ledger", records)
-    try:
-        con.execute("BEGIN")
+    with inputs(con, input_ledger=records), transaction(con):
         con.execute(q("upsert_deliveries"))
         for path, frame in frames.items():
             con.execute(q("record_loaded_file"), {"path": str(path), "bytes": _whole_bytes(path), "rows": frame.height})
         con.execute(q("refresh_campaign_status"))
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
-    finally:
-        con.unregister("input_ledger")
     total = con.execute(q("count_deliveries")).fetchone()[0]
     return {"files_loaded": len(files), "records_read": records.height, "deliveries": total}
 

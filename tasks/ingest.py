@@ -16,7 +16,7 @@ from mailflow.errors import MailflowError
 from mailflow.settings import Settings
 from tasks.sqlfiles import q
 from tasks.validate import check_addresses
-from tasks.warehouse import connect
+from tasks.warehouse import connect, inputs, transaction
 
 KNOWN_COLUMNS = ("email", "first_name", "last_name")
 CONTROL_CHARS = r"[\x00-\x08\x0b-\x1f\x7f]|[\r\n]"
@@ -105,10 +105,7 @@ def upsert(
     if previous:
         return IngestResult(source, previous[0], rows_read, 0, 0, good.height, bad.height, already_ingested=True)
     batch_id = uuid.uuid4().hex
-    con.register("input_subscribers", good)
-    con.register("input_quarantine", bad)
-    try:
-        con.execute("BEGIN")
+    with inputs(con, input_subscribers=good, input_quarantine=bad), transaction(con):
         accepted, updated, unchanged = con.execute(q("classify_input_subscribers")).fetchone()
         con.execute(q("upsert_subscribers"))
         if list_name:
@@ -118,13 +115,6 @@ def upsert(
         result = IngestResult(source, batch_id, rows_read, accepted, updated, unchanged, bad.height)
         counts = {k: v for k, v in result.as_dict().items() if k != "already_ingested"}
         con.execute(q("record_batch"), counts | {"sha": sha, "list_name": list_name})
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
-    finally:
-        con.unregister("input_subscribers")
-        con.unregister("input_quarantine")
     return result
 
 

@@ -16,7 +16,7 @@ from mailflow.errors import MailflowError
 from mailflow.settings import Settings
 from tasks.campaign import CampaignSpec
 from tasks.sqlfiles import q
-from tasks.warehouse import connect
+from tasks.warehouse import connect, transaction
 
 MANIFEST = "campaign.json"
 
@@ -70,18 +70,13 @@ def freeze_audience(con: duckdb.DuckDBPyConnection, spec: CampaignSpec, chunk_si
     except duckdb.Error as exc:
         raise MailflowError(f"campaign field 'where': {str(exc).splitlines()[0]}") from None
     params = {"campaign_id": spec.campaign_id}
-    con.execute("BEGIN")
-    try:
+    with transaction(con):
         con.execute(q("insert_campaign"), params | {"name": spec.name, "spec": json.dumps(spec.as_dict())})
         con.execute(
             with_condition(q("freeze_audience"), spec.where),
             params | {"chunk_size": chunk_size, "lists": list(spec.lists)},
         )
         con.execute(q("set_campaign_audience"), params)
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
     return True
 
 

@@ -53,6 +53,31 @@ def connect(path: Path | str, read_only: bool = False) -> Iterator[duckdb.DuckDB
         con.close()
 
 
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """All of the block or none of it."""
+    con.begin()
+    try:
+        yield
+    except BaseException:
+        con.rollback()
+        raise
+    con.commit()
+
+
+@contextmanager
+def inputs(con: duckdb.DuckDBPyConnection, **frames: pl.DataFrame) -> Iterator[None]:
+    """Frames visible to named queries under their INPUT_SCHEMAS names for the block."""
+    for name, frame in frames.items():
+        assert name in INPUT_SCHEMAS, f"{name} is not a declared input relation"
+        con.register(name, frame)
+    try:
+        yield
+    finally:
+        for name in frames:
+            con.unregister(name)
+
+
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Apply the numbered migrations not yet recorded, then the views; return the names applied."""
     migrations = schema_migrations()
@@ -64,14 +89,9 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     for version, name, sql in migrations:
         if version == 0 or version in applied:
             continue
-        con.execute("BEGIN")
-        try:
+        with transaction(con):
             con.execute(sql)
             con.execute(q("record_migration"), {"version": version, "name": name})
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
         done.append(name)
     for _, sql in view_definitions():  # views are code, not data: always the current definition
         con.execute(sql)
