@@ -22,7 +22,7 @@ def demo(config: str | None = None, overrides: dict | None = None) -> dict:
     maildir = settings.home / "maildir"
     with Receiver(maildir=maildir, replies={REJECTED_DOMAIN: USER_UNKNOWN}) as receiver:
         local = {**(overrides or {}), "smtp": {"pools": {"default": {"relays": [f"127.0.0.1:{receiver.port}"]}}}}
-        ingested = ingest([str(SAMPLES_DIR / "subscribers.csv")], "newsletter", config, local)
+        ingested = ingest([str(SAMPLES_DIR / "subscribers.csv")], list_name="newsletter", config=config, overrides=local)
         planned = plan_campaign(str(SAMPLES_DIR / "campaign.yaml"), config, local)
         sent = send_campaign(planned["campaign_id"], config, local)
     aggregated = aggregate_engagement(config, local)

@@ -7,10 +7,30 @@ from pathlib import Path
 from prefect import flow
 
 from mailflow.settings import load_settings
-from tasks.ingest import ingest_file_task
+from tasks.ingest import IngestOptions, ingest_file_task
+from tasks.normalise import load_mapping
+from tasks.screen import ScreenOptions
 
 
 @flow(name="ingest")
-def ingest(paths: list[str], list_name: str | None = None, config: str | None = None, overrides: dict | None = None) -> list[dict]:
+def ingest(
+    paths: list[str],
+    list_name: str | None = None,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    column_map: list[str] | None = None,
+    mapping_file: str | None = None,
+    allow_resubscribe: bool = False,
+    check_mx: bool = False,
+    reject_role_accounts: bool = False,
+    reject_disposable: bool = False,
+    config: str | None = None,
+    overrides: dict | None = None,
+) -> list[dict]:
     settings = load_settings(config, overrides)
-    return [ingest_file_task(settings, Path(path), list_name) for path in paths]
+    mapping = load_mapping(Path(mapping_file) if mapping_file else None, tuple(column_map or ()))
+    options = IngestOptions(
+        list_name=list_name, encoding=encoding, delimiter=delimiter, allow_resubscribe=allow_resubscribe,
+        check_mx=check_mx, screen=ScreenOptions(mapping, (), reject_role_accounts, reject_disposable),
+    )
+    return [ingest_file_task(settings, Path(path), options) for path in paths]

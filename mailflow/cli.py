@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import sys
 import traceback
@@ -65,17 +66,118 @@ def init(ctx: Context) -> None:
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.argument("paths", nargs=-1, required=True)
 @click.option("--list", "list_name", help="Add the subscribers to this list.")
+@click.option("--encoding", help="The files' text encoding when not UTF-8 (cp1252, latin-1, shift_jis ...).")
+@click.option("--delimiter", help="CSV field delimiter (default: sniffed from the header).")
+@click.option("--map", "column_map", multiple=True, metavar="SOURCE=TARGET", help="Rename a column, e.g. --map 'E-mail=email'.")
+@click.option("--mapping", "mapping_file", type=click.Path(dir_okay=False), help="YAML file with columns: and types: sections.")
+@click.option("--allow-resubscribe", is_flag=True, help="Let rows with newer explicit consent re-activate unsubscribed addresses.")
+@click.option("--check-mx", is_flag=True, help="Quarantine addresses whose domain has no mail exchanger (DNS).")
+@click.option("--reject-role-accounts", is_flag=True, help="Quarantine info@, support@ and other shared mailboxes.")
+@click.option("--reject-disposable", is_flag=True, help="Quarantine addresses at throwaway-mail domains.")
 @pass_ctx
-def ingest(ctx: Context, paths: tuple[str, ...], list_name: str | None) -> None:
-    """Ingest subscribers from CSV files; bad rows go to the quarantine table."""
-    for path in paths:
-        if not Path(path).is_file():
-            raise MailflowError(f"{path}: no such file")
+def ingest(ctx: Context, paths: tuple[str, ...], list_name: str | None, encoding: str | None, delimiter: str | None,
+           column_map: tuple[str, ...], mapping_file: str | None, allow_resubscribe: bool, check_mx: bool,
+           reject_role_accounts: bool, reject_disposable: bool) -> None:
+    """Ingest subscribers (CSV, TSV, Parquet, JSON, NDJSON; gzip too); bad rows go to the quarantine table."""
+    files = expand_paths(paths)
+    from tasks.normalise import load_mapping
+
+    load_mapping(Path(mapping_file) if mapping_file else None, column_map)  # fail fast, before Prefect starts
     from flows.ingest import ingest as flow
 
-    ctx.emit(flow(list(paths), list_name, ctx.config, ctx.overrides), print_ingest)
+    results = flow(files, list_name=list_name, encoding=encoding, delimiter=delimiter, column_map=list(column_map),
+                   mapping_file=mapping_file, allow_resubscribe=allow_resubscribe, check_mx=check_mx,
+                   reject_role_accounts=reject_role_accounts, reject_disposable=reject_disposable,
+                   config=ctx.config, overrides=ctx.overrides)
+    ctx.emit(results, print_ingest)
+
+
+def expand_paths(patterns: tuple[str, ...]) -> list[str]:
+    """Paths as given, and glob patterns (quoted so the shell left them) expanded."""
+    files: list[str] = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+        if not matches:
+            raise MailflowError(f"{pattern}: no file matches")
+        for path in matches:
+            if not Path(path).is_file():
+                raise MailflowError(f"{path}: no such file")
+        files += matches
+    return files
+
+
+@cli.group()
+def lists() -> None:
+    """Block and allow rules for addresses: a@b.c, *@domain, re:REGEX."""
+
+
+@lists.command("block")
+@click.argument("pattern")
+@pass_ctx
+def lists_block(ctx: Context, pattern: str) -> None:
+    """Block an address, a domain (*@domain) or a regex (re:...): quarantined at ingest, left out of plans."""
+    _add_rule(ctx, pattern, "block")
+
+
+@lists.command("allow")
+@click.argument("pattern")
+@pass_ctx
+def lists_allow(ctx: Context, pattern: str) -> None:
+    """Exempt an address, domain or regex from every block rule."""
+    _add_rule(ctx, pattern, "allow")
+
+
+@lists.command("remove")
+@click.argument("pattern")
+@pass_ctx
+def lists_remove(ctx: Context, pattern: str) -> None:
+    """Remove a block or allow rule."""
+    from tasks.rules import remove_rule
+    from tasks.warehouse import connect
+
+    with connect(ctx.settings().warehouse) as con:
+        if not remove_rule(con, pattern):
+            raise MailflowError(f"no rule {pattern!r} (see `mailflow lists show`)")
+    ctx.emit({"removed": pattern}, lambda d: click.echo(f"removed rule {pattern}"))
+
+
+@lists.command("show")
+@pass_ctx
+def lists_show(ctx: Context) -> None:
+    """The block and allow rules."""
+    from tasks.rules import load_rules
+    from tasks.warehouse import connect
+
+    with connect(ctx.settings().warehouse) as con:
+        rules = load_rules(con)
+    ctx.emit([r.__dict__ for r in rules],
+             lambda d: print_rows(["action", "pattern", "kind"], [(r.action, r.pattern, r.kind) for r in rules]))
+
+
+def _add_rule(ctx: Context, pattern: str, action: str) -> None:
+    from tasks.rules import add_rule
+    from tasks.warehouse import connect
+
+    with connect(ctx.settings().warehouse) as con:
+        rule = add_rule(con, pattern, action)
+    ctx.emit(rule.__dict__, lambda d: click.echo(f"{action} {rule.kind} rule: {rule.pattern}"))
+
+
+@cli.command()
+@click.argument("table", type=click.Choice(["subscribers", "quarantine"]))
+@click.option("--output", "-o", type=click.Path(dir_okay=False), required=True, help="File to write (.csv or .parquet).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), help="Default: from the file name.")
+@pass_ctx
+def export(ctx: Context, table: str, output: str, fmt: str | None) -> None:
+    """Export subscribers or the quarantine as formula-safe CSV or as Parquet."""
+    from tasks.export import export_table
+    from tasks.warehouse import connect
+
+    with connect(ctx.settings().warehouse, read_only=True) as con:
+        rows = export_table(con, table, Path(output), fmt)
+    ctx.emit({"table": table, "rows": rows, "output": output}, lambda d: click.echo(f"wrote {rows} rows to {output}"))
 
 
 @cli.command()

@@ -21,13 +21,19 @@ def print_rows(names: list[str], rows: list[tuple]) -> None:
 
 def print_ingest(results: list[dict]) -> None:
     for r in results:
-        note = " (same file ingested before: nothing changed)" if r["already_ingested"] else ""
+        note = " (same file ingested before: nothing changed)" if r["already_ingested"] else f" in {r['seconds']:.1f} s"
         click.echo(
             f"{r['source']}: {r['rows_read']} rows read = {r['accepted']} new + {r['updated']} updated"
             f" + {r['unchanged']} unchanged + {r['quarantined']} quarantined{note}"
         )
+        if r.get("resubscribes_refused"):
+            click.echo(f"  {r['resubscribes_refused']} rows asked to re-subscribe an unsubscribed address and were not allowed"
+                       " (needs --allow-resubscribe and consent newer than the unsubscribe)")
+        for run in r.get("validation", []):
+            failed = [f"{e['rule']} ({e['unexpected']})" for e in run["expectations"] if not e["success"]]
+            click.echo(f"  expectations: {'all passed' if not failed else 'failed ' + ', '.join(failed)}")
     if any(r["quarantined"] for r in results):
-        click.echo("see the quarantine: mailflow sql \"select line, reason from quarantine order by ingested_at desc, line\"")
+        click.echo("see the quarantine: mailflow sql \"select source, line, reason from quarantine order by ingested_at desc, line\"")
 
 
 def send_line(counts: dict) -> str:

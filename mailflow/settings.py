@@ -21,6 +21,7 @@ DEFAULTS: dict[str, Any] = {
         "pools": {"default": {"relays": ["127.0.0.1:2525"], "connections": 8}},
     },
     "send": {"chunk_size": 1000},
+    "dns": {"nameservers": [], "port": 53, "timeout": 5.0},
     "dkim": {"domain": "", "selector": "", "private_key_file": "", "private_key": ""},
     "tracking": {"base_url": "http://127.0.0.1:8080", "secret": ""},
     "bounces": {"imap": {"url": ""}},
@@ -81,6 +82,13 @@ class SendSettings:
 
 
 @dataclass(frozen=True)
+class DnsSettings:
+    nameservers: tuple[str, ...]  # empty: the system's resolver (/etc/resolv.conf)
+    port: int
+    timeout: float
+
+
+@dataclass(frozen=True)
 class DkimSettings:
     domain: str
     selector: str
@@ -99,6 +107,7 @@ class Settings:
     home: Path
     smtp: SmtpSettings
     send: SendSettings
+    dns: DnsSettings
     dkim: DkimSettings
     tracking: TrackingSettings
     bounce_imap_url: str
@@ -192,6 +201,11 @@ def _build(tree: dict[str, Any]) -> Settings:
         ),
         send=SendSettings(
             chunk_size=_positive_int(send["chunk_size"], "send.chunk_size"),
+        ),
+        dns=DnsSettings(
+            nameservers=tuple(str(n) for n in _as_list(tree["dns"]["nameservers"], "dns.nameservers")),
+            port=_positive_int(tree["dns"]["port"], "dns.port"),
+            timeout=float(tree["dns"]["timeout"]),
         ),
         dkim=DkimSettings(**{k: str(dkim.get(k, "")) for k in ("domain", "selector", "private_key_file", "private_key")}),
         tracking=TrackingSettings(base_url=str(tracking["base_url"]), secret=str(tracking["secret"])),

@@ -1,25 +1,41 @@
-"""Ingest subscribers: read a file, normalise, check each row, upsert good rows, quarantine the rest."""
+"""Ingest one subscriber file: read in batches, screen every row, upsert the good, quarantine the rest."""
 
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
-from dataclasses import asdict, dataclass
+import zlib
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
-import polars as pl
 from prefect import task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from mailflow.errors import MailflowError
 from mailflow.settings import Settings
+from tasks.checks import failing_checks
+from tasks.expectations import SUITE, write_result
+from tasks.readers import BATCH_BYTES, read_batches
+from tasks.report import markdown_table
+from tasks.rules import load_rules
+from tasks.screen import ScreenOptions, screen
 from tasks.sqlfiles import q
-from tasks.validate import check_addresses
 from tasks.warehouse import connect, inputs, transaction
 
-KNOWN_COLUMNS = ("email", "first_name", "last_name")
-CONTROL_CHARS = r"[\x00-\x08\x0b-\x1f\x7f]|[\r\n]"
+
+@dataclass(frozen=True)
+class IngestOptions:
+    list_name: str | None = None
+    encoding: str | None = None
+    delimiter: str | None = None
+    allow_resubscribe: bool = False
+    check_mx: bool = False
+    batch_bytes: int = BATCH_BYTES
+    screen: ScreenOptions = field(default_factory=ScreenOptions)
 
 
 @dataclass(frozen=True)
@@ -31,101 +47,133 @@ class IngestResult:
     updated: int
     unchanged: int
     quarantined: int
+    resubscribes_refused: int = 0
+    seconds: float = 0.0
     already_ingested: bool = False
+    validation: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def read_subscribers(path: Path) -> pl.DataFrame:
-    """Every field as text plus `line` (the record's line in the file) and `raw` (its fields)."""
-    if not path.is_file():
-        raise MailflowError(f"{path}: no such file")
-    separator = "\t" if path.name.endswith((".tsv", ".tsv.gz")) else ","
-    try:
-        df = pl.read_csv(path, infer_schema=False, separator=separator, encoding="utf8")
-    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError) as exc:
-        raise MailflowError(f"{path}: not a readable CSV file ({str(exc).splitlines()[0]})") from None
-    df = df.rename({c: c.strip().lower().replace(" ", "_").replace("-", "_") for c in df.columns})
-    if "email" not in df.columns:
-        raise MailflowError(f"{path}: no email column (columns are: {', '.join(df.columns)})")
-    raw = pl.struct(pl.all()).struct.json_encode()
-    return df.with_columns(raw=raw).with_row_index("line", offset=2).with_columns(pl.col("line").cast(pl.Int64))
-
-
-def normalise(df: pl.DataFrame) -> pl.DataFrame:
-    """Trim every text field; attributes are the columns mailflow has no column for."""
-    fields = [c for c in df.columns if c not in ("line", "raw")]
-    df = df.with_columns(pl.col(fields).str.strip_chars())
-    for column in KNOWN_COLUMNS:
-        if column not in df.columns:
-            df = df.with_columns(pl.lit(None, pl.String).alias(column))
-    extra = [c for c in fields if c not in KNOWN_COLUMNS]
-    attributes = pl.struct(extra).struct.json_encode() if extra else pl.lit("{}")
-    return df.with_columns(email_original=pl.col("email"), attributes=attributes)
-
-
-def split_rows(df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(good rows, quarantined rows with a reason). Within a file the last row of an address wins."""
-    fields = [c for c in df.columns if c not in ("line", "raw", "email_original", "attributes")]
-    bad_field = pl.coalesce(
-        [pl.when(pl.col(c).str.contains(CONTROL_CHARS)).then(pl.lit(f"control_characters: field {c}")) for c in fields]
-    )
-    df = check_addresses(df.with_columns(field_error=bad_field))
-    df = df.with_columns(reason=pl.coalesce("field_error", "email_error"))
-    good = df.filter(pl.col("reason").is_null())
-    good = good.with_columns(last_line=pl.col("line").max().over("email_ok"))
-    superseded = good.filter(pl.col("line") != pl.col("last_line")).with_columns(
-        reason=pl.format("duplicate: superseded by line {}", pl.col("last_line"))
-    )
-    good = good.filter(pl.col("line") == pl.col("last_line"))
-    bad = pl.concat([df.filter(pl.col("reason").is_not_null()), superseded.drop("last_line")])
-    good = good.select(
-        email=pl.col("email_ok"), email_original="email_original",
-        first_name="first_name", last_name="last_name", attributes="attributes",
-    )
-    return good, bad.select("line", "reason", "raw").sort("line")
-
-
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
+    try:
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    except FileNotFoundError:
+        raise MailflowError(f"{path}: no such file") from None
     return digest.hexdigest()
 
 
-def upsert(
-    con: duckdb.DuckDBPyConnection, source: str, sha: str, good: pl.DataFrame, bad: pl.DataFrame,
-    list_name: str | None,
-) -> IngestResult:
-    """One transaction: new rows inserted, changed rows updated, bad rows quarantined, batch recorded."""
-    previous = con.execute(q("find_batch"), {"sha": sha, "list_name": list_name}).fetchone()
-    rows_read = good.height + bad.height
+def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, options: IngestOptions = IngestOptions(),
+                home: Path | None = None, resolver=None) -> IngestResult:
+    """All of a file or none of it: one transaction, so a file that fails midway writes nothing."""
+    started = time.perf_counter()
+    sha = file_sha256(path)
+    previous = con.execute(q("find_batch"), {"sha": sha, "list_name": options.list_name}).fetchone()
     if previous:
-        return IngestResult(source, previous[0], rows_read, 0, 0, good.height, bad.height, already_ingested=True)
-    batch_id = uuid.uuid4().hex
-    with inputs(con, input_subscribers=good, input_quarantine=bad), transaction(con):
-        accepted, updated, unchanged = con.execute(q("classify_input_subscribers")).fetchone()
-        con.execute(q("upsert_subscribers"))
-        if list_name:
-            con.execute(q("ensure_list"), {"name": list_name})
-            con.execute(q("add_list_members"), {"name": list_name})
-        con.execute(q("insert_quarantine"), {"batch_id": batch_id, "source": source})
-        result = IngestResult(source, batch_id, rows_read, accepted, updated, unchanged, bad.height)
-        counts = {k: v for k, v in result.as_dict().items() if k != "already_ingested"}
-        con.execute(q("record_batch"), counts | {"sha": sha, "list_name": list_name})
+        return _already_ingested(con, previous[0], str(path))
+    raw_header, batches = read_batches(path, options.encoding, options.delimiter, options.batch_bytes)
+    verdicts = _mx_verdicts(con, resolver) if options.check_mx else None
+    screening = ScreenOptions(**{**options.screen.__dict__, "rules": tuple(load_rules(con)), "domain_verdicts": verdicts})
+    batch_id, now = uuid.uuid4().hex, datetime.now(timezone.utc)
+    totals = dict.fromkeys(("rows_read", "accepted", "updated", "unchanged", "quarantined", "resubscribes_refused"), 0)
+    summaries: list[dict] = []
+    try:
+        with transaction(con):
+            if options.list_name:
+                con.execute(q("ensure_list"), {"name": options.list_name})
+            for number, batch in enumerate(batches):
+                screened = screen(batch, raw_header, screening, now)
+                counts = _upsert(con, screened.good, screened.bad, batch_id, str(path), options)
+                for key, value in counts.items():
+                    totals[key] += value
+                totals["rows_read"] += screened.good.height + screened.bad.height
+                if screened.validation:
+                    summaries.append(_record_validation(con, screened, batch_id, str(path), number, home))
+            result = IngestResult(str(path), batch_id, **totals, seconds=round(time.perf_counter() - started, 3),
+                                  validation=summaries)
+            con.execute(q("record_batch"), {k: v for k, v in result.as_dict().items()
+                                            if k not in ("already_ingested", "validation")} | {"sha": sha, "list_name": options.list_name})
+            failed = failing_checks(con, ("assert_unique_subscriber_email", "assert_unique_list_membership",
+                                          "assert_ingest_rows_balance", "assert_quarantine_matches_batches"))
+            if failed:
+                raise RuntimeError(f"data checks failed after ingesting {path}: {', '.join(failed)}")
+    except MailflowError as exc:
+        raise MailflowError(f"{path}: {exc}" if not str(exc).startswith(str(path)) else str(exc)) from None
+    except (OSError, EOFError, zlib.error) as exc:  # e.g. a truncated gzip stream, found while reading on
+        raise MailflowError(f"{path}: cannot read ({exc})") from None
     return result
 
 
-def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, list_name: str | None = None) -> IngestResult:
-    """The whole stage for one file, as plain calls."""
-    frame = normalise(read_subscribers(path))
-    good, bad = split_rows(frame)
-    return upsert(con, str(path), file_sha256(path), good, bad, list_name)
+def _mx_verdicts(con, resolver):
+    """domain -> quarantine reason, from cached or fresh MX lookups (tasks.dns)."""
+    from tasks.dns import NO_DOMAIN, NO_MAIL_HOST, NULL_MX, check_domains
+
+    reasons = {NO_DOMAIN: "no_domain", NULL_MX: "null_mx", NO_MAIL_HOST: "no_mail_host"}
+
+    def verdicts(domains: list[str]) -> dict[str, str | None]:
+        statuses = check_domains(con, domains, resolver)
+        return {d: (f"{reasons[s.status]}: {s.detail}" if s.status in reasons else None) for d, s in statuses.items()}
+
+    return verdicts
+
+
+def _upsert(con, good, bad, batch_id: str, source: str, options: IngestOptions) -> dict[str, int]:
+    with inputs(con, input_subscribers=good, input_quarantine=bad):
+        con.execute(q("stage_subscriber_changes"), {"allow_resubscribe": options.allow_resubscribe})
+        accepted, updated, unchanged, refused = con.execute(q("count_subscriber_changes")).fetchone()
+        con.execute(q("update_subscribers"))
+        con.execute(q("insert_subscribers"))
+        if options.list_name:
+            con.execute(q("add_list_members"), {"name": options.list_name})
+        con.execute(q("insert_quarantine"), {"batch_id": batch_id, "source": source})
+    return {"accepted": accepted, "updated": updated, "unchanged": unchanged, "quarantined": bad.height,
+            "resubscribes_refused": refused}
+
+
+def _record_validation(con, screened, batch_id: str, source: str, number: int, home: Path | None) -> dict:
+    validation = screened.validation
+    run_id = f"{batch_id}-{number:04d}"
+    path = write_result(validation, (home or Path(".")) / "validation", run_id)
+    con.execute(q("record_validation_run"), {
+        "run_id": run_id, "batch_id": batch_id, "source": source, "suite": SUITE, "success": validation.success,
+        "evaluated": validation.evaluated, "failed": validation.failed,
+        "rows_checked": screened.good.height + screened.bad.height, "rows_failed": validation.rows_failed,
+        "result_path": str(path),
+    })
+    return {"run_id": run_id, "success": validation.success, "expectations": validation.summary, "result": str(path)}
+
+
+def _already_ingested(con, batch_id: str, source: str) -> IngestResult:
+    row = con.execute(q("batch_counts"), {"batch_id": batch_id}).fetchone()
+    rows_read, quarantined = row
+    return IngestResult(source, batch_id, rows_read, 0, 0, rows_read - quarantined, quarantined, already_ingested=True)
+
+
+def validation_markdown(result: IngestResult) -> str:
+    lines = [f"# Ingest of `{result.source}`", "",
+             markdown_table(["rows read", "new", "updated", "unchanged", "quarantined", "seconds"],
+                            [[result.rows_read, result.accepted, result.updated, result.unchanged,
+                              result.quarantined, result.seconds]])]
+    for run in result.validation:
+        lines += ["", f"## Great Expectations suite `{SUITE}` — {'passed' if run['success'] else 'failed'}", "",
+                  markdown_table(["expectation", "success", "unexpected rows"],
+                                 [[e["rule"], e["success"], e["unexpected"]] for e in run["expectations"]])]
+    return "\n".join(lines)
 
 
 @task(name="ingest_file", cache_policy=NO_CACHE)
-def ingest_file_task(settings: Settings, path: Path, list_name: str | None = None) -> dict:
+def ingest_file_task(settings: Settings, path: Path, options: IngestOptions) -> dict:
+    resolver = None
+    if options.check_mx:
+        from tasks.dns import make_resolver
+
+        resolver = make_resolver(list(settings.dns.nameservers) or None, settings.dns.port, settings.dns.timeout)
     with connect(settings.warehouse) as con:
-        return ingest_file(con, path, list_name).as_dict()
+        result = ingest_file(con, path, options, settings.home, resolver)
+    create_markdown_artifact(validation_markdown(result), key="ingest-validation",
+                             description=f"Ingest and validation of {path.name}")
+    return result.as_dict()

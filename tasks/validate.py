@@ -39,19 +39,46 @@ def check_address(address: str) -> tuple[str | None, str | None]:
 
 
 def check_addresses(df: pl.DataFrame, column: str = "email") -> pl.DataFrame:
-    """Add `email_ok` (normalised address or null) and `email_error`, fast path first."""
+    """Add `email_error` (null when valid): the fast path first, email-validator for the rest.
+
+    Addresses arrive already canonical (tasks.normalise); email-validator only judges them.
+    """
     df = df.with_columns(_fast=fast_path_ok(pl.col(column)).fill_null(False))
     slow = df.filter(~pl.col("_fast")).get_column(column).to_list()
-    checked = [check_address(a) if a else (None, "missing_email: the email field is empty") for a in slow]
-    slow_ok = pl.Series("_slow_ok", [c[0] for c in checked], dtype=pl.String)
-    slow_err = pl.Series("_slow_err", [c[1] for c in checked], dtype=pl.String)
-    fast = df.filter(pl.col("_fast")).with_columns(
-        email_ok=_lower_domain(pl.col(column)), email_error=pl.lit(None, pl.String)
-    )
-    rest = df.filter(~pl.col("_fast")).with_columns(email_ok=slow_ok, email_error=slow_err)
+    errors = [check_address(a)[1] if a else "missing_email: the email field is empty" for a in slow]
+    slow_err = pl.Series("email_error", errors, dtype=pl.String)
+    fast = df.filter(pl.col("_fast")).with_columns(email_error=pl.lit(None, pl.String))
+    rest = df.filter(~pl.col("_fast")).with_columns(slow_err)
     return pl.concat([fast, rest]).sort("line").drop("_fast")
 
 
-def _lower_domain(emails: pl.Expr) -> pl.Expr:
-    parts = emails.str.split_exact("@", 1)
-    return pl.concat_str(parts.struct.field("field_0"), pl.lit("@"), parts.struct.field("field_1").str.to_lowercase())
+ROLE_ACCOUNTS = frozenset(
+    "abuse admin administrator billing compliance contact enquiries help hello hostmaster info inquiries "
+    "mail mailer-daemon marketing news newsletter no-reply noc noreply office postmaster privacy root "
+    "sales security support sysadmin team webmaster".split()
+)
+CONTROL_CHARS = r"[\x00-\x08\x0b-\x1f\x7f\r\n]"
+FIELD_LIMIT = 4096  # bytes per field: more is a broken export, not a name
+
+
+def field_errors(df: pl.DataFrame, fields: list[str], field_limit: int = FIELD_LIMIT) -> pl.DataFrame:
+    """Add `row_error`: the first field that is too long or carries a line break or control character."""
+    errors = []
+    for column in fields:
+        errors.append(pl.when(pl.col(column).str.len_bytes() > field_limit).then(
+            pl.format(f"field_too_long: field {column} is {{}} bytes (limit {field_limit})", pl.col(column).str.len_bytes())))
+        errors.append(pl.when(pl.col(column).str.contains(CONTROL_CHARS)).then(
+            pl.lit(f"control_characters: field {column} has a line break or control character")))
+    return df.with_columns(row_error=pl.coalesce(errors) if errors else pl.lit(None, pl.String))
+
+
+def address_flags(df: pl.DataFrame) -> pl.DataFrame:
+    """Add `is_role_account` (info@, support@ ...) and `is_disposable` (a throwaway-address domain)."""
+    from disposable_email_domains import blocklist
+
+    parts = pl.col("email").str.split_exact("@", 1)
+    local, domain = parts.struct.field("field_0").str.to_lowercase(), parts.struct.field("field_1")
+    return df.with_columns(
+        is_role_account=local.is_in(list(ROLE_ACCOUNTS)).fill_null(False),
+        is_disposable=domain.is_in(list(blocklist)).fill_null(False),
+    )

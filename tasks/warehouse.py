@@ -17,9 +17,11 @@ from tasks.sqlfiles import q, schema_migrations, view_definitions
 INPUT_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "input_subscribers": {
         "email": pl.String(), "email_original": pl.String(), "first_name": pl.String(),
-        "last_name": pl.String(), "attributes": pl.String(),
+        "last_name": pl.String(), "status": pl.String(), "opted_in_at": pl.Datetime("us", "UTC"),
+        "consent_source": pl.String(), "double_opt_in": pl.String(), "is_role_account": pl.Boolean(),
+        "is_disposable": pl.Boolean(), "attributes": pl.String(),
     },
-    "input_quarantine": {"line": pl.Int64(), "reason": pl.String(), "raw": pl.String()},
+    "input_quarantine": {"line": pl.Int64(), "rule": pl.String(), "reason": pl.String(), "raw": pl.String()},
     "input_ledger": {
         "campaign_id": pl.String(), "subscriber_id": pl.Int64(), "variant": pl.String(),
         "chunk_id": pl.Int32(), "status": pl.String(), "smtp_code": pl.Int32(),

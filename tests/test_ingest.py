@@ -1,37 +1,69 @@
-"""Ingest: good rows upserted once, bad rows quarantined with a reason, nothing lost or doubled."""
+"""Ingest: every row kept or quarantined with a reason, nothing lost or doubled, bad files refused whole."""
 
+import gzip
 import json
-from pathlib import Path
+from datetime import datetime, timedelta, timezone
 
+import polars as pl
 import pytest
 
 from mailflow import SAMPLES_DIR
 from mailflow.errors import MailflowError
-from tasks.ingest import ingest_file
+from tasks.checks import failing_checks
+from tasks.ingest import IngestOptions, ingest_file
+from tasks.normalise import Mapping_
+from tasks.rules import add_rule
+from tasks.screen import ScreenOptions
 from tests.conftest import write_csv
 
 HEADER = "email,first_name,last_name,country\n"
 
 
-def counts(result):
-    return result.accepted + result.updated + result.unchanged + result.quarantined
+def balanced(result):
+    return result.rows_read == result.accepted + result.updated + result.unchanged + result.quarantined
 
 
-def test_sample_file_keeps_every_row(con):
-    result = ingest_file(con, SAMPLES_DIR / "subscribers.csv", "newsletter")
-    assert counts(result) == result.rows_read
+def quarantine(con):
+    return con.execute("SELECT line, rule, reason, raw FROM quarantine ORDER BY line").fetchall()
+
+
+def emails(con):
+    return sorted(r[0] for r in con.execute("SELECT email FROM subscribers").fetchall())
+
+
+def ingest_bytes(con, tmp_path, data: bytes, name="in.csv", **options):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return ingest_file(con, path, IngestOptions(**options), tmp_path / "home")
+
+
+# -- the whole file -----------------------------------------------------------------------------
+
+def test_sample_file_keeps_every_row(con, tmp_path):
+    result = ingest_file(con, SAMPLES_DIR / "subscribers.csv", IngestOptions(list_name="newsletter"), tmp_path)
+    assert balanced(result) and result.rows_read == 3003
     assert result.quarantined > 0 and result.accepted > 2000
     assert con.execute("SELECT count(*) FROM subscribers").fetchone()[0] == result.accepted
     assert con.execute("SELECT count(*) FROM quarantine").fetchone()[0] == result.quarantined
     members = con.execute("SELECT count(*) FROM list_memberships JOIN lists USING (list_id) WHERE name='newsletter'")
     assert members.fetchone()[0] == result.accepted
+    assert failing_checks(con) == []
 
 
-def test_reingest_of_same_file_changes_nothing(con):
-    first = ingest_file(con, SAMPLES_DIR / "subscribers.csv")
+def test_validation_run_is_recorded_with_its_gx_result(con, tmp_path):
+    result = ingest_file(con, SAMPLES_DIR / "subscribers.csv", IngestOptions(), tmp_path)
+    run = con.execute("SELECT success, evaluated, rows_checked, result_path FROM validation_runs").fetchone()
+    assert run[0] is False and run[1] == 6 and run[2] == result.rows_read
+    stored = json.loads(open(run[3]).read())
+    regex = [r for r in stored["results"] if r["expectation"] == "expect_column_values_to_match_regex"][0]
+    assert regex["unexpected_count"] > 0 and regex["unexpected_lines_sample"]
+
+
+def test_reingest_of_same_file_changes_nothing(con, tmp_path):
+    first = ingest_file(con, SAMPLES_DIR / "subscribers.csv", IngestOptions(), tmp_path)
     before = con.execute("SELECT count(*), max(updated_at) FROM subscribers").fetchone()
-    second = ingest_file(con, SAMPLES_DIR / "subscribers.csv")
-    assert second.already_ingested and second.batch_id == first.batch_id
+    second = ingest_file(con, SAMPLES_DIR / "subscribers.csv", IngestOptions(), tmp_path)
+    assert second.already_ingested and second.batch_id == first.batch_id and balanced(second)
     assert con.execute("SELECT count(*), max(updated_at) FROM subscribers").fetchone() == before
     assert con.execute("SELECT count(*) FROM quarantine").fetchone()[0] == first.quarantined
 
@@ -43,56 +75,198 @@ def test_changed_rows_update_and_unchanged_rows_are_counted(con, tmp_path):
     assert con.execute("SELECT first_name FROM subscribers WHERE email='b@example.com'").fetchone()[0] == "Bob"
 
 
-def test_import_never_changes_status(con, tmp_path):
-    ingest_file(con, write_csv(tmp_path / "a.csv", HEADER + "a@example.com,Ann,Lee,JP\n"))
-    con.execute("UPDATE subscribers SET status='unsubscribed'")
-    ingest_file(con, write_csv(tmp_path / "b.csv", HEADER + "a@example.com,Annie,Lee,JP\n"))
-    assert con.execute("SELECT status, first_name FROM subscribers").fetchone() == ("unsubscribed", "Annie")
-
-
-def test_bad_rows_carry_line_reason_and_raw_row(con, tmp_path):
-    text = HEADER + 'ok@example.com,A,B,JP\nnot-an-email,C,D,US\n,E,F,FR\n"x@example.com","Eve\nBcc: v@example.org",G,DE\n'
-    result = ingest_file(con, write_csv(tmp_path / "bad.csv", text))
-    assert (result.accepted, result.quarantined) == (1, 3)
-    rows = con.execute("SELECT line, reason, raw FROM quarantine ORDER BY line").fetchall()
-    assert [r[0] for r in rows] == [3, 4, 5]
-    assert rows[0][1].startswith("invalid_email") and json.loads(rows[0][2])["email"] == "not-an-email"
-    assert rows[1][1].startswith("missing_email")
-    assert rows[2][1] == "control_characters: field first_name"
-
-
-def test_duplicates_in_a_file_last_row_wins(con, tmp_path):
-    text = HEADER + "a@Example.com,First,X,JP\nb@example.com,B,Y,US\na@example.COM,Last,X,JP\n"
-    result = ingest_file(con, write_csv(tmp_path / "dup.csv", text))
-    assert (result.accepted, result.quarantined) == (2, 1)
-    assert con.execute("SELECT first_name FROM subscribers WHERE email='a@example.com'").fetchone()[0] == "Last"
-    assert con.execute("SELECT reason FROM quarantine").fetchone()[0] == "duplicate: superseded by line 4"
-
-
-def test_extra_columns_become_attributes(con, tmp_path):
-    ingest_file(con, write_csv(tmp_path / "a.csv", "Email,First Name,plan\na@example.com,Ann,pro\n"))
-    row = con.execute("SELECT first_name, attributes->>'plan' FROM subscribers").fetchone()
-    assert row == ("Ann", "pro")
-
-
-@pytest.mark.parametrize(
-    "name,content,message",
-    [
-        ("missing.csv", None, "no such file"),
-        ("noemail.csv", "name,country\nAnn,JP\n", "no email column"),
-        ("empty.csv", "", "not a readable CSV"),
-    ],
-)
-def test_unreadable_files_stop_with_a_clear_error_and_write_nothing(con, tmp_path, name, content, message):
-    path = tmp_path / name
-    if content is not None:
-        path.write_text(content)
-    with pytest.raises(MailflowError, match=message) as err:
-        ingest_file(con, path)
-    assert str(path) in str(err.value)
+def test_a_file_that_fails_midway_writes_nothing(con, tmp_path):
+    good = "".join(f"u{i}@example.com,N{i},L,JP\n" for i in range(2000)).encode()
+    data = HEADER.encode() + good + "".join(f"l{i}@example.com,Jos\xe9,L,FR\n" for i in range(500)).encode("latin-1")
+    with pytest.raises(MailflowError, match="--encoding"):
+        ingest_bytes(con, tmp_path, data, batch_bytes=4096)
+    assert con.execute("SELECT count(*) FROM subscribers").fetchone()[0] == 0
     assert con.execute("SELECT count(*) FROM ingest_batches").fetchone()[0] == 0
 
 
-def test_header_only_file_is_read_as_zero_rows(con, tmp_path):
-    result = ingest_file(con, write_csv(tmp_path / "h.csv", HEADER))
-    assert result.rows_read == 0 and counts(result) == 0
+def test_batches_give_the_same_result_as_one_pass(con, tmp_path, home):
+    from tasks.warehouse import connect
+
+    ingest_file(con, SAMPLES_DIR / "subscribers.csv", IngestOptions(batch_bytes=8192), tmp_path)
+    with connect(tmp_path / "other.duckdb") as other:
+        ingest_file(other, SAMPLES_DIR / "subscribers.csv", IngestOptions(), tmp_path)
+        assert emails(con) == emails(other)
+        assert quarantine(con) == quarantine(other)
+
+
+# -- status and consent -------------------------------------------------------------------------
+
+CONSENT = "email,status,opted_in_at,consent_source,double_opt_in\n"
+
+
+def test_import_can_unsubscribe_but_never_resubscribe_without_consent(con, tmp_path):
+    ingest_file(con, write_csv(tmp_path / "a.csv", CONSENT + "a@example.com,,2024-01-01,form,confirmed\n"))
+    ingest_file(con, write_csv(tmp_path / "b.csv", CONSENT + "a@example.com,unsubscribed,,,\n"))
+    assert con.execute("SELECT status, consent_source FROM subscribers").fetchone() == ("unsubscribed", "form")
+    result = ingest_file(con, write_csv(tmp_path / "c.csv", CONSENT + "a@example.com,active,2020-01-01,crm,\n"))
+    assert result.resubscribes_refused == 1
+    assert con.execute("SELECT status FROM subscribers").fetchone()[0] == "unsubscribed"
+    stale = ingest_file(con, write_csv(tmp_path / "d.csv", CONSENT + "a@example.com,active,2020-01-02,crm,\n"),
+                        IngestOptions(allow_resubscribe=True))
+    assert stale.resubscribes_refused == 1, "consent older than the unsubscribe does not count"
+    later = (datetime.now(timezone.utc) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    fresh = f"a@example.com,active,{later},crm,confirmed\n"
+    ingest_file(con, write_csv(tmp_path / "e.csv", CONSENT + fresh), IngestOptions(allow_resubscribe=True))
+    assert con.execute("SELECT status FROM subscribers").fetchone()[0] == "active"
+
+
+_FULL_GZIP = gzip.compress(HEADER.encode() + b"".join(f"u{i}@example.com,N{i},L,JP\n".encode() for i in range(5000)))
+TRUNCATED_GZIP = _FULL_GZIP[: len(_FULL_GZIP) // 2]
+
+
+# -- bad input: files that cannot be read at all stop with one clear line -------------------------
+
+@pytest.mark.parametrize(
+    "name,data,message",
+    [
+        ("empty.csv", b"", "the file is empty"),
+        ("blank.csv", b"\n\n  \n", "the file is empty"),
+        ("noemail.csv", b"name,country\nAnn,JP\n", "no email column"),
+        ("garbage.csv", bytes(range(256)) * 200, "not valid UTF-8"),
+        ("latin1.csv", HEADER.encode() + "".join(f"r{i}@example.com,Ren\xe9e,D,FR\n" for i in range(50)).encode("latin-1"), "--encoding"),
+        ("bad.parquet", b"PAR1 this is not parquet PAR1", "not a readable Parquet file"),
+        ("bad.json", b"[{\"email\": \"a@example.com\"", "not a JSON array"),
+        ("object.json", b"{\"email\": \"a@example.com\"}", "not a JSON array"),
+        ("truncated.csv.gz", TRUNCATED_GZIP, "truncated"),
+    ],
+)
+def test_unreadable_files_stop_with_a_clear_error_and_write_nothing(con, tmp_path, name, data, message):
+    with pytest.raises(MailflowError, match=message) as err:
+        ingest_bytes(con, tmp_path, data, name=name)
+    assert name in str(err.value) and "\n" not in str(err.value)
+    assert con.execute("SELECT count(*) FROM ingest_batches").fetchone()[0] == 0
+    assert con.execute("SELECT count(*) FROM subscribers").fetchone()[0] == 0
+
+
+def test_missing_file_and_unknown_encoding(con, tmp_path):
+    with pytest.raises(MailflowError, match="no such file"):
+        ingest_file(con, tmp_path / "nope.csv")
+    with pytest.raises(MailflowError, match="not an encoding"):
+        ingest_bytes(con, tmp_path, HEADER.encode(), encoding="klingon")
+
+
+# -- bad input: readable files with bad rows never fail the run ---------------------------------
+
+ROW_CASES = [
+    # name, file bytes, expected good addresses, expected {line: rule}
+    ("broken_quote", HEADER + 'a@example.com,"Ann,Lee,JP\nb@example.com,Bo,Kim,US\n', [], {2: "ragged_row"}),
+    ("too_many_fields", HEADER + "a@example.com,A,B,JP,extra\nb@example.com,Bo,Kim,US\n", ["b@example.com"], {2: "ragged_row"}),
+    ("too_few_fields", HEADER + "a@example.com,A\nb@example.com,Bo,Kim,US\n", ["b@example.com"], {2: "ragged_row"}),
+    ("bom", "\ufeff" + HEADER + "a@example.com,A,B,JP\n", ["a@example.com"], {}),
+    ("nul_byte", HEADER + "a@example.com,A\x00nn,B,JP\nb@example.com,Bo,Kim,US\n", ["b@example.com"], {2: "control_characters"}),
+    ("megabyte_field", HEADER + "a@example.com," + "x" * 1_048_576 + ",B,JP\nb@example.com,Bo,Kim,US\n", ["b@example.com"], {2: "field_too_long"}),
+    ("crlf_in_name", HEADER + 'a@example.com,"Eve\r\nBcc: x@example.org",B,JP\nb@example.com,Bo,Kim,US\n', ["b@example.com"], {2: "control_characters"}),
+    ("case_duplicates", HEADER + "Ann@Example.COM,First,B,JP\nann@example.com,Second,B,JP\n", ["Ann@example.com", "ann@example.com"], {}),
+    ("domain_case_duplicate", HEADER + "ann@Example.COM,First,B,JP\nann@example.com,Second,B,JP\n", ["ann@example.com"], {2: "duplicate"}),
+    ("caseless_provider", HEADER + "Ann@GMail.com,First,B,JP\nann@gmail.com,Second,B,JP\n", ["ann@gmail.com"], {2: "duplicate"}),
+    ("crlf_line_endings", HEADER.replace("\n", "\r\n") + "a@example.com,A,B,JP\r\nb@example.com,Bo,Kim,US\r\n", ["a@example.com", "b@example.com"], {}),
+    ("blank_lines", HEADER + "\na@example.com,A,B,JP\n\n\nbad,Bo,Kim,US\n", ["a@example.com"], {6: "gx:expect_column_values_to_match_regex(email)"}),
+    ("missing_email", HEADER + ",A,B,JP\n", [], {2: "gx:expect_column_values_to_not_be_null(email)"}),
+    ("invalid_syntax", HEADER + "a..b@example.com,A,B,JP\nx@localhost,B,C,JP\n", [], {2: "invalid_email", 3: "gx:expect_column_values_to_match_regex(email)"}),
+    ("whitespace_and_nfc", HEADER + "  a@example.com  ,  Jose\u0301 ,B,JP\n", ["a@example.com"], {}),
+    ("header_only", HEADER, [], {}),
+    ("no_trailing_newline", HEADER + "a@example.com,A,B,JP", ["a@example.com"], {}),
+    ("embedded_newline_then_bad", HEADER + 'a@example.com,"multi\nline",B,JP\nnot-an-email,C,D,US\nb@example.com,E,F,DE\n', ["b@example.com"], {2: "control_characters", 4: "gx:expect_column_values_to_match_regex(email)"}),
+    ("quote_inside_field", HEADER + 'a@example.com,O"Brien,B,JP\nb@example.com,Bo,Kim,US\n', ["a@example.com", "b@example.com"], {}),
+    ("formula_injection", HEADER + "a@example.com,=HYPERLINK(\"http://x\"),B,JP\n", ["a@example.com"], {}),
+    ("international_domain", HEADER + "a@Bücher.de,A,B,DE\n", ["a@xn--bcher-kva.de"], {}),
+]
+
+
+@pytest.mark.parametrize("name,text,good,bad", ROW_CASES, ids=[c[0] for c in ROW_CASES])
+def test_bad_rows_are_quarantined_and_good_rows_kept(con, tmp_path, name, text, good, bad):
+    result = ingest_bytes(con, tmp_path, text.encode("utf-8"))
+    assert balanced(result)
+    assert emails(con) == sorted(good)
+    rows = quarantine(con)
+    assert {line: rule for line, rule, _, _ in rows} == bad
+    for line, rule, reason, raw in rows:
+        assert reason.startswith(rule) and raw, "every quarantined row keeps its reason and original text"
+
+
+def test_invalid_utf8_in_one_row_quarantines_that_row(con, tmp_path):
+    rows = b"".join(f"u{i}@example.com,N,L,JP\n".encode() for i in range(200))
+    result = ingest_bytes(con, tmp_path, HEADER.encode() + rows + b"bad@example.com,\xff\xfe,L,JP\n")
+    assert (result.accepted, result.quarantined) == (200, 1)
+    assert quarantine(con)[0][:2] == (202, "invalid_utf8")
+
+
+def test_ragged_row_keeps_its_original_text(con, tmp_path):
+    ingest_bytes(con, tmp_path, (HEADER + 'a@example.com,"A, with comma",B,JP,extra\n').encode())
+    assert quarantine(con)[0][3] == 'a@example.com,"A, with comma",B,JP,extra'
+
+
+# -- encodings, delimiters and formats ---------------------------------------------------------
+
+def test_latin1_and_shift_jis_with_encoding(con, tmp_path):
+    ingest_bytes(con, tmp_path, (HEADER + "a@example.com,Renée,D,FR\n").encode("cp1252"), name="l.csv", encoding="cp1252")
+    ingest_bytes(con, tmp_path, (HEADER + "b@example.com,太郎,山田,JP\n").encode("shift_jis"), name="s.csv", encoding="shift_jis")
+    names = dict(con.execute("SELECT email, first_name FROM subscribers").fetchall())
+    assert names == {"a@example.com": "Renée", "b@example.com": "太郎"}
+
+
+@pytest.mark.parametrize("name,text", [
+    ("semi.csv", "email;first_name\na@example.com;Ann\n"),
+    ("tabs.tsv", "email\tfirst_name\na@example.com\tAnn\n"),
+    ("pipes.txt", "email|first_name\na@example.com|Ann\n"),
+])
+def test_delimiters_are_sniffed(con, tmp_path, name, text):
+    ingest_bytes(con, tmp_path, text.encode(), name=name)
+    assert con.execute("SELECT email, first_name FROM subscribers").fetchall() == [("a@example.com", "Ann")]
+
+
+def test_json_ndjson_parquet_and_gzip(con, tmp_path):
+    ingest_bytes(con, tmp_path, json.dumps([{"email": "a@example.com", "plan": "pro"}, "oops"]).encode(), name="a.json")
+    ndjson = b'{"email": "b@example.com", "tags": ["x"]}\n{broken\n\n{"email": "c@example.com"}\n'
+    ingest_bytes(con, tmp_path, gzip.compress(ndjson), name="b.ndjson.gz")
+    pl.DataFrame({"EMAIL": ["d@example.com"], "score": [7]}).write_parquet(tmp_path / "d.parquet")
+    ingest_file(con, tmp_path / "d.parquet")
+    assert emails(con) == ["a@example.com", "b@example.com", "c@example.com", "d@example.com"]
+    attrs = dict(con.execute("SELECT email, attributes::VARCHAR FROM subscribers").fetchall())
+    assert json.loads(attrs["b@example.com"]) == {"tags": '["x"]'} and json.loads(attrs["d@example.com"]) == {"score": "7"}
+    assert sorted((line, rule) for line, rule, _, _ in quarantine(con)) == [(2, "invalid_json"), (2, "not_an_object")]
+
+
+def test_mapping_renames_and_types(con, tmp_path):
+    text = "E-Mail,Vorname,vip,since,score\na@example.com,Ann,yes,2024-02-03,4.5\nb@example.com,Bo,maybe,2024-02-03,1\n"
+    mapping = Mapping_({"E-Mail": "email", "Vorname": "first_name"}, {"vip": "boolean", "since": "date", "score": "number"})
+    result = ingest_bytes(con, tmp_path, text.encode(), screen=ScreenOptions(mapping))
+    assert (result.accepted, result.quarantined) == (1, 1)
+    attrs = json.loads(con.execute("SELECT attributes::VARCHAR FROM subscribers").fetchone()[0])
+    assert attrs == {"vip": True, "since": "2024-02-03", "score": 4.5}
+    assert quarantine(con)[0][2] == "bad_value: field vip is not a boolean"
+
+
+def test_status_consent_and_dates_are_checked(con, tmp_path):
+    text = CONSENT + ("a@example.com,active,2024-01-01,form,confirmed\nb@example.com,gone,,,\n"
+                      "c@example.com,,yesterday,,\nd@example.com,,2999-01-01,,\ne@example.com,,,,maybe\n")
+    result = ingest_bytes(con, tmp_path, text.encode())
+    assert emails(con) == ["a@example.com"] and result.quarantined == 4
+    assert [r[1] for r in quarantine(con)] == [
+        "gx:expect_column_values_to_be_in_set(status)", "bad_value",
+        "gx:expect_column_values_to_be_between(opted_in_at)", "gx:expect_column_values_to_be_in_set(double_opt_in)"]
+
+
+def test_block_rules_quarantine_and_allow_rules_exempt(con, tmp_path):
+    add_rule(con, "*@spam.example", "block")
+    add_rule(con, "ok@spam.example", "allow")
+    add_rule(con, "re:^test[0-9]+@", "block")
+    text = HEADER + "x@spam.example,A,B,JP\nok@spam.example,A,B,JP\ntest7@example.com,A,B,JP\nfine@example.com,A,B,JP\n"
+    ingest_bytes(con, tmp_path, text.encode())
+    assert emails(con) == ["fine@example.com", "ok@spam.example"]
+    assert [r[2] for r in quarantine(con)] == ["blocked: matches rule *@spam.example", "blocked: matches rule re:^test[0-9]+@"]
+
+
+def test_role_and_disposable_addresses_are_flagged_or_rejected(con, tmp_path):
+    text = HEADER + "info@example.com,A,B,JP\nx@mailinator.com,A,B,JP\nann@example.com,A,B,JP\n"
+    ingest_bytes(con, tmp_path, text.encode(), name="a.csv")
+    flags = con.execute("SELECT email, is_role_account, is_disposable FROM subscribers ORDER BY email").fetchall()
+    assert flags == [("ann@example.com", False, False), ("info@example.com", True, False), ("x@mailinator.com", False, True)]
+    result = ingest_bytes(con, tmp_path, text.encode(), name="b.csv",
+                          screen=ScreenOptions(reject_role_accounts=True, reject_disposable=True), list_name="strict")
+    assert result.quarantined == 2

@@ -8,7 +8,7 @@ import pytest
 from mailflow import SAMPLES_DIR
 from mailflow.errors import MailflowError
 from tasks.campaign import campaign_id_for, load_campaign
-from tasks.ingest import ingest_file
+from tasks.ingest import IngestOptions, ingest_file
 from tasks.plan import plan, read_manifest, with_condition
 from tests.conftest import write_csv
 
@@ -29,8 +29,8 @@ def campaign(tmp_path, name="Spring Sale!", extra=""):
 @pytest.fixture
 def people(con, tmp_path):
     rows = "".join(f"p{i}@example.com,P{i},{'JP' if i % 2 else 'US'}\n" for i in range(120))
-    ingest_file(con, write_csv(tmp_path / "p.csv", "email,first_name,country\n" + rows), "news")
-    ingest_file(con, write_csv(tmp_path / "o.csv", "email,first_name,country\nother@example.com,O,JP\n"), "other")
+    ingest_file(con, write_csv(tmp_path / "p.csv", "email,first_name,country\n" + rows), IngestOptions(list_name="news"))
+    ingest_file(con, write_csv(tmp_path / "o.csv", "email,first_name,country\nother@example.com,O,JP\n"), IngestOptions(list_name="other"))
     return con
 
 

@@ -4,51 +4,122 @@ SELECT batch_id FROM ingest_batches
 WHERE file_sha256 = $sha AND list_name IS NOT DISTINCT FROM $list_name
 LIMIT 1;
 
--- name: classify_input_subscribers
--- Counted before the upsert so that rows read = accepted + updated + unchanged + quarantined.
--- Only the fields an import may change are compared; status is never changed by an import.
-SELECT
-    count(*) FILTER (WHERE s.email IS NULL) AS accepted,
-    count(*) FILTER (WHERE s.email IS NOT NULL AND (
-        i.first_name IS DISTINCT FROM s.first_name OR i.last_name IS DISTINCT FROM s.last_name
-        OR i.attributes::JSON IS DISTINCT FROM s.attributes)) AS updated,
-    count(*) FILTER (WHERE s.email IS NOT NULL AND NOT (
-        i.first_name IS DISTINCT FROM s.first_name OR i.last_name IS DISTINCT FROM s.last_name
-        OR i.attributes::JSON IS DISTINCT FROM s.attributes)) AS unchanged
-FROM input_subscribers AS i
-LEFT JOIN subscribers AS s USING (email);
+-- name: stage_subscriber_changes
+-- Compares the batch with the warehouse once; the counts, the update and the insert all
+-- read this table. Status precedence: an import may move an active address to
+-- unsubscribed/bounced/complained, but never back to active unless the run allows
+-- re-subscribing AND the row carries consent newer than the address's last status change.
+CREATE OR REPLACE TEMP TABLE staged_subscriber_changes AS
+WITH incoming AS (
+    SELECT * FROM input_subscribers
+),
+joined AS (
+    SELECT i.*, s.subscriber_id, s.status AS old_status, s.status_changed_at AS old_status_changed_at,
+           s.first_name AS old_first_name, s.last_name AS old_last_name, s.attributes AS old_attributes,
+           s.opted_in_at AS old_opted_in_at, s.consent_source AS old_consent_source,
+           s.double_opt_in AS old_double_opt_in, s.is_role_account AS old_role, s.is_disposable AS old_disposable
+    FROM incoming AS i
+    LEFT JOIN subscribers AS s USING (email)
+),
+decided AS (
+    SELECT *,
+        CASE
+            WHEN subscriber_id IS NULL THEN coalesce(status, 'active')
+            WHEN status IS NULL OR status = old_status THEN old_status
+            WHEN old_status = 'active' THEN status
+            WHEN status = 'active' AND $allow_resubscribe
+                 AND opted_in_at > coalesce(old_status_changed_at, old_opted_in_at, TIMESTAMPTZ '1970-01-01')
+                THEN 'active'
+            ELSE old_status
+        END AS new_status,
+        (subscriber_id IS NOT NULL AND status = 'active' AND old_status NOT IN ('active')) AS wants_resubscribe
+    FROM joined
+),
+final AS (
+    SELECT
+        email, email_original, first_name, last_name, new_status, opted_in_at, consent_source, double_opt_in,
+        is_role_account, is_disposable, attributes::JSON AS attributes,
+        subscriber_id IS NOT NULL AS known,
+        (subscriber_id IS NOT NULL) AND (
+            new_status IS DISTINCT FROM old_status
+            OR first_name IS DISTINCT FROM old_first_name OR last_name IS DISTINCT FROM old_last_name
+            OR attributes::JSON IS DISTINCT FROM old_attributes
+            OR coalesce(opted_in_at, old_opted_in_at) IS DISTINCT FROM old_opted_in_at
+            OR coalesce(consent_source, old_consent_source) IS DISTINCT FROM old_consent_source
+            OR coalesce(double_opt_in, old_double_opt_in) IS DISTINCT FROM old_double_opt_in
+            OR is_role_account IS DISTINCT FROM old_role OR is_disposable IS DISTINCT FROM old_disposable
+        ) AS changed,
+        new_status IS DISTINCT FROM old_status AS status_changed,
+        wants_resubscribe AND new_status <> 'active' AS resubscribe_refused
+    FROM decided
+)
+SELECT * FROM final;
 
--- name: upsert_subscribers
--- One row per normalised address. An import updates names and attributes but never
--- status: an unsubscribed or bounced address stays so (DESIGN: status precedence).
-INSERT INTO subscribers (email, email_original, first_name, last_name, attributes)
-SELECT email, email_original, first_name, last_name, attributes::JSON FROM input_subscribers
-ON CONFLICT (email) DO UPDATE SET
-    email_original = excluded.email_original,
-    first_name = excluded.first_name,
-    last_name = excluded.last_name,
-    attributes = excluded.attributes,
+-- name: count_subscriber_changes
+-- rows read = accepted + updated + unchanged + quarantined: these are the first three.
+SELECT
+    count(*) FILTER (WHERE NOT known) AS accepted,
+    count(*) FILTER (WHERE known AND changed) AS updated,
+    count(*) FILTER (WHERE known AND NOT changed) AS unchanged,
+    count(*) FILTER (WHERE resubscribe_refused) AS resubscribes_refused
+FROM staged_subscriber_changes;
+
+-- name: update_subscribers
+-- Consent fields keep their old value when the row leaves them empty.
+UPDATE subscribers AS s SET
+    email_original = c.email_original,
+    first_name = c.first_name,
+    last_name = c.last_name,
+    attributes = c.attributes,
+    status = c.new_status,
+    status_changed_at = CASE WHEN c.status_changed THEN now() ELSE s.status_changed_at END,
+    opted_in_at = coalesce(c.opted_in_at, s.opted_in_at),
+    consent_source = coalesce(c.consent_source, s.consent_source),
+    double_opt_in = coalesce(c.double_opt_in, s.double_opt_in),
+    is_role_account = c.is_role_account,
+    is_disposable = c.is_disposable,
     updated_at = now()
-WHERE subscribers.first_name IS DISTINCT FROM excluded.first_name
-   OR subscribers.last_name IS DISTINCT FROM excluded.last_name
-   OR subscribers.attributes IS DISTINCT FROM excluded.attributes;
+FROM staged_subscriber_changes AS c
+WHERE s.email = c.email AND c.known AND c.changed;
+
+-- name: insert_subscribers
+-- Only addresses the stage found absent: with one writer per warehouse, this keeps
+-- subscribers.email unique without an index (see sql/schema/002_ingest.sql).
+INSERT INTO subscribers (email, email_original, first_name, last_name, status, status_changed_at,
+                         opted_in_at, consent_source, double_opt_in, is_role_account, is_disposable, attributes)
+SELECT email, email_original, first_name, last_name, new_status,
+       CASE WHEN new_status <> 'active' THEN now() END,
+       opted_in_at, consent_source, double_opt_in, is_role_account, is_disposable, attributes
+FROM staged_subscriber_changes
+WHERE NOT known;
 
 -- name: ensure_list
 INSERT INTO lists (name) VALUES ($name) ON CONFLICT (name) DO NOTHING;
 
 -- name: add_list_members
 INSERT INTO list_memberships (list_id, subscriber_id)
-SELECT l.list_id, s.subscriber_id
+SELECT DISTINCT l.list_id, s.subscriber_id
 FROM input_subscribers AS i
 JOIN subscribers AS s USING (email)
 JOIN lists AS l ON l.name = $name
-ON CONFLICT DO NOTHING;
+WHERE NOT EXISTS (
+    SELECT 1 FROM list_memberships AS m WHERE m.list_id = l.list_id AND m.subscriber_id = s.subscriber_id);
 
 -- name: insert_quarantine
-INSERT INTO quarantine (batch_id, source, line, reason, raw)
-SELECT $batch_id, $source, line, reason, raw FROM input_quarantine;
+INSERT INTO quarantine (batch_id, source, line, rule, reason, raw)
+SELECT $batch_id, $source, line, rule, reason, raw FROM input_quarantine;
 
 -- name: record_batch
 INSERT INTO ingest_batches
-    (batch_id, source, file_sha256, list_name, rows_read, accepted, updated, unchanged, quarantined)
-VALUES ($batch_id, $source, $sha, $list_name, $rows_read, $accepted, $updated, $unchanged, $quarantined);
+    (batch_id, source, file_sha256, list_name, rows_read, accepted, updated, unchanged, quarantined,
+     resubscribes_refused, seconds)
+VALUES ($batch_id, $source, $sha, $list_name, $rows_read, $accepted, $updated, $unchanged, $quarantined,
+        $resubscribes_refused, $seconds);
+
+-- name: record_validation_run
+INSERT INTO validation_runs (run_id, batch_id, source, suite, success, evaluated, failed, rows_checked,
+                             rows_failed, result_path)
+VALUES ($run_id, $batch_id, $source, $suite, $success, $evaluated, $failed, $rows_checked, $rows_failed, $result_path);
+
+-- name: batch_counts
+SELECT rows_read, quarantined FROM ingest_batches WHERE batch_id = $batch_id;

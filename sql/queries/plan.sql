@@ -8,7 +8,8 @@ SELECT count(*) FROM subscribers WHERE (/*where*/ TRUE) AND FALSE;
 
 -- name: freeze_audience
 -- The audience is frozen once, at plan: active subscribers, in the campaign's lists if
--- it names any, not suppressed, matching its `where`. Ordered by subscriber_id so chunk
+-- it names any, not suppressed, not blocked by an address rule (unless allowed),
+-- matching its `where`. Ordered by subscriber_id so chunk
 -- boundaries are stable; chunk_id = position // chunk_size.
 INSERT INTO campaign_recipients (campaign_id, subscriber_id, variant, chunk_id)
 SELECT
@@ -19,6 +20,15 @@ SELECT
 FROM subscribers AS s
 WHERE s.status = 'active'
   AND s.email NOT IN (SELECT email FROM suppressions)
+  AND NOT (
+        EXISTS (SELECT 1 FROM address_rules AS r WHERE r.action = 'block' AND (
+            (r.kind = 'exact' AND r.value = s.email)
+            OR (r.kind = 'domain' AND r.value = split_part(s.email, '@', 2))
+            OR (r.kind = 'regex' AND regexp_matches(s.email, r.value))))
+        AND NOT EXISTS (SELECT 1 FROM address_rules AS r WHERE r.action = 'allow' AND (
+            (r.kind = 'exact' AND r.value = s.email)
+            OR (r.kind = 'domain' AND r.value = split_part(s.email, '@', 2))
+            OR (r.kind = 'regex' AND regexp_matches(s.email, r.value)))))
   AND (len($lists::VARCHAR[]) = 0 OR s.subscriber_id IN (
         SELECT m.subscriber_id
         FROM list_memberships AS m

@@ -1,0 +1,347 @@
+"""Read subscriber files — CSV/TSV, Parquet, JSON, NDJSON, gzipped or not — as batches of text rows."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+import re
+import unicodedata
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+
+from mailflow.errors import MailflowError
+from tasks.csvscan import Region, parse_region, record_ends, split_at_last_record
+
+BATCH_BYTES = 64 << 20
+BATCH_ROWS = 500_000
+DELIMITERS = ",;\t|"
+MAX_BAD_ENCODING = 0.01  # more records than this share of invalid UTF-8: the file is in another encoding
+
+
+@dataclass
+class Batch:
+    """Rows of one file as text: `frame` has one column per field plus `line`; `rejected` rows failed to parse."""
+
+    frame: pl.DataFrame
+    raw: Callable[[list[int]], list[str]]          # original text of rows, by position in `frame`
+    rejected: list[tuple[int, str, str, str]] = field(default_factory=list)  # (line, rule, reason, raw)
+
+
+def detect_format(path: Path, head: bytes) -> str:
+    name = path.name.lower().removesuffix(".gz")
+    for suffix, kind in ((".parquet", "parquet"), (".pq", "parquet"), (".ndjson", "ndjson"), (".jsonl", "ndjson"),
+                         (".json", "json"), (".tsv", "tsv"), (".tab", "tsv"), (".csv", "csv"), (".txt", "csv")):
+        if name.endswith(suffix):
+            return kind
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    return "json" if stripped.startswith(b"[") else "ndjson" if stripped.startswith(b"{") else "csv"
+
+
+def open_binary(path: Path) -> io.BufferedIOBase:
+    """The file's bytes, decompressed if it is gzip (by content, not by name)."""
+    try:
+        fh = path.open("rb")
+    except FileNotFoundError:
+        raise MailflowError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise MailflowError(f"{path}: cannot open ({exc.strerror})") from None
+    if fh.peek(2)[:2] == b"\x1f\x8b":
+        return io.BufferedReader(_Gunzip(fh), buffer_size=1 << 20)
+    return fh
+
+
+class _Gunzip(io.RawIOBase):
+    """gzip decompression that notices a truncated stream (GzipFile.read(n) just stops short)."""
+
+    def __init__(self, fh):
+        self._fh, self._buffer = fh, b""
+        self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target) -> int:
+        while len(self._buffer) < len(target):
+            compressed = self._fh.read(1 << 20)
+            if not compressed:
+                if not self._inflate.eof:
+                    raise EOFError("the gzip stream ends early (the file is truncated)")
+                break
+            self._buffer += self._inflate.decompress(compressed)
+            while self._inflate.eof and self._inflate.unused_data:  # a multi-member gzip file
+                rest = self._inflate.unused_data
+                self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                self._buffer += self._inflate.decompress(rest)
+        size = min(len(target), len(self._buffer))
+        target[:size] = self._buffer[:size]
+        self._buffer = self._buffer[size:]
+        return size
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
+
+
+def header_names(raw: list[str]) -> list[str]:
+    """Lower-case identifiers: `E-Mail Address` -> `e_mail_address`; blanks and repeats made unique."""
+    names: list[str] = []
+    for i, name in enumerate(raw):
+        clean = re.sub(r"[^0-9a-z]+", "_", unicodedata.normalize("NFKC", name or "").strip().lower()).strip("_")
+        clean = clean or f"column_{i + 1}"
+        while clean in names:
+            clean += "_2"
+        names.append(clean)
+    return names
+
+
+def read_batches(path: Path, encoding: str | None = None, delimiter: str | None = None,
+                 batch_bytes: int = BATCH_BYTES) -> tuple[list[str], Iterator[Batch]]:
+    """(original header names, batches). Raises MailflowError for a file that cannot be read at all."""
+    if encoding:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise MailflowError(f"--encoding {encoding!r} is not an encoding Python knows") from None
+    fh = open_binary(path)
+    try:
+        head = fh.peek(4096)[:4096] if hasattr(fh, "peek") else b""
+        kind = detect_format(path, head)
+        if kind == "parquet":
+            return _parquet(path, fh)
+        if kind == "json":
+            return _json_array(path, fh, encoding)
+        if kind == "ndjson":
+            return _ndjson(path, fh, encoding)
+        return _csv(path, fh, encoding, "\t" if kind == "tsv" and not delimiter else delimiter, batch_bytes)
+    except (OSError, EOFError, zlib.error) as exc:
+        fh.close()
+        raise MailflowError(f"{path}: cannot read ({exc})") from None
+    except BaseException:
+        fh.close()
+        raise
+
+
+def _transcoder(encoding: str | None) -> Callable[[bytes, bool], bytes]:
+    """Bytes in the file's encoding -> UTF-8 bytes (identity for UTF-8)."""
+    if not encoding or codecs.lookup(encoding).name == "utf-8":
+        return lambda data, final: data
+    decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+    return lambda data, final: decoder.decode(data, final).encode("utf-8")
+
+
+def _csv(path: Path, fh, encoding: str | None, delimiter: str | None, batch_bytes: int):
+    to_utf8 = _transcoder(encoding)
+    buffer = to_utf8(fh.read(batch_bytes), False)
+    if buffer.startswith(codecs.BOM_UTF8):
+        buffer = buffer[3:]
+    if not buffer.strip():
+        fh.close()
+        raise MailflowError(f"{path}: the file is empty (a header row with an email column is needed)")
+    ends = record_ends(buffer)
+    header_end = int(ends[0]) + 1 if ends.size else len(buffer)
+    header_text = _decode_or_fail(path, buffer[:header_end], 1, encoding)
+    if delimiter is None:
+        delimiter = _sniff(header_text)
+    raw_header = next(csv.reader([header_text.rstrip("\r\n")], delimiter=delimiter), [])
+    columns = header_names(raw_header)
+    first_line = 1 + buffer[:header_end].count(b"\n") + (0 if buffer[:header_end].endswith(b"\n") else 1)
+    buffer = buffer[header_end:]
+
+    def batches() -> Iterator[Batch]:
+        nonlocal buffer
+        line = first_line
+        eof = False
+        try:
+            while buffer or not eof:
+                if not eof and len(buffer) < batch_bytes:
+                    more = fh.read(batch_bytes)
+                    eof = not more
+                    buffer += to_utf8(more, eof)
+                    continue
+                cut = len(buffer) if eof else split_at_last_record(buffer)
+                if cut == 0:  # one record longer than a batch: read on
+                    more = fh.read(batch_bytes)
+                    eof = not more
+                    buffer += to_utf8(more, eof)
+                    continue
+                region, buffer = buffer[:cut], buffer[cut:]
+                yield _csv_batch(path, region, columns, delimiter, line, encoding)
+                line += region.count(b"\n")
+        finally:
+            fh.close()
+
+    return raw_header, batches()
+
+
+def _csv_batch(path: Path, data: bytes, columns: list[str], delimiter: str, line: int, encoding: str | None) -> Batch:
+    region = parse_region(data, columns, delimiter, line)
+    keep = ~region.blank
+    rejected: list[tuple[int, str, str, str]] = []
+    bad_utf8 = _invalid_utf8_rows(path, data, region, encoding)
+    ragged = np.flatnonzero(keep & (region.field_counts != len(columns)))
+    for i in ragged:
+        rejected.append((int(region.lines[i]), "structure",
+                         f"ragged_row: {int(region.field_counts[i])} fields where the header has {len(columns)}",
+                         region.raw_text([i])[0]))
+    for i in bad_utf8:
+        rejected.append((int(region.lines[i]), "encoding", "invalid_utf8: bytes that are not UTF-8 "
+                         "(pass --encoding if the file is in another encoding)", region.raw_text([i])[0]))
+    keep[ragged] = False
+    keep[bad_utf8] = False
+    positions = np.flatnonzero(keep)
+    frame = region.frame.with_columns(line=pl.Series(region.lines, dtype=pl.Int64), _pos=pl.int_range(pl.len()))
+    frame = frame.filter(pl.Series(keep))
+    return Batch(frame.drop("_pos"), lambda rows, r=region, p=positions: r.raw_text([int(p[i]) for i in rows]), rejected)
+
+
+def _invalid_utf8_rows(path: Path, data: bytes, region: Region, encoding: str | None) -> np.ndarray:
+    """Records holding bytes that are not UTF-8; too many of them mean a wrong encoding: stop."""
+    try:
+        data.decode("utf-8")
+        return np.array([], dtype=np.int64)
+    except UnicodeDecodeError:
+        pass
+    if region.starts is not None:
+        bad = [i for i in range(len(region.lines)) if not _is_utf8(data[region.starts[i]: region.ends[i]])]
+    else:  # the reference parser decoded with replacement characters
+        bad = [i for i, raw in enumerate(region.raw or []) if "\ufffd" in raw]
+    if len(bad) > max(10, MAX_BAD_ENCODING * len(region.lines)):
+        raise MailflowError(
+            f"{path}: line {int(region.lines[bad[0]])} is not valid UTF-8, nor are {len(bad) - 1} other rows; "
+            "pass --encoding (for example cp1252, latin-1 or shift_jis)"
+        )
+    return np.array(bad, dtype=np.int64)
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+def _decode_or_fail(path: Path, data: bytes, line: int, encoding: str | None) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MailflowError(f"{path}: line {line} is not valid UTF-8; pass --encoding (for example cp1252 or shift_jis)") from None
+
+
+def _sniff(header: str) -> str:
+    counts = {d: header.count(d) for d in DELIMITERS}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def _rows_batch(records: list[tuple[int, object, str]], path: Path) -> Batch:
+    """Batch from parsed JSON records: (line, value, raw text)."""
+    rows, lines, raws, rejected = [], [], [], []
+    for line, value, raw in records:
+        if not isinstance(value, dict):
+            rejected.append((line, "structure", "not_an_object: each record must be a JSON object", raw))
+            continue
+        rows.append({header_names([str(k)])[0]: _text(v) for k, v in value.items()})
+        lines.append(line)
+        raws.append(raw)
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    frame = pl.DataFrame({c: [r.get(c) for r in rows] for c in columns}, schema={c: pl.String for c in columns})
+    frame = frame.with_columns(line=pl.Series(lines, dtype=pl.Int64))
+    return Batch(frame, lambda idx: [raws[i] for i in idx], rejected)
+
+
+def _text(value) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _json_array(path: Path, fh, encoding: str | None):
+    with fh:
+        data = fh.read()
+    try:
+        items = json.loads(data.decode(encoding or "utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MailflowError(f"{path}: not a JSON array of objects ({exc})") from None
+    if not isinstance(items, list):
+        raise MailflowError(f"{path}: not a JSON array of objects (the top level is {type(items).__name__})")
+    records = [(i + 1, item, json.dumps(item, ensure_ascii=False)) for i, item in enumerate(items)]
+    keys = [k for item in items if isinstance(item, dict) for k in item]
+    return list(dict.fromkeys(keys)), iter([_rows_batch(records, path)])
+
+
+def _ndjson(path: Path, fh, encoding: str | None):
+    reader = io.TextIOWrapper(fh, encoding=encoding or "utf-8-sig", errors="surrogateescape", newline="")
+    first_keys: list[str] = []
+
+    def batches() -> Iterator[Batch]:
+        records: list[tuple[int, object, str]] = []
+        bad: list[tuple[int, str, str, str]] = []
+        with reader:
+            for number, text in enumerate(reader, start=1):
+                text = text.rstrip("\r\n")
+                if not text.strip():
+                    continue
+                try:
+                    records.append((number, json.loads(text), text))
+                except json.JSONDecodeError as exc:
+                    bad.append((number, "structure", f"invalid_json: {exc.msg} at column {exc.colno}",
+                                text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")))
+                if len(records) >= BATCH_ROWS:
+                    batch = _rows_batch(records, path)
+                    batch.rejected.extend(bad)
+                    yield batch
+                    records, bad = [], []
+        batch = _rows_batch(records, path)
+        batch.rejected.extend(bad)
+        yield batch
+
+    return first_keys, batches()
+
+
+def _parquet(path: Path, fh):
+    try:
+        parquet = pq.ParquetFile(fh)
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        fh.close()
+        raise MailflowError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+    names = parquet.schema_arrow.names
+    columns = header_names(names)
+
+    def batches() -> Iterator[Batch]:
+        offset = 0
+        with fh:
+            for record_batch in parquet.iter_batches(batch_size=BATCH_ROWS):
+                frame = pl.from_arrow(record_batch).rename(dict(zip(names, columns)))
+                frame = frame.select([_as_text(frame[c]) for c in columns])
+                frame = frame.with_columns(line=pl.int_range(offset + 1, offset + 1 + frame.height, dtype=pl.Int64))
+                offset += frame.height
+                raw = frame.drop("line").select(pl.struct(pl.all()).struct.json_encode()).to_series().to_list()
+                yield Batch(frame, lambda idx, r=raw: [r[i] for i in idx])
+
+    return names, batches()
+
+
+def _as_text(series: pl.Series) -> pl.Series:
+    if series.dtype == pl.String:
+        return series
+    if series.dtype.is_nested():
+        return series.to_frame().select(pl.col(series.name).struct.json_encode() if series.dtype == pl.Struct
+                                        else pl.col(series.name).cast(pl.String, strict=False)).to_series()
+    if series.dtype == pl.Boolean:
+        return series.cast(pl.String).str.to_lowercase()
+    return series.cast(pl.String, strict=False)
