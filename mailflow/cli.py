@@ -82,9 +82,13 @@ def ingest(ctx: Context, paths: tuple[str, ...], list_name: str | None, encoding
            reject_role_accounts: bool, reject_disposable: bool) -> None:
     """Ingest subscribers (CSV, TSV, Parquet, JSON, NDJSON; gzip too); bad rows go to the quarantine table."""
     files = expand_paths(paths)
+    from tasks.ingest import IngestOptions, probe
     from tasks.normalise import load_mapping
+    from tasks.screen import ScreenOptions
 
-    load_mapping(Path(mapping_file) if mapping_file else None, column_map)  # fail fast, before Prefect starts
+    mapping = load_mapping(Path(mapping_file) if mapping_file else None, column_map)
+    for path in files:  # fail fast on an unreadable file, before Prefect starts
+        probe(Path(path), IngestOptions(encoding=encoding, delimiter=delimiter, screen=ScreenOptions(mapping)))
     from flows.ingest import ingest as flow
 
     results = flow(files, list_name=list_name, encoding=encoding, delimiter=delimiter, column_map=list(column_map),

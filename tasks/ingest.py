@@ -19,10 +19,11 @@ from mailflow.errors import MailflowError
 from mailflow.settings import Settings
 from tasks.checks import failing_checks
 from tasks.expectations import SUITE, write_result
+from tasks.normalise import rename_columns
 from tasks.readers import BATCH_BYTES, read_batches
 from tasks.report import markdown_table
 from tasks.rules import load_rules
-from tasks.screen import ScreenOptions, screen
+from tasks.screen import ScreenOptions, require_email_column, screen
 from tasks.sqlfiles import q
 from tasks.warehouse import connect, inputs, transaction
 
@@ -65,6 +66,17 @@ def file_sha256(path: Path) -> str:
     except FileNotFoundError:
         raise MailflowError(f"{path}: no such file") from None
     return digest.hexdigest()
+
+
+def probe(path: Path, options: IngestOptions = IngestOptions()) -> None:
+    """Read the head of a file the way ingest will, so an unreadable file fails before any flow starts."""
+    raw_header, batches = read_batches(path, options.encoding, options.delimiter, 1 << 20)
+    first = next(iter(batches), None)
+    if first is not None:
+        try:
+            require_email_column(rename_columns(first.frame.head(0), raw_header, options.screen.mapping).columns)
+        except MailflowError as exc:
+            raise MailflowError(f"{path}: {exc}") from None
 
 
 def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, options: IngestOptions = IngestOptions(),

@@ -38,9 +38,8 @@ class Screened:
 
 def screen(batch: Batch, raw_header: list[str], options: ScreenOptions, now: datetime) -> Screened:
     frame = rename_columns(batch.frame, raw_header, options.mapping).with_columns(_pos=pl.int_range(pl.len()))
-    if frame.height and "email" not in frame.columns:
-        raise MailflowError(f"no email column (columns are: {', '.join(c for c in frame.columns if c not in ('line', '_pos'))});"
-                            " map one with --map 'COLUMN=email'")
+    if frame.height:
+        require_email_column(frame.columns)
     fields = [c for c in frame.columns if c not in ("line", "_pos")]
     frame = field_errors(frame, fields)                     # on the text as it came
     frame = idna_domains(normalise(frame, options.mapping, fields))
@@ -71,6 +70,12 @@ def screen(batch: Batch, raw_header: list[str], options: ScreenOptions, now: dat
     bad = pl.concat([frame.filter(pl.col("reason").is_not_null()), superseded.drop("last_line")]).sort("line")
     good = good.filter(pl.col("line") == pl.col("last_line")).select(SUBSCRIBER_COLUMNS)
     return Screened(good, _quarantine_rows(batch, bad), validation)
+
+
+def require_email_column(columns: list[str]) -> None:
+    if "email" not in columns:
+        names = ", ".join(c for c in columns if c not in ("line", "_pos"))
+        raise MailflowError(f"no email column (columns are: {names}); map one with --map 'COLUMN=email'")
 
 
 def _domain_errors(frame: pl.DataFrame, options: ScreenOptions) -> pl.Expr:

@@ -1,6 +1,7 @@
 """The command line: exit codes, one-line errors without tracebacks, read-only SQL, documented commands."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -14,7 +15,10 @@ ROOT = Path(__file__).parent.parent
 
 
 def run(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "mailflow.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+    # As a user runs it: without the test session's Prefect console settings.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_LOGGING")}
+    return subprocess.run([sys.executable, "-m", "mailflow.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=180, env=env)
 
 
 def test_init_then_sql(tmp_path):
@@ -70,3 +74,51 @@ def test_every_command_is_in_the_readme_with_its_help():
         assert re.search(rf"mailflow( --[a-z]+( \S+)?)* {name}\b", readme), f"README does not show `mailflow {name}`"
         summary = command.get_short_help_str(limit=300).rstrip(".")
         assert summary in readme, f"README lacks the help text of `mailflow {name}`: {summary!r}"
+
+
+def test_lists_rules_round_trip(tmp_path):
+    home = str(tmp_path / "h")
+    assert run("--home", home, "lists", "block", "*@Spam.Example").returncode == 0
+    assert run("--home", home, "lists", "allow", "ok@spam.example").returncode == 0
+    shown = run("--home", home, "--json", "lists", "show")
+    assert {(r["action"], r["pattern"]) for r in json.loads(shown.stdout)} == {("block", "*@spam.example"), ("allow", "ok@spam.example")}
+    bad = run("--home", home, "lists", "block", "re:(?<=x)y")
+    assert bad.returncode == 2 and "look-around" in bad.stderr
+    assert run("--home", home, "lists", "remove", "*@spam.example").returncode == 0
+    assert run("--home", home, "lists", "remove", "*@spam.example").returncode == 2
+
+
+def test_export_neutralises_formulas(tmp_path, con):
+    from tasks.ingest import ingest_file
+    from tasks.export import export_table
+    from tests.conftest import write_csv
+
+    ingest_file(con, write_csv(tmp_path / "a.csv", 'email,first_name,last_name\na@example.com,=HYPERLINK("http://x"),@SUM(A1)\nb@example.com,-1+2,\tTab\n'))
+    out = tmp_path / "s.csv"
+    assert export_table(con, "subscribers", out) == 2
+    text = out.read_text()
+    assert "'=HYPERLINK" in text and "'@SUM(A1)" in text and "'-1+2" in text
+    import polars as pl
+
+    from tasks.export import formula_safe
+
+    assert formula_safe(pl.DataFrame({"a": ["\tx", "\rx", "+1", "ok", None]}))["a"].to_list() == ["'\tx", "'\rx", "'+1", "ok", None]
+    assert export_table(con, "subscribers", tmp_path / "s.parquet") == 2
+    assert pl.read_parquet(tmp_path / "s.parquet")["first_name"].to_list() == ['=HYPERLINK("http://x")', "-1+2"]
+
+
+@pytest.mark.parametrize(
+    "content,needle",
+    [(b"", "the file is empty"), (b"name\nAnn\n", "no email column"), (bytes(range(256)) * 100, "not valid UTF-8")],
+)
+def test_unreadable_ingest_exits_2_before_prefect_starts(tmp_path, content, needle):
+    path = tmp_path / "in.csv"
+    path.write_bytes(content)
+    out = run("--home", str(tmp_path / "h"), "ingest", str(path))
+    assert out.returncode == 2, out.stderr
+    assert needle in out.stderr and str(path) in out.stderr and out.stderr.count("\n") == 1
+
+
+def test_glob_that_matches_nothing(tmp_path):
+    out = run("--home", str(tmp_path / "h"), "ingest", str(tmp_path / "*.csv"))
+    assert out.returncode == 2 and "no file matches" in out.stderr

@@ -36,3 +36,18 @@ def test_demo_runs_the_whole_loop_and_a_rerun_duplicates_nothing(prefect_harness
     assert deliveries == distinct == total["audience"]
     assert subscribers == first["ingested"][0]["accepted"]
     assert bounced_domains == [(REJECTED_DOMAIN,)]
+
+
+def test_ingest_flow_records_validation_as_an_artifact(prefect_harness, home):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from flows.ingest import ingest
+
+    results = ingest([str(SAMPLES_DIR / "subscribers.csv")], list_name="flow-test", overrides={"home": str(home)})
+    assert results[0]["rows_read"] == 3003 and results[0]["validation"][0]["success"] is False
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["ingest-validation"])))
+    assert artifacts and "expect_column_values_to_match_regex" in artifacts[-1].data
+    with connect(home / "mailflow.duckdb", read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM validation_runs").fetchone()[0] == 1
