@@ -155,9 +155,9 @@ def child(path: str, warehouse: str, home: str, list_name: str) -> None:
         called = time.perf_counter()
     closed = time.perf_counter()
     out = result.as_dict()
-    out.pop("validation", None)
+    batches = len(out.pop("validation", None) or [])  # one validation run per batch the reader yielded
     print(json.dumps({
-        "result": out, "import_s": imported - start, "connect_s": connected - imported, "call_s": called - connected,
+        "result": out, "batches": batches, "import_s": imported - start, "connect_s": connected - imported, "call_s": called - connected,
         "close_s": closed - called, "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }), flush=True)
 
@@ -174,10 +174,12 @@ def balance_problem(result: dict, n: int, size: str) -> str | None:
 
 def summary(report: dict) -> str:
     r = report["result"]
+    inside = report["import_s"] + report["connect_s"] + report["call_s"] + report["close_s"]
     return (f"wall {report['wall']:.2f}s (imports {report['import_s']:.2f}s, connect {report['connect_s']:.2f}s, "
-            f"ingest_file {report['call_s']:.2f}s, close {report['close_s']:.2f}s), peak RSS "
-            f"{report['maxrss_mb']:.0f} MB; read {r['rows_read']}, new {r['accepted']}, updated {r['updated']}, "
-            f"unchanged {r['unchanged']}, quarantined {r['quarantined']}, already_ingested {r['already_ingested']}")
+            f"ingest_file {report['call_s']:.2f}s, close {report['close_s']:.2f}s, interpreter start/exit "
+            f"{report['wall'] - inside:.2f}s), peak RSS {report['maxrss_mb']:.0f} MB; {report['batches']} batches; "
+            f"read {r['rows_read']}, new {r['accepted']}, updated {r['updated']}, unchanged {r['unchanged']}, "
+            f"quarantined {r['quarantined']}, already_ingested {r['already_ingested']}")
 
 
 def with_target(out: dict, target: float) -> dict:

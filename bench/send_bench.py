@@ -127,7 +127,7 @@ def run() -> list[dict]:
     from mailflow.settings import load_settings
     from tasks.campaign import load_campaign
     from tasks.message import Envelope, envelope_sender
-    from tasks.send import campaign_templates, envelope_for, send_chunk
+    from tasks.send import composer_for, send_chunk
 
     n = int(os.environ.get("BENCH_SEND_N", "20000"))
     spec = load_campaign(SAMPLES_DIR / "campaign.yaml")
@@ -139,10 +139,11 @@ def run() -> list[dict]:
         settings = load_settings(overrides={
             "home": str(home),
             "smtp": {"pools": {"default": {"relays": [f"127.0.0.1:{port}"], "connections": CONNECTIONS}}},
+            "tracking": {"secret": "bench-secret", "base_url": "https://t.example.com"},
         })
         frame = recipients(n, settings.send.chunk_size)
-        templates = campaign_templates(spec)
-        sample = [envelope_for(spec, templates, r) for r in frame.head(SIZE_SAMPLE).iter_rows(named=True)]
+        composer = composer_for(settings, spec)
+        sample = [composer.compose(r) for r in frame.head(SIZE_SAMPLE).iter_rows(named=True)]
         size = round(statistics.mean(len(e.data) for e in sample if isinstance(e, Envelope)))
         chunks = write_chunks(frame, home / "campaigns" / spec.campaign_id / "chunks")
         del frame, sample

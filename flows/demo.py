@@ -9,19 +9,18 @@ from flows.ingest import ingest
 from flows.plan_campaign import plan_campaign
 from flows.send_campaign import send_campaign
 from mailflow import SAMPLES_DIR
+from mailflow.demo import REJECTED_DOMAIN, demo_overrides, demo_secret
 from mailflow.receiver import USER_UNKNOWN, Receiver
 from mailflow.settings import load_settings
 from tasks.report import report_from_warehouse
-
-REJECTED_DOMAIN = "gone.example"  # the demo receiver answers 550 5.1.1 for this domain
-
 
 @flow(name="demo")
 def demo(config: str | None = None, overrides: dict | None = None) -> dict:
     settings = load_settings(config, overrides)
     maildir = settings.home / "maildir"
     with Receiver(maildir=maildir, replies={REJECTED_DOMAIN: USER_UNKNOWN}) as receiver:
-        local = {**(overrides or {}), "smtp": {"pools": {"default": {"relays": [f"127.0.0.1:{receiver.port}"]}}}}
+        secret = settings.tracking.secret or demo_secret(settings.home)
+        local = demo_overrides(overrides, settings.home, receiver.port, secret)
         ingested = ingest([str(SAMPLES_DIR / "subscribers.csv")], list_name="newsletter", config=config, overrides=local)
         planned = plan_campaign(str(SAMPLES_DIR / "campaign.yaml"), config, local)
         sent = send_campaign(planned["campaign_id"], config, local)

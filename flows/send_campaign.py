@@ -15,6 +15,6 @@ def send_campaign(campaign_id: str, config: str | None = None, overrides: dict |
     settings = load_settings(config, overrides)
     spec, chunks = load_plan_task(settings, campaign_id)
     if chunks:
-        preflight_task(spec, chunks[0])
+        preflight_task(settings, spec, chunks[0])
     counts = send_chunk_task.map(unmapped(settings), unmapped(spec), chunks).result()
     return sum_counts(counts)

@@ -93,8 +93,8 @@ def load_campaign(path: Path) -> CampaignSpec:
     tracking = data.get("tracking") or {}
     if not isinstance(tracking, dict) or not all(isinstance(v, bool) for v in tracking.values()):
         raise MailflowError(f"{path}: field 'tracking' must map opens/clicks to true or false")
-    if any(tracking.values()):
-        raise MailflowError(f"{path}: field 'tracking': open and click tracking are not supported yet")
+    if not set(tracking) <= {"opens", "clicks"}:
+        raise MailflowError(f"{path}: field 'tracking' takes only opens and clicks")
     return CampaignSpec(
         name=name,
         campaign_id=campaign_id,

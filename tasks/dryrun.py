@@ -18,7 +18,7 @@ def write_samples(settings: Settings, campaign_id: str, count: int) -> list[Path
     for chunk in chunks:
         if len(written) >= count:
             break
-        for envelope in preflight(spec, chunk, count - len(written)):
+        for envelope in preflight(settings, spec, chunk, count - len(written)):
             path = out_dir / f"sample-{len(written) + 1:04d}.eml"
             path.write_bytes(envelope.data)
             written.append(path)

@@ -1,8 +1,10 @@
-"""Send one chunk: render each recipient, deliver over the pool, log every outcome to the ledger."""
+"""Send one chunk: compose each recipient's message, deliver over the pool, log every outcome."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,43 +13,67 @@ import polars as pl
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from mailflow.errors import NeedsAttention
+from mailflow.errors import MailflowError, NeedsAttention
 from mailflow.settings import Settings
 from tasks.campaign import CampaignSpec
+from tasks.compose import Composer
 from tasks.ledger import LedgerRecord, LedgerWriter, ledger_path, logged_subscribers
-from tasks.message import Envelope, HeaderInjection, build_message, envelope_sender
+from tasks.message import Envelope
 from tasks.plan import campaign_dir, read_manifest
-from tasks.render import CampaignTemplates, RenderError
+from tasks.render import CampaignTemplates
 from tasks.smtp import Outcome, deliver_all
+from tasks.tokens import TokenSigner
 
 
-def campaign_templates(spec: CampaignSpec) -> CampaignTemplates:
-    return CampaignTemplates(spec.template, spec.subject, {"name": spec.name, "id": spec.campaign_id})
+def composer_for(settings: Settings, spec: CampaignSpec) -> Composer:
+    """Templates compiled, tokens keyed and the DKIM key loaded: once per chunk task."""
+    if not settings.tracking.secret:
+        raise MailflowError("set MAILFLOW_TRACKING__SECRET: List-Unsubscribe links and bounce addresses are signed with it")
+    templates = CampaignTemplates(spec.template, spec.subject, {"name": spec.name, "id": spec.campaign_id},
+                                  track_opens=spec.tracking.get("opens", True),
+                                  track_clicks=spec.tracking.get("clicks", True))
+    return Composer(spec, templates, TokenSigner(settings.tracking.secret), settings.tracking.base_url,
+                    settings.smtp.bounce_domain, dkim_signer(settings))
 
 
-def envelope_for(spec: CampaignSpec, templates: CampaignTemplates, row: dict) -> Envelope | Outcome:
-    """The recipient's envelope, or a `failed` outcome saying why it cannot be sent."""
+def dkim_signer(settings: Settings):
+    """The DKIM signer of the settings, or None when no DKIM domain is configured."""
+    dkim = settings.dkim
+    if not dkim.domain:
+        return None
+    from tasks.dkim import DkimSigner, load_key
+
+    if dkim.private_key:
+        pem = dkim.private_key.encode()
+    elif dkim.private_key_file:
+        try:
+            pem = Path(dkim.private_key_file).read_bytes()
+        except OSError as exc:
+            raise MailflowError(f"dkim.private_key_file {dkim.private_key_file}: {exc.strerror}") from None
+    else:
+        raise MailflowError("dkim.domain is set but no key: set MAILFLOW_DKIM__PRIVATE_KEY or dkim.private_key_file")
     try:
-        rendered = templates.render(row)
-        to_name = " ".join(x for x in (row.get("first_name"), row.get("last_name")) if x) or None
-        data = build_message(
-            from_addr=spec.from_addr, to_email=row["email"], to_name=to_name, subject=rendered.subject,
-            html=rendered.html, text=rendered.text, reply_to=spec.reply_to,
-        )
-    except (RenderError, HeaderInjection) as exc:
-        return Outcome("failed", None, None, str(exc))
-    except (ValueError, UnicodeError) as exc:  # e.g. an address the MIME layer cannot encode
-        return Outcome("failed", None, None, f"cannot build the message: {type(exc).__name__}")
-    return Envelope(envelope_sender(spec.from_addr), row["email"], data)
+        return DkimSigner(load_key(dkim.domain, dkim.selector, pem))
+    except ValueError as exc:
+        raise MailflowError(f"dkim key: {exc}") from None
 
 
-def preflight(spec: CampaignSpec, chunk: Path, sample: int) -> list[Envelope]:
-    """Render the first `sample` recipients; any failure stops the campaign before it sends."""
-    templates = campaign_templates(spec)
-    rows = pl.read_parquet(chunk, n_rows=sample).to_dicts()
+def write_link_table(settings: Settings, spec: CampaignSpec, composer: Composer) -> Path:
+    """The campaign's tracked URLs by index, for the tracking service's redirects."""
+    path = campaign_dir(settings.home, spec.campaign_id) / "links.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"links.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"campaign_id": spec.campaign_id, "links": composer.templates.links.urls}, indent=1))
+    os.replace(tmp, path)
+    return path
+
+
+def preflight(settings: Settings, spec: CampaignSpec, chunk: Path, sample: int) -> list[Envelope]:
+    """Compose the first `sample` recipients; any failure stops the campaign before it sends."""
+    composer = composer_for(settings, spec)
     envelopes = []
-    for row in rows:
-        result = envelope_for(spec, templates, row)
+    for row in pl.read_parquet(chunk, n_rows=sample).to_dicts():
+        result = composer.compose(row)
         if isinstance(result, Outcome):
             raise NeedsAttention(
                 f"campaign {spec.campaign_id!r} not sent: subscriber {row['subscriber_id']} failed the "
@@ -63,16 +89,17 @@ async def send_chunk(settings: Settings, spec: CampaignSpec, chunk: Path, attemp
     chunk_id = int(frame["chunk_id"][0]) if frame.height else -1
     path = ledger_path(settings.home, spec.campaign_id, chunk_id)
     counts: Counter[str] = Counter()
+    composer = composer_for(settings, spec)
+    write_link_table(settings, spec, composer)
     with LedgerWriter(path) as ledger:
         done = logged_subscribers(path)
         counts["skipped"] = len(done)
-        templates = campaign_templates(spec)
         pool = settings.pool(spec.transport)
 
         def envelopes() -> Iterator[tuple[dict, Envelope | Outcome]]:
             for row in frame.iter_rows(named=True):
                 if row["subscriber_id"] not in done:
-                    yield row, envelope_for(spec, templates, row)
+                    yield row, composer.compose(row)
 
         # One relay per chunk for now; chunks rotate over the pool's relays.
         relay = pool.relays[chunk_id % len(pool.relays)]
@@ -101,8 +128,8 @@ def load_plan_task(settings: Settings, campaign_id: str) -> tuple[CampaignSpec, 
 
 
 @task(name="preflight_render", cache_policy=NO_CACHE)
-def preflight_task(spec: CampaignSpec, chunk: Path, sample: int = 20) -> int:
-    return len(preflight(spec, chunk, sample))
+def preflight_task(settings: Settings, spec: CampaignSpec, chunk: Path, sample: int = 20) -> int:
+    return len(preflight(settings, spec, chunk, sample))
 
 
 @task(name="send_chunk", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)

@@ -92,6 +92,9 @@ class SmtpConnection:
         except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
             await self.close()
             return outcome_of_error(exc)
+        except Exception as exc:  # noqa: BLE001 - any other failure must still give this recipient an outcome
+            await self.close()
+            return outcome_of_error(exc)
 
     async def close(self) -> None:
         smtp, self._smtp = self._smtp, None
