@@ -16,7 +16,7 @@ KNOWN_KEYS = {
     "name", "from", "reply_to", "lists", "segment", "where", "template", "subject",
     "tracking", "transport", "variants", "ab",
 }
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ MIN_RSA_BITS = 1024  # RFC 8301: verifiers must reject shorter RSA keys, so sign
 MAX_LINE = 78  # RFC 5322 §2.1.1 recommended line length, not counting CRLF
 
 _WSP_RUN = re.compile(rb"[ \t]+")
+_SPACE_RUN = re.compile(rb"  +")  # a two-byte literal prefix: sre skips ahead far faster than for [ \t]+
 _FIELD_START = re.compile(rb"\r\n(?![ \t])")  # a CRLF not followed by WSP ends a header field
 _DNS_NAME = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")
 _FIELD_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+")  # RFC 5322 ftext
@@ -71,9 +72,13 @@ def relaxed_body(body: bytes) -> bytes:
     """RFC 6376 §3.4.4 relaxed body canonicalization of a CRLF body."""
     if body and not body.endswith(b"\r\n"):
         body += b"\r\n"
-    # The `in` tests are memchr-fast and skip the regex for bodies that need no compressing
-    if b"\t" in body or b"  " in body:
-        body = _WSP_RUN.sub(b" ", body)
+    # Tabs become spaces first so that only runs of spaces are left to compress: a regex over
+    # every WSP byte of a 23 KB body costs ~600 us, this costs ~50 us, and the `in` tests skip
+    # the work entirely for bodies (base64 parts) that have no runs
+    if b"\t" in body:
+        body = body.replace(b"\t", b" ")
+    if b"  " in body:
+        body = _SPACE_RUN.sub(b" ", body)
     if b" \r\n" in body:  # after compressing, trailing WSP is exactly one space
         body = body.replace(b" \r\n", b"\r\n")
     end = len(body)

@@ -10,7 +10,7 @@ from email.policy import SMTP
 from email.utils import format_datetime, getaddresses, make_msgid, parseaddr
 from datetime import datetime, timezone
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class HeaderInjection(ValueError):

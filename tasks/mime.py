@@ -14,7 +14,7 @@ import re
 
 from tasks.message import HeaderInjection
 
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # tab is allowed, line breaks are not
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")  # tab is allowed; NEL and U+2028 break lines too
 _ATOM_SAFE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*$")
 _ADDR_SPEC = re.compile(r"^[^\s<>()\[\],;:\"@\\]+@[A-Za-z0-9.-]+$")
 _ENCODED_WORD_BYTES = 45  # 45 bytes -> 60 base64 chars -> 72 with the =?utf-8?b??= wrapper

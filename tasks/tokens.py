@@ -44,17 +44,21 @@ class TokenSigner:
 
     def sign(self, campaign_id: str, subscriber_id: int, purpose: str) -> str:
         payload = _LAYOUT.pack(subscriber_id, campaign_digest(campaign_id))
-        return base64.b32encode(payload + self._mac(payload, purpose)).decode().lower().rstrip("=")
+        return _encode(payload + self._mac(payload, purpose))
 
     def verify(self, token: str, purpose: str) -> SendRef:
         try:
             raw = base64.b32decode(token.upper() + "=" * (-len(token) % 8))
         except (ValueError, TypeError):
             raise BadToken("not a token") from None
-        if len(raw) != _LAYOUT.size + _MAC_BYTES:
-            raise BadToken("not a token")
+        if len(raw) != _LAYOUT.size + _MAC_BYTES or _encode(raw) != token.lower():
+            raise BadToken("not a token")  # the second test refuses other spellings of the same bytes
         payload, mac = raw[: _LAYOUT.size], raw[_LAYOUT.size:]
         if not hmac.compare_digest(mac, self._mac(payload, purpose)):
             raise BadToken("bad signature")
         subscriber_id, digest = _LAYOUT.unpack(payload)
         return SendRef(digest, subscriber_id, purpose)
+
+
+def _encode(raw: bytes) -> str:
+    return base64.b32encode(raw).decode().lower().rstrip("=")

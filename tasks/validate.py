@@ -57,7 +57,7 @@ ROLE_ACCOUNTS = frozenset(
     "mail mailer-daemon marketing news newsletter no-reply noc noreply office postmaster privacy root "
     "sales security support sysadmin team webmaster".split()
 )
-CONTROL_CHARS = r"[\x00-\x08\x0b-\x1f\x7f\r\n]"
+CONTROL_CHARS = r"[\x00-\x08\x0a-\x1f\x7f-\x9f\x{2028}\x{2029}]"  # C0, DEL, C1 (NEL), line separators
 FIELD_LIMIT = 4096  # bytes per field: more is a broken export, not a name
 
 
