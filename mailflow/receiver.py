@@ -1,16 +1,21 @@
-"""A real SMTP receiver on loopback (aiosmtpd) for the demo and the tests: stores or records mail."""
+"""A real SMTP receiver on loopback (aiosmtpd) for the demo and the tests: stores, records or misbehaves."""
 
 from __future__ import annotations
 
+import asyncio
 import mailbox
 import socket
+import ssl
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import MISSING, AuthResult
 
 USER_UNKNOWN = "550 5.1.1 Recipient address rejected: User unknown in virtual mailbox table"
+# Long enough that the client under test times out first; stopping the receiver cancels it.
+STALL_SECONDS = 120.0
 
 
 @dataclass
@@ -18,6 +23,25 @@ class Received:
     sender: str
     recipients: list[str]
     data: bytes
+    mail_options: list[str] = field(default_factory=list)  # e.g. SIZE=123, BODY=8BITMIME
+    peer: tuple | None = None  # the client's (host, port): one value per connection
+    tls: bool = False
+    pipelined: bool = False  # RCPT and DATA had already arrived when MAIL was handled (RFC 2920)
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What the receiver does instead of its normal reply at one stage of a transaction.
+
+    MAIL faults are looked up by sender, RCPT and DATA faults by recipient (address, then
+    domain). DATA faults act after the whole message has arrived, before the final reply.
+    """
+
+    stage: str  # MAIL | RCPT | DATA
+    reply: str = ""  # e.g. "554 5.7.1 Rejected"; a 421 reply is followed by closing the connection
+    drop: bool = False  # close the connection instead of replying
+    stall: bool = False  # never reply
+    keep: bool = False  # RCPT: accept the recipient anyway, as a broken server might, so DATA gets 354
 
 
 @dataclass
@@ -27,8 +51,49 @@ class _Handler:
     record: bool
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    faults: dict[str, Fault] = field(default_factory=dict)
+    pipelining: bool = False
+    ehlo: bool = True
+    quits: int = 0
+
+    def _fault(self, stage: str, *addresses: str) -> Fault | None:
+        for address in addresses:
+            for key in (address.lower(), address.rpartition("@")[2].lower()):
+                fault = self.faults.get(key)
+                if fault is not None and fault.stage == stage:
+                    return fault
+        return None
+
+    async def _misbehave(self, server, fault: Fault) -> str:
+        if fault.drop:
+            server.transport.close()
+        if fault.drop or fault.stall:
+            await asyncio.sleep(STALL_SECONDS)  # cancelled when the connection goes
+        if fault.reply.startswith("421"):  # RFC 5321 3.8: the server closes after saying so
+            asyncio.get_running_loop().call_soon(server.transport.close)
+        return fault.reply
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        if not self.ehlo:  # an old server: the client must fall back to HELO
+            return ["502 5.5.2 Error: command not recognized"]
+        session.host_name = hostname
+        if self.pipelining:  # aiosmtpd handles pipelined commands but does not advertise it
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        fault = self._fault("MAIL", address)
+        if fault is not None:
+            return await self._misbehave(server, fault)
+        envelope.pipelined = b"DATA" in bytes(getattr(server._reader, "_buffer", b""))
+        return MISSING  # aiosmtpd's own handling
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        fault = self._fault("RCPT", address)
+        if fault is not None:
+            if fault.keep:
+                envelope.rcpt_tos.append(address)
+            return await self._misbehave(server, fault)
         reply = self.replies.get(address.lower()) or self.replies.get(address.rpartition("@")[2].lower())
         if reply:
             return reply
@@ -36,13 +101,26 @@ class _Handler:
         return "250 2.1.5 Ok"
 
     async def handle_DATA(self, server, session, envelope):
+        fault = self._fault("DATA", *envelope.rcpt_tos)
+        if fault is not None:
+            return await self._misbehave(server, fault)
         data = envelope.original_content or envelope.content
         with self.lock:
             if self.maildir is not None:
                 self.maildir.add(data)
             if self.record:
-                self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), data))
+                self.received.append(Received(
+                    envelope.mail_from, list(envelope.rcpt_tos), data, list(envelope.mail_options),
+                    tuple(session.peer) if session.peer else None,
+                    server.transport.get_extra_info("ssl_object") is not None,
+                    getattr(envelope, "pipelined", False),
+                ))
         return "250 2.0.0 Ok: queued"
+
+    async def handle_QUIT(self, server, session, envelope):
+        with self.lock:
+            self.quits += 1
+        return MISSING
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -52,25 +130,49 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class Receiver:
-    """`with Receiver(maildir=..., replies={"gone.example": USER_UNKNOWN}) as rx: rx.port`"""
+    """`with Receiver(maildir=..., replies={"gone.example": USER_UNKNOWN}) as rx: rx.port`
+
+    For tests of clients, the keyword arguments make it misbehave: `faults` per address,
+    `pipelining` advertised, `ehlo=False` (HELO only), `auth={"user": "password"}` required,
+    `tls_context` for STARTTLS (or for the whole connection with `implicit_tls`), and
+    `server_options` passed to aiosmtpd's SMTP (e.g. data_size_limit, timeout).
+    """
 
     def __init__(self, maildir: Path | None = None, replies: dict[str, str] | None = None,
-                 record: bool = False, host: str = "127.0.0.1"):
+                 record: bool = False, host: str = "127.0.0.1", *,
+                 faults: dict[str, Fault] | None = None, pipelining: bool = False, ehlo: bool = True,
+                 auth: dict[str, str] | None = None, tls_context: ssl.SSLContext | None = None,
+                 implicit_tls: bool = False, server_options: dict | None = None):
         if maildir:
             maildir.parent.mkdir(parents=True, exist_ok=True)
         box = mailbox.Maildir(str(maildir), create=True) if maildir else None
-        self.handler = _Handler(box, {k.lower(): v for k, v in (replies or {}).items()}, record)
+        self.handler = _Handler(box, {k.lower(): v for k, v in (replies or {}).items()}, record,
+                                faults={k.lower(): v for k, v in (faults or {}).items()},
+                                pipelining=pipelining, ehlo=ehlo)
         self.host = host
         self.port = 0
+        self._options = dict(server_options or {})
+        if auth is not None:
+            # Over implicit TLS aiosmtpd does not know the session is encrypted, so it must not insist.
+            self._options.update(authenticator=_authenticator(auth), auth_required=True,
+                                 auth_require_tls=tls_context is not None and not implicit_tls)
+        if tls_context is not None and not implicit_tls:
+            self._options["tls_context"] = tls_context
+        self._ssl_context = tls_context if implicit_tls else None
         self._controller: Controller | None = None
 
     @property
     def received(self) -> list[Received]:
         return self.handler.received
 
+    @property
+    def quits(self) -> int:
+        return self.handler.quits
+
     def start(self) -> Receiver:
         self.port = free_port(self.host)
-        self._controller = Controller(self.handler, hostname=self.host, port=self.port, ready_timeout=10)
+        self._controller = Controller(self.handler, hostname=self.host, port=self.port, ready_timeout=10,
+                                      ssl_context=self._ssl_context, **self._options)
         self._controller.start()
         return self
 
@@ -84,3 +186,11 @@ class Receiver:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _authenticator(users: dict[str, str]):
+    def authenticate(server, session, envelope, mechanism, auth_data) -> AuthResult:
+        login = auth_data.login.decode("utf-8", "replace")
+        ok = users.get(login) == auth_data.password.decode("utf-8", "replace")
+        return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd sends the 535
+    return authenticate

@@ -6,7 +6,6 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, Mapping
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -73,7 +72,7 @@ class SmtpSettings:
     helo: str
     bounce_domain: str
     timeout: float
-    pools: Mapping[str, Pool]
+    pools: dict[str, Pool]  # a plain dict so settings pickle into send worker processes
 
 
 @dataclass(frozen=True)
@@ -197,7 +196,7 @@ def _build(tree: dict[str, Any]) -> Settings:
             helo=str(smtp["helo"]),
             bounce_domain=str(smtp["bounce_domain"]),
             timeout=float(smtp["timeout"]),
-            pools=MappingProxyType(pools),
+            pools=pools,
         ),
         send=SendSettings(
             chunk_size=_positive_int(send["chunk_size"], "send.chunk_size"),

@@ -55,7 +55,7 @@ class Composer:
                 ("To", encode_mailbox(check("To", to_name or ""), check("To", row["email"]))),
                 ("Subject", encode_text(check("Subject", rendered.subject))),
                 ("Date", self._now()),
-                ("Message-ID", f"<{os.urandom(12).hex()}.{send_token[:8]}@{self.domain}>"),
+                ("Message-ID", f"<{os.urandom(16).hex()}@{self.domain}>"),
             ]
             if self.reply_to:
                 headers.append(("Reply-To", self.reply_to))

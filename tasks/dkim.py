@@ -57,7 +57,10 @@ def load_key(domain: str, selector: str, pem: bytes | str) -> DkimKey:
 
 
 def dns_record(key: DkimKey) -> str:
-    """The TXT record value to publish at <selector>._domainkey.<domain>."""
+    """The TXT record value to publish at <selector>._domainkey.<domain>.
+
+    An RSA-2048 record is ~400 characters: zone files must split it into strings of at most 255.
+    """
     public = key.private_key.public_key()
     if key.algorithm == ED25519_SHA256:
         # RFC 8463 §4.2: the bare 32-byte key, not an ASN.1 structure
@@ -115,6 +118,7 @@ class DkimSigner:
         self._names = tuple(names)
         self._wanted = frozenset(names)
         self._rsa = key.algorithm == RSA_SHA256
+        self._pkcs1, self._sha256 = padding.PKCS1v15(), hashes.SHA256()
         self._prefix = [b"v=1;", b"a=" + key.algorithm.encode() + b";", b"c=relaxed/relaxed;",
                         b"d=" + key.domain.encode() + b";", b"s=" + key.selector.encode() + b";"]
         self._h_tags: dict[tuple[bytes, ...], list[tuple[bytes, bytes]]] = {}
@@ -164,7 +168,7 @@ class DkimSigner:
         data.append(b"dkim-signature:" + relaxed_value(unsigned[len(b"DKIM-Signature:"):]))
         blob = b"".join(data)
         if self._rsa:
-            signature = self.key.private_key.sign(blob, padding.PKCS1v15(), hashes.SHA256())
+            signature = self.key.private_key.sign(blob, self._pkcs1, self._sha256)
         else:
             # RFC 8463 §3: Ed25519 signs the SHA-256 digest of the header data, not the data itself
             signature = self.key.private_key.sign(hashlib.sha256(blob).digest())

@@ -96,8 +96,25 @@ class CampaignTemplates:
             raise RenderError(f"{type(exc).__name__}: {exc}") from None
 
 
+_JINJA_STATEMENT = re.compile(r"{%.*?%}|{#.*?#}", re.DOTALL)
+_PLACEHOLDER = re.compile(r"<!--mf-jinja-(\d+)-->")
+
+
 def _inline(source: str) -> str:
-    return css_inline.CSSInliner(load_remote_stylesheets=False).inline(source)
+    """Inline <style> rules into style attributes, keeping Jinja statements where they were.
+
+    An HTML parser moves stray text out of tables (HTML5 foster parenting), which would
+    pull a `{% for %}` between table rows out of its loop; comments stay put, so statements
+    travel through the inliner as comments.
+    """
+    statements: list[str] = []
+
+    def hide(match: re.Match) -> str:
+        statements.append(match.group(0))
+        return f"<!--mf-jinja-{len(statements) - 1}-->"
+
+    inlined = css_inline.CSSInliner(load_remote_stylesheets=False).inline(_JINJA_STATEMENT.sub(hide, source))
+    return _PLACEHOLDER.sub(lambda m: statements[int(m.group(1))], inlined)
 
 
 def subscriber_context(recipient: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,278 @@
+"""A persistent SMTP connection on asyncio streams that pipelines MAIL, RCPT and DATA (RFC 2920)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import ipaddress
+import re
+import ssl
+from typing import NamedTuple
+
+from mailflow.settings import Relay
+from tasks.message import Envelope
+from tasks.smtp import Outcome, outcome_of_error, outcome_of_reply
+
+# Bare CR and LF become CRLF, as aiosmtplib does: a bare LF before a dot is how SMTP smuggling
+# ends a message early on servers that accept it, and RFC 5321 forbids sending them anyway.
+_LINE_ENDINGS = re.compile(rb"\r\n|\n|\r(?!\n)")
+_LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
+# SMTPUTF8 is not supported yet, and these would end the address or the command line early.
+_UNSAFE_ADDRESS = re.compile(r"[\x00-\x1f\x7f<>]|[^\x00-\x7f]")
+_MAX_REPLY_LINES = 100
+
+
+class ProtocolError(Exception):
+    """The server said something that is not an SMTP reply, or lacks what the relay settings need."""
+
+
+class Reply(NamedTuple):
+    code: int
+    lines: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        return " ".join(line for line in self.lines if line)
+
+
+class _Refused(Exception):
+    """A reply that ends the attempt while setting up the session (greeting, EHLO, STARTTLS, AUTH)."""
+
+    def __init__(self, reply: Reply):
+        super().__init__(reply.code, reply.text)
+        self.reply = reply
+
+
+def wire_data(data: bytes) -> tuple[int, bytes]:
+    """The SIZE of a message (RFC 1870: CRLF line ends, before dot-stuffing) and its DATA bytes."""
+    text = _LINE_ENDINGS.sub(b"\r\n", data)
+    if not text.endswith(b"\r\n"):
+        text += b"\r\n"
+    return len(text), _LEADING_DOT.sub(b"..", text) + b".\r\n"
+
+
+def unsafe_address(envelope: Envelope) -> Outcome | None:
+    """A failed outcome when an address could break the command line; the message is not sent."""
+    for role, address in (("sender", envelope.sender), ("recipient", envelope.recipient)):
+        if _UNSAFE_ADDRESS.search(address):
+            return Outcome("failed", None, None,
+                           f"the {role} address has a line break, control, angle bracket or non-ASCII character")
+    if not envelope.recipient:
+        return Outcome("failed", None, None, "the recipient address is empty")
+    return None
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+class PipeliningConnection:
+    """One persistent connection to a relay, opened on first use and reopened after trouble.
+
+    Same interface as tasks.smtp.SmtpConnection. `tls_context` replaces the default, verifying,
+    context (tests pass one that trusts their own certificate authority).
+    """
+
+    def __init__(self, relay: Relay, helo: str, timeout: float, max_messages: int = 1000, *,
+                 tls_context: ssl.SSLContext | None = None):
+        if not helo or _UNSAFE_ADDRESS.search(helo) or " " in helo:
+            raise ValueError(f"not a usable EHLO name: {helo!r}")
+        self.relay, self.helo, self.timeout, self.max_messages = relay, helo, timeout, max_messages
+        self._tls_context = tls_context
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._extensions: dict[str, str] = {}
+        self._messages = 0
+
+    @property
+    def pipelining(self) -> bool:
+        """Whether the open connection pipelines (the server offered PIPELINING)."""
+        return self._writer is not None and "PIPELINING" in self._extensions
+
+    async def send(self, envelope: Envelope) -> Outcome:
+        refused = unsafe_address(envelope)
+        if refused is not None:
+            return refused
+        relay = self.relay
+        if relay.username and relay.tls == "none" and not _is_loopback(relay.host):
+            return Outcome("failed", None, None, "refusing to send the relay password without TLS")
+        try:
+            if self._writer is not None and (self._messages >= self.max_messages or not self._reusable()):
+                await self.close()
+            if self._writer is None:
+                await self._open()
+            self._messages += 1
+            reply = await self._transaction(envelope)
+        except _Refused as exc:
+            await self.close()
+            return outcome_of_reply(exc.reply.code, exc.reply.text)
+        except asyncio.CancelledError:
+            self._abort()  # the conversation stopped at an unknown point
+            raise
+        except Exception as exc:  # noqa: BLE001 - any other failure must still give this recipient an outcome
+            self._abort()
+            return outcome_of_error(exc)
+        return outcome_of_reply(reply.code, reply.text)
+
+    async def close(self) -> None:
+        if self._writer is None:
+            return
+        try:
+            self._write(b"QUIT\r\n")
+            await self._reply()
+        except Exception:  # noqa: BLE001 - the connection is going anyway
+            pass
+        finally:
+            self._abort()
+
+    def _abort(self) -> None:
+        writer, self._reader, self._writer = self._writer, None, None
+        self._extensions = {}
+        if writer is not None:
+            writer.close()
+
+    def _reusable(self) -> bool:
+        # A server that timed an idle connection out has closed it, often after a 421 line.
+        # Streams offer no public peek, so look at the buffer: those bytes are no reply of ours.
+        reader = self._reader
+        return (reader is not None and not reader.at_eof() and not getattr(reader, "_buffer", b"")
+                and not self._writer.is_closing())
+
+    def _write(self, data: bytes) -> None:
+        assert self._writer is not None
+        self._writer.write(data)
+
+    async def _reply(self) -> Reply:
+        """One reply, multi-line (`250-...` up to `250 ...`) as RFC 5321 4.2.1 has it."""
+        assert self._reader is not None
+        lines: list[str] = []
+        # One deadline for the whole reply: a server trickling lines cannot hold us past it.
+        async with asyncio.timeout(self.timeout):
+            while True:
+                line = await self._reader.readline()
+                if not line.endswith(b"\n"):
+                    raise ConnectionError("the server closed the connection")
+                code, more = line[:3], line[3:4] == b"-"
+                if not code.isdigit() or line[3:4] not in (b" ", b"-", b"\r", b"\n") or len(lines) >= _MAX_REPLY_LINES:
+                    raise ProtocolError(f"not an SMTP reply: {line[:80]!r}")
+                lines.append(line[4:].strip().decode("utf-8", "replace"))
+                if not more:
+                    return Reply(int(code), tuple(lines))
+
+    async def _command(self, line: str, ok: int = 2) -> Reply:
+        self._write(line.encode("ascii") + b"\r\n")
+        reply = await self._reply()
+        if reply.code // 100 != ok:
+            raise _Refused(reply)
+        return reply
+
+    async def _open(self) -> None:
+        relay = self.relay
+        context = self._context() if relay.tls != "none" else None
+        async with asyncio.timeout(self.timeout):
+            self._reader, self._writer = await asyncio.open_connection(
+                relay.host, relay.port, ssl=context if relay.tls == "implicit" else None)
+        self._messages = 0
+        greeting = await self._reply()
+        if greeting.code // 100 != 2:
+            raise _Refused(greeting)
+        await self._hello()
+        if relay.tls == "starttls":
+            if "STARTTLS" not in self._extensions:
+                raise ProtocolError("the relay does not offer STARTTLS")
+            await self._command("STARTTLS")
+            async with asyncio.timeout(self.timeout):
+                await self._writer.start_tls(context, server_hostname=relay.host)
+            await self._hello()  # RFC 3207 4.2: what was said before TLS is forgotten
+        if relay.username:
+            await self._authenticate()
+
+    def _context(self) -> ssl.SSLContext:
+        if self._tls_context is None:
+            self._tls_context = ssl.create_default_context()  # verifies the relay's certificate and name
+        return self._tls_context
+
+    async def _hello(self) -> None:
+        self._write(f"EHLO {self.helo}\r\n".encode("ascii"))
+        reply = await self._reply()
+        if reply.code // 100 == 5:  # no ESMTP: plain HELO, no extensions, no pipelining
+            await self._command(f"HELO {self.helo}")
+            self._extensions = {}
+            return
+        if reply.code // 100 != 2:
+            raise _Refused(reply)
+        self._extensions = {}
+        for line in reply.lines[1:]:
+            keyword, _, params = line.replace("=", " ", 1).partition(" ")  # also the old "AUTH=LOGIN"
+            self._extensions[keyword.upper()] = params
+
+    async def _authenticate(self) -> None:
+        if "AUTH" not in self._extensions:
+            raise ProtocolError("the relay offers no AUTH")
+        mechanisms = self._extensions["AUTH"].upper().split()
+        user, password = self.relay.username.encode("utf-8"), self.relay.password.encode("utf-8")
+        if "PLAIN" in mechanisms:
+            token = base64.b64encode(b"\0" + user + b"\0" + password).decode("ascii")
+            try:
+                await self._command(f"AUTH PLAIN {token}")
+                return
+            except _Refused as exc:
+                # Some servers list PLAIN and then refuse it; wrong credentials stay wrong.
+                if exc.reply.code == 535 or "LOGIN" not in mechanisms:
+                    raise
+        if "LOGIN" not in mechanisms:
+            raise ProtocolError("the relay offers neither AUTH PLAIN nor AUTH LOGIN")
+        await self._command("AUTH LOGIN", ok=3)
+        await self._command(base64.b64encode(user).decode("ascii"), ok=3)
+        await self._command(base64.b64encode(password).decode("ascii"))
+
+    def _mail_from(self, envelope: Envelope, size: int) -> bytes:
+        params = ""
+        if "SIZE" in self._extensions:
+            params += f" SIZE={size}"
+        if "8BITMIME" in self._extensions and not envelope.data.isascii():
+            params += " BODY=8BITMIME"
+        return f"MAIL FROM:<{envelope.sender}>{params}\r\n".encode("ascii")
+
+    async def _transaction(self, envelope: Envelope) -> Reply:
+        """MAIL, RCPT, DATA and the message; the first failing reply, or the final one."""
+        size, data = wire_data(envelope.data)
+        commands = (self._mail_from(envelope, size), f"RCPT TO:<{envelope.recipient}>\r\n".encode("ascii"), b"DATA\r\n")
+        pipelining = "PIPELINING" in self._extensions
+        if pipelining:  # one write, then the three replies in order (RFC 2920 3.1)
+            self._write(b"".join(commands))
+        failure: Reply | None = None
+        try:
+            for command, wanted in zip(commands, (2, 2, 3)):
+                if not pipelining:
+                    if failure is not None:
+                        break
+                    self._write(command)
+                reply = await self._reply()
+                if reply.code // 100 != wanted and failure is None:
+                    failure = reply
+                if reply.code == 421:  # the server is going away: no more replies will come
+                    self._abort()
+                    return failure
+            if reply.code == 354:
+                # After a refused MAIL or RCPT only a broken server says 354: end it with no content.
+                self._write(data if failure is None else b".\r\n")
+                async with asyncio.timeout(self.timeout):
+                    await self._writer.drain()
+                final = await self._reply()
+                if failure is None:
+                    failure = final if final.code // 100 != 2 else None
+                    if failure is None:
+                        return final
+                if final.code == 421:
+                    self._abort()
+                    return failure
+            await self._command("RSET")  # the next transaction starts clean
+        except Exception:
+            if failure is None:
+                raise
+            self._abort()  # the reply that counts is in; the connection is not worth saving
+        return failure
