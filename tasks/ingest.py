@@ -149,7 +149,7 @@ def _upsert(con, good, bad, batch_id: str, source: str, options: IngestOptions) 
 def _record_validation(con, screened, batch_id: str, source: str, number: int, home: Path | None) -> dict:
     validation = screened.validation
     run_id = f"{batch_id}-{number:04d}"
-    path = write_result(validation, (home or Path(".")) / "validation", run_id)
+    path = write_result(validation, home / "validation", run_id) if home else ""  # no home: the table row only
     con.execute(q("record_validation_run"), {
         "run_id": run_id, "batch_id": batch_id, "source": source, "suite": SUITE, "success": validation.success,
         "evaluated": validation.evaluated, "failed": validation.failed,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -111,6 +111,7 @@ async def deliver_all(
     connections: int,
     helo: str,
     timeout: float,
+    connection_factory: Callable[[Relay, str, float], Transport] | None = None,
 ) -> AsyncIterator[tuple[object, Outcome]]:
     """Send each (key, envelope) over `connections` persistent connections; yield (key, outcome).
 
@@ -122,7 +123,7 @@ async def deliver_all(
     done = object()
 
     async def worker() -> None:
-        conn = SmtpConnection(relay, helo, timeout)
+        conn = (connection_factory or SmtpConnection)(relay, helo, timeout)
         try:
             while (item := await queue.get()) is not done:
                 key, envelope = item

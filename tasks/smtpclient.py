@@ -87,11 +87,6 @@ class PipeliningConnection:
         self._extensions: dict[str, str] = {}
         self._messages = 0
 
-    @property
-    def pipelining(self) -> bool:
-        """Whether the open connection pipelines (the server offered PIPELINING)."""
-        return self._writer is not None and "PIPELINING" in self._extensions
-
     async def send(self, envelope: Envelope) -> Outcome:
         refused = unsafe_address(envelope)
         if refused is not None:
@@ -100,8 +95,10 @@ class PipeliningConnection:
         if relay.username and relay.tls == "none" and not _is_loopback(relay.host):
             return Outcome("failed", None, None, "refusing to send the relay password without TLS")
         try:
-            if self._writer is not None and (self._messages >= self.max_messages or not self._reusable()):
-                await self.close()
+            if self._writer is not None and not self._reusable():
+                self._abort()
+            if self._writer is not None and self._messages >= self.max_messages:
+                await self.close()  # recycle: long sessions meet per-connection limits on relays
             if self._writer is None:
                 await self._open()
             self._messages += 1
@@ -150,17 +147,20 @@ class PipeliningConnection:
         assert self._reader is not None
         lines: list[str] = []
         # One deadline for the whole reply: a server trickling lines cannot hold us past it.
-        async with asyncio.timeout(self.timeout):
-            while True:
-                line = await self._reader.readline()
-                if not line.endswith(b"\n"):
-                    raise ConnectionError("the server closed the connection")
-                code, more = line[:3], line[3:4] == b"-"
-                if not code.isdigit() or line[3:4] not in (b" ", b"-", b"\r", b"\n") or len(lines) >= _MAX_REPLY_LINES:
-                    raise ProtocolError(f"not an SMTP reply: {line[:80]!r}")
-                lines.append(line[4:].strip().decode("utf-8", "replace"))
-                if not more:
-                    return Reply(int(code), tuple(lines))
+        try:
+            async with asyncio.timeout(self.timeout):
+                while True:
+                    line = await self._reader.readline()
+                    if not line.endswith(b"\n"):
+                        raise ConnectionError("the server closed the connection")
+                    code, more = line[:3], line[3:4] == b"-"
+                    if not code.isdigit() or line[3:4] not in (b" ", b"-", b"\r", b"\n") or len(lines) >= _MAX_REPLY_LINES:
+                        raise ProtocolError(f"not an SMTP reply: {line[:80]!r}")
+                    lines.append(line[4:].strip().decode("utf-8", "replace"))
+                    if not more:
+                        return Reply(int(code), tuple(lines))
+        except TimeoutError:
+            raise TimeoutError(f"no reply within {self.timeout:g} s") from None
 
     async def _command(self, line: str, ok: int = 2) -> Reply:
         self._write(line.encode("ascii") + b"\r\n")
@@ -184,6 +184,8 @@ class PipeliningConnection:
             if "STARTTLS" not in self._extensions:
                 raise ProtocolError("the relay does not offer STARTTLS")
             await self._command("STARTTLS")
+            if getattr(self._reader, "_buffer", b""):  # RFC 3207 5: plaintext after 220 would pass as encrypted
+                raise ProtocolError("the relay sent data after its STARTTLS reply")
             async with asyncio.timeout(self.timeout):
                 await self._writer.start_tls(context, server_hostname=relay.host)
             await self._hello()  # RFC 3207 4.2: what was said before TLS is forgotten
