@@ -41,7 +41,7 @@ def run() -> list[dict]:
         log(f"ingest: mailflow, {label(ROWS)} rows into a fresh warehouse (subprocess)")
         warehouse = work / "warehouse.duckdb"
         first = child_ingest(small, warehouse, work / "home")
-        log(f"ingest: re-ingest of the same file into the same warehouse (subprocess)")
+        log("ingest: re-ingest of the same file into the same warehouse (subprocess)")
         again = child_ingest(small, warehouse, work / "home")
         log(f"ingest: warehouse after {label(ROWS)} rows: {warehouse.stat().st_size / 2**20:.0f} MB")
         small.unlink()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
+import tempfile
 import time
 import uuid
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -25,7 +27,7 @@ from tasks.report import markdown_table
 from tasks.rules import load_rules
 from tasks.screen import ScreenOptions, require_email_column, screen
 from tasks.sqlfiles import q
-from tasks.warehouse import connect, inputs, transaction
+from tasks.warehouse import connect, empty_input, transaction, views
 
 
 @dataclass(frozen=True)
@@ -81,43 +83,92 @@ def probe(path: Path, options: IngestOptions = IngestOptions()) -> None:
 
 def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, options: IngestOptions = IngestOptions(),
                 home: Path | None = None, resolver=None) -> IngestResult:
-    """All of a file or none of it: one transaction, so a file that fails midway writes nothing."""
+    """All of a file or none of it, in two passes with bounded memory.
+
+    Pass one reads and screens the file batch by batch into Parquet staging files, touching
+    nothing in the warehouse, so an unreadable file stops before anything is written. Pass
+    two loads the staged rows in one transaction, deduplicating across batches.
+    """
     started = time.perf_counter()
     sha = file_sha256(path)
     previous = con.execute(q("find_batch"), {"sha": sha, "list_name": options.list_name}).fetchone()
     if previous:
         return _already_ingested(con, previous[0], str(path))
-    raw_header, batches = read_batches(path, options.encoding, options.delimiter, options.batch_bytes)
-    verdicts = _mx_verdicts(con, resolver) if options.check_mx else None
-    screening = ScreenOptions(**{**options.screen.__dict__, "rules": tuple(load_rules(con)), "domain_verdicts": verdicts})
     batch_id, now = uuid.uuid4().hex, datetime.now(timezone.utc)
-    totals = dict.fromkeys(("rows_read", "accepted", "updated", "unchanged", "quarantined", "resubscribes_refused"), 0)
-    summaries: list[dict] = []
+    staging = Path(tempfile.mkdtemp(prefix=f"ingest-{batch_id[:8]}-", dir=_staging_root(home)))
     try:
-        with transaction(con):
-            if options.list_name:
-                con.execute(q("ensure_list"), {"name": options.list_name})
-            for number, batch in enumerate(batches):
-                screened = screen(batch, raw_header, screening, now)
-                counts = _upsert(con, screened.good, screened.bad, batch_id, str(path), options)
-                for key, value in counts.items():
-                    totals[key] += value
-                totals["rows_read"] += screened.good.height + screened.bad.height
-                if screened.validation:
-                    summaries.append(_record_validation(con, screened, batch_id, str(path), number, home))
-            result = IngestResult(str(path), batch_id, **totals, seconds=round(time.perf_counter() - started, 3),
-                                  validation=summaries)
-            con.execute(q("record_batch"), {k: v for k, v in result.as_dict().items()
-                                            if k not in ("already_ingested", "validation")} | {"sha": sha, "list_name": options.list_name})
-            failed = failing_checks(con, ("assert_unique_subscriber_email", "assert_unique_list_membership",
-                                          "assert_ingest_rows_balance", "assert_quarantine_matches_batches"))
-            if failed:
-                raise RuntimeError(f"data checks failed after ingesting {path}: {', '.join(failed)}")
+        staged = _screen_to_staging(con, path, options, staging, now, resolver)
+        return _load_staging(con, path, sha, batch_id, options, staged, home, started)
     except MailflowError as exc:
         raise MailflowError(f"{path}: {exc}" if not str(exc).startswith(str(path)) else str(exc)) from None
     except (OSError, EOFError, zlib.error) as exc:  # e.g. a truncated gzip stream, found while reading on
         raise MailflowError(f"{path}: cannot read ({exc})") from None
-    return result
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+@dataclass
+class _Staged:
+    good: list[str] = field(default_factory=list)
+    bad: list[str] = field(default_factory=list)
+    rows_read: int = 0
+    validations: list = field(default_factory=list)
+
+
+def _screen_to_staging(con, path: Path, options: IngestOptions, staging: Path, now, resolver) -> _Staged:
+    raw_header, batches = read_batches(path, options.encoding, options.delimiter, options.batch_bytes)
+    verdicts = _mx_verdicts(con, resolver) if options.check_mx else None
+    screening = ScreenOptions(**{**options.screen.__dict__, "rules": tuple(load_rules(con)), "domain_verdicts": verdicts})
+    staged = _Staged()
+    for number, batch in enumerate(batches):
+        screened = screen(batch, raw_header, screening, now)
+        for frame, names, kind in ((screened.good, staged.good, "good"), (screened.bad, staged.bad, "bad")):
+            if frame.height:
+                names.append(str(staging / f"{kind}-{number:05d}.parquet"))
+                frame.write_parquet(names[-1], compression="lz4")
+        staged.rows_read += screened.good.height + screened.bad.height
+        if screened.validation:
+            staged.validations.append((number, screened.validation, screened.good.height + screened.bad.height))
+    return staged
+
+
+def _load_staging(con, path: Path, sha: str, batch_id: str, options: IngestOptions, staged: _Staged,
+                  home: Path | None, started: float) -> IngestResult:
+    good = con.read_parquet(staged.good) if staged.good else empty_input("input_subscribers")
+    bad = con.read_parquet(staged.bad) if staged.bad else empty_input("input_quarantine")
+    source = str(path)
+    with views(con, input_subscribers=good, input_quarantine=bad), transaction(con):
+        if options.list_name:
+            con.execute(q("ensure_list"), {"name": options.list_name})
+        con.execute(q("stage_subscriber_changes"), {"allow_resubscribe": options.allow_resubscribe})
+        accepted, updated, unchanged, refused = con.execute(q("count_subscriber_changes")).fetchone()
+        con.execute(q("update_subscribers"))
+        con.execute(q("insert_subscribers"))
+        if options.list_name:
+            con.execute(q("add_list_members"), {"name": options.list_name})
+        con.execute(q("insert_quarantine"), {"batch_id": batch_id, "source": source})
+        con.execute(q("quarantine_superseded_across_batches"), {"batch_id": batch_id, "source": source})
+        quarantined = staged.rows_read - accepted - updated - unchanged
+        summaries = [_record_validation(con, validation, rows, batch_id, source, number, home)
+                     for number, validation, rows in staged.validations]
+        result = IngestResult(source, batch_id, staged.rows_read, accepted, updated, unchanged, quarantined, refused,
+                              validation=summaries)
+        con.execute(q("record_batch"), {k: v for k, v in result.as_dict().items() if k not in ("already_ingested", "validation")}
+                    | {"sha": sha, "list_name": options.list_name, "seconds": round(time.perf_counter() - started, 3)})
+        failed = failing_checks(con, ("assert_unique_subscriber_email", "assert_unique_list_membership",
+                                      "assert_ingest_rows_balance", "assert_quarantine_matches_batches"))
+        if failed:
+            raise RuntimeError(f"data checks failed after ingesting {path}: {', '.join(failed)}")
+        con.execute(q("drop_staged_subscriber_changes"))
+    return replace(result, seconds=round(time.perf_counter() - started, 3))
+
+
+def _staging_root(home: Path | None) -> Path | None:
+    if home is None:
+        return None
+    root = home / "staging"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
 
 
 def _mx_verdicts(con, resolver):
@@ -133,27 +184,13 @@ def _mx_verdicts(con, resolver):
     return verdicts
 
 
-def _upsert(con, good, bad, batch_id: str, source: str, options: IngestOptions) -> dict[str, int]:
-    with inputs(con, input_subscribers=good, input_quarantine=bad):
-        con.execute(q("stage_subscriber_changes"), {"allow_resubscribe": options.allow_resubscribe})
-        accepted, updated, unchanged, refused = con.execute(q("count_subscriber_changes")).fetchone()
-        con.execute(q("update_subscribers"))
-        con.execute(q("insert_subscribers"))
-        if options.list_name:
-            con.execute(q("add_list_members"), {"name": options.list_name})
-        con.execute(q("insert_quarantine"), {"batch_id": batch_id, "source": source})
-    return {"accepted": accepted, "updated": updated, "unchanged": unchanged, "quarantined": bad.height,
-            "resubscribes_refused": refused}
-
-
-def _record_validation(con, screened, batch_id: str, source: str, number: int, home: Path | None) -> dict:
-    validation = screened.validation
+def _record_validation(con, validation, rows: int, batch_id: str, source: str, number: int, home: Path | None) -> dict:
     run_id = f"{batch_id}-{number:04d}"
     path = write_result(validation, home / "validation", run_id) if home else ""  # no home: the table row only
     con.execute(q("record_validation_run"), {
         "run_id": run_id, "batch_id": batch_id, "source": source, "suite": SUITE, "success": validation.success,
         "evaluated": validation.evaluated, "failed": validation.failed,
-        "rows_checked": screened.good.height + screened.bad.height, "rows_failed": validation.rows_failed,
+        "rows_checked": rows, "rows_failed": validation.rows_failed,
         "result_path": str(path),
     })
     return {"run_id": run_id, "success": validation.success, "expectations": validation.summary, "result": str(path)}

@@ -16,7 +16,7 @@ from tasks.sqlfiles import q, schema_migrations, view_definitions
 # registers empty frames of these shapes so every query can be prepared.
 INPUT_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "input_subscribers": {
-        "email": pl.String(), "email_original": pl.String(), "first_name": pl.String(),
+        "line": pl.Int64(), "email": pl.String(), "email_original": pl.String(), "first_name": pl.String(),
         "last_name": pl.String(), "status": pl.String(), "opted_in_at": pl.Datetime("us", "UTC"),
         "consent_source": pl.String(), "double_opt_in": pl.String(), "is_role_account": pl.Boolean(),
         "is_disposable": pl.Boolean(), "attributes": pl.String(),
@@ -36,15 +36,19 @@ def empty_input(name: str) -> pl.DataFrame:
 
 
 @contextmanager
-def connect(path: Path | str, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the warehouse for one step and close it after: no process holds it for long."""
+def connect(path: Path | str, read_only: bool = False, memory_limit: str = "2GB") -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse for one step and close it after: no process holds it for long.
+
+    DuckDB's default memory limit is 80% of RAM; a bounded one makes big loads spill to
+    disk (next to the file) instead of growing the process.
+    """
     path = Path(path)
     if read_only and not path.exists():
         raise MailflowError(f"{path}: no warehouse yet (run `mailflow init` or ingest something)")
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        con = duckdb.connect(str(path), read_only=read_only)
+        con = duckdb.connect(str(path), read_only=read_only, config={"memory_limit": memory_limit})
     except duckdb.IOException as exc:
         raise MailflowError(f"{path}: cannot open the warehouse ({_first_line(exc)})") from None
     try:
@@ -77,6 +81,22 @@ def inputs(con: duckdb.DuckDBPyConnection, **frames: pl.DataFrame) -> Iterator[N
         yield
     finally:
         for name in frames:
+            con.unregister(name)
+
+
+@contextmanager
+def views(con: duckdb.DuckDBPyConnection, **relations: duckdb.DuckDBPyRelation | pl.DataFrame) -> Iterator[None]:
+    """Relations (e.g. over staged Parquet files) or frames, visible to named queries under their input names."""
+    for name, relation in relations.items():
+        assert name in INPUT_SCHEMAS, f"{name} is not a declared input relation"
+        if isinstance(relation, pl.DataFrame):
+            con.register(name, relation)
+        else:
+            relation.create_view(name, replace=True)
+    try:
+        yield
+    finally:
+        for name in relations:
             con.unregister(name)
 
 

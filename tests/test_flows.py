@@ -48,6 +48,6 @@ def test_ingest_flow_records_validation_as_an_artifact(prefect_harness, home):
     assert results[0]["rows_read"] == 3003 and results[0]["validation"][0]["success"] is False
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["ingest-validation"])))
-    assert artifacts and "expect_column_values_to_match_regex" in artifacts[-1].data
+    assert any("expect_column_values_to_match_regex" in a.data and "flow-test" not in a.data for a in artifacts)
     with connect(home / "mailflow.duckdb", read_only=True) as con:
         assert con.execute("SELECT count(*) FROM validation_runs").fetchone()[0] == 1

@@ -1,7 +1,8 @@
 """The direct MIME writer reads back like the email package's own messages; tokens are tamper-proof."""
 
 from email import message_from_bytes
-from email.policy import default
+from email.header import decode_header, make_header
+from email.policy import compat32, default
 
 import pytest
 from hypothesis import example, given, settings
@@ -22,6 +23,13 @@ def content(msg, kind):
     return msg.get_body((kind,)).get_content().replace("\r\n", "\n")
 
 
+def display_name(data: bytes) -> str:
+    raw = message_from_bytes(data, policy=compat32)["To"]
+    phrase = " ".join(raw.split("\r\n")).rsplit(" <", 1)[0] if "<" in raw else ""
+    decoded = str(make_header(decode_header(phrase)))
+    return decoded[1:-1].replace('\\"', '"').replace("\\\\", "\\") if decoded.startswith('"') else decoded
+
+
 def lf(text: str) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     return text if text.endswith("\n") else text + "\n"
@@ -40,8 +48,10 @@ def test_direct_writer_parses_back_like_the_reference(subject, name, text, html)
     reference = parse(build_message(from_addr="Shop <news@example.com>", to_email="ann@example.com", to_name=name or None,
                                     subject=subject, html=html, text=text))
     assert ours["Subject"] == reference["Subject"] == subject
-    # Python's parser folds Unicode whitespace (NBSP ...) inside decoded display names either way.
-    assert " ".join(ours["To"].addresses[0].display_name.split()) == " ".join(reference["To"].addresses[0].display_name.split())
+    # CPython's modern parser adds a space between adjacent encoded-words in a display name
+    # (it does so for EmailMessage's own output too), so the name is checked with the
+    # RFC 2047 decoder instead.
+    assert display_name(build_mime(headers, text, html)) == name
     assert ours["To"].addresses[0].addr_spec == "ann@example.com"
     assert [p.get_content_type() for p in ours.iter_parts()] == [p.get_content_type() for p in reference.iter_parts()]
     assert content(ours, "plain") == lf(text) and content(ours, "html") == lf(html)

@@ -11,7 +11,9 @@ LIMIT 1;
 -- re-subscribing AND the row carries consent newer than the address's last status change.
 CREATE OR REPLACE TEMP TABLE staged_subscriber_changes AS
 WITH incoming AS (
-    SELECT * FROM input_subscribers
+    -- all of the file's screened rows; where an address repeats across batches, the last wins
+    SELECT * EXCLUDE (line) FROM input_subscribers
+    QUALIFY row_number() OVER (PARTITION BY email ORDER BY line DESC) = 1
 ),
 joined AS (
     SELECT i.*, s.subscriber_id, s.status AS old_status, s.status_changed_at AS old_status_changed_at,
@@ -99,7 +101,7 @@ INSERT INTO lists (name) VALUES ($name) ON CONFLICT (name) DO NOTHING;
 -- name: add_list_members
 INSERT INTO list_memberships (list_id, subscriber_id)
 SELECT DISTINCT l.list_id, s.subscriber_id
-FROM input_subscribers AS i
+FROM staged_subscriber_changes AS i
 JOIN subscribers AS s USING (email)
 JOIN lists AS l ON l.name = $name
 WHERE NOT EXISTS (
@@ -108,6 +110,18 @@ WHERE NOT EXISTS (
 -- name: insert_quarantine
 INSERT INTO quarantine (batch_id, source, line, rule, reason, raw)
 SELECT $batch_id, $source, line, rule, reason, raw FROM input_quarantine;
+
+-- name: quarantine_superseded_across_batches
+-- Within a batch the screen quarantines earlier copies of an address with their original
+-- text; copies in different batches meet only here, where the staged fields stand in for
+-- the original text.
+INSERT INTO quarantine (batch_id, source, line, rule, reason, raw)
+SELECT $batch_id, $source, line, 'duplicate', 'duplicate: superseded by line ' || last_line,
+       to_json(struct_pack(email := email_original, first_name, last_name, attributes))::VARCHAR
+FROM (
+    SELECT *, max(line) OVER (PARTITION BY email) AS last_line FROM input_subscribers
+)
+WHERE line < last_line;
 
 -- name: record_batch
 INSERT INTO ingest_batches
@@ -123,3 +137,7 @@ VALUES ($run_id, $batch_id, $source, $suite, $success, $evaluated, $failed, $row
 
 -- name: batch_counts
 SELECT rows_read, quarantined FROM ingest_batches WHERE batch_id = $batch_id;
+
+-- name: drop_staged_subscriber_changes
+-- Dropped before commit: a temp table kept in a long transaction holds its memory until the end.
+DROP TABLE IF EXISTS staged_subscriber_changes;
