@@ -80,7 +80,7 @@ def normalise(frame: pl.DataFrame, mapping: Mapping_, fields: list[str] | None =
     `fields` are the file's columns (default: all but `line`); other columns pass through.
     """
     fields = fields if fields is not None else [c for c in frame.columns if c != "line"]
-    frame = frame.with_columns(pl.col(fields).str.strip_chars().str.normalize("NFC"))
+    frame = nfc(frame.with_columns(pl.col(fields).str.strip_chars()), fields)
     frame = frame.with_columns(pl.when(pl.col(fields).str.len_bytes() > 0).then(pl.col(fields)).name.keep())
     for column in KNOWN:
         if column not in frame.columns:
@@ -90,6 +90,18 @@ def normalise(frame: pl.DataFrame, mapping: Mapping_, fields: list[str] | None =
     typed, errors = _typed(frame, {c: mapping.types.get(c, "string") for c in extra})
     attributes = pl.struct(typed).struct.json_encode() if typed else pl.lit("{}")
     return frame.with_columns(attributes=attributes, type_error=errors).drop(extra)
+
+
+def nfc(frame: pl.DataFrame, fields: list[str]) -> pl.DataFrame:
+    """Unicode NFC, applied only to rows with non-ASCII text (ASCII is NFC already; saves ~1 s per million)."""
+    if not fields or not frame.height:
+        return frame
+    non_ascii = pl.any_horizontal([(pl.col(c).str.len_bytes() != pl.col(c).str.len_chars()).fill_null(False) for c in fields])
+    rows = frame.select(non_ascii.arg_true()).to_series()
+    if rows.is_empty():
+        return frame
+    fixed = frame[rows].select(pl.col(fields).str.normalize("NFC"))
+    return frame.with_columns(frame[c].scatter(rows, fixed[c]) for c in fields)
 
 
 def canonical_email(email: pl.Expr) -> pl.Expr:
@@ -139,7 +151,7 @@ def _cast(col: pl.Expr, kind: str) -> tuple[pl.Expr, pl.Expr]:
     elif kind == "date":
         value = col.str.to_date(strict=False).cast(pl.String)
     elif kind == "datetime":
-        value = parse_timestamp(col).dt.to_string("%Y-%m-%dT%H:%M:%S%z")
+        value = parse_timestamp(col).dt.to_string("%Y-%m-%dT%H:%M:%S%z")  # typed attributes: rare, full pass
     else:
         return col, pl.lit(True)
     return value, value.is_not_null()
@@ -157,3 +169,26 @@ def parse_timestamp(col: pl.Expr) -> pl.Expr:
         col.str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False).dt.replace_time_zone("UTC"),
         col.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
     )
+
+
+_COMMON_FORMATS = ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S%z")  # what CRMs and JavaScript write
+
+
+def parse_timestamps(values: pl.Series) -> pl.Series:
+    """parse_timestamp over a column, trying the common ISO forms first and the rest only where they failed.
+
+    Every format is a full pass over the rows it is given; most files use one format, so
+    the others run on the few rows the common ones could not read.
+    """
+    result = pl.Series(values.name, [None] * len(values), dtype=pl.Datetime("us", "UTC"))
+    missed = values.is_not_null().arg_true()
+    for fmt in _COMMON_FORMATS:
+        if missed.is_empty():
+            return result
+        parsed = values[missed].str.strptime(pl.Datetime("us", "UTC"), fmt, strict=False)
+        result = result.scatter(missed, parsed)
+        missed = missed.filter(parsed.is_null())
+    if missed.is_empty():
+        return result
+    rest = pl.select(parse_timestamp(pl.lit(values[missed])).dt.cast_time_unit("us")).to_series()
+    return result.scatter(missed, rest)

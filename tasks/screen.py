@@ -10,7 +10,7 @@ import polars as pl
 
 from mailflow.errors import MailflowError
 from tasks.expectations import Validation, validate
-from tasks.normalise import KNOWN, Mapping_, idna_domains, normalise, parse_timestamp, rename_columns
+from tasks.normalise import KNOWN, Mapping_, idna_domains, normalise, parse_timestamps, rename_columns
 from tasks.readers import Batch
 from tasks.rules import Rule, blocked_by
 from tasks.validate import address_flags, check_addresses, field_errors
@@ -45,7 +45,7 @@ def screen(batch: Batch, raw_header: list[str], options: ScreenOptions, now: dat
     frame = idna_domains(normalise(frame, options.mapping, fields))
     frame = frame.with_columns(
         pl.col("status", "double_opt_in").str.to_lowercase(),
-        opted_in_ts=parse_timestamp(pl.col("opted_in_at")),
+        opted_in_ts=parse_timestamps(frame["opted_in_at"]),
     ).with_columns(
         consent_error=pl.when(pl.col("opted_in_at").is_not_null() & pl.col("opted_in_ts").is_null())
         .then(pl.lit("bad_value: field opted_in_at is not a date or date-time")),
