@@ -86,6 +86,7 @@ class PipeliningConnection:
         self._writer: asyncio.StreamWriter | None = None
         self._extensions: dict[str, str] = {}
         self._messages = 0
+        self._closing: set[asyncio.Task] = set()
 
     async def send(self, envelope: Envelope) -> Outcome:
         refused = unsafe_address(envelope)
@@ -115,21 +116,26 @@ class PipeliningConnection:
         return outcome_of_reply(reply.code, reply.text)
 
     async def close(self) -> None:
-        if self._writer is None:
-            return
-        try:
-            self._write(b"QUIT\r\n")
-            await self._reply()
-        except Exception:  # noqa: BLE001 - the connection is going anyway
-            pass
-        finally:
-            self._abort()
+        if self._writer is not None:
+            try:
+                self._write(b"QUIT\r\n")
+                await self._reply()
+            except Exception:  # noqa: BLE001 - the connection is going anyway
+                pass
+            finally:
+                self._abort()
+        if self._closing:  # a TLS close takes a few exchanges; let them finish while the loop runs
+            await asyncio.wait(self._closing, timeout=self.timeout)
 
     def _abort(self) -> None:
         writer, self._reader, self._writer = self._writer, None, None
         self._extensions = {}
         if writer is not None:
             writer.close()
+            task = asyncio.ensure_future(writer.wait_closed())
+            task.add_done_callback(self._closing.discard)
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())  # already reported as the outcome
+            self._closing.add(task)
 
     def _reusable(self) -> bool:
         # A server that timed an idle connection out has closed it, often after a 421 line.

@@ -270,3 +270,23 @@ def test_role_and_disposable_addresses_are_flagged_or_rejected(con, tmp_path):
     result = ingest_bytes(con, tmp_path, text.encode(), name="b.csv",
                           screen=ScreenOptions(reject_role_accounts=True, reject_disposable=True), list_name="strict")
     assert result.quarantined == 2
+
+
+def test_check_mx_quarantines_domains_that_cannot_receive_mail(con, tmp_path):
+    from tasks.dns import make_resolver
+    from tests.dnsstub import DnsStub
+
+    zone = {"example.com": {"MX": ["10 mx.example.com."]}, "nullmx.example": {"MX": ["0 ."]},
+            "aonly.example": {"A": ["127.0.0.1"]}, "nomail.example": {"TXT": ['"v=spf1 -all"']}}
+    text = HEADER + "a@example.com,A,B,JP\nb@nullmx.example,A,B,JP\nc@aonly.example,A,B,JP\n" \
+                    "d@nomail.example,A,B,JP\ne@gone.example,A,B,JP\n"
+    (tmp_path / "mx.csv").write_text(text)
+    with DnsStub(zone) as stub:
+        resolver = make_resolver(["127.0.0.1"], port=stub.port, timeout=2)
+        result = ingest_file(con, tmp_path / "mx.csv", IngestOptions(check_mx=True), tmp_path, resolver)
+        assert stub.count(name="example.com", rdtype="MX") == 1
+    assert emails(con) == ["a@example.com", "c@aonly.example"]
+    assert {line: rule for line, rule, _, _ in quarantine(con)} == {3: "null_mx", 5: "no_mail_host", 6: "no_domain"}
+    cached = dict(con.execute("SELECT domain, status FROM domain_checks").fetchall())
+    assert cached["gone.example"] == "no_domain" and cached["example.com"] == "ok"
+    assert balanced(result)

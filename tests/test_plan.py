@@ -118,3 +118,12 @@ def test_with_condition_only_fills_the_slot():
 def test_unplanned_campaign_is_a_clear_error(home):
     with pytest.raises(MailflowError, match="mailflow plan"):
         read_manifest(home, "nope")
+
+
+def test_block_rules_added_after_ingest_keep_addresses_out_of_plans(people, home, tmp_path):
+    from tasks.rules import add_rule
+
+    add_rule(people, "re:^p1[0-9]@", "block")      # p10..p19
+    add_rule(people, "p15@example.com", "allow")
+    result = plan(people, home, campaign(tmp_path, extra="lists: [news]"), 50)
+    assert result.audience_size == 120 - 10 + 1
