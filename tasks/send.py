@@ -22,6 +22,7 @@ from tasks.message import Envelope
 from tasks.plan import campaign_dir, read_manifest
 from tasks.render import CampaignTemplates
 from tasks.smtp import Outcome, deliver_all
+from tasks.smtpclient import PipeliningConnection
 from tasks.tokens import TokenSigner
 
 
@@ -104,7 +105,8 @@ async def send_chunk(settings: Settings, spec: CampaignSpec, chunk: Path, attemp
         # One relay per chunk for now; chunks rotate over the pool's relays.
         relay = pool.relays[chunk_id % len(pool.relays)]
         async for row, outcome in deliver_all(
-            envelopes(), relay, pool.connections, settings.smtp.helo, settings.smtp.timeout
+            envelopes(), relay, pool.connections, settings.smtp.helo, settings.smtp.timeout,
+            connection_factory=PipeliningConnection,  # aiosmtplib's SmtpConnection is the tests' reference
         ):
             ledger.append(LedgerRecord(
                 campaign_id=spec.campaign_id, subscriber_id=row["subscriber_id"], variant=row["variant"],

@@ -16,7 +16,6 @@ from tasks.smtp import Outcome, outcome_of_error, outcome_of_reply
 # Bare CR and LF become CRLF, as aiosmtplib does: a bare LF before a dot is how SMTP smuggling
 # ends a message early on servers that accept it, and RFC 5321 forbids sending them anyway.
 _LINE_ENDINGS = re.compile(rb"\r\n|\n|\r(?!\n)")
-_LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
 # SMTPUTF8 is not supported yet, and these would end the address or the command line early.
 _UNSAFE_ADDRESS = re.compile(r"[\x00-\x1f\x7f<>]|[^\x00-\x7f]")
 _MAX_REPLY_LINES = 100
@@ -45,10 +44,14 @@ class _Refused(Exception):
 
 def wire_data(data: bytes) -> tuple[int, bytes]:
     """The SIZE of a message (RFC 1870: CRLF line ends, before dot-stuffing) and its DATA bytes."""
-    text = _LINE_ENDINGS.sub(b"\r\n", data)
+    # Counting is many times faster than the regular expression, and messages we build are CRLF.
+    crlf = data.count(b"\r\n")
+    text = data if data.count(b"\r") == crlf == data.count(b"\n") else _LINE_ENDINGS.sub(b"\r\n", data)
     if not text.endswith(b"\r\n"):
         text += b"\r\n"
-    return len(text), _LEADING_DOT.sub(b"..", text) + b".\r\n"
+    # With CRLF line ends every line but the first starts after "\r\n": bytes.replace does it in C.
+    stuffed = (b"." if text.startswith(b".") else b"") + text.replace(b"\r\n.", b"\r\n..")
+    return len(text), stuffed + b".\r\n"
 
 
 def unsafe_address(envelope: Envelope) -> Outcome | None:
@@ -148,25 +151,31 @@ class PipeliningConnection:
         assert self._writer is not None
         self._writer.write(data)
 
+    async def _within(self, awaitable, what: str):
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await awaitable
+        except TimeoutError:
+            raise TimeoutError(f"{what}: nothing within {self.timeout:g} s") from None
+
     async def _reply(self) -> Reply:
+        # One deadline for the whole reply: a server trickling lines cannot hold us past it.
+        return await self._within(self._read_reply(), "waiting for a reply")
+
+    async def _read_reply(self) -> Reply:
         """One reply, multi-line (`250-...` up to `250 ...`) as RFC 5321 4.2.1 has it."""
         assert self._reader is not None
         lines: list[str] = []
-        # One deadline for the whole reply: a server trickling lines cannot hold us past it.
-        try:
-            async with asyncio.timeout(self.timeout):
-                while True:
-                    line = await self._reader.readline()
-                    if not line.endswith(b"\n"):
-                        raise ConnectionError("the server closed the connection")
-                    code, more = line[:3], line[3:4] == b"-"
-                    if not code.isdigit() or line[3:4] not in (b" ", b"-", b"\r", b"\n") or len(lines) >= _MAX_REPLY_LINES:
-                        raise ProtocolError(f"not an SMTP reply: {line[:80]!r}")
-                    lines.append(line[4:].strip().decode("utf-8", "replace"))
-                    if not more:
-                        return Reply(int(code), tuple(lines))
-        except TimeoutError:
-            raise TimeoutError(f"no reply within {self.timeout:g} s") from None
+        while True:
+            line = await self._reader.readline()
+            if not line.endswith(b"\n"):
+                raise ConnectionError("the server closed the connection")
+            code, separator = line[:3], line[3:4]
+            if not code.isdigit() or separator not in (b" ", b"-", b"\r", b"\n") or len(lines) >= _MAX_REPLY_LINES:
+                raise ProtocolError(f"not an SMTP reply: {line[:80]!r}")
+            lines.append(line[4:].strip().decode("utf-8", "replace"))
+            if separator != b"-":
+                return Reply(int(code), tuple(lines))
 
     async def _command(self, line: str, ok: int = 2) -> Reply:
         self._write(line.encode("ascii") + b"\r\n")
@@ -178,9 +187,8 @@ class PipeliningConnection:
     async def _open(self) -> None:
         relay = self.relay
         context = self._context() if relay.tls != "none" else None
-        async with asyncio.timeout(self.timeout):
-            self._reader, self._writer = await asyncio.open_connection(
-                relay.host, relay.port, ssl=context if relay.tls == "implicit" else None)
+        self._reader, self._writer = await self._within(asyncio.open_connection(
+            relay.host, relay.port, ssl=context if relay.tls == "implicit" else None), "connecting")
         self._messages = 0
         greeting = await self._reply()
         if greeting.code // 100 != 2:
@@ -192,8 +200,7 @@ class PipeliningConnection:
             await self._command("STARTTLS")
             if getattr(self._reader, "_buffer", b""):  # RFC 3207 5: plaintext after 220 would pass as encrypted
                 raise ProtocolError("the relay sent data after its STARTTLS reply")
-            async with asyncio.timeout(self.timeout):
-                await self._writer.start_tls(context, server_hostname=relay.host)
+            await self._within(self._writer.start_tls(context, server_hostname=relay.host), "TLS handshake")
             await self._hello()  # RFC 3207 4.2: what was said before TLS is forgotten
         if relay.username:
             await self._authenticate()
@@ -214,7 +221,9 @@ class PipeliningConnection:
             raise _Refused(reply)
         self._extensions = {}
         for line in reply.lines[1:]:
-            keyword, _, params = line.replace("=", " ", 1).partition(" ")  # also the old "AUTH=LOGIN"
+            if line[:5].upper() == "AUTH=":  # the pre-RFC 4954 spelling some servers still add
+                line = "AUTH " + line[5:]
+            keyword, _, params = line.partition(" ")
             self._extensions[keyword.upper()] = params
 
     async def _authenticate(self) -> None:
@@ -268,13 +277,11 @@ class PipeliningConnection:
             if reply.code == 354:
                 # After a refused MAIL or RCPT only a broken server says 354: end it with no content.
                 self._write(data if failure is None else b".\r\n")
-                async with asyncio.timeout(self.timeout):
-                    await self._writer.drain()
+                await self._within(self._writer.drain(), "sending the message")
                 final = await self._reply()
-                if failure is None:
-                    failure = final if final.code // 100 != 2 else None
-                    if failure is None:
-                        return final
+                if failure is None and final.code // 100 == 2:
+                    return final
+                failure = failure or final
                 if final.code == 421:
                     self._abort()
                     return failure

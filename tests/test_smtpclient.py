@@ -8,12 +8,15 @@ import ipaddress
 import ssl
 
 import pytest
+from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from mailflow.receiver import USER_UNKNOWN, Fault, Receiver
 from mailflow.settings import Relay
 from tasks.message import Envelope, build_message
 from tasks.smtp import Outcome, SmtpConnection, deliver_all
-from tasks.smtpclient import PipeliningConnection
+from tasks.smtpclient import PipeliningConnection, wire_data
 
 pytestmark = pytest.mark.integration
 
@@ -67,6 +70,18 @@ BODIES = {
                                subject="Issue 12", text=".starts with a dot\n" * 400,
                                html="<p>\n.dotted</p>\n" * 800),
 }
+
+
+@given(st.lists(st.sampled_from([b"\r", b"\n", b"\r\n", b".", b"..", b"a", b" ", "é".encode()])).map(b"".join))
+@example(b".")
+@example(b"a\r\n.\r\nb")
+@example(b"a\n.\r\nsmuggled")
+def test_wire_data_matches_aiosmtplib(data):
+    size, wire = wire_data(data)
+    text = normalize_message_line_endings(data)
+    assert (size, wire) == (len(text), PERIOD_REGEX.sub(b"..", text) + b".\r\n")
+    assert wire.count(b"\n") == wire.count(b"\r\n"), "no bare line ends reach the server"
+    assert (b"\r\n" + wire).find(b"\r\n.\r\n") == len(wire) - 3, "only the final dot ends the message"
 
 
 @pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one-by-one"])
@@ -154,7 +169,8 @@ FAULTS = {
 def test_connection_trouble_defers_and_reconnects(case, pipelining):
     fault = FAULTS[case]
     sender, recipient = ("odd@example.com", "x@example.com") if fault.stage == "MAIL" else (SENDER, "x@odd.example")
-    with Receiver(record=True, pipelining=pipelining, faults={sender if fault.stage == "MAIL" else "odd.example": fault}) as rx:
+    faults = {sender if fault.stage == "MAIL" else "odd.example": fault}
+    with Receiver(record=True, pipelining=pipelining, faults=faults) as rx:
         mine, reference = both(rx, [good(0), Envelope(sender, recipient, message("trouble")), good(1)], timeout=0.5)
     assert [key(o) for o in mine] == [DELIVERED, TROUBLE, DELIVERED]
     assert "@" not in mine[1].detail
@@ -162,7 +178,7 @@ def test_connection_trouble_defers_and_reconnects(case, pipelining):
         assert key(reference[1]) == ("deferred", -1, None)
     else:
         assert [key(o) for o in reference] == [key(o) for o in mine]
-    mine_received = [m for m in rx.received[:2]]
+    mine_received = rx.received[:2]
     assert [m.recipients for m in mine_received] == [["reader0@example.com"], ["reader1@example.com"]]
     assert mine_received[0].peer != mine_received[1].peer, "a new connection after the trouble"
 
@@ -214,6 +230,26 @@ def test_reopens_a_connection_the_server_closed_while_idle():
     assert rx.received[0].peer != rx.received[1].peer
 
 
+def test_client_leaves_after_421_even_if_the_server_stays():
+    # `replies` answer RCPT without closing: the client must take 421 as "going away" itself.
+    with Receiver(record=True, pipelining=True, replies={"busy.example": "421 4.7.0 Try again later"}) as rx:
+        mine, reference = both(rx, [good(0), Envelope(SENDER, "x@busy.example", message("busy")), good(1)])
+    assert [key(o) for o in mine] == [DELIVERED, ("deferred", 421, "4.7.0"), DELIVERED] and mine == reference
+    assert rx.received[0].peer != rx.received[1].peer and rx.received[2].peer != rx.received[3].peer
+
+
+def test_unsolicited_421_between_messages_means_reconnect():
+    # Postfix says "421 4.4.2 ... timeout exceeded" before closing an idle session: that line is
+    # not the reply to our next MAIL, and must not defer the next recipient.
+    faults = {"last.example": Fault("DATA", "250 2.0.0 Ok: queued\r\n421 4.4.2 Idle timeout exceeded")}
+    with Receiver(record=True, pipelining=True, faults=faults) as rx:
+        mine = send_all(PipeliningConnection(relay(rx), HELO, 5.0),
+                        [Envelope(SENDER, "x@last.example", message("last")), good(1)])
+    # aiosmtplib 5.1.3 reads the stray line as its MAIL reply and defers reader1 with 421 here.
+    assert [key(o) for o in mine] == [DELIVERED, DELIVERED]
+    assert rx.received[0].recipients == ["reader1@example.com"]
+
+
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # loopback: allowed on purpose
 @pytest.mark.parametrize("exclude", [[], ["PLAIN"]], ids=["plain", "login"])
 def test_authenticates_on_loopback(exclude):
@@ -255,7 +291,8 @@ def test_no_password_in_the_clear_to_a_remote_relay():
 ])
 def test_unsafe_addresses_fail_without_sending(sender, recipient):
     with Receiver(record=True, pipelining=True) as rx:
-        outcomes = send_all(PipeliningConnection(relay(rx), HELO, 5.0), [Envelope(sender, recipient, message("x")), good(1)])
+        outcomes = send_all(PipeliningConnection(relay(rx), HELO, 5.0),
+                            [Envelope(sender, recipient, message("x")), good(1)])
     assert [key(o) for o in outcomes] == [("failed", None, None), DELIVERED]
     assert "@" not in outcomes[0].detail
     assert [(m.sender, m.recipients) for m in rx.received] == [(SENDER, ["reader1@example.com"])]
