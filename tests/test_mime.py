@@ -26,8 +26,9 @@ def content(msg, kind):
 def display_name(data: bytes) -> str:
     raw = message_from_bytes(data, policy=compat32)["To"]
     phrase = " ".join(raw.split("\r\n")).rsplit(" <", 1)[0] if "<" in raw else ""
-    decoded = str(make_header(decode_header(phrase)))
-    return decoded[1:-1].replace('\\"', '"').replace("\\\\", "\\") if decoded.startswith('"') else decoded
+    if phrase.startswith('"'):  # an ASCII quoted-string
+        return phrase[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+    return str(make_header(decode_header(phrase)))
 
 
 def lf(text: str) -> str:
@@ -40,6 +41,7 @@ def lf(text: str) -> str:
        text=TEXT, html=TEXT)
 @example(subject="Ünïcode — sale " * 10, name='Ann "The Boss" O\'Neil', text="x" * 3000, html="<p>" + "y" * 2000 + "</p>")
 @example(subject="", name="", text="", html="")
+@example(subject="", name='"¡', text="", html="")
 @settings(max_examples=200, deadline=None)
 def test_direct_writer_parses_back_like_the_reference(subject, name, text, html):
     headers = [("From", encode_mailbox("Shop", "news@example.com")), ("To", encode_mailbox(name, "ann@example.com")),
