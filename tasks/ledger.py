@@ -31,20 +31,25 @@ def ledger_path(home: Path, campaign_id: str, chunk_id: int) -> Path:
     return home / LEDGER_DIR / campaign_id / f"chunk-{chunk_id:05d}.ndjson"
 
 
-def logged_subscribers(path: Path) -> set[int]:
-    """Recipients that already have an outcome in this ledger file: a rerun skips them.
+IN_FLIGHT = "in_flight"
 
-    A torn last line (the process died mid-write) is ignored: its recipient counts as
-    not logged, which is right since its record never became whole.
+
+def logged_subscribers(path: Path) -> dict[int, str]:
+    """The last status logged for each recipient of this ledger file.
+
+    `in_flight` as the last status means the process died while that message was on the
+    wire: it may or may not have been delivered. A torn last line (the process died
+    mid-write) is ignored, which is right since its record never became whole.
     """
-    seen: set[int] = set()
+    seen: dict[int, str] = {}
     if not path.exists():
         return seen
     with path.open("rb") as fh:
         for line in fh:
             try:
-                seen.add(json.loads(line)["subscriber_id"])
-            except (ValueError, KeyError):
+                record = json.loads(line)
+                seen[record["subscriber_id"]] = record["status"]
+            except (ValueError, KeyError, TypeError):
                 continue
     return seen
 
@@ -76,12 +81,19 @@ class LedgerWriter:
                     self.sync()
 
     def append(self, record: LedgerRecord) -> None:
+        """Write one record through to the OS at once (a killed process loses nothing written);
+        fsync, which also survives a power cut, runs once per batch."""
         self._seq += 1
         row = record.__dict__ | {"logged_at": datetime.now(timezone.utc).isoformat(), "seq": self._seq}
         self._fh.write(json.dumps(row, separators=(",", ":")).encode() + b"\n")
+        self._fh.flush()
         self._pending += 1
         if self._pending >= self.batch:
             self.sync()
+
+    def mark_in_flight(self, record: LedgerRecord) -> None:
+        """Log a message as on the wire, before it is sent."""
+        self.append(record)
 
     def sync(self) -> None:
         self._fh.flush()

@@ -17,7 +17,7 @@ from mailflow.errors import MailflowError, NeedsAttention
 from mailflow.settings import Settings
 from tasks.campaign import CampaignSpec
 from tasks.compose import Composer
-from tasks.ledger import LedgerRecord, LedgerWriter, ledger_path, logged_subscribers
+from tasks.ledger import IN_FLIGHT, LedgerRecord, LedgerWriter, ledger_path, logged_subscribers
 from tasks.message import Envelope
 from tasks.plan import campaign_dir, read_manifest
 from tasks.render import CampaignTemplates
@@ -93,13 +93,23 @@ async def send_chunk(settings: Settings, spec: CampaignSpec, chunk: Path, attemp
     composer = composer_for(settings, spec)
     write_link_table(settings, spec, composer)
     with LedgerWriter(path) as ledger:
-        done = logged_subscribers(path)
-        counts["skipped"] = len(done)
+        logged = logged_subscribers(path)
+        in_doubt = {sid for sid, status in logged.items() if status == IN_FLIGHT}
+        skip = set(logged) - (in_doubt if settings.send.resend_in_doubt else set())
+        counts["skipped"] = len(skip) - len(in_doubt & skip)
+        counts["in_doubt"] = len(in_doubt & skip)
         pool = settings.pool(spec.transport)
+
+        def record(row: dict, outcome: Outcome) -> LedgerRecord:
+            return LedgerRecord(
+                campaign_id=spec.campaign_id, subscriber_id=row["subscriber_id"], variant=row["variant"],
+                chunk_id=chunk_id, status=outcome.status, smtp_code=outcome.smtp_code,
+                enhanced_status=outcome.enhanced_status, detail=outcome.detail, attempt=attempt,
+            )
 
         def envelopes() -> Iterator[tuple[dict, Envelope | Outcome]]:
             for row in frame.iter_rows(named=True):
-                if row["subscriber_id"] not in done:
+                if row["subscriber_id"] not in skip:
                     yield row, composer.compose(row)
 
         # One relay per chunk for now; chunks rotate over the pool's relays.
@@ -107,12 +117,9 @@ async def send_chunk(settings: Settings, spec: CampaignSpec, chunk: Path, attemp
         async for row, outcome in deliver_all(
             envelopes(), relay, pool.connections, settings.smtp.helo, settings.smtp.timeout,
             connection_factory=PipeliningConnection,  # aiosmtplib's SmtpConnection is the tests' reference
+            on_start=lambda row: ledger.mark_in_flight(record(row, Outcome(IN_FLIGHT))),
         ):
-            ledger.append(LedgerRecord(
-                campaign_id=spec.campaign_id, subscriber_id=row["subscriber_id"], variant=row["variant"],
-                chunk_id=chunk_id, status=outcome.status, smtp_code=outcome.smtp_code,
-                enhanced_status=outcome.enhanced_status, detail=outcome.detail, attempt=attempt,
-            ))
+            ledger.append(record(row, outcome))
             counts[outcome.status] += 1
     return dict(counts)
 

@@ -112,11 +112,13 @@ async def deliver_all(
     helo: str,
     timeout: float,
     connection_factory: Callable[[Relay, str, float], Transport] | None = None,
+    on_start: Callable[[object], None] | None = None,
 ) -> AsyncIterator[tuple[object, Outcome]]:
     """Send each (key, envelope) over `connections` persistent connections; yield (key, outcome).
 
     An item whose second element is already an Outcome (e.g. a refused header) is passed
-    straight through, so callers log every recipient through one stream.
+    straight through, so callers log every recipient through one stream. `on_start(key)`
+    runs just before a message goes on the wire: the caller logs it as in flight there.
     """
     queue: asyncio.Queue = asyncio.Queue(maxsize=connections * 4)
     results: asyncio.Queue = asyncio.Queue()
@@ -127,6 +129,8 @@ async def deliver_all(
         try:
             while (item := await queue.get()) is not done:
                 key, envelope = item
+                if not isinstance(envelope, Outcome) and on_start is not None:
+                    on_start(key)
                 outcome = envelope if isinstance(envelope, Outcome) else await conn.send(envelope)
                 await results.put((key, outcome))
         finally:

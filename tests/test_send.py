@@ -32,9 +32,11 @@ def write_chunk(path, emails, chunk_id=0, names=None):
     return path
 
 
-def ledger(settings, chunk_id=0):
+def ledger(settings, chunk_id=0, in_flight=False):
+    """Final records (or with in_flight=True, the in-flight marks) of a chunk's ledger."""
     path = ledger_path(settings.home, "news", chunk_id)
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    return [r for r in records if (r["status"] == "in_flight") == in_flight]
 
 
 @pytest.mark.parametrize(
@@ -58,6 +60,8 @@ def test_chunk_is_delivered_and_every_recipient_logged_once(settings, receiver, 
     bounced = [r for r in records if r["status"] == "bounced"]
     assert bounced[0]["smtp_code"] == 550 and bounced[0]["enhanced_status"] == "5.1.1"
     assert "gone.example" not in json.dumps(records), "the ledger must not carry addresses"
+    marks = ledger(settings, in_flight=True)
+    assert sorted(r["subscriber_id"] for r in marks) == list(range(1, 32)), "each message marked before it was sent"
 
 
 def test_rerun_skips_logged_recipients(settings, receiver, tmp_path):
@@ -70,13 +74,13 @@ def test_rerun_skips_logged_recipients(settings, receiver, tmp_path):
     counts = asyncio.run(send_chunk(settings, SPEC, chunk))
     assert counts["skipped"] == 4 and counts["delivered"] == 6
     assert sorted(r for m in receiver.received for r in m.recipients) == [f"u{i}@example.com" for i in range(4, 10)]
-    assert logged_subscribers(path) == set(range(1, 11))
+    assert set(logged_subscribers(path)) == set(range(1, 11))
 
 
 def test_header_injection_fails_one_recipient_only(settings, receiver, tmp_path):
     chunk = write_chunk(tmp_path / "c.parquet", ["a@example.com", "b@example.com"], names=["Ann", "Eve\r\nBcc: x@example.org"])
     counts = asyncio.run(send_chunk(settings, SPEC, chunk))
-    assert counts == {"skipped": 0, "delivered": 1, "failed": 1}
+    assert counts == {"skipped": 0, "in_doubt": 0, "delivered": 1, "failed": 1}
     failed = [r for r in ledger(settings) if r["status"] == "failed"]
     assert "line break" in failed[0]["detail"]
     assert len(receiver.received) == 1

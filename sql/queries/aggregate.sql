@@ -11,8 +11,10 @@ latest AS (
     QUALIFY row_number() OVER (PARTITION BY campaign_id, subscriber_id ORDER BY logged_at DESC, seq DESC) = 1
 ),
 final AS (
-    SELECT campaign_id, subscriber_id, variant, chunk_id, status, smtp_code, enhanced_status,
-           detail, attempt AS attempts, logged_at AS sent_at
+    -- a recipient whose last record is in_flight was on the wire when its sender died
+    SELECT campaign_id, subscriber_id, variant, chunk_id,
+           CASE WHEN status = 'in_flight' THEN 'in_doubt' ELSE status END AS status,
+           smtp_code, enhanced_status, detail, attempt AS attempts, logged_at AS sent_at
     FROM latest
 )
 INSERT INTO deliveries
