@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import polars as pl
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 

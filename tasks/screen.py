@@ -10,7 +10,7 @@ import polars as pl
 
 from mailflow.errors import MailflowError
 from tasks.expectations import Validation, validate
-from tasks.normalise import KNOWN, Mapping_, idna_domains, normalise, parse_timestamps, rename_columns
+from tasks.normalise import Mapping_, idna_domains, normalise, parse_timestamps, rename_columns
 from tasks.readers import Batch
 from tasks.rules import Rule, blocked_by
 from tasks.validate import address_flags, check_addresses, field_errors

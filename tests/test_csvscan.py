@@ -1,6 +1,5 @@
 """The fast CSV path (NumPy record scan + Polars) gives exactly what the csv module gives."""
 
-import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
