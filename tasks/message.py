@@ -1,4 +1,4 @@
-"""Build the MIME message of one recipient, refusing any header that could inject another."""
+"""Envelope, HeaderInjection, and the reference EmailMessage builder the fast MIME writer is tested against."""
 
 from __future__ import annotations
 
