@@ -8,6 +8,7 @@ from prefect import flow, unmapped
 from prefect.task_runners import ProcessPoolTaskRunner
 
 from mailflow.settings import load_settings
+from flows.progress import follow_chunks
 from tasks.report import sum_counts
 from tasks.send import load_plan_task, preflight_task, send_chunk_task
 
@@ -19,5 +20,5 @@ def send_campaign(campaign_id: str, config: str | None = None, overrides: dict |
     spec, chunks = load_plan_task(settings, campaign_id)
     if chunks:
         preflight_task(settings, spec, chunks[0])
-    counts = send_chunk_task.map(unmapped(settings), unmapped(spec), chunks).result()
-    return sum_counts(counts)
+    futures = send_chunk_task.map(unmapped(settings), unmapped(spec), chunks)
+    return sum_counts(follow_chunks(campaign_id, futures))

@@ -51,3 +51,17 @@ def test_ingest_flow_records_validation_as_an_artifact(prefect_harness, home):
     assert any("expect_column_values_to_match_regex" in a.data and "flow-test" not in a.data for a in artifacts)
     with connect(home / "mailflow.duckdb", read_only=True) as con:
         assert con.execute("SELECT count(*) FROM validation_runs").fetchone()[0] == 1
+
+
+def test_send_flow_reports_progress_and_outcomes_as_artifacts(prefect_harness, home):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    demo(overrides={"home": str(home)})
+    with get_client(sync_client=True) as client:
+        progress = client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=["send-demo-newsletter-progress"])))
+        table = client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=["send-demo-newsletter-outcomes"])))
+    assert progress and float(progress[-1].data) == 100.0
+    assert table and '"delivered"' in str(table[-1].data)
