@@ -40,6 +40,13 @@ def outcome_of_reply(code: int, message: str) -> Outcome:
     return Outcome("deferred", code, enhanced, f"unexpected reply: {detail}")
 
 
+def outcome_of_session_refusal(code: int, message: str) -> Outcome:
+    """The relay refused the session itself (greeting, EHLO, STARTTLS, AUTH): nothing is known
+    of the recipient, so it is deferred, never bounced — a wrong relay password must not bounce a list."""
+    outcome = outcome_of_reply(code, message)
+    return Outcome("deferred", outcome.smtp_code, outcome.enhanced_status, f"relay refused the session: {outcome.detail}")
+
+
 def outcome_of_error(exc: BaseException) -> Outcome:
     """Connection trouble is retried later: deferred, with no SMTP code."""
     text = _ADDRESS.sub("<address>", " ".join(str(exc).split()))[:300]
@@ -73,13 +80,24 @@ class SmtpConnection:
                 username=self.relay.username or None,
                 password=self.relay.password or None,
             )
-            await smtp.connect()
+            try:
+                await smtp.connect()
+            except BaseException:
+                smtp.close()
+                raise
             self._smtp = smtp
         return self._smtp
 
     async def send(self, envelope: Envelope) -> Outcome:
         try:
             smtp = await self._connected()
+        except aiosmtplib.SMTPResponseException as exc:
+            await self.close()
+            return outcome_of_session_refusal(exc.code, exc.message)
+        except Exception as exc:  # noqa: BLE001 - connection trouble: deferred like any other
+            await self.close()
+            return outcome_of_error(exc)
+        try:
             errors, message = await smtp.sendmail(envelope.sender, [envelope.recipient], envelope.data)
             return outcome_of_reply(250, message)
         except aiosmtplib.SMTPRecipientsRefused as exc:

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 from mailflow.settings import Relay
 from tasks.message import Envelope
-from tasks.smtp import Outcome, outcome_of_error, outcome_of_reply
+from tasks.smtp import Outcome, outcome_of_error, outcome_of_reply, outcome_of_session_refusal
 
 # Bare CR and LF become CRLF, as aiosmtplib does: a bare LF before a dot is how SMTP smuggling
 # ends a message early on servers that accept it, and RFC 5321 forbids sending them anyway.
@@ -109,7 +109,7 @@ class PipeliningConnection:
             reply = await self._transaction(envelope)
         except _Refused as exc:
             await self.close()
-            return outcome_of_reply(exc.reply.code, exc.reply.text)
+            return outcome_of_session_refusal(exc.reply.code, exc.reply.text)
         except asyncio.CancelledError:
             self._abort()  # the conversation stopped at an unknown point
             raise
