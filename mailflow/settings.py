@@ -19,7 +19,7 @@ DEFAULTS: dict[str, Any] = {
         "timeout": 30.0,
         "pools": {"default": {"relays": ["127.0.0.1:2525"], "connections": 8}},
     },
-    "send": {"chunk_size": 1000, "resend_in_doubt": False},
+    "send": {"chunk_size": 1000, "resend_in_doubt": False, "error_budget": 20},
     "dns": {"nameservers": [], "port": 53, "timeout": 5.0},
     "dkim": {"domain": "", "selector": "", "private_key_file": "", "private_key": ""},
     "tracking": {"base_url": "http://127.0.0.1:8080", "secret": ""},
@@ -79,6 +79,7 @@ class SmtpSettings:
 class SendSettings:
     chunk_size: int
     resend_in_doubt: bool  # after a crash, resend messages that were on the wire (may duplicate)
+    error_budget: int  # consecutive relay failures (refused session, no connection) that pause a chunk
 
 
 @dataclass(frozen=True)
@@ -202,6 +203,7 @@ def _build(tree: dict[str, Any]) -> Settings:
         send=SendSettings(
             chunk_size=_positive_int(send["chunk_size"], "send.chunk_size"),
             resend_in_doubt=bool(send["resend_in_doubt"]),
+            error_budget=_positive_int(send["error_budget"], "send.error_budget"),
         ),
         dns=DnsSettings(
             nameservers=tuple(str(n) for n in _as_list(tree["dns"]["nameservers"], "dns.nameservers")),

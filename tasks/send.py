@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from contextlib import aclosing
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -114,14 +115,30 @@ async def send_chunk(settings: Settings, spec: CampaignSpec, chunk: Path, attemp
 
         # One relay per chunk for now; chunks rotate over the pool's relays.
         relay = pool.relays[chunk_id % len(pool.relays)]
-        async for row, outcome in deliver_all(
+        trouble = 0  # consecutive outcomes that blame the relay, not the recipient
+        stream = deliver_all(
             envelopes(), relay, pool.connections, settings.smtp.helo, settings.smtp.timeout,
             connection_factory=PipeliningConnection,  # aiosmtplib's SmtpConnection is the tests' reference
             on_start=lambda row: ledger.mark_in_flight(record(row, Outcome(IN_FLIGHT))),
-        ):
-            ledger.append(record(row, outcome))
-            counts[outcome.status] += 1
+        )
+        async with aclosing(stream):  # stopping early ends every connection before the ledger closes
+            async for row, outcome in stream:
+                ledger.append(record(row, outcome))
+                counts[outcome.status] += 1
+                trouble = trouble + 1 if relay_trouble(outcome) else 0
+                if trouble >= settings.send.error_budget:
+                    # Stop here: the rest stay unlogged and are sent by the next run once the relay works.
+                    raise NeedsAttention(
+                        f"campaign {spec.campaign_id!r} paused: {trouble} recipients in a row failed at relay "
+                        f"{relay} ({outcome.detail}); fix the relay and run `mailflow send` again to resume"
+                    )
     return dict(counts)
+
+
+def relay_trouble(outcome: Outcome) -> bool:
+    """An outcome that says the relay is broken (refused session, no connection), not the recipient."""
+    return outcome.status == "deferred" and (
+        outcome.smtp_code is None or outcome.detail.startswith("relay refused the session"))
 
 
 def load_plan(settings: Settings, campaign_id: str) -> tuple[CampaignSpec, list[Path]]:

@@ -174,6 +174,7 @@ async def deliver_all(
             else:
                 yield item
         await feeder  # re-raises what stopped the feed, so the caller's task fails and retries
-    finally:
+    finally:  # also when the caller stops early: no worker outlives the stream
         for t in [feeder, *workers]:
             t.cancel()
+        await asyncio.gather(feeder, *workers, return_exceptions=True)

@@ -136,3 +136,19 @@ def test_an_error_while_feeding_fails_the_send_instead_of_hanging():
 
     with pytest.raises(RuntimeError, match="broken feed"):
         asyncio.run(asyncio.wait_for(run(), 60))
+
+
+def test_a_broken_relay_pauses_the_chunk_with_a_clear_message(settings, tmp_path):
+    from dataclasses import replace
+
+    from mailflow.errors import NeedsAttention
+
+    dead = Relay("127.0.0.1", free_port())
+    broken = replace(settings, smtp=replace(settings.smtp, pools={"default": replace(settings.pool("default"), relays=(dead,))}),
+                     send=replace(settings.send, error_budget=5))
+    chunk = write_chunk(tmp_path / "c.parquet", [f"u{i}@example.com" for i in range(60)])
+    with pytest.raises(NeedsAttention, match="paused: 5 recipients in a row failed at relay"):
+        asyncio.run(send_chunk(broken, SPEC, chunk))
+    finals = ledger(broken)
+    assert [r["status"] for r in finals] == ["deferred"] * 5, "the rest are left for the next run"
+    assert len(logged_subscribers(ledger_path(broken.home, "news", 0))) < 60
