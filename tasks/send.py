@@ -71,8 +71,12 @@ def write_link_table(settings: Settings, spec: CampaignSpec, composer: Composer)
 
 
 def preflight(settings: Settings, spec: CampaignSpec, chunk: Path, sample: int) -> list[Envelope]:
-    """Compose the first `sample` recipients; any failure stops the campaign before it sends."""
+    """Compose the first `sample` recipients; any failure stops the campaign before it sends.
+
+    Runs once per send, before any chunk: the place to write the campaign's link table too.
+    """
     composer = composer_for(settings, spec)
+    write_link_table(settings, spec, composer)
     envelopes = []
     for row in pl.read_parquet(chunk, n_rows=sample).to_dicts():
         result = composer.compose(row)
@@ -92,7 +96,6 @@ async def send_chunk(settings: Settings, spec: CampaignSpec, chunk: Path, attemp
     path = ledger_path(settings.home, spec.campaign_id, chunk_id)
     counts: Counter[str] = Counter()
     composer = composer_for(settings, spec)
-    write_link_table(settings, spec, composer)
     with LedgerWriter(path) as ledger:
         logged = logged_subscribers(path)
         in_doubt = {sid for sid, status in logged.items() if status == IN_FLIGHT}
