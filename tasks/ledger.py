@@ -25,6 +25,10 @@ class LedgerRecord:
     enhanced_status: str | None
     detail: str
     attempt: int
+    kind: str | None = None  # bounce taxonomy (DESIGN.md): hard | soft for bounced and deferred outcomes
+    reason: str | None = None  # bounce taxonomy reason, e.g. user_unknown, rate_limited
+    provider: str = ""  # the provider group of the recipient's domain (gmail, microsoft, yahoo, other)
+    retry_at: str | None = None  # ISO time a deferred recipient is due again
 
 
 def ledger_path(home: Path, campaign_id: str, chunk_id: int) -> Path:

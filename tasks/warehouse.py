@@ -26,7 +26,8 @@ INPUT_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "campaign_id": pl.String(), "subscriber_id": pl.Int64(), "variant": pl.String(),
         "chunk_id": pl.Int32(), "status": pl.String(), "smtp_code": pl.Int32(),
         "enhanced_status": pl.String(), "detail": pl.String(), "attempt": pl.Int32(),
-        "logged_at": pl.Datetime("us", "UTC"), "seq": pl.Int64(),
+        "logged_at": pl.Datetime("us", "UTC"), "seq": pl.Int64(), "kind": pl.String(), "reason": pl.String(),
+        "provider": pl.String(), "retry_at": pl.String(),
     },
 }
 

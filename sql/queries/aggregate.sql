@@ -14,10 +14,11 @@ final AS (
     -- a recipient whose last record is in_flight was on the wire when its sender died
     SELECT campaign_id, subscriber_id, variant, chunk_id,
            CASE WHEN status = 'in_flight' THEN 'in_doubt' ELSE status END AS status,
-           smtp_code, enhanced_status, detail, attempt AS attempts, logged_at AS sent_at
+           smtp_code, enhanced_status, detail, attempt AS attempts, logged_at AS sent_at,
+           kind, reason, nullif(provider, '') AS provider, retry_at::TIMESTAMPTZ AS retry_at
     FROM latest
 )
-INSERT INTO deliveries
+INSERT INTO deliveries BY NAME
 SELECT * FROM final
 ON CONFLICT (campaign_id, subscriber_id) DO UPDATE SET
     variant = excluded.variant,
@@ -27,7 +28,11 @@ ON CONFLICT (campaign_id, subscriber_id) DO UPDATE SET
     enhanced_status = excluded.enhanced_status,
     detail = excluded.detail,
     attempts = greatest(deliveries.attempts, excluded.attempts),
-    sent_at = excluded.sent_at
+    sent_at = excluded.sent_at,
+    kind = excluded.kind,
+    reason = excluded.reason,
+    provider = excluded.provider,
+    retry_at = excluded.retry_at
 WHERE excluded.sent_at >= deliveries.sent_at;
 
 -- name: refresh_campaign_status
