@@ -134,15 +134,16 @@ class Receiver:
 
     For tests of clients, the keyword arguments make it misbehave: `faults` per address,
     `pipelining` advertised, `ehlo=False` (HELO only), `auth={"user": "password"}` required,
-    `tls_context` for STARTTLS (or for the whole connection with `implicit_tls`), and
-    `server_options` passed to aiosmtpd's SMTP (e.g. data_size_limit, timeout).
+    `tls_context` for STARTTLS (or for the whole connection with `implicit_tls`),
+    `server_options` passed to aiosmtpd's SMTP (e.g. data_size_limit, timeout), and `port`
+    (default: a free one).
     """
 
     def __init__(self, maildir: Path | None = None, replies: dict[str, str] | None = None,
                  record: bool = False, host: str = "127.0.0.1", *,
                  faults: dict[str, Fault] | None = None, pipelining: bool = False, ehlo: bool = True,
                  auth: dict[str, str] | None = None, tls_context: ssl.SSLContext | None = None,
-                 implicit_tls: bool = False, server_options: dict | None = None):
+                 implicit_tls: bool = False, server_options: dict | None = None, port: int = 0):
         if maildir:
             maildir.parent.mkdir(parents=True, exist_ok=True)
         box = mailbox.Maildir(str(maildir), create=True) if maildir else None
@@ -150,6 +151,7 @@ class Receiver:
                                 faults={k.lower(): v for k, v in (faults or {}).items()},
                                 pipelining=pipelining, ehlo=ehlo)
         self.host = host
+        self._fixed_port = port  # two receivers on different loopback addresses can share a port, as MXes do
         self.port = 0
         self._options = dict(server_options or {})
         if auth is not None:
@@ -170,7 +172,7 @@ class Receiver:
         return self.handler.quits
 
     def start(self) -> Receiver:
-        self.port = free_port(self.host)
+        self.port = self._fixed_port or free_port(self.host)
         self._controller = Controller(self.handler, hostname=self.host, port=self.port, ready_timeout=10,
                                       ssl_context=self._ssl_context, **self._options)
         self._controller.start()

@@ -7,6 +7,8 @@
         "nomail.example": {"TXT": ['"v=spf1 -all"']},
         "servfail.example": {"SERVFAIL": True},   # answers SERVFAIL
         "silent.example": {"DROP": True},         # never answers: the client times out
+        "bare.example": {"BARE_NXDOMAIN": True},  # NXDOMAIN without the SOA, as broken resolvers say
+        "alias.example": {"CNAME": ["aonly.example."]},  # followed within the zone, as servers do
     }
     with DnsStub(zone) as stub:
         resolver = make_resolver(["127.0.0.1"], port=stub.port)
@@ -30,7 +32,8 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
-SPECIAL_KEYS = {"TTL", "SERVFAIL", "DROP"}
+SPECIAL_KEYS = {"TTL", "SERVFAIL", "DROP", "BARE_NXDOMAIN"}
+MAX_CHAIN = 8
 
 
 class DnsStub:
@@ -115,17 +118,28 @@ class DnsStub:
             return None
         response = dns.message.make_response(query)
         response.flags |= dns.flags.AA
-        if entry is None:
-            response.set_rcode(dns.rcode.NXDOMAIN)
-            response.authority.append(self._soa(question.name, self.negative_ttl))
-        elif entry.get("SERVFAIL"):
-            response.set_rcode(dns.rcode.SERVFAIL)
-        elif rdtype in entry and rdtype not in SPECIAL_KEYS:
-            response.answer.append(
-                dns.rrset.from_text(question.name, entry.get("TTL", self.ttl), "IN", rdtype, *entry[rdtype]))
-        else:  # NODATA: the name exists, this type does not
-            response.authority.append(self._soa(question.name, entry.get("TTL", self.negative_ttl)))
+        owner = question.name
+        for _ in range(MAX_CHAIN):  # an authoritative server follows CNAMEs inside its own zone
+            if entry is None or entry.get("BARE_NXDOMAIN"):
+                response.set_rcode(dns.rcode.NXDOMAIN)
+                if entry is None:
+                    response.authority.append(self._soa(owner, self.negative_ttl))
+            elif entry.get("SERVFAIL"):
+                response.set_rcode(dns.rcode.SERVFAIL)
+            elif rdtype in entry and rdtype not in SPECIAL_KEYS:
+                response.answer.append(self._rrset(owner, entry, rdtype))
+            elif "CNAME" in entry:
+                response.answer.append(self._rrset(owner, entry, "CNAME"))
+                owner = dns.name.from_text(entry["CNAME"][0])
+                entry = self.zone.get(self._key(owner.to_text()))
+                continue
+            else:  # NODATA: the name exists, this type does not
+                response.authority.append(self._soa(owner, entry.get("TTL", self.negative_ttl)))
+            break
         return response.to_wire()
+
+    def _rrset(self, owner: dns.name.Name, entry: dict, rdtype: str) -> dns.rrset.RRset:
+        return dns.rrset.from_text(owner, entry.get("TTL", self.ttl), "IN", rdtype, *entry[rdtype])
 
     @staticmethod
     def _soa(qname: dns.name.Name, minimum: int) -> dns.rrset.RRset:
