@@ -5,10 +5,10 @@ from __future__ import annotations
 from prefect import flow
 
 from mailflow.settings import load_settings
-from tasks.aggregate import load_ledgers_task
+from tasks.aggregate import load_logs_task
 
 
 @flow(name="aggregate_engagement")
 def aggregate_engagement(config: str | None = None, overrides: dict | None = None) -> dict:
     settings = load_settings(config, overrides)
-    return load_ledgers_task(settings)
+    return load_logs_task(settings)

@@ -14,7 +14,7 @@ import click
 
 from mailflow import prefect_env
 from mailflow.errors import MailflowError, NeedsAttention
-from mailflow.output import print_demo, print_ingest, print_rows, print_send
+from mailflow.output import print_demo, print_ingest, print_retry, print_rows, print_send
 
 
 @dataclass(frozen=True)
@@ -55,14 +55,19 @@ def cli(ctx: click.Context, home: str | None, config: str | None, as_json: bool,
 @cli.command()
 @pass_ctx
 def init(ctx: Context) -> None:
-    """Create or migrate the warehouse (idempotent)."""
+    """Create or migrate the warehouse and the Prefect send-rate limit (idempotent)."""
     from tasks.warehouse import connect, migrate
 
     settings = ctx.settings()
     with connect(settings.warehouse) as con:
         applied = migrate(con)
-    ctx.emit({"warehouse": str(settings.warehouse), "applied": applied},
-             lambda d: click.echo(f"warehouse ready: {d['warehouse']}"))
+    rate = "global send rate: off (send.rate = 0)"
+    if settings.send.rate > 0:  # only then is Prefect needed (its start-up costs seconds)
+        from tasks.transport import ensure_rate_limit
+
+        rate = ensure_rate_limit(settings)
+    ctx.emit({"warehouse": str(settings.warehouse), "applied": applied, "rate_limit": rate},
+             lambda d: click.echo(f"warehouse ready: {d['warehouse']}\n{d['rate_limit']}"))
 
 
 @cli.command()
@@ -221,9 +226,19 @@ def send(ctx: Context, campaign: str, dry_run: int | None) -> None:
 
 
 @cli.command()
+@click.option("--campaign", help="Only this campaign (default: every campaign with deferred recipients).")
+@pass_ctx
+def retry(ctx: Context, campaign: str | None) -> None:
+    """Resend deferred recipients whose back-off has elapsed; give up on those deferred too long."""
+    from flows.retry_deferred import retry_deferred
+
+    ctx.emit(retry_deferred(campaign, ctx.config, ctx.overrides), print_retry)
+
+
+@cli.command()
 @pass_ctx
 def aggregate(ctx: Context) -> None:
-    """Load new send ledgers into the warehouse and refresh campaign status."""
+    """Load new send ledgers and suppression logs into the warehouse; apply bounce suppression rules."""
     from flows.aggregate_engagement import aggregate_engagement
 
     ctx.emit(aggregate_engagement(ctx.config, ctx.overrides), lambda d: click.echo(

@@ -46,6 +46,15 @@ def print_send(counts: dict) -> None:
     click.echo("run `mailflow aggregate` to load the outcomes into the warehouse")
 
 
+def print_retry(counts: dict) -> None:
+    if not counts.get("chunks"):
+        click.echo("nothing deferred: no retry needed")
+        return
+    parts = [f"{counts.get(k, 0)} {k}" for k in ("delivered", "deferred", "bounced", "suppressed", "failed")]
+    click.echo(f"retried {counts['chunks']} chunks: " + ", ".join(parts) + f"; {counts.get('not_due', 0)} not due yet")
+    click.echo("run `mailflow aggregate` to load the outcomes into the warehouse")
+
+
 def print_demo(d: dict) -> None:
     print_ingest(d["ingested"])
     p = d["planned"]

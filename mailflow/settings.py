@@ -10,6 +10,7 @@ from typing import Any, Mapping
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from mailflow.errors import MailflowError
+from tasks.providers import DEFAULT_LIMITS, ProviderLimits
 
 DEFAULTS: dict[str, Any] = {
     "home": "data",
@@ -18,12 +19,18 @@ DEFAULTS: dict[str, Any] = {
         "bounce_domain": "bounces.example.com",
         "timeout": 30.0,
         "pools": {"default": {"relays": ["127.0.0.1:2525"], "connections": 8}},
+        "mx_port": 25,
+        "mx_connections": 64,
+        "allow_private_mx": False,
     },
-    "send": {"chunk_size": 1000, "resend_in_doubt": False, "error_budget": 20},
+    "send": {"chunk_size": 1000, "resend_in_doubt": False, "error_budget": 20, "rate": 0.0, "rate_batch": 100,
+             "retry_first": 300, "retry_max_interval": 14400, "give_up_after": 259200,
+             "relay_failures": 3, "relay_cooldown": 60},
+    "shaping": {},
     "dns": {"nameservers": [], "port": 53, "timeout": 5.0},
     "dkim": {"domain": "", "selector": "", "private_key_file": "", "private_key": ""},
     "tracking": {"base_url": "http://127.0.0.1:8080", "secret": ""},
-    "bounces": {"imap": {"url": ""}},
+    "bounces": {"imap": {"url": ""}, "soft_limit": 3, "soft_window_days": 30},
 }
 ENV_PREFIX = "MAILFLOW_"
 TLS_MODES = ("none", "starttls", "implicit")
@@ -36,14 +43,17 @@ class Relay:
     username: str = ""
     password: str = field(default="", repr=False)
     tls: str = "none"
+    weight: int = 1  # share of a pool's messages (or domains) this relay gets
 
     @classmethod
     def parse(cls, text: str) -> Relay:
-        """Parse `[user:pass@]host:port[?tls=starttls|implicit]`."""
+        """Parse `[user:pass@]host:port[?tls=starttls|implicit][&weight=N]`."""
         parts = urlsplit("smtp://" + text)
-        tls = parse_qs(parts.query).get("tls", ["none"])[0]
-        if not parts.hostname or tls not in TLS_MODES:
-            raise MailflowError(f"settings: relay {text!r} is not host:port[?tls=starttls|implicit]")
+        query = parse_qs(parts.query)
+        tls = query.get("tls", ["none"])[0]
+        weight = query.get("weight", ["1"])[0]
+        if not parts.hostname or tls not in TLS_MODES or not weight.isdigit() or int(weight) < 1:
+            raise MailflowError(f"settings: relay {text!r} is not host:port[?tls=starttls|implicit][&weight=N]")
         try:
             port = parts.port or (465 if tls == "implicit" else 25)
         except ValueError:
@@ -54,6 +64,7 @@ class Relay:
             username=unquote(parts.username or ""),
             password=unquote(parts.password or ""),
             tls=tls,
+            weight=int(weight),
         )
 
     def __str__(self) -> str:
@@ -64,7 +75,9 @@ class Relay:
 class Pool:
     name: str
     relays: tuple[Relay, ...]
-    connections: int = 8
+    connections: int = 8  # per relay
+    choose: str = "message"  # "message": weighted pick per message; "domain": each domain sticks to one relay
+    max_messages: int = 1000  # per connection, then it is recycled
 
 
 @dataclass(frozen=True)
@@ -73,6 +86,9 @@ class SmtpSettings:
     bounce_domain: str
     timeout: float
     pools: dict[str, Pool]  # a plain dict so settings pickle into send worker processes
+    mx_port: int = 25  # `transport: mx` connects to this port of each exchanger
+    mx_connections: int = 64  # `transport: mx`: concurrent sessions per sending process (and per exchanger)
+    allow_private_mx: bool = False  # an MX on a loopback/private address is refused unless this is set (tests)
 
 
 @dataclass(frozen=True)
@@ -80,6 +96,13 @@ class SendSettings:
     chunk_size: int
     resend_in_doubt: bool  # after a crash, resend messages that were on the wire (may duplicate)
     error_budget: int  # consecutive relay failures (refused session, no connection) that pause a chunk
+    rate: float = 0.0  # messages/s over all senders, via a Prefect global rate limit (0: no global limit)
+    rate_batch: int = 100  # slots taken from the global limit per API call
+    retry_first: float = 300.0  # seconds before a deferred recipient's first retry; doubles each time
+    retry_max_interval: float = 14400.0  # the doubling stops here
+    give_up_after: float = 259200.0  # deferred this long after its first attempt: bounced (expired)
+    relay_failures: int = 3  # consecutive connection failures that take a relay out of rotation
+    relay_cooldown: float = 60.0  # seconds a relay stays out of rotation
 
 
 @dataclass(frozen=True)
@@ -112,6 +135,9 @@ class Settings:
     dkim: DkimSettings
     tracking: TrackingSettings
     bounce_imap_url: str
+    soft_bounce_limit: int = 3  # soft bounces within the window that suppress an address
+    soft_bounce_window_days: int = 30
+    shaping: dict[str, ProviderLimits] = field(default_factory=dict)  # per provider group, per sending process
 
     @property
     def warehouse(self) -> Path:
@@ -189,6 +215,8 @@ def _build(tree: dict[str, Any]) -> Settings:
             name=name,
             relays=tuple(Relay.parse(str(r)) for r in _as_list(spec.get("relays", []), f"smtp.pools.{name}.relays")),
             connections=_positive_int(spec.get("connections", 8), f"smtp.pools.{name}.connections"),
+            choose=_one_of(spec.get("choose", "message"), ("message", "domain"), f"smtp.pools.{name}.choose"),
+            max_messages=_positive_int(spec.get("max_messages", 1000), f"smtp.pools.{name}.max_messages"),
         )
         for name, spec in smtp.get("pools", {}).items()
     }
@@ -199,11 +227,21 @@ def _build(tree: dict[str, Any]) -> Settings:
             bounce_domain=str(smtp["bounce_domain"]),
             timeout=float(smtp["timeout"]),
             pools=pools,
+            mx_port=_positive_int(smtp["mx_port"], "smtp.mx_port"),
+            mx_connections=_positive_int(smtp["mx_connections"], "smtp.mx_connections"),
+            allow_private_mx=bool(smtp["allow_private_mx"]),
         ),
         send=SendSettings(
             chunk_size=_positive_int(send["chunk_size"], "send.chunk_size"),
             resend_in_doubt=bool(send["resend_in_doubt"]),
             error_budget=_positive_int(send["error_budget"], "send.error_budget"),
+            rate=_non_negative(send["rate"], "send.rate"),
+            rate_batch=_positive_int(send["rate_batch"], "send.rate_batch"),
+            retry_first=_non_negative(send["retry_first"], "send.retry_first"),
+            retry_max_interval=_non_negative(send["retry_max_interval"], "send.retry_max_interval"),
+            give_up_after=_non_negative(send["give_up_after"], "send.give_up_after"),
+            relay_failures=_positive_int(send["relay_failures"], "send.relay_failures"),
+            relay_cooldown=_non_negative(send["relay_cooldown"], "send.relay_cooldown"),
         ),
         dns=DnsSettings(
             nameservers=tuple(str(n) for n in _as_list(tree["dns"]["nameservers"], "dns.nameservers")),
@@ -212,8 +250,42 @@ def _build(tree: dict[str, Any]) -> Settings:
         ),
         dkim=DkimSettings(**{k: str(dkim.get(k, "")) for k in ("domain", "selector", "private_key_file", "private_key")}),
         tracking=TrackingSettings(base_url=str(tracking["base_url"]), secret=str(tracking["secret"])),
-        bounce_imap_url=str(tree.get("bounces", {}).get("imap", {}).get("url", "")),
+        bounce_imap_url=str(tree["bounces"].get("imap", {}).get("url", "")),
+        soft_bounce_limit=_positive_int(tree["bounces"]["soft_limit"], "bounces.soft_limit"),
+        soft_bounce_window_days=_positive_int(tree["bounces"]["soft_window_days"], "bounces.soft_window_days"),
+        shaping=_shaping(tree.get("shaping", {})),
     )
+
+
+def _shaping(tree: dict[str, Any]) -> dict[str, ProviderLimits]:
+    """The provider table: defaults, with any [shaping.NAME] keys of the settings on top."""
+    unknown = set(tree) - set(DEFAULT_LIMITS)
+    if unknown:
+        raise MailflowError(f"settings: unknown provider group(s) {sorted(unknown)} in [shaping] "
+                            f"(known: {', '.join(DEFAULT_LIMITS)})")
+    table = {}
+    for name, limits in DEFAULT_LIMITS.items():
+        spec = tree.get(name, {})
+        table[name] = ProviderLimits(
+            connections=_positive_int(spec.get("connections", limits.connections), f"shaping.{name}.connections"),
+            messages_per_connection=_positive_int(spec.get("messages_per_connection", limits.messages_per_connection),
+                                                  f"shaping.{name}.messages_per_connection"),
+            rate=_non_negative(spec.get("rate", limits.rate), f"shaping.{name}.rate"),
+            backoff=_non_negative(spec.get("backoff", limits.backoff), f"shaping.{name}.backoff"),
+        )
+    return table
+
+
+def _non_negative(value: Any, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise MailflowError(f"settings: {key} must be a number >= 0, not {value!r}")
+    return float(value)
+
+
+def _one_of(value: Any, choices: tuple[str, ...], key: str) -> str:
+    if value not in choices:
+        raise MailflowError(f"settings: {key} must be one of {', '.join(choices)}, not {value!r}")
+    return value
 
 
 def _as_list(value: Any, key: str) -> list[Any]:

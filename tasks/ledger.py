@@ -38,24 +38,41 @@ def ledger_path(home: Path, campaign_id: str, chunk_id: int) -> Path:
 IN_FLIGHT = "in_flight"
 
 
-def logged_subscribers(path: Path) -> dict[int, str]:
-    """The last status logged for each recipient of this ledger file.
+@dataclass(frozen=True)
+class RecipientState:
+    """What a chunk's ledger says of one recipient: its last record, and when it was first tried."""
+
+    status: str
+    attempt: int
+    retry_at: str | None
+    first_at: str | None
+
+
+def ledger_state(path: Path) -> dict[int, RecipientState]:
+    """The last record of each recipient of this ledger file.
 
     `in_flight` as the last status means the process died while that message was on the
     wire: it may or may not have been delivered. A torn last line (the process died
     mid-write) is ignored, which is right since its record never became whole.
     """
-    seen: dict[int, str] = {}
+    seen: dict[int, RecipientState] = {}
     if not path.exists():
         return seen
     with path.open("rb") as fh:
         for line in fh:
             try:
                 record = json.loads(line)
-                seen[record["subscriber_id"]] = record["status"]
+                sid = record["subscriber_id"]
+                first = seen[sid].first_at if sid in seen else record.get("logged_at")
+                seen[sid] = RecipientState(record["status"], record.get("attempt", 1), record.get("retry_at"), first)
             except (ValueError, KeyError, TypeError):
                 continue
     return seen
+
+
+def logged_subscribers(path: Path) -> dict[int, str]:
+    """The last status logged for each recipient of this ledger file."""
+    return {sid: state.status for sid, state in ledger_state(path).items()}
 
 
 class LedgerWriter:

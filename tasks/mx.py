@@ -17,11 +17,8 @@ import dns.name
 import dns.rdatatype
 import dns.resolver
 
-from mailflow.settings import Relay
 from tasks.dns import normalise_domain
-from tasks.message import Envelope
 from tasks.smtp import Outcome
-from tasks.smtpclient import PipeliningConnection
 
 NULL_MX, DOMAIN_UNKNOWN, TEMPORARY, POLICY = "null_mx", "domain_unknown", "temporary", "policy"
 TEMPORARY_TTL = 60  # a failed lookup says nothing about the domain: ask again soon
@@ -237,58 +234,3 @@ def _public(address: str) -> bool:
         elif ip in _NAT64:
             ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return ip.is_global
-
-
-class Unreachable(Exception):
-    """send_one could not get a session with that address; nothing was sent, so try the next one."""
-
-
-SendOne = Callable[[MxHost, str, int], Awaitable[Outcome]]
-
-
-async def send_via_route(route: Route, send_one: SendOne) -> Outcome:
-    """Deliver to the best reachable exchanger: candidates in order until one holds a session.
-
-    `send_one(host, address, port)` raises Unreachable when it got no session; any other
-    result is final, a reply of the server or a connection lost once the message may be
-    under way (trying another exchanger then could deliver it twice).
-    """
-    if route.error is not None:
-        return route.error.outcome()
-    tried: list[str] = []
-    for host, address in route.candidates():
-        try:
-            return await send_one(host, address, route.port)
-        except Unreachable as exc:
-            tried.append(str(exc))
-    last = f": {tried[-1]}" if tried else ""
-    return Outcome("deferred", None, "4.4.1",
-                   f"no exchanger of {route.domain} answered ({len(tried)} tried){last}")
-
-
-class _MxConnection(PipeliningConnection):
-    """Remembers whether the session opened: before EHLO is answered nothing of the message went out."""
-
-    established = False
-
-    async def _open(self) -> None:
-        await super()._open()
-        self.established = True
-
-
-def smtp_sender(envelope: Envelope, helo: str, timeout: float) -> SendOne:
-    """send_one for send_via_route: one connection per candidate, over plain SMTP.
-
-    A refused greeting or EHLO (421 too busy, 554 no service) also moves on, as Postfix and
-    Exim do: it is about that server, and nothing was said about the recipient.
-    """
-    async def send_one(host: MxHost, address: str, port: int) -> Outcome:
-        connection = _MxConnection(Relay(host=address, port=port), helo, timeout)
-        try:
-            outcome = await connection.send(envelope)
-        finally:
-            await connection.close()
-        if not connection.established and outcome.status == "deferred":
-            raise Unreachable(f"{host.name} [{address}]: {outcome.detail}")
-        return outcome
-    return send_one

@@ -15,6 +15,7 @@ from mailflow.errors import MailflowError
 from mailflow.settings import Settings
 from tasks.campaign import CampaignSpec
 from tasks.sqlfiles import q
+from tasks.suppress import write_snapshot
 from tasks.warehouse import connect, transaction
 
 MANIFEST = "campaign.json"
@@ -56,7 +57,8 @@ def with_condition(sql: str, where: str | None) -> str:
 
 def freeze_audience(con: duckdb.DuckDBPyConnection, spec: CampaignSpec, chunk_size: int) -> bool:
     """Register the campaign and its recipients once; False when it was planned before."""
-    row = con.execute(q("campaign_by_id"), {"campaign_id": spec.campaign_id}).fetchone()
+    rows = con.execute(q("campaign_by_id"), {"campaign_id": spec.campaign_id}).fetchall()  # complete the result
+    row = rows[0] if rows else None
     if row:
         if json.loads(row[3]) != spec.as_dict():
             raise MailflowError(
@@ -104,6 +106,8 @@ def read_manifest(home: Path, campaign_id: str) -> dict:
 
 def plan(con: duckdb.DuckDBPyConnection, home: Path, spec: CampaignSpec, chunk_size: int) -> PlanResult:
     new = freeze_audience(con, spec, chunk_size)
+    # The send stage checks suppressions from this file, never from the warehouse.
+    write_snapshot(home, con.sql(q("suppression_snapshot")).pl())
     out_dir = campaign_dir(home, spec.campaign_id)
     if new or not (out_dir / MANIFEST).exists():
         write_chunks(con, spec, out_dir)

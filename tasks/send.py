@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from contextlib import aclosing
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable
+from contextlib import aclosing
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import polars as pl
@@ -15,16 +16,20 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from mailflow.errors import MailflowError, NeedsAttention
-from mailflow.settings import Settings
+from mailflow.settings import SendSettings, Settings
+from tasks.bounces import classify_reply
 from tasks.campaign import CampaignSpec
 from tasks.compose import Composer
-from tasks.ledger import IN_FLIGHT, LedgerRecord, LedgerWriter, ledger_path, logged_subscribers
+from tasks.ledger import IN_FLIGHT, LedgerRecord, LedgerWriter, RecipientState, ledger_path, ledger_state
 from tasks.message import Envelope
 from tasks.plan import campaign_dir, read_manifest
+from tasks.providers import provider_of
 from tasks.render import CampaignTemplates
-from tasks.smtp import Outcome, deliver_all
-from tasks.smtpclient import PipeliningConnection
+from tasks.shaping import ProviderLane
+from tasks.smtp import Outcome
+from tasks.suppress import SuppressionCheck, SuppressionLog
 from tasks.tokens import TokenSigner
+from tasks.transport import dispatcher_for, prefect_rate_limit
 
 
 def composer_for(settings: Settings, spec: CampaignSpec) -> Composer:
@@ -89,59 +94,128 @@ def preflight(settings: Settings, spec: CampaignSpec, chunk: Path, sample: int) 
     return envelopes
 
 
-async def send_chunk(settings: Settings, spec: CampaignSpec, chunk: Path, attempt: int = 1) -> dict[str, int]:
-    """Deliver every recipient of the chunk not yet in its ledger; return outcome counts."""
+async def send_chunk(settings: Settings, spec: CampaignSpec, chunk: Path, *, retry: bool = False,
+                     now: datetime | None = None, acquire: Callable[[int], Awaitable[None]] | None = None,
+                     lanes: dict[str, ProviderLane] | None = None) -> dict[str, int]:
+    """Deliver the chunk's recipients; return outcome counts.
+
+    A first send takes every recipient not yet in the ledger. A retry (`retry=True`) takes
+    those whose last outcome is deferred and due, and gives up on those deferred longer
+    than `send.give_up_after` (bounced, soft, expired). `acquire` takes slots of the global
+    rate; `lanes` carries provider suspensions from chunk to chunk within a process.
+    """
+    now = now or datetime.now(timezone.utc)
     frame = pl.read_parquet(chunk)
     chunk_id = int(frame["chunk_id"][0]) if frame.height else -1
     path = ledger_path(settings.home, spec.campaign_id, chunk_id)
-    counts: Counter[str] = Counter()
     composer = composer_for(settings, spec)
+    suppressions = SuppressionCheck(settings.home)
+    suppression_log = SuppressionLog(settings.home, f"send-{spec.campaign_id}")
     with LedgerWriter(path) as ledger:
-        logged = logged_subscribers(path)
-        in_doubt = {sid for sid, status in logged.items() if status == IN_FLIGHT}
-        skip = set(logged) - (in_doubt if settings.send.resend_in_doubt else set())
-        counts["skipped"] = len(skip) - len(in_doubt & skip)
-        counts["in_doubt"] = len(in_doubt & skip)
-        pool = settings.pool(spec.transport)
+        todo, expired, attempts, counts = select_recipients(frame, ledger_state(path), settings, retry, now)
+        log = Logger(ledger, spec, chunk_id, attempts, settings.send, now)
+        for row in expired:
+            log(row, Outcome("bounced", None, "4.4.7", "gave up: deferred too long (send.give_up_after)"),
+                provider_of(domain_of(row)))
+            counts["bounced"] += 1
 
-        def record(row: dict, outcome: Outcome) -> LedgerRecord:
-            return LedgerRecord(
-                campaign_id=spec.campaign_id, subscriber_id=row["subscriber_id"], variant=row["variant"],
-                chunk_id=chunk_id, status=outcome.status, smtp_code=outcome.smtp_code,
-                enhanced_status=outcome.enhanced_status, detail=outcome.detail, attempt=attempt,
-            )
+        def precheck(row: dict) -> Outcome | None:
+            cause = suppressions.cause(row["email"])
+            return Outcome("suppressed", None, None, f"suppressed since planning: {cause}") if cause else None
 
-        def envelopes() -> Iterator[tuple[dict, Envelope | Outcome]]:
-            for row in frame.iter_rows(named=True):
-                if row["subscriber_id"] not in skip:
-                    yield row, composer.compose(row)
-
-        # One relay per chunk for now; chunks rotate over the pool's relays.
-        relay = pool.relays[chunk_id % len(pool.relays)]
+        dispatcher = dispatcher_for(settings, spec.transport, acquire, lanes)
         trouble = 0  # consecutive outcomes that blame the relay, not the recipient
-        stream = deliver_all(
-            envelopes(), relay, pool.connections, settings.smtp.helo, settings.smtp.timeout,
-            connection_factory=PipeliningConnection,  # aiosmtplib's SmtpConnection is the tests' reference
-            on_start=lambda row: ledger.mark_in_flight(record(row, Outcome(IN_FLIGHT))),
-        )
+        stream = dispatcher.run(todo, composer.compose, precheck,
+                                on_start=lambda row: log(row, Outcome(IN_FLIGHT), ""))
         async with aclosing(stream):  # stopping early ends every connection before the ledger closes
-            async for row, outcome in stream:
-                ledger.append(record(row, outcome))
-                counts[outcome.status] += 1
-                trouble = trouble + 1 if relay_trouble(outcome) else 0
+            async for result in stream:
+                record = log(result.row, result.outcome, result.provider, result.not_before)
+                counts[record.status] += 1
+                if record.status == "bounced" and record.kind == "hard":
+                    suppression_log.append(result.row["email"], f"bounce:{record.reason}", spec.campaign_id)
+                trouble = trouble + 1 if relay_trouble(result.outcome) else 0
                 if trouble >= settings.send.error_budget:
-                    # Stop here: the rest stay unlogged and are sent by the next run once the relay works.
+                    # Stop here: the rest stay unlogged (or deferred) and are sent by the next run.
                     raise NeedsAttention(
                         f"campaign {spec.campaign_id!r} paused: {trouble} recipients in a row failed at relay "
-                        f"{relay} ({outcome.detail}); fix the relay and run `mailflow send` again to resume"
-                    )
+                        f"{result.destination} ({result.outcome.detail}); fix the relay and run `mailflow "
+                        f"{'retry' if retry else 'send'}` again to resume")
     return dict(counts)
+
+
+def select_recipients(frame: pl.DataFrame, state: dict[int, RecipientState], settings: Settings, retry: bool,
+                      now: datetime) -> tuple[list[dict], list[dict], dict[int, int], Counter]:
+    """(rows to send, rows to give up on, attempt number per row, counts of rows left alone)."""
+    counts: Counter[str] = Counter(dict.fromkeys(["not_due"] if retry else ["skipped", "in_doubt"], 0))
+    todo, expired, attempts = [], [], {}
+    for row in frame.iter_rows(named=True):
+        sid = row["subscriber_id"]
+        last = state.get(sid)
+        if not retry:
+            if last is None or (last.status == IN_FLIGHT and settings.send.resend_in_doubt):
+                todo.append(row)
+                attempts[sid] = last.attempt + 1 if last else 1
+            else:
+                counts["in_doubt" if last.status == IN_FLIGHT else "skipped"] += 1
+        elif last is not None and last.status == "deferred":
+            attempts[sid] = last.attempt + 1
+            first = datetime.fromisoformat(last.first_at) if last.first_at else now
+            if (now - first).total_seconds() >= settings.send.give_up_after:
+                expired.append(row)
+            elif last.retry_at is None or datetime.fromisoformat(last.retry_at) <= now:
+                todo.append(row)
+            else:
+                counts["not_due"] += 1
+    return todo, expired, attempts, counts
+
+
+class Logger:
+    """Turns (recipient, outcome) into a classified ledger record and appends it."""
+
+    def __init__(self, ledger: LedgerWriter, spec: CampaignSpec, chunk_id: int, attempts: dict[int, int],
+                 send: SendSettings, now: datetime):
+        self.ledger, self.spec, self.chunk_id, self.attempts, self.send, self.now = ledger, spec, chunk_id, attempts, send, now
+
+    def __call__(self, row: dict, outcome: Outcome, provider: str, not_before: float | None = None) -> LedgerRecord:
+        sid = row["subscriber_id"]
+        attempt = self.attempts.get(sid, 1)
+        kind = reason = retry_at = None
+        if outcome.status in ("bounced", "deferred"):
+            kind, reason = classify(outcome)
+        if outcome.status == "deferred":
+            delay = min(self.send.retry_first * 2 ** (attempt - 1), self.send.retry_max_interval)
+            due = datetime.now(timezone.utc) + timedelta(seconds=delay)
+            if not_before is not None:
+                due = max(due, datetime.fromtimestamp(not_before, timezone.utc))
+            retry_at = due.isoformat()
+        record = LedgerRecord(
+            campaign_id=self.spec.campaign_id, subscriber_id=sid, variant=row["variant"], chunk_id=self.chunk_id,
+            status=outcome.status, smtp_code=outcome.smtp_code, enhanced_status=outcome.enhanced_status,
+            detail=outcome.detail, attempt=attempt, kind=kind, reason=reason,
+            provider=provider or provider_of(domain_of(row)), retry_at=retry_at)
+        self.ledger.append(record)
+        return record
+
+
+def classify(outcome: Outcome) -> tuple[str, str]:
+    """(kind, reason) of a bounced or deferred outcome, by the bounce taxonomy."""
+    if outcome.smtp_code is None:
+        if outcome.enhanced_status == "4.4.7":
+            return "soft", "expired"
+        return "soft", "network"  # no reply at all: the connection failed
+    verdict = classify_reply(outcome.smtp_code, outcome.enhanced_status, outcome.detail)
+    # A deferral says nothing permanent of the address (e.g. the relay refused our login with 535).
+    return ("soft" if outcome.status == "deferred" else verdict.kind), verdict.reason
+
+
+def domain_of(row: dict) -> str:
+    return row["email"].rpartition("@")[2]
 
 
 def relay_trouble(outcome: Outcome) -> bool:
     """An outcome that says the relay is broken (refused session, no connection), not the recipient."""
     return outcome.status == "deferred" and (
-        outcome.smtp_code is None or outcome.detail.startswith("relay refused the session"))
+        outcome.smtp_code is None or outcome.detail.startswith(("relay refused the session", "no destination answered")))
 
 
 def load_plan(settings: Settings, campaign_id: str) -> tuple[CampaignSpec, list[Path]]:
@@ -161,7 +235,22 @@ def preflight_task(settings: Settings, spec: CampaignSpec, chunk: Path, sample: 
     return len(preflight(settings, spec, chunk, sample))
 
 
-@task(name="send_chunk", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
-def send_chunk_task(settings: Settings, spec: CampaignSpec, chunk: Path) -> dict[str, int]:
-    # A retry resumes from the ledger, so it never sends a logged recipient twice.
-    return asyncio.run(send_chunk(settings, spec, chunk))
+_LANES: dict[str, ProviderLane] = {}  # provider suspensions last for the worker process, across chunks
+
+
+def transient(task, task_run, state) -> bool:
+    """Retry a chunk after unexpected trouble, not after a clear verdict (a paused relay, bad settings)."""
+    try:
+        state.result()
+    except (MailflowError, NeedsAttention):
+        return False
+    except Exception:  # noqa: BLE001 - anything else may pass
+        return True
+    return True
+
+
+@task(name="send_chunk", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=transient)
+def send_chunk_task(settings: Settings, spec: CampaignSpec, chunk: Path, retry: bool = False) -> dict[str, int]:
+    # A task retry resumes from the ledger, so it never sends a logged recipient twice.
+    acquire = prefect_rate_limit() if settings.send.rate > 0 else None
+    return asyncio.run(send_chunk(settings, spec, chunk, retry=retry, acquire=acquire, lanes=_LANES))

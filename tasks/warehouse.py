@@ -29,6 +29,7 @@ INPUT_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "logged_at": pl.Datetime("us", "UTC"), "seq": pl.Int64(), "kind": pl.String(), "reason": pl.String(),
         "provider": pl.String(), "retry_at": pl.String(),
     },
+    "input_suppression_log": {"email": pl.String(), "cause": pl.String(), "source": pl.String(), "at": pl.String()},
 }
 
 

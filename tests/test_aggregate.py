@@ -2,7 +2,8 @@
 
 import json
 
-from tasks.aggregate import load_ledgers
+from mailflow.settings import load_settings
+from tasks.aggregate import load_logs
 from tasks.ledger import LedgerRecord, LedgerWriter, ledger_path
 from tasks.plan import plan
 from tasks.campaign import CampaignSpec
@@ -10,6 +11,10 @@ from tasks.ingest import ingest_file
 from tests.conftest import write_csv
 
 SPEC = CampaignSpec(name="News", campaign_id="news", from_addr="a@example.com", subject="s", template="newsletter")
+
+
+def load_ledgers(con, home):
+    return load_logs(con, load_settings(overrides={"home": str(home)}, environ={}))
 
 
 def record(sid, status, attempt=1, code=250):
@@ -28,12 +33,12 @@ def test_load_is_idempotent_and_sets_campaign_status(con, home, tmp_path):
         w.append(record(1, "delivered"))
         w.append(record(2, "bounced", code=550))
     first = load_ledgers(con, home)
-    assert first == {"files_loaded": 1, "records_read": 2, "deliveries": 2}
+    assert first == {"files_loaded": 1, "records_read": 2, "deliveries": 2, "suppressions": 0}
     assert con.execute("SELECT status FROM campaigns").fetchone()[0] == "sending"
     assert load_ledgers(con, home)["files_loaded"] == 0
     with LedgerWriter(ledger_path(home, "news", 0)) as w:
         w.append(record(3, "delivered"))
-    assert load_ledgers(con, home) == {"files_loaded": 1, "records_read": 3, "deliveries": 3}
+    assert load_ledgers(con, home) == {"files_loaded": 1, "records_read": 3, "deliveries": 3, "suppressions": 0}
     assert con.execute("SELECT status FROM campaigns").fetchone()[0] == "sent"
     stats = con.execute("SELECT audience, delivered, bounced, pending FROM campaign_stats").fetchone()
     assert stats == (3, 2, 1, 0)

@@ -13,7 +13,7 @@ import pytest
 
 from mailflow.receiver import Fault, Receiver
 from mailflow.settings import Relay
-from tasks.aggregate import load_ledgers
+from tasks.aggregate import load_logs
 from tasks.ledger import ledger_path, logged_subscribers
 from tasks.send import send_chunk
 from tests.test_send import SPEC, write_chunk
@@ -83,7 +83,7 @@ def test_sigkill_leaves_exactly_the_messages_on_the_wire_in_doubt(settings, tmp_
 
     with connect(settings.warehouse) as con:
         ingest_file(con, write_csv(tmp_path / "s.csv", "email\n" + "\n".join(emails) + "\n"))
-        load_ledgers(con, settings.home)
+        load_logs(con, settings)
         statuses = dict(con.execute("SELECT status, count(*) FROM deliveries GROUP BY ALL").fetchall())
     assert statuses == {"delivered": 36, "in_doubt": 4}
 

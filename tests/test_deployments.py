@@ -8,7 +8,7 @@ import yaml
 from prefect import Flow
 
 ROOT = Path(__file__).parent.parent
-EXPECTED = ["ingest", "plan-campaign", "send-campaign", "aggregate-engagement", "demo"]
+EXPECTED = ["ingest", "plan-campaign", "send-campaign", "retry-deferred", "aggregate-engagement", "demo"]
 
 
 def test_deployments_match_the_flows():

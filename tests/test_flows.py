@@ -65,3 +65,52 @@ def test_send_flow_reports_progress_and_outcomes_as_artifacts(prefect_harness, h
             key=ArtifactFilterKey(any_=["send-demo-newsletter-outcomes"])))
     assert progress and float(progress[-1].data) == 100.0
     assert table and '"delivered"' in str(table[-1].data)
+
+
+def test_global_rate_limit_is_created_by_init_and_taken_in_batches(prefect_harness, home):
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+
+    from mailflow.settings import load_settings
+    from tasks.transport import RATE_LIMIT, ensure_rate_limit, prefect_rate_limit
+
+    # A very slow decay, so the slots taken are still held when read back.
+    settings = load_settings(overrides={"home": str(home), "send": {"rate": 0.01, "rate_batch": 40}}, environ={})
+    assert "0.01 msgs/s" in ensure_rate_limit(settings)
+    asyncio.run(prefect_rate_limit()(40))
+    with get_client(sync_client=True) as client:
+        limit = client.read_global_concurrency_limit_by_name(RATE_LIMIT)
+    assert (limit.limit, limit.slot_decay_per_second) == (40, 0.01)
+    assert limit.active_slots >= 39
+
+
+def test_send_and_retry_flows_with_the_global_rate_deferred_then_delivered(prefect_harness, home, tmp_path):
+    from flows.plan_campaign import plan_campaign
+    from flows.retry_deferred import retry_deferred
+    from flows.send_campaign import send_campaign
+    from mailflow.receiver import Fault, Receiver
+    from mailflow.settings import load_settings
+    from tasks.ingest import ingest_file
+    from tasks.transport import ensure_rate_limit
+    from tests.conftest import write_csv
+
+    emails = [f"u{i}@example.com" for i in range(30)] + [f"b{i}@busy.example" for i in range(5)]
+    with connect(home / "mailflow.duckdb") as con:
+        ingest_file(con, write_csv(tmp_path / "s.csv", "email\n" + "\n".join(emails) + "\n"))
+    base = {"home": str(home), "send": {"rate": 1000, "rate_batch": 20, "retry_first": 0, "chunk_size": 10},
+            "tracking": {"secret": "s", "base_url": "https://t.example"}}
+    ensure_rate_limit(load_settings(overrides=base, environ={}))
+    campaign = tmp_path / "c.yaml"
+    campaign.write_text("name: retry-news\nfrom: News <news@example.com>\ntemplate: newsletter\nsubject: Hi\n")
+    with Receiver(record=True, faults={"busy.example": Fault("RCPT", "451 4.3.0 busy")}) as rx:
+        overrides = {**base, "smtp": {"pools": {"default": {"relays": [f"127.0.0.1:{rx.port}"]}}}}
+        planned = plan_campaign(str(campaign), overrides=overrides)
+        sent = send_campaign(planned["campaign_id"], overrides=overrides)
+    assert (sent["delivered"], sent["deferred"]) == (30, 5)
+    with Receiver(record=True) as rx:
+        overrides = {**base, "smtp": {"pools": {"default": {"relays": [f"127.0.0.1:{rx.port}"]}}}}
+        retried = retry_deferred(overrides=overrides)
+        assert sorted(r for m in rx.received for r in m.recipients) == sorted(emails[30:])
+    assert retried["delivered"] == 5 and retried["chunks"] == 1
+    assert retry_deferred(overrides=overrides) == {"chunks": 0}

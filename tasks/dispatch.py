@@ -1,0 +1,198 @@
+"""Deliver a chunk's recipients in per-provider lanes over relays or straight to MX, shaped.
+
+Each recipient goes to the lane of its provider group (gmail, microsoft, yahoo, other; with
+`transport: mx` every other domain is a lane of its own). A lane runs as many workers as
+its provider may have connections; each worker takes the next recipient, checks it is not
+suppressed, composes its message, waits for the global and the provider's rate, checks out
+a connection to the chosen destination and sends. A lane whose provider answers 421/4.7.x
+is suspended: its remaining recipients are deferred until the back-off ends, without
+touching the wire, while the other lanes go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Protocol
+
+from mailflow.settings import Relay
+from tasks.message import Envelope
+from tasks.providers import OTHER, ProviderLimits, provider_of
+from tasks.shaping import GlobalGate, ProviderLane, RelayChooser, is_throttle
+from tasks.smtp import Outcome, Transport
+
+# Failures that happen before any message byte is sent: safe to try another destination.
+_NEVER_SENT = ("relay refused the session", "ConnectionRefusedError", "TimeoutError: connecting",
+               "gaierror", "OSError: [Errno 101]", "OSError: [Errno 113]", "OSError: [Errno 99]")
+
+
+def never_sent(outcome: Outcome) -> bool:
+    """A deferral from a destination that was never reached (or refused the session): no byte of
+    the message left, so another destination may be tried without risking a duplicate."""
+    return outcome.status == "deferred" and outcome.detail.startswith(_NEVER_SENT)
+
+
+@dataclass(frozen=True)
+class Result:
+    row: dict
+    outcome: Outcome
+    provider: str
+    not_before: float | None = None  # epoch seconds a deferred recipient may be retried, when a suspension says
+    destination: str = ""  # the relay or exchanger address last tried
+
+
+class Routes(Protocol):
+    """Where a domain's mail goes: destinations to try in order, or an outcome when there are none."""
+
+    async def candidates(self, domain: str) -> list[Relay] | Outcome: ...
+
+    def failed(self, relay: Relay) -> None: ...
+
+    def worked(self, relay: Relay) -> None: ...
+
+
+class RelayRoutes:
+    """A relay pool: the chosen relay first, the others in rotation after it for fail-over."""
+
+    def __init__(self, chooser: RelayChooser):
+        self.chooser = chooser
+
+    async def candidates(self, domain: str) -> list[Relay]:
+        first = self.chooser.pick(domain)
+        return [first, *(r for r in self.chooser.in_rotation() if r != first)]
+
+    def failed(self, relay: Relay) -> None:
+        self.chooser.failed(relay)
+
+    def worked(self, relay: Relay) -> None:
+        self.chooser.worked(relay)
+
+
+class Connections:
+    """Persistent connections per destination, checked out one sender at a time, capped per destination."""
+
+    def __init__(self, factory: Callable[..., Transport], cap: int):
+        self.factory, self.cap = factory, cap
+        self._idle: dict[Relay, list[Transport]] = {}
+        self._slots: dict[Relay, asyncio.Semaphore] = {}
+
+    @asynccontextmanager
+    async def checkout(self, relay: Relay, max_messages: int):
+        async with self._slots.setdefault(relay, asyncio.Semaphore(self.cap)):
+            idle = self._idle.setdefault(relay, [])
+            conn = idle.pop() if idle else self.factory(relay, max_messages)
+            try:
+                yield conn
+            finally:
+                idle.append(conn)
+
+    async def close(self) -> None:
+        conns = [c for idle in self._idle.values() for c in idle]
+        self._idle.clear()
+        await asyncio.gather(*(c.close() for c in conns), return_exceptions=True)
+
+
+class Dispatcher:
+    def __init__(self, routes: Routes, connections: Connections, limits: dict[str, ProviderLimits],
+                 gate: GlobalGate, *, lane_per_domain: bool = False, capacity: int = 8,
+                 max_messages: int | None = None, lanes: dict[str, ProviderLane] | None = None):
+        self.routes, self.connections, self.limits, self.gate = routes, connections, limits, gate
+        self.lane_per_domain, self.capacity = lane_per_domain, capacity
+        # Through a relay, connections carry every provider's mail: the pool's recycling applies;
+        # straight to MX, each provider's messages_per_connection does.
+        self.max_messages = max_messages
+        # Lanes outlive a chunk when the caller passes its own dict: a suspension holds for the process.
+        self.lanes = lanes if lanes is not None else {}
+
+    def lane_key(self, domain: str) -> tuple[str, str]:
+        provider = provider_of(domain)
+        if provider == OTHER and self.lane_per_domain:
+            return provider, f"{OTHER}:{domain}"
+        return provider, provider
+
+    def lane(self, provider: str, key: str) -> ProviderLane:
+        if key not in self.lanes:
+            self.lanes[key] = ProviderLane(provider, self.limits[provider])
+        return self.lanes[key]
+
+    def workers_for(self, provider: str, queued: int) -> int:
+        limit = self.limits[provider].connections
+        if provider == OTHER and not self.lane_per_domain:
+            limit = self.capacity  # through a relay, "other" is bounded by the relay's connections
+        return max(1, min(limit, self.capacity, queued))
+
+    async def run(self, rows: Iterable[dict], compose: Callable[[dict], Envelope | Outcome],
+                  precheck: Callable[[dict], Outcome | None], on_start: Callable[[dict], None]) -> AsyncIterator[Result]:
+        """Yield one Result per row, in completion order."""
+        queues: dict[str, tuple[str, deque]] = {}
+        total = 0
+        for row in rows:
+            provider, key = self.lane_key(row["email"].rpartition("@")[2])
+            queues.setdefault(key, (provider, deque()))[1].append(row)
+            total += 1
+        results: asyncio.Queue[Result | BaseException] = asyncio.Queue()
+
+        async def worker(key: str, provider: str, queue: deque) -> None:
+            lane = self.lane(provider, key)
+            try:
+                while queue:
+                    row = queue.popleft()
+                    await results.put(await self._one(lane, row, compose, precheck, on_start))
+            except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
+                await results.put(exc)
+                raise
+
+        tasks = [asyncio.create_task(worker(key, provider, queue))
+                 for key, (provider, queue) in queues.items()
+                 for _ in range(self.workers_for(provider, len(queue)))]
+        try:
+            for _ in range(total):
+                item = await results.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:  # also when the caller stops early: no worker outlives the stream
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.connections.close()
+
+    async def _one(self, lane: ProviderLane, row: dict, compose, precheck, on_start) -> Result:
+        provider = lane.name
+        outcome = precheck(row)
+        if outcome is not None:
+            return Result(row, outcome, provider)
+        if lane.suspended():
+            return Result(row, Outcome("deferred", None, None, f"not sent: provider {provider} suspended "
+                                       f"({lane.reason})"), provider, lane.suspended_until)
+        envelope = compose(row)
+        if isinstance(envelope, Outcome):
+            return Result(row, envelope, provider)
+        destinations = await self.routes.candidates(row["email"].rpartition("@")[2])
+        if isinstance(destinations, Outcome):
+            return Result(row, destinations, provider)
+        await self.gate.take()
+        await lane.bucket.take()
+        outcome, tried = Outcome("deferred", None, None, "no destination"), ""
+        for relay in destinations:
+            tried = str(relay)
+            async with self.connections.checkout(relay, self.max_messages or lane.limits.messages_per_connection) as conn:
+                on_start(row)
+                outcome = await conn.send(envelope)
+            if not never_sent(outcome):
+                self.routes.worked(relay)
+                break
+            self.routes.failed(relay)
+        else:
+            if len(destinations) > 1:
+                outcome = Outcome("deferred", None, "4.4.1",
+                                  f"no destination answered ({len(destinations)} tried), last {tried}: {outcome.detail}")
+        # Through a relay, "other" is no one provider: a throttle there defers just that recipient.
+        suspends = provider != OTHER or self.lane_per_domain
+        if suspends and is_throttle(outcome.smtp_code, outcome.enhanced_status) and not never_sent(outcome):
+            lane.suspend(f"{outcome.smtp_code} {outcome.enhanced_status or ''} {outcome.detail[:120]}".strip())
+            return Result(row, outcome, provider, lane.suspended_until, tried)
+        return Result(row, outcome, provider, destination=tried)

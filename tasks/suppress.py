@@ -1,0 +1,90 @@
+"""Send-time suppression: the warehouse snapshot plus the suppression logs written since.
+
+The send stage never opens the warehouse (DESIGN.md principle 1). Plan and aggregate write
+a snapshot of every address that must not be mailed (`suppressions/snapshot.parquet`);
+whoever suppresses an address meanwhile — the sender on a hard bounce, the tracking
+service on an unsubscribe, bounce intake on a complaint — appends a line to its own file
+under `suppressions/log/`. A sender reads the snapshot once and the logs' new bytes at most
+every `refresh` seconds, so an unsubscribe stops later mail within seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import polars as pl
+
+SNAPSHOT = "snapshot.parquet"
+
+
+def suppression_dir(home: Path) -> Path:
+    return home / "suppressions"
+
+
+def write_snapshot(home: Path, frame: pl.DataFrame) -> Path:
+    """Replace the snapshot atomically with `frame` (columns email, cause)."""
+    path = suppression_dir(home) / SNAPSHOT
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{SNAPSHOT}.{os.getpid()}.tmp")
+    frame.select("email", "cause").write_parquet(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+class SuppressionLog:
+    """Appends suppressions to this writer's own log file (one file per writer, never rewritten)."""
+
+    def __init__(self, home: Path, writer: str):
+        self.path = suppression_dir(home) / "log" / f"{writer}-{os.getpid()}.ndjson"
+
+    def append(self, email: str, cause: str, source: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = {"email": email, "cause": cause, "source": source,
+                "at": datetime.now(timezone.utc).isoformat()}
+        with self.path.open("ab") as fh:  # whole line in one write: readers never see half of it
+            fh.write(json.dumps(line, separators=(",", ":")).encode() + b"\n")
+
+
+class SuppressionCheck:
+    """Answers "may this address be mailed now?" from the snapshot and the logs."""
+
+    def __init__(self, home: Path, refresh: float = 2.0, clock=time.monotonic):
+        self.dir, self.refresh, self.clock = suppression_dir(home), refresh, clock
+        self.causes: dict[str, str] = {}
+        self._offsets: dict[Path, int] = {}
+        self._next = 0.0
+        snapshot = self.dir / SNAPSHOT
+        if snapshot.exists():
+            frame = pl.read_parquet(snapshot, columns=["email", "cause"])
+            self.causes.update(zip(frame["email"].to_list(), frame["cause"].to_list()))
+
+    def cause(self, email: str) -> str | None:
+        """Why `email` is suppressed, or None when it may be mailed."""
+        if self.clock() >= self._next:
+            self._read_logs()
+            self._next = self.clock() + self.refresh
+        return self.causes.get(email)
+
+    def _read_logs(self) -> None:
+        for path in sorted((self.dir / "log").glob("*.ndjson")):
+            start = self._offsets.get(path, 0)
+            try:
+                if path.stat().st_size <= start:
+                    continue
+                with path.open("rb") as fh:
+                    fh.seek(start)
+                    data = fh.read()
+            except FileNotFoundError:
+                continue
+            whole = data[: data.rfind(b"\n") + 1]  # a line still being written waits for the next read
+            self._offsets[path] = start + len(whole)
+            for line in whole.splitlines():
+                try:
+                    record = json.loads(line)
+                    self.causes.setdefault(record["email"], record["cause"])
+                except (ValueError, KeyError, TypeError):
+                    continue
