@@ -1,32 +1,86 @@
-"""Flow glue: follow a send's chunks as they finish, with a Prefect progress artifact and an outcome table."""
+"""Flow glue: follow a send while its chunks run, keeping a progress artifact and a live table current."""
 
 from __future__ import annotations
 
+import json
+import queue
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
-from prefect.futures import PrefectFuture, as_completed
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import ArtifactUpdate
+from prefect.futures import PrefectFuture
+
+from tasks.plan import read_manifest
+from tasks.tally import LedgerTally, Tally, ledger_tally, table_rows
 
 STATUSES = ("delivered", "deferred", "bounced", "failed", "in_doubt", "skipped")
+POLL_SECONDS = 3.0  # a poll reads only new ledger bytes (tasks/tally.py), each refresh is two API calls
 
 
 def outcome_rows(counts: Counter) -> list[dict[str, Any]]:
     return [{"outcome": status, "recipients": counts.get(status, 0)} for status in STATUSES]
 
 
-def follow_chunks(campaign_id: str, futures: Iterable[PrefectFuture]) -> Iterator[dict[str, int]]:
-    """Yield each chunk's counts as it finishes, keeping the progress artifact and outcome table current."""
-    futures = list(futures)
-    artifact: UUID = create_progress_artifact(0.0, key=f"send-{campaign_id}-progress",
-                                              description=f"Chunks of campaign {campaign_id} sent")
+def follow_chunks(home: Path, campaign_id: str, futures: Iterable[PrefectFuture],
+                  poll_seconds: float | None = None) -> Iterator[dict[str, int]]:
+    """Yield each chunk's counts as it finishes; meanwhile, every `poll_seconds`, tally the
+    ledger into the progress artifact (recipients with an outcome / audience) and the live table."""
+    futures, poll_seconds = list(futures), poll_seconds or POLL_SECONDS
+    live = LiveArtifacts(campaign_id, ledger_tally(home, campaign_id), read_manifest(home, campaign_id)["audience_size"])
+    finished: queue.Queue[PrefectFuture] = queue.Queue()
+    for future in futures:  # one callback each: a timed wait() would add one per future per poll
+        future.add_done_callback(finished.put)
     total: Counter = Counter()
-    for done, future in enumerate(as_completed(futures), start=1):
-        counts = future.result()
-        total.update(counts)
-        update_progress_artifact(artifact, 100.0 * done / len(futures))
-        yield counts
+    try:
+        for _ in futures:
+            while True:
+                try:
+                    future = finished.get(timeout=poll_seconds)
+                    break
+                except queue.Empty:
+                    live.refresh()
+            counts = future.result()
+            total.update(counts)
+            yield counts
+    finally:  # also when a chunk failed: the artifacts show where the send stopped
+        live.refresh()
     create_table_artifact(outcome_rows(total), key=f"send-{campaign_id}-outcomes",
                           description=f"Outcomes of campaign {campaign_id} (this run)")
+
+
+class LiveArtifacts:
+    """The send's progress artifact and live table, created once and updated in place.
+
+    Prefect 3.9 makes a new version for each create under a key; a PATCH of the artifact
+    (what update_progress_artifact does, and the client's update_artifact for a table)
+    changes it and its key's latest entry in place, so the UI shows one current table.
+    """
+
+    def __init__(self, campaign_id: str, tally: LedgerTally, audience: int):
+        self.tally, self.audience = tally, audience
+        first = tally.poll()
+        self.progress: UUID = create_progress_artifact(
+            self.percent(first), key=f"send-{campaign_id}-progress", description=self.summary(first))
+        self.table: UUID = create_table_artifact(
+            table_rows(first), key=f"send-{campaign_id}-live",
+            description=f"Recipients of campaign {campaign_id} by variant and provider (live; in_doubt = on the wire)")
+
+    def refresh(self) -> Tally:
+        tally = self.tally.poll()
+        update_progress_artifact(self.progress, self.percent(tally), description=self.summary(tally))
+        with get_client(sync_client=True) as client:
+            client.update_artifact(self.table, ArtifactUpdate(data=json.dumps(table_rows(tally))))
+        return tally
+
+    def percent(self, tally: Tally) -> float:
+        return 100.0 * min(tally.done, self.audience) / self.audience if self.audience else 100.0
+
+    def summary(self, tally: Tally) -> str:
+        t = tally.totals
+        return (f"{tally.done} of {self.audience} recipients: {t['delivered']} delivered, "
+                f"{t['deferred']} deferred, {t['bounced']} bounced, {t['in_doubt']} on the wire")

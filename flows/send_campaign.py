@@ -21,4 +21,4 @@ def send_campaign(campaign_id: str, config: str | None = None, overrides: dict |
     if chunks:
         preflight_task(settings, spec, chunks[0])
     futures = send_chunk_task.map(unmapped(settings), unmapped(spec), chunks)
-    return sum_counts(follow_chunks(campaign_id, futures))
+    return sum_counts(follow_chunks(settings.home, campaign_id, futures))

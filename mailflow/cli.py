@@ -6,6 +6,7 @@ import glob
 import json
 import sys
 import traceback
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import click
 
 from mailflow import prefect_env
 from mailflow.errors import MailflowError, NeedsAttention
-from mailflow.output import print_demo, print_ingest, print_retry, print_rows, print_send
+from mailflow.output import ProgressBar, print_demo, print_ingest, print_retry, print_rows, print_send
 
 
 @dataclass(frozen=True)
@@ -208,8 +209,9 @@ def plan(ctx: Context, campaign_file: str) -> None:
 @cli.command()
 @click.argument("campaign")
 @click.option("--dry-run", "dry_run", type=int, metavar="N", help="Render N sample messages to .eml files; send nothing.")
+@click.option("--no-progress", is_flag=True, help="Draw no progress bar (drawn only when stderr is a terminal, never with --json).")
 @pass_ctx
-def send(ctx: Context, campaign: str, dry_run: int | None) -> None:
+def send(ctx: Context, campaign: str, dry_run: int | None, no_progress: bool) -> None:
     """Send a planned campaign (run again to resume an interrupted send)."""
     if dry_run is not None:
         from tasks.dryrun import write_samples
@@ -222,7 +224,20 @@ def send(ctx: Context, campaign: str, dry_run: int | None) -> None:
     load_plan(ctx.settings(), campaign)  # fail fast on an unplanned campaign
     from flows.send_campaign import send_campaign
 
-    ctx.emit(send_campaign(campaign, ctx.config, ctx.overrides), print_send)
+    with send_progress(ctx, campaign, no_progress):
+        result = send_campaign(campaign, ctx.config, ctx.overrides)
+    ctx.emit(result, print_send)
+
+
+def send_progress(ctx: Context, campaign: str, no_progress: bool):
+    """A progress bar on stderr that follows the campaign's ledger while the send flow runs."""
+    if no_progress or ctx.as_json or ctx.debug or not sys.stderr.isatty():  # --debug: Prefect's logs share stderr
+        return nullcontext()
+    from tasks.plan import read_manifest
+    from tasks.tally import ledger_tally
+
+    home = ctx.settings().home
+    return ProgressBar(ledger_tally(home, campaign).poll, read_manifest(home, campaign)["audience_size"], sys.stderr)
 
 
 @cli.command()

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
+import threading
+import time
+from collections import deque
+from typing import TextIO
+
 import click
 
 from tasks.report import report_markdown
@@ -37,7 +43,7 @@ def print_ingest(results: list[dict]) -> None:
 
 
 def send_line(counts: dict) -> str:
-    parts = [f"{counts.get(k, 0)} {k}" for k in ("delivered", "deferred", "bounced", "failed")]
+    parts = [f"{counts.get(k, 0)} {k}" for k in ("delivered", "deferred", "bounced", "suppressed", "failed")]
     return "sent: " + ", ".join(parts) + f"; {counts.get('skipped', 0)} already sent before"
 
 
@@ -53,6 +59,89 @@ def print_retry(counts: dict) -> None:
     parts = [f"{counts.get(k, 0)} {k}" for k in ("delivered", "deferred", "bounced", "suppressed", "failed")]
     click.echo(f"retried {counts['chunks']} chunks: " + ", ".join(parts) + f"; {counts.get('not_due', 0)} not due yet")
     click.echo("run `mailflow aggregate` to load the outcomes into the warehouse")
+
+
+def progress_line(done: int, audience: int, rate: float, totals: dict, width: int = 100) -> str:
+    """One line of the send's progress bar: recipients with an outcome of the audience, speed, outcomes."""
+    share = min(done / audience, 1.0) if audience else 1.0
+    eta = f"  eta {duration((audience - done) / rate)}" if rate > 0 and done < audience else ""
+    tail = (f" {share:6.1%}  {done:,}/{audience:,}  {rate:,.0f} msgs/s{eta}  "
+            f"delivered {totals.get('delivered', 0):,}  deferred {totals.get('deferred', 0):,}  "
+            f"bounced {totals.get('bounced', 0):,}")
+    cells = max(10, min(40, width - len(tail) - 2))
+    filled = int(share * cells)
+    return f"[{'#' * filled}{'.' * (cells - filled)}]{tail}"[:width]
+
+
+def duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+class Speed:
+    """Recipients per second from (time, done) samples: over the last `window` seconds while
+    the send runs, and over this run's sending time at the end. Recipients an earlier run
+    logged and the wait for Prefect to start count in neither."""
+
+    def __init__(self, window: float = 5.0):
+        self.window = window
+        self.samples: deque[tuple[float, int]] = deque()
+        self.base: int | None = None  # done at the first sample
+        self.idle_until = self.last_change = 0.0  # the run's sending time lies between these
+
+    def add(self, now: float, done: int) -> float:
+        if self.base is None or done == self.base:
+            self.base, self.idle_until = done, now
+        elif done != self.samples[-1][1]:
+            self.last_change = now
+        self.samples.append((now, done))
+        while now - self.samples[0][0] > self.window:
+            self.samples.popleft()
+        start, first = self.samples[0]
+        return (done - first) / (now - start) if now > start else 0.0
+
+    def average(self) -> float:
+        if self.base is None or self.last_change <= self.idle_until:
+            return 0.0
+        return (self.samples[-1][1] - self.base) / (self.last_change - self.idle_until)
+
+
+class ProgressBar:
+    """Redraws the progress line on a terminal from a ledger tally, in a thread, until stopped;
+    `poll` is a LedgerTally's poll. The last line stays, with the run's average speed."""
+
+    def __init__(self, poll, audience: int, stream: TextIO, interval: float = 0.5):
+        self.poll, self.audience, self.stream, self.interval = poll, audience, stream, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="mailflow-progress", daemon=True)
+        self.speed = Speed()
+
+    def __enter__(self) -> ProgressBar:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                self.draw()
+                if self._stop.wait(self.interval):
+                    break
+            self.draw(final=True)
+            self.stream.write("\n")
+        except Exception:  # noqa: BLE001 - the bar is a view: whatever breaks it (a closed terminal) must not stop the send
+            pass
+
+    def draw(self, final: bool = False) -> None:
+        tally = self.poll()
+        rate = self.speed.add(time.monotonic(), tally.done)
+        width = shutil.get_terminal_size().columns - 1  # the last column would wrap on some terminals
+        line = progress_line(tally.done, self.audience, self.speed.average() if final else rate, tally.totals, width)
+        self.stream.write("\r" + line + "\x1b[K")
+        self.stream.flush()
 
 
 def print_demo(d: dict) -> None:

@@ -114,3 +114,83 @@ def test_send_and_retry_flows_with_the_global_rate_deferred_then_delivered(prefe
         assert sorted(r for m in rx.received for r in m.recipients) == sorted(emails[30:])
     assert retried["delivered"] == 5 and retried["chunks"] == 1
     assert retry_deferred(overrides=overrides) == {"chunks": 0}
+
+
+def read_artifacts(key: str, flow_run_id=None):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
+
+    flow_run = ArtifactFilterFlowRunId(any_=[flow_run_id]) if flow_run_id else None
+    with get_client(sync_client=True) as client:
+        return client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]), flow_run_id=flow_run))
+
+
+def test_send_flow_keeps_a_live_table_by_variant_and_provider(prefect_harness, settings, receiver, con, tmp_path, monkeypatch):
+    import json
+
+    import flows.progress
+    from flows.send_campaign import send_campaign
+    from tasks.campaign import CampaignSpec
+    from tasks.ingest import IngestOptions, ingest_file
+    from tasks.plan import plan
+    from tests.conftest import write_csv
+
+    emails = [f"p{i}@example.com" for i in range(50)] + [f"g{i}@gmail.com" for i in range(12)] + [f"x{i}@gone.example" for i in range(5)]
+    ingest_file(con, write_csv(tmp_path / "p.csv", "email\n" + "\n".join(emails) + "\n"), IngestOptions(list_name="live"))
+    spec = CampaignSpec(name="Live", campaign_id="live-table", from_addr="News <news@example.com>",
+                        subject="Hi", template="newsletter", lists=("live",))
+    assert plan(con, settings.home, spec, 50).chunk_count == 2
+    monkeypatch.setattr(flows.progress, "POLL_SECONDS", 0.05)  # refresh many times while the chunks run
+    overrides = {"home": str(settings.home), "send": {"chunk_size": 50}, "tracking": {"secret": "s", "base_url": "https://t.example"},
+                 "smtp": {"pools": {"default": {"relays": [f"127.0.0.1:{receiver.port}"], "connections": 4}}}}
+    state = send_campaign("live-table", overrides=overrides, return_state=True)
+    sent = state.result()
+    assert sent["delivered"] == 62 and sent["bounced"] == 5
+
+    run_id = state.state_details.flow_run_id
+    live = read_artifacts("send-live-table-live", run_id)
+    assert len(live) == 1, "the live table is updated in place, not versioned per poll"
+    rows = json.loads(live[0].data)
+    total = rows[-1]
+    assert (total["by"], total["sent"], total["delivered"], total["bounced"], total["in_doubt"]) == ("total", 67, 62, 5, 0)
+    assert [(r["name"], r["sent"], r["delivered"]) for r in rows if r["by"] == "variant"] == [("A", 67, 62)]
+    providers = {r["name"]: r for r in rows if r["by"] == "provider"}
+    assert {name: (r["delivered"], r["bounced"]) for name, r in providers.items()} == {"gmail": (12, 0), "other": (50, 5)}
+    progress = read_artifacts("send-live-table-progress", run_id)
+    assert len(progress) == 1 and float(progress[0].data) == 100.0
+    assert progress[0].description.startswith("67 of 67 recipients: 62 delivered, 0 deferred, 5 bounced")
+
+
+def test_live_artifacts_follow_the_ledger_between_refreshes(prefect_harness, home):
+    import json
+
+    from prefect import flow
+
+    from flows.progress import LiveArtifacts
+    from tasks.ledger import LedgerRecord, LedgerWriter, ledger_path
+    from tasks.tally import ledger_tally
+
+    def rec(sid, status):
+        return LedgerRecord("between", sid, "A", 0, status, None, None, "", 1, provider="yahoo")
+
+    @flow
+    def follow() -> tuple:  # artifacts belong to a flow run
+        with LedgerWriter(ledger_path(home, "between", 0)) as ledger:
+            for sid in range(1, 5):
+                ledger.mark_in_flight(rec(sid, "in_flight"))
+            live = LiveArtifacts("between", ledger_tally(home, "between"), audience=8)
+            first = json.loads(read_artifacts("send-between-live")[-1].data)[-1]
+            for sid in range(1, 5):
+                ledger.append(rec(sid, "delivered"))
+            live.refresh()
+        return live.table, first
+
+    table, first = follow()
+    assert (first["sent"], first["in_doubt"], first["delivered"]) == (4, 4, 0)
+    artifacts = read_artifacts("send-between-live")
+    assert len(artifacts) == 1 and artifacts[0].id == table
+    latest = json.loads(artifacts[0].data)
+    assert [(r["by"], r["name"], r["delivered"], r["in_doubt"]) for r in latest] == [
+        ("variant", "A", 4, 0), ("provider", "yahoo", 4, 0), ("total", "all", 4, 0)]
+    progress = read_artifacts("send-between-progress")
+    assert len(progress) == 1 and float(progress[0].data) == 50.0
