@@ -42,9 +42,12 @@ def print_ingest(results: list[dict]) -> None:
         click.echo("see the quarantine: mailflow sql \"select source, line, reason from quarantine order by ingested_at desc, line\"")
 
 
+def outcome_parts(counts: dict) -> str:
+    return ", ".join(f"{counts.get(k, 0)} {k}" for k in ("delivered", "deferred", "bounced", "suppressed", "failed"))
+
+
 def send_line(counts: dict) -> str:
-    parts = [f"{counts.get(k, 0)} {k}" for k in ("delivered", "deferred", "bounced", "suppressed", "failed")]
-    return "sent: " + ", ".join(parts) + f"; {counts.get('skipped', 0)} already sent before"
+    return "sent: " + outcome_parts(counts) + f"; {counts.get('skipped', 0)} already sent before"
 
 
 def print_send(counts: dict) -> None:
@@ -56,8 +59,7 @@ def print_retry(counts: dict) -> None:
     if not counts.get("chunks"):
         click.echo("nothing deferred: no retry needed")
         return
-    parts = [f"{counts.get(k, 0)} {k}" for k in ("delivered", "deferred", "bounced", "suppressed", "failed")]
-    click.echo(f"retried {counts['chunks']} chunks: " + ", ".join(parts) + f"; {counts.get('not_due', 0)} not due yet")
+    click.echo(f"retried {counts['chunks']} chunks: " + outcome_parts(counts) + f"; {counts.get('not_due', 0)} not due yet")
     click.echo("run `mailflow aggregate` to load the outcomes into the warehouse")
 
 
