@@ -159,6 +159,13 @@ class Dispatcher:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.connections.close()
+            self._forget_idle_lanes()
+
+    def _forget_idle_lanes(self) -> None:
+        """Per-domain lanes are many (one per domain straight to MX): keep only the suspended ones,
+        so lanes passed from chunk to chunk hold what matters and stay small."""
+        for key in [k for k, lane in self.lanes.items() if ":" in k and not lane.suspended()]:
+            del self.lanes[key]
 
     async def _one(self, lane: ProviderLane, row: dict, compose, precheck, on_start) -> Result:
         provider = lane.name

@@ -29,7 +29,7 @@ from tasks.shaping import ProviderLane
 from tasks.smtp import Outcome
 from tasks.suppress import SuppressionCheck, SuppressionLog
 from tasks.tokens import TokenSigner
-from tasks.transport import dispatcher_for, prefect_rate_limit
+from tasks.transport import MX, dispatcher_for, prefect_rate_limit
 
 
 def composer_for(settings: Settings, spec: CampaignSpec) -> Composer:
@@ -81,6 +81,8 @@ def preflight(settings: Settings, spec: CampaignSpec, chunk: Path, sample: int) 
     Runs once per send, before any chunk: the place to write the campaign's link table too.
     """
     composer = composer_for(settings, spec)
+    if spec.transport != MX:
+        settings.pool(spec.transport)  # an unknown pool stops the campaign here, with the known ones named
     write_link_table(settings, spec, composer)
     envelopes = []
     for row in pl.read_parquet(chunk, n_rows=sample).to_dicts():

@@ -156,9 +156,23 @@ def test_transport_mx_delivers_per_domain_to_its_exchangers(tmp_path):
             "tracking": {"secret": "test-secret", "base_url": "https://t.example"}}, environ={})
         emails = [f"a{i}@one.example" for i in range(5)] + [f"b{i}@two.example" for i in range(5)] + ["c@nullmx.example"]
         chunk = write_chunk(tmp_path / "c.parquet", emails)
-        counts = asyncio.run(send_chunk(settings, replace(SPEC, transport="mx"), chunk))
+        lanes = {}
+        counts = asyncio.run(send_chunk(settings, replace(SPEC, transport="mx"), chunk, lanes=lanes))
+        assert not [key for key in lanes if ":" in key]  # per-domain lanes are not kept after the chunk
         assert sorted(r for m in one.received for r in m.recipients) == emails[:5]
         assert sorted(r for m in two.received for r in m.recipients) == emails[5:10]
     assert counts["delivered"] == 10 and counts["bounced"] == 1
     null = final_records(settings)[11]
     assert (null["smtp_code"], null["enhanced_status"], null["kind"]) == (556, "5.1.10", "hard")
+
+
+def test_an_unknown_pool_stops_the_campaign_at_preflight(tmp_path):
+    from dataclasses import replace
+
+    from mailflow.errors import MailflowError
+    from tasks.send import preflight
+
+    settings = settings_for(tmp_path / "h", "127.0.0.1:25")
+    chunk = write_chunk(tmp_path / "c.parquet", ["a@example.com"])
+    with pytest.raises(MailflowError, match="no SMTP pool named 'bulk'"):
+        preflight(settings, replace(SPEC, transport="bulk"), chunk, 1)
