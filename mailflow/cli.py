@@ -258,7 +258,7 @@ def aggregate(ctx: Context) -> None:
 
     ctx.emit(aggregate_engagement(ctx.config, ctx.overrides), lambda d: click.echo(
         f"loaded {d['records_read']} ledger records from {d['files_loaded']} files; "
-        f"{d['deliveries']} deliveries in the warehouse"))
+        f"{d['deliveries']} deliveries and {d['suppressions']} suppressed addresses in the warehouse"))
 
 
 @cli.command()

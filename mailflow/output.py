@@ -151,7 +151,8 @@ def print_demo(d: dict) -> None:
     p = d["planned"]
     click.echo(f"planned {p['campaign_id']}: {p['audience_size']} recipients in {p['chunk_count']} chunks")
     click.echo(send_line(d["sent"]))
-    click.echo(f"aggregated: {d['aggregated']['deliveries']} deliveries in the warehouse\n")
+    click.echo(f"aggregated: {d['aggregated']['deliveries']} deliveries in the warehouse; "
+               f"{d['aggregated']['suppressions']} addresses suppressed (hard bounces are not mailed again)\n")
     click.echo(report_markdown(d["report"]))
     click.echo(f"bounced: every recipient at {d['rejected_domain']} (the demo receiver answers 550 5.1.1)")
     click.echo(f"warehouse: {d['warehouse']}   (mailflow sql \"select status, count(*) from deliveries group by all\")")
