@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ DEFAULTS: dict[str, Any] = {
         "pools": {"default": {"relays": ["127.0.0.1:2525"], "connections": 8}},
         "mx_port": 25,
         "mx_connections": 64,
+        "mx_sources": [],
         "allow_private_mx": False,
     },
     "send": {"chunk_size": 1000, "resend_in_doubt": False, "error_budget": 20, "rate": 0.0, "rate_batch": 100,
@@ -33,7 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "bounces": {"imap": {"url": ""}, "soft_limit": 3, "soft_window_days": 30},
 }
 ENV_PREFIX = "MAILFLOW_"
-TLS_MODES = ("none", "starttls", "implicit")
+TLS_MODES = ("none", "starttls", "implicit", "opportunistic")
 
 
 @dataclass(frozen=True)
@@ -44,16 +46,20 @@ class Relay:
     password: str = field(default="", repr=False)
     tls: str = "none"
     weight: int = 1  # share of a pool's messages (or domains) this relay gets
+    source: str = ""  # a local IP address to send from (a host with several sending IPs)
 
     @classmethod
     def parse(cls, text: str) -> Relay:
-        """Parse `[user:pass@]host:port[?tls=starttls|implicit][&weight=N]`."""
+        """Parse `[user:pass@]host:port[?tls=starttls|implicit|opportunistic][&weight=N][&source=IP]`."""
         parts = urlsplit("smtp://" + text)
         query = parse_qs(parts.query)
         tls = query.get("tls", ["none"])[0]
         weight = query.get("weight", ["1"])[0]
-        if not parts.hostname or tls not in TLS_MODES or not weight.isdigit() or int(weight) < 1:
-            raise MailflowError(f"settings: relay {text!r} is not host:port[?tls=starttls|implicit][&weight=N]")
+        source = query.get("source", [""])[0]
+        if not parts.hostname or tls not in TLS_MODES or not weight.isdigit() or int(weight) < 1 \
+                or (source and not _is_ip(source)):
+            raise MailflowError(f"settings: relay {text!r} is not "
+                                "host:port[?tls=starttls|implicit|opportunistic][&weight=N][&source=IP]")
         try:
             port = parts.port or (465 if tls == "implicit" else 25)
         except ValueError:
@@ -65,6 +71,7 @@ class Relay:
             password=unquote(parts.password or ""),
             tls=tls,
             weight=int(weight),
+            source=source,
         )
 
     def __str__(self) -> str:
@@ -89,6 +96,7 @@ class SmtpSettings:
     mx_port: int = 25  # `transport: mx` connects to this port of each exchanger
     mx_connections: int = 64  # `transport: mx`: concurrent sessions per sending process (and per exchanger)
     allow_private_mx: bool = False  # an MX on a loopback/private address is refused unless this is set (tests)
+    mx_sources: tuple[str, ...] = ()  # `transport: mx`: local IPs to send from, one per recipient domain
 
 
 @dataclass(frozen=True)
@@ -230,6 +238,7 @@ def _build(tree: dict[str, Any]) -> Settings:
             mx_port=_positive_int(smtp["mx_port"], "smtp.mx_port"),
             mx_connections=_positive_int(smtp["mx_connections"], "smtp.mx_connections"),
             allow_private_mx=bool(smtp["allow_private_mx"]),
+            mx_sources=tuple(_ip(str(a), "smtp.mx_sources") for a in _as_list(smtp["mx_sources"], "smtp.mx_sources")),
         ),
         send=SendSettings(
             chunk_size=_positive_int(send["chunk_size"], "send.chunk_size"),
@@ -274,6 +283,20 @@ def _shaping(tree: dict[str, Any]) -> dict[str, ProviderLimits]:
             backoff=_non_negative(spec.get("backoff", limits.backoff), f"shaping.{name}.backoff"),
         )
     return table
+
+
+def _ip(text: str, key: str) -> str:
+    if not _is_ip(text):
+        raise MailflowError(f"settings: {key} must list IP addresses, not {text!r}")
+    return text
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return False
 
 
 def _non_negative(value: Any, key: str) -> float:

@@ -26,7 +26,7 @@ from tasks.smtp import Outcome, Transport
 
 # Failures that happen before any message byte is sent: safe to try another destination.
 _NEVER_SENT = ("relay refused the session", "ConnectionRefusedError", "TimeoutError: connecting",
-               "gaierror", "OSError: [Errno 101]", "OSError: [Errno 113]", "OSError: [Errno 99]")
+               "SSLError", "TimeoutError: TLS handshake", "gaierror", "OSError: [Errno 101]", "OSError: [Errno 113]", "OSError: [Errno 99]")
 
 
 def never_sent(outcome: Outcome) -> bool:

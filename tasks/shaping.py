@@ -138,7 +138,7 @@ class RelayChooser:
         if len(candidates) == 1:
             return candidates[0]
         if self.choose == "domain":
-            return max(candidates, key=lambda r: _rendezvous(domain, r))
+            return max(candidates, key=lambda r: rendezvous(domain, str(r), r.weight))
         return self.rng.choices(candidates, weights=[r.weight for r in candidates])[0]
 
     def failed(self, relay: Relay) -> bool:
@@ -154,9 +154,9 @@ class RelayChooser:
         self.health[relay].failures = 0
 
 
-def _rendezvous(domain: str, relay: Relay) -> float:
-    """Weighted rendezvous hashing: each domain sticks to one relay, and only the domains of a
-    relay that leaves the rotation move elsewhere."""
-    digest = hashlib.blake2b(f"{domain}|{relay}".encode(), digest_size=8).digest()
+def rendezvous(domain: str, choice: str, weight: int = 1) -> float:
+    """Weighted rendezvous hashing: each domain sticks to one choice (a relay, a sending IP), and
+    only the domains of a choice that goes away move elsewhere."""
+    digest = hashlib.blake2b(f"{domain}|{choice}".encode(), digest_size=8).digest()
     unit = (int.from_bytes(digest, "big") + 1) / (2**64 + 1)  # in (0, 1)
-    return -relay.weight / math.log(unit)
+    return -weight / math.log(unit)

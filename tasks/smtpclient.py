@@ -89,6 +89,7 @@ class PipeliningConnection:
         self._writer: asyncio.StreamWriter | None = None
         self._extensions: dict[str, str] = {}
         self._messages = 0
+        self._plain_only = False  # opportunistic TLS failed with this server: go on in the clear
         self._closing: set[asyncio.Task] = set()
 
     async def send(self, envelope: Envelope) -> Outcome:
@@ -96,7 +97,7 @@ class PipeliningConnection:
         if refused is not None:
             return refused
         relay = self.relay
-        if relay.username and relay.tls == "none" and not _is_loopback(relay.host):
+        if relay.username and relay.tls in ("none", "opportunistic") and not _is_loopback(relay.host):
             return Outcome("failed", None, None, "refusing to send the relay password without TLS")
         try:
             if self._writer is not None and not self._reusable():
@@ -187,26 +188,39 @@ class PipeliningConnection:
     async def _open(self) -> None:
         relay = self.relay
         context = self._context() if relay.tls != "none" else None
+        local = (relay.source, 0) if relay.source else None  # a chosen sending IP of this host
         self._reader, self._writer = await self._within(asyncio.open_connection(
-            relay.host, relay.port, ssl=context if relay.tls == "implicit" else None), "connecting")
+            relay.host, relay.port, ssl=context if relay.tls == "implicit" else None, local_addr=local), "connecting")
         self._messages = 0
         greeting = await self._reply()
         if greeting.code // 100 != 2:
             raise _Refused(greeting)
         await self._hello()
-        if relay.tls == "starttls":
-            if "STARTTLS" not in self._extensions:
-                raise ProtocolError("the relay does not offer STARTTLS")
+        offered = "STARTTLS" in self._extensions
+        if relay.tls == "starttls" and not offered:
+            raise ProtocolError("the relay does not offer STARTTLS")
+        if relay.tls == "starttls" or (relay.tls == "opportunistic" and offered and not self._plain_only):
             await self._command("STARTTLS")
             if getattr(self._reader, "_buffer", b""):  # RFC 3207 5: plaintext after 220 would pass as encrypted
                 raise ProtocolError("the relay sent data after its STARTTLS reply")
-            await self._within(self._writer.start_tls(context, server_hostname=relay.host), "TLS handshake")
+            try:
+                await self._within(self._writer.start_tls(context, server_hostname=relay.host), "TLS handshake")
+            except (ssl.SSLError, OSError, TimeoutError):
+                # Opportunistic TLS (RFC 7435) that fails is retried in the clear next time, as MTAs do.
+                self._plain_only = relay.tls == "opportunistic"
+                raise
             await self._hello()  # RFC 3207 4.2: what was said before TLS is forgotten
         if relay.username:
             await self._authenticate()
 
     def _context(self) -> ssl.SSLContext:
-        if self._tls_context is None:
+        if self._tls_context is None and self.relay.tls == "opportunistic":
+            # Direct to MX: encrypt whenever offered, without insisting on a certificate (RFC 7435);
+            # most exchangers' names do not match their MX names, and the alternative is plaintext.
+            self._tls_context = ssl.create_default_context()
+            self._tls_context.check_hostname = False
+            self._tls_context.verify_mode = ssl.CERT_NONE
+        elif self._tls_context is None:
             self._tls_context = ssl.create_default_context()  # verifies the relay's certificate and name
         return self._tls_context
 

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from mailflow.errors import MailflowError
 from mailflow.settings import Relay, Settings
 from tasks.dispatch import Connections, Dispatcher, RelayRoutes
-from tasks.shaping import GlobalGate, ProviderLane, RelayChooser
+from tasks.shaping import GlobalGate, ProviderLane, RelayChooser, rendezvous
 from tasks.smtp import Outcome
 from tasks.smtpclient import PipeliningConnection
 
@@ -16,16 +16,24 @@ RATE_LIMIT = "mailflow-send-rate"  # the Prefect global rate limit `mailflow ini
 
 
 class MxRoutes:
-    """`transport: mx`: each domain's exchangers, best preference first, from DNS (cached by TTL)."""
+    """`transport: mx`: each domain's exchangers, best preference first, from DNS (cached by TTL),
+    over opportunistic STARTTLS, from the domain's own sending IP when several are configured."""
 
-    def __init__(self, router, port: int):
-        self.router, self.port = router, port
+    def __init__(self, router, port: int, sources: tuple[str, ...] = ()):
+        self.router, self.port, self.sources = router, port, sources
 
     async def candidates(self, domain: str) -> list[Relay] | Outcome:
         route = await self.router.route(domain)
         if route.error is not None:
             return route.error.outcome()
-        return [Relay(address, self.port) for _, address in route.candidates()]
+        source = self.source_for(domain)
+        return [Relay(address, self.port, tls="opportunistic", source=source) for _, address in route.candidates()]
+
+    def source_for(self, domain: str) -> str:
+        """A domain always sees the same sending IP (receivers keep reputation per IP)."""
+        if not self.sources:
+            return ""
+        return max(self.sources, key=lambda ip: rendezvous(domain, ip))
 
     def failed(self, relay: Relay) -> None:
         pass  # the next exchanger is tried; DNS, not health, decides the order
@@ -50,7 +58,7 @@ def dispatcher_for(settings: Settings, transport: str,
 
         resolver = make_resolver(list(settings.dns.nameservers) or None, settings.dns.port, settings.dns.timeout)
         router = MxRouter(resolver, port=smtp.mx_port, allow_private=smtp.allow_private_mx)
-        return Dispatcher(MxRoutes(router, smtp.mx_port), Connections(factory, smtp.mx_connections),
+        return Dispatcher(MxRoutes(router, smtp.mx_port, smtp.mx_sources), Connections(factory, smtp.mx_connections),
                           settings.shaping, gate, lane_per_domain=True, capacity=smtp.mx_connections, lanes=lanes)
     pool = settings.pool(transport)
     chooser = RelayChooser(pool.relays, pool.choose, settings.send.relay_failures, settings.send.relay_cooldown)

@@ -39,7 +39,13 @@ def test_relay_with_credentials_and_tls():
     assert "p:ss" not in repr(r)
 
 
-@pytest.mark.parametrize("text", ["", "host:notaport", "host:25?tls=maybe"])
+def test_relay_weight_and_source_address():
+    r = Relay.parse("relay.example.com:25?weight=3&source=192.0.2.7")
+    assert (r.weight, r.source, r.tls) == (3, "192.0.2.7", "none")
+
+
+@pytest.mark.parametrize("text", ["", "host:notaport", "host:25?tls=maybe", "host:25?weight=0",
+                                  "host:25?weight=x", "host:25?source=not-an-ip"])
 def test_bad_relay_is_a_clear_error(text):
     with pytest.raises(MailflowError, match="relay"):
         Relay.parse(text)
@@ -68,3 +74,21 @@ def test_example_config_parses():
     example = Path(__file__).parent.parent / "mailflow.example.toml"
     s = load_settings(example, environ={})
     assert s.pool("default").connections >= 1
+
+
+@pytest.mark.parametrize("overrides,needle", [
+    ({"shaping": {"hotmail": {"rate": 1}}}, "unknown provider group"),
+    ({"shaping": {"gmail": {"rate": -1}}}, "shaping.gmail.rate"),
+    ({"smtp": {"pools": {"default": {"relays": ["h:25"], "choose": "random"}}}}, "choose"),
+    ({"smtp": {"mx_sources": ["nope"]}}, "smtp.mx_sources"),
+    ({"send": {"rate": "fast"}}, "send.rate"),
+])
+def test_bad_shaping_and_transport_settings_are_clear_errors(overrides, needle):
+    with pytest.raises(MailflowError, match=needle):
+        load_settings(overrides=overrides, environ={})
+
+
+def test_shaping_overrides_one_key_and_keeps_the_other_defaults():
+    s = load_settings(overrides={"shaping": {"gmail": {"rate": 5}}}, environ={})
+    assert s.shaping["gmail"].rate == 5.0 and s.shaping["gmail"].connections == 4
+    assert s.shaping["yahoo"].rate == 20.0

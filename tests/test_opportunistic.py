@@ -1,0 +1,58 @@
+"""Direct-to-MX connections: opportunistic STARTTLS (RFC 7435) and a chosen sending IP."""
+
+import ssl
+
+import pytest
+
+from mailflow.receiver import Receiver
+from mailflow.settings import Relay
+from tasks.smtpclient import PipeliningConnection
+from tasks.transport import MxRoutes
+from tests.test_smtpclient import HELO, certificate, good, key, send_all, server_tls  # noqa: F401 - fixtures
+
+pytestmark = pytest.mark.integration
+DELIVERED = ("delivered", 250, "2.0.0")
+
+
+def test_opportunistic_tls_encrypts_when_offered_without_checking_the_certificate(server_tls):
+    # The certificate is self-signed and names 127.0.0.1, not the MX: a verifying client would refuse it.
+    with Receiver(record=True, tls_context=server_tls) as rx:
+        outcomes = send_all(PipeliningConnection(Relay("127.0.0.1", rx.port, tls="opportunistic"), HELO, 5),
+                            [good(0), good(1)])
+    assert [key(o) for o in outcomes] == [DELIVERED] * 2
+    assert [m.tls for m in rx.received] == [True, True]
+
+
+def test_opportunistic_tls_sends_in_the_clear_when_not_offered():
+    with Receiver(record=True) as rx:
+        outcomes = send_all(PipeliningConnection(Relay("127.0.0.1", rx.port, tls="opportunistic"), HELO, 5), [good(0)])
+    assert [key(o) for o in outcomes] == [DELIVERED] and rx.received[0].tls is False
+
+
+def test_a_failed_opportunistic_handshake_is_retried_in_the_clear(server_tls):
+    broken = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)  # offers STARTTLS but has no certificate: handshakes fail
+    with Receiver(record=True, tls_context=broken) as rx:
+        outcomes = send_all(PipeliningConnection(Relay("127.0.0.1", rx.port, tls="opportunistic"), HELO, 5),
+                            [good(0), good(1)])
+    assert outcomes[0].status == "deferred" and key(outcomes[1]) == DELIVERED
+    assert [(m.recipients, m.tls) for m in rx.received] == [(["reader1@example.com"], False)]
+
+
+def test_a_password_is_not_sent_where_tls_is_only_opportunistic():
+    outcome = send_all(PipeliningConnection(Relay("192.0.2.1", 25, "u", "p", tls="opportunistic"), HELO, 1), [good(0)])
+    assert outcome[0].status == "failed" and "without TLS" in outcome[0].detail
+
+
+def test_the_connection_leaves_from_the_chosen_source_address():
+    with Receiver(record=True) as rx:
+        send_all(PipeliningConnection(Relay("127.0.0.1", rx.port, source="127.0.0.7"), HELO, 5), [good(0)])
+    assert rx.received[0].peer[0] == "127.0.0.7"
+
+
+def test_each_domain_keeps_one_sending_ip_and_the_ips_share_the_domains():
+    routes = MxRoutes(router=None, port=25, sources=("192.0.2.10", "192.0.2.11"))
+    domains = [f"d{i}.example" for i in range(400)]
+    first = {d: routes.source_for(d) for d in domains}
+    assert all(routes.source_for(d) == first[d] for d in domains)
+    assert 120 < list(first.values()).count("192.0.2.10") < 280
+    assert MxRoutes(router=None, port=25).source_for("x.example") == ""
