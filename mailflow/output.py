@@ -60,6 +60,8 @@ def print_retry(counts: dict) -> None:
         click.echo("nothing deferred: no retry needed")
         return
     click.echo(f"retried {counts['chunks']} chunks: " + outcome_parts(counts) + f"; {counts.get('not_due', 0)} not due yet")
+    if counts.get("busy"):
+        click.echo(f"{counts['busy']} chunks are being sent right now; their deferred recipients wait for the next retry")
     click.echo("run `mailflow aggregate` to load the outcomes into the warehouse")
 
 

@@ -75,6 +75,10 @@ def logged_subscribers(path: Path) -> dict[int, str]:
     return {sid: state.status for sid, state in ledger_state(path).items()}
 
 
+class ChunkBusy(MailflowError):
+    """The chunk's ledger is locked by another sender."""
+
+
 class LedgerWriter:
     """Appends records to one chunk's ledger; holds an exclusive lock so two senders never share it."""
 
@@ -86,7 +90,7 @@ class LedgerWriter:
             fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._fh.close()
-            raise MailflowError(f"{path}: another process is sending this chunk") from None
+            raise ChunkBusy(f"{path}: another process is sending this chunk") from None
         self._pending = 0
         self._seq = 0
         self._end_torn_line()

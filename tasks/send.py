@@ -20,7 +20,7 @@ from mailflow.settings import SendSettings, Settings
 from tasks.bounces import classify_reply
 from tasks.campaign import CampaignSpec
 from tasks.compose import Composer
-from tasks.ledger import IN_FLIGHT, LedgerRecord, LedgerWriter, RecipientState, ledger_path, ledger_state
+from tasks.ledger import IN_FLIGHT, ChunkBusy, LedgerRecord, LedgerWriter, RecipientState, ledger_path, ledger_state
 from tasks.message import Envelope
 from tasks.plan import campaign_dir, read_manifest
 from tasks.providers import provider_of
@@ -113,7 +113,13 @@ async def send_chunk(settings: Settings, spec: CampaignSpec, chunk: Path, *, ret
     composer = composer_for(settings, spec)
     suppressions = SuppressionCheck(settings.home)
     suppression_log = SuppressionLog(settings.home, f"send-{spec.campaign_id}")
-    with LedgerWriter(path) as ledger:
+    try:
+        ledger = LedgerWriter(path)
+    except ChunkBusy:
+        if retry:  # the chunk's own send (or another retry) holds it: its deferred wait for the next retry
+            return {"busy": 1}
+        raise
+    with ledger:
         todo, expired, attempts, counts = select_recipients(frame, ledger_state(path), settings, retry, now)
         log = Logger(ledger, spec, chunk_id, attempts, settings.send, now)
         for row in expired:

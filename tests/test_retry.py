@@ -72,3 +72,14 @@ def test_retry_finds_only_chunks_with_deferred_recipients(con, home, tmp_path):
             asyncio.run(send_chunk(settings, spec, chunk))
     found = deferred_chunks(settings)
     assert [(s.campaign_id, c.name) for s, c in found] == [("news", chunks[1].name)]
+
+
+def test_a_retry_skips_a_chunk_another_sender_holds(tmp_path):
+    from tasks.ledger import LedgerWriter, ledger_path
+
+    chunk = write_chunk(tmp_path / "c.parquet", ["a@busy.example"])
+    settings = settings_for(tmp_path / "h", "127.0.0.1:9")
+    with LedgerWriter(ledger_path(settings.home, "news", 0)):  # a send still running
+        assert run(settings, chunk, retry=True) == {"busy": 1}
+        with pytest.raises(Exception, match="another process is sending this chunk"):
+            run(settings, chunk)
