@@ -30,12 +30,14 @@ DEFAULTS: dict[str, Any] = {
              "relay_failures": 3, "relay_cooldown": 60},
     "shaping": {},
     "dns": {"nameservers": [], "port": 53, "timeout": 5.0},
-    "dkim": {"domain": "", "selector": "", "private_key_file": "", "private_key": ""},
+    "dkim": {"domain": "", "selector": "", "private_key_file": "", "private_key": "", "algorithm": "rsa-sha256",
+             "ed25519_selector": "", "ed25519_private_key_file": "", "ed25519_private_key": ""},
     "tracking": {"base_url": "http://127.0.0.1:8080", "secret": ""},
     "bounces": {"imap": {"url": ""}, "soft_limit": 3, "soft_window_days": 30},
 }
 ENV_PREFIX = "MAILFLOW_"
 TLS_MODES = ("none", "starttls", "implicit", "opportunistic")
+DKIM_ALGORITHMS = ("rsa-sha256", "ed25519-sha256", "both")  # both: an RSA and an Ed25519 signature (RFC 8463)
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,11 @@ class DkimSettings:
     selector: str
     private_key_file: str
     private_key: str = field(repr=False)
+    algorithm: str = "rsa-sha256"  # one of DKIM_ALGORITHMS
+    # The Ed25519 key when algorithm is "both" (selector and private_key* are then the RSA key's)
+    ed25519_selector: str = ""
+    ed25519_private_key_file: str = ""
+    ed25519_private_key: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -257,7 +264,7 @@ def _build(tree: dict[str, Any]) -> Settings:
             port=_positive_int(tree["dns"]["port"], "dns.port"),
             timeout=float(tree["dns"]["timeout"]),
         ),
-        dkim=DkimSettings(**{k: str(dkim.get(k, "")) for k in ("domain", "selector", "private_key_file", "private_key")}),
+        dkim=_dkim(dkim),
         tracking=TrackingSettings(base_url=str(tracking["base_url"]), secret=str(tracking["secret"])),
         bounce_imap_url=str(tree["bounces"].get("imap", {}).get("url", "")),
         soft_bounce_limit=_positive_int(tree["bounces"]["soft_limit"], "bounces.soft_limit"),
@@ -309,6 +316,13 @@ def _one_of(value: Any, choices: tuple[str, ...], key: str) -> str:
     if value not in choices:
         raise MailflowError(f"settings: {key} must be one of {', '.join(choices)}, not {value!r}")
     return value
+
+
+def _dkim(dkim: dict[str, Any]) -> DkimSettings:
+    values = {k: str(dkim.get(k, "")) for k in DkimSettings.__dataclass_fields__}
+    if values["algorithm"] not in DKIM_ALGORITHMS:
+        raise MailflowError(f"settings: dkim.algorithm {values['algorithm']!r} is not one of {', '.join(DKIM_ALGORITHMS)}")
+    return DkimSettings(**values)
 
 
 def _as_list(value: Any, key: str) -> list[Any]:

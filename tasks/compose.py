@@ -10,10 +10,11 @@ from typing import Any, Mapping
 
 from tasks.campaign import CampaignSpec
 from tasks.message import Envelope, HeaderInjection
-from tasks.mime import build_mime, check, encode_mailbox, encode_text
+from tasks.mime import CrlfMessage, Multipart, check, encode_mailbox, encode_text
 from tasks.render import CampaignTemplates, Helpers, RenderError
 from tasks.smtp import Outcome
 from tasks.tokens import TokenSigner
+from tasks.tracking import Redirects
 
 SEND, UNSUBSCRIBE, VIEW, OPEN, CLICK = "send", "unsubscribe", "view", "open", "click"
 
@@ -24,25 +25,29 @@ class Composer:
     def __init__(self, spec: CampaignSpec, templates: CampaignTemplates, signer: TokenSigner, base_url: str,
                  bounce_domain: str, dkim=None, variant: str = "A"):
         self.spec, self.templates, self.signer, self.dkim = spec, templates, signer, dkim
-        self.base = base_url.rstrip("/")
-        self.bounce_domain = bounce_domain
+        # Both end up in every message's header fields: a line break in the settings must not get there
+        self.base = check("tracking.base_url", base_url.rstrip("/"))
+        self.bounce_domain = check("smtp.bounce_domain", bounce_domain)
+        self.redirects = Redirects(signer, self.base)
+        self.mime = Multipart()  # boundary and part headers, once per chunk task
         name, address = parseaddr(spec.from_addr)
         self.domain = address.rpartition("@")[2]
-        self.from_header = encode_mailbox(name, address)
+        self.from_header = encode_mailbox(check("From", name), address)
         self.reply_to = encode_mailbox(None, parseaddr(spec.reply_to)[1]) if spec.reply_to else None
         # Feedback-ID (Gmail's feedback loop): campaign:variant:stream:sender, stable per campaign.
-        self.feedback_id = f"{spec.campaign_id}:{variant}:bulk:mailflow"
+        self.feedback_id = check("Feedback-ID", f"{spec.campaign_id}:{variant}:bulk:mailflow")
         self._date_second, self._date = -1, ""
 
     def helpers(self, subscriber_id: int) -> tuple[Helpers, str]:
-        cid = self.spec.campaign_id
-        click = self.signer.sign(cid, subscriber_id, CLICK)
+        cid, sign, base = self.spec.campaign_id, self.signer.sign, self.base
+        click = sign(cid, subscriber_id, CLICK)
         return Helpers(
-            unsubscribe_url=f"{self.base}/u/{self.signer.sign(cid, subscriber_id, UNSUBSCRIBE)}",
-            view_url=f"{self.base}/v/{self.signer.sign(cid, subscriber_id, VIEW)}",
-            open_url=f"{self.base}/o/{self.signer.sign(cid, subscriber_id, OPEN)}.gif",
-            click_url=lambda n: f"{self.base}/c/{click}/{int(n)}",
-        ), self.signer.sign(cid, subscriber_id, SEND)
+            unsubscribe_url=f"{base}/u/{sign(cid, subscriber_id, UNSUBSCRIBE)}",
+            view_url=f"{base}/v/{sign(cid, subscriber_id, VIEW)}",
+            open_url=f"{base}/o/{sign(cid, subscriber_id, OPEN)}.gif",
+            click_url=lambda n: f"{base}/c/{click}/{int(n)}",
+            link_url=lambda url: self.redirects.url(click, url),
+        ), sign(cid, subscriber_id, SEND)
 
     def compose(self, row: Mapping[str, Any]) -> Envelope | Outcome:
         """The recipient's envelope, or a `failed` outcome saying why it cannot be sent."""
@@ -66,9 +71,12 @@ class Composer:
                 ("Feedback-ID", self.feedback_id),
                 ("X-Mailflow-Send", send_token),
             ]
-            data = build_mime(headers, rendered.text, rendered.html)
-            if self.dkim is not None:
-                data = self.dkim.sign(data)
+            mime_head, body = self.mime.write(rendered.text, rendered.html)
+            head = "".join([f"{name}: {value}\r\n" for name, value in headers]).encode()
+            # Signed from the fields and body as written: nothing to parse back out of the message
+            signatures = self.dkim.signatures(headers, body) if self.dkim is not None else b""
+            # Every value was checked for line breaks and the MIME writer makes CRLF bodies
+            data = CrlfMessage(b"".join((signatures, head, mime_head, b"\r\n", body)))
         except (RenderError, HeaderInjection) as exc:
             return Outcome("failed", None, None, str(exc))
         except (ValueError, UnicodeError) as exc:

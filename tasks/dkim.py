@@ -6,12 +6,18 @@ import base64
 import hashlib
 import re
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+
+from mailflow.errors import MailflowError
+from mailflow.settings import DkimSettings
 
 RSA_SHA256 = "rsa-sha256"
 ED25519_SHA256 = "ed25519-sha256"
@@ -21,6 +27,7 @@ MAX_LINE = 78  # RFC 5322 §2.1.1 recommended line length, not counting CRLF
 
 _WSP_RUN = re.compile(rb"[ \t]+")
 _SPACE_RUN = re.compile(rb"  +")  # a two-byte literal prefix: sre skips ahead far faster than for [ \t]+
+_TRAILING_SPACE = re.compile(rb" \r\n")
 _FIELD_START = re.compile(rb"\r\n(?![ \t])")  # a CRLF not followed by WSP ends a header field
 _DNS_NAME = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")
 _FIELD_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+")  # RFC 5322 ftext
@@ -42,7 +49,7 @@ def load_key(domain: str, selector: str, pem: bytes | str) -> DkimKey:
     if isinstance(pem, str):
         pem = pem.encode("ascii")
     try:
-        key = serialization.load_pem_private_key(pem, password=None)
+        key = _private_key(pem)
     except TypeError as e:  # cryptography's way of saying "encrypted, and no password given"
         raise ValueError("DKIM key PEM is encrypted; supply it unencrypted (from a secret store)") from e
     except (ValueError, UnsupportedAlgorithm) as e:
@@ -54,6 +61,12 @@ def load_key(domain: str, selector: str, pem: bytes | str) -> DkimKey:
     if isinstance(key, ed25519.Ed25519PrivateKey):
         return DkimKey(domain, selector, ED25519_SHA256, key)
     raise ValueError(f"DKIM key type {type(key).__name__} is not supported: use RSA (2048 bits) or Ed25519")
+
+
+@lru_cache(maxsize=8)
+def _private_key(pem: bytes):
+    # Loading checks the RSA key (≈30 ms): once per process, not once per chunk task
+    return serialization.load_pem_private_key(pem, password=None)
 
 
 def dns_record(key: DkimKey) -> str:
@@ -82,8 +95,8 @@ def relaxed_body(body: bytes) -> bytes:
         body = body.replace(b"\t", b" ")
     if b"  " in body:
         body = _SPACE_RUN.sub(b" ", body)
-    if b" \r\n" in body:  # after compressing, trailing WSP is exactly one space
-        body = body.replace(b" \r\n", b"\r\n")
+    # After compressing, trailing WSP is exactly one space; the regex finds it faster than replace()
+    body = _TRAILING_SPACE.sub(b"\r\n", body)
     end = len(body)
     while end >= 4 and body[end - 4:end] == b"\r\n\r\n":
         end -= 2
@@ -101,10 +114,59 @@ def relaxed_value(value: bytes) -> bytes:
     return value.strip(b" \t")
 
 
-class DkimSigner:
-    """Signs messages with one key; whatever does not depend on the message is worked out here."""
+def signer_for(settings: DkimSettings) -> DkimSigner | None:
+    """The signer `[dkim]` asks for, or None when no DKIM domain is set.
 
-    def __init__(self, key: DkimKey, headers: tuple[str, ...] = DEFAULT_HEADERS):
+    With `algorithm` rsa-sha256 or ed25519-sha256, `selector` and `private_key` (or
+    `private_key_file`) are that key; with "both" they are the RSA key, and `ed25519_selector`
+    and `ed25519_private_key(_file)` the Ed25519 one: receivers that know Ed25519 check it,
+    the rest still find the RSA signature (RFC 8463 §5).
+    """
+    if not settings.domain:
+        return None
+    both = settings.algorithm == "both"
+    wanted = [(RSA_SHA256, ""), (ED25519_SHA256, "ed25519_")] if both else [(settings.algorithm, "")]
+    keys = []
+    for algorithm, prefix in wanted:
+        try:
+            key = load_key(settings.domain, getattr(settings, prefix + "selector"), _pem(settings, prefix))
+        except ValueError as exc:
+            raise MailflowError(f"dkim.{prefix}private_key: {exc}") from None
+        if key.algorithm != algorithm:
+            raise MailflowError(f"dkim.{prefix}private_key is an {key.algorithm} key but dkim.algorithm "
+                                f"is {settings.algorithm!r}")
+        keys.append(key)
+    if both and keys[0].selector == keys[1].selector:
+        raise MailflowError("dkim: the RSA and Ed25519 keys need selectors of their own (one DNS record each)")
+    return DkimSigner(keys)
+
+
+def _pem(settings: DkimSettings, prefix: str) -> bytes:
+    inline, path = getattr(settings, prefix + "private_key"), getattr(settings, prefix + "private_key_file")
+    if inline:
+        return inline.encode()
+    if not path:
+        raise MailflowError(f"dkim.domain is set but no key: set MAILFLOW_DKIM__{prefix.upper()}PRIVATE_KEY "
+                            f"or dkim.{prefix}private_key_file")
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise MailflowError(f"dkim.{prefix}private_key_file {path}: {exc.strerror}") from None
+
+
+def body_hash(body: bytes) -> bytes:
+    """bh=: base64 of the SHA-256 of the relaxed body."""
+    return base64.b64encode(hashlib.sha256(relaxed_body(body)).digest())
+
+
+class DkimSigner:
+    """Signs messages with one key, or several (RSA and Ed25519 side by side, RFC 8463 §3): one
+    DKIM-Signature each, sharing the body hash. What does not depend on the message is worked out here."""
+
+    def __init__(self, key: DkimKey | Sequence[DkimKey], headers: tuple[str, ...] = DEFAULT_HEADERS):
+        keys = (key,) if isinstance(key, DkimKey) else tuple(key)
+        if not keys:
+            raise ValueError("DKIM signing needs a key")
         names: list[bytes] = []
         for header in headers:
             if not _FIELD_NAME.fullmatch(header):
@@ -114,17 +176,14 @@ class DkimSigner:
                 names.append(name)
         if b"from" not in names:
             raise ValueError("RFC 6376 §5.4: the From header field must be signed")
-        self.key = key
+        self.key, self.keys = keys[0], keys
         self._names = tuple(names)
         self._wanted = frozenset(names)
-        self._rsa = key.algorithm == RSA_SHA256
         self._pkcs1, self._sha256 = padding.PKCS1v15(), hashes.SHA256()
-        self._prefix = [b"v=1;", b"a=" + key.algorithm.encode() + b";", b"c=relaxed/relaxed;",
-                        b"d=" + key.domain.encode() + b";", b"s=" + key.selector.encode() + b";"]
-        self._h_tags: dict[tuple[bytes, ...], list[tuple[bytes, bytes]]] = {}
+        self._heads: dict[tuple[bytes, ...], list[tuple[bytes, int]]] = {}
 
     def sign(self, message: bytes) -> bytes:
-        """The message with a DKIM-Signature header field prepended."""
+        """The message with its DKIM-Signature header field(s) prepended."""
         if message.count(b"\n") != message.count(b"\r\n"):
             # MTAs and verifiers turn a bare LF into CRLF, so a signature over it would never verify
             raise ValueError("message has a bare LF; DKIM signing needs CRLF line endings throughout")
@@ -156,41 +215,60 @@ class DkimSigner:
                     # dkimpy (and DMARC) treat a second From as an attack: such a signature never verifies
                     raise ValueError("message has more than one From header field")
                 found[name] = raw[colon + 1:]
+        return self._signatures(found, body_hash(body)) + message
+
+    def signatures(self, fields: Iterable[tuple[str, str]], body: bytes) -> bytes:
+        """The DKIM-Signature field(s) for header fields (name, value) and a body that the caller wrote
+        itself, each field once and every line CRLF-terminated (tasks.compose): nothing to parse."""
+        wanted = self._wanted
+        found = {}
+        for name, value in fields:
+            lower = name.lower().encode("ascii")
+            if lower in wanted:
+                found[lower] = value.encode("utf-8")
+        return self._signatures(found, body_hash(body))
+
+    def _signatures(self, found: dict[bytes, bytes], bh: bytes) -> bytes:
         if b"from" not in found:
             raise ValueError("message has no From header field")
         signed = tuple(name for name in self._names if name in found)
-        data = [name + b":" + relaxed_value(found[name]) + b"\r\n" for name in signed]
+        data = b"".join([name + b":" + relaxed_value(found[name]) + b"\r\n" for name in signed])
+        tail = [(b" ", b"t=%d;" % int(time.time())), (b" ", b"bh=" + bh + b";"), (b" ", b"b=")]
+        out = []
+        for key, (head, column) in zip(self.keys, self._head(signed)):
+            unsigned = head + _fold(tail, column)[0]
+            # The signature header itself is hashed last, relaxed, with an empty b= and no CRLF (§3.7)
+            blob = data + b"dkim-signature:" + relaxed_value(unsigned[len(b"DKIM-Signature:"):])
+            if key.algorithm == RSA_SHA256:
+                signature = key.private_key.sign(blob, self._pkcs1, self._sha256)
+            else:
+                # RFC 8463 §3: Ed25519 signs the SHA-256 digest of the header data, not the data itself
+                signature = key.private_key.sign(hashlib.sha256(blob).digest())
+            out.append(unsigned + _fold_b(base64.b64encode(signature), unsigned))
+        return b"".join(out)
 
-        bh = base64.b64encode(hashlib.sha256(relaxed_body(body)).digest())
-        tags = self._prefix + [b"t=%d;" % int(time.time())]
-        unsigned = _fold(tags, self._h_tag(signed), b"bh=" + bh + b";")
-        # The signature header itself is hashed last, relaxed, with an empty b= and no CRLF (§3.7)
-        data.append(b"dkim-signature:" + relaxed_value(unsigned[len(b"DKIM-Signature:"):]))
-        blob = b"".join(data)
-        if self._rsa:
-            signature = self.key.private_key.sign(blob, self._pkcs1, self._sha256)
-        else:
-            # RFC 8463 §3: Ed25519 signs the SHA-256 digest of the header data, not the data itself
-            signature = self.key.private_key.sign(hashlib.sha256(blob).digest())
-        return unsigned + _fold_b(base64.b64encode(signature), unsigned) + message
-
-    def _h_tag(self, signed: tuple[bytes, ...]) -> list[tuple[bytes, bytes]]:
-        """h= as (separator, piece) pairs that may fold after any colon; cached per header set."""
-        pieces = self._h_tags.get(signed)
-        if pieces is None:
+    def _head(self, signed: tuple[bytes, ...]) -> list[tuple[bytes, int]]:
+        """`DKIM-Signature: v=1; ... h=...;` folded, and the column it ends at: per key, cached per
+        header set. h= may fold after any colon; the per-message tags (t=, bh=, b=) follow it."""
+        heads = self._heads.get(signed)
+        if heads is None:
             parts = [name + b":" for name in signed]
             parts[0] = b"h=" + parts[0]
             parts[-1] = parts[-1][:-1] + b";"
-            pieces = [(b" ", parts[0])] + [(b"", part) for part in parts[1:]]
-            self._h_tags[signed] = pieces
-        return pieces
+            h_tag = [(b" ", parts[0])] + [(b"", part) for part in parts[1:]]
+            heads = self._heads[signed] = [
+                _fold([(b" ", tag) for tag in (b"v=1;", b"a=" + key.algorithm.encode() + b";", b"c=relaxed/relaxed;",
+                                               b"d=" + key.domain.encode() + b";", b"s=" + key.selector.encode() + b";")]
+                      + h_tag, 0, b"DKIM-Signature:")
+                for key in self.keys]
+        return heads
 
 
-def _fold(tags: list[bytes], h_tag: list[tuple[bytes, bytes]], bh_tag: bytes) -> bytes:
-    """`DKIM-Signature: ...; b=` folded at tag boundaries (and inside h=) to keep lines within 78."""
-    out = [b"DKIM-Signature:"]
-    column = len(out[0])
-    for separator, piece in [(b" ", tag) for tag in tags] + h_tag + [(b" ", bh_tag), (b" ", b"b=")]:
+def _fold(pieces: list[tuple[bytes, bytes]], column: int, start: bytes = b"") -> tuple[bytes, int]:
+    """(separator, piece) pairs after `start` (at `column`), folded to keep lines within 78; and the end column."""
+    out = [start]
+    column += len(start)
+    for separator, piece in pieces:
         if column + len(separator) + len(piece) > MAX_LINE:
             out.append(b"\r\n ")
             column = 1
@@ -199,7 +277,7 @@ def _fold(tags: list[bytes], h_tag: list[tuple[bytes, bytes]], bh_tag: bytes) ->
             column += len(separator)
         out.append(piece)
         column += len(piece)
-    return b"".join(out)
+    return b"".join(out), column
 
 
 def _fold_b(b64: bytes, unsigned: bytes) -> bytes:

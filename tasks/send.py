@@ -44,25 +44,10 @@ def composer_for(settings: Settings, spec: CampaignSpec) -> Composer:
 
 
 def dkim_signer(settings: Settings):
-    """The DKIM signer of the settings, or None when no DKIM domain is configured."""
-    dkim = settings.dkim
-    if not dkim.domain:
-        return None
-    from tasks.dkim import DkimSigner, load_key
+    """The DKIM signer of the settings (RSA, Ed25519 or both), or None when no DKIM domain is configured."""
+    from tasks.dkim import signer_for
 
-    if dkim.private_key:
-        pem = dkim.private_key.encode()
-    elif dkim.private_key_file:
-        try:
-            pem = Path(dkim.private_key_file).read_bytes()
-        except OSError as exc:
-            raise MailflowError(f"dkim.private_key_file {dkim.private_key_file}: {exc.strerror}") from None
-    else:
-        raise MailflowError("dkim.domain is set but no key: set MAILFLOW_DKIM__PRIVATE_KEY or dkim.private_key_file")
-    try:
-        return DkimSigner(load_key(dkim.domain, dkim.selector, pem))
-    except ValueError as exc:
-        raise MailflowError(f"dkim key: {exc}") from None
+    return signer_for(settings.dkim)
 
 
 def write_link_table(settings: Settings, spec: CampaignSpec, composer: Composer) -> Path:

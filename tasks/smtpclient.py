@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 from mailflow.settings import Relay
 from tasks.message import Envelope
+from tasks.mime import CrlfMessage
 from tasks.smtp import Outcome, outcome_of_error, outcome_of_reply, outcome_of_session_refusal
 
 # Bare CR and LF become CRLF, as aiosmtplib does: a bare LF before a dot is how SMTP smuggling
@@ -44,14 +45,16 @@ class _Refused(Exception):
 
 def wire_data(data: bytes) -> tuple[int, bytes]:
     """The SIZE of a message (RFC 1870: CRLF line ends, before dot-stuffing) and its DATA bytes."""
-    # Counting is many times faster than the regular expression, and messages we build are CRLF.
-    crlf = data.count(b"\r\n")
-    text = data if data.count(b"\r") == crlf == data.count(b"\n") else _LINE_ENDINGS.sub(b"\r\n", data)
+    if isinstance(data, CrlfMessage):  # composed by mailflow: CRLF throughout, checking costs ~30 µs
+        text = data
+    else:  # counting is many times faster than the regular expression
+        crlf = data.count(b"\r\n")
+        text = data if data.count(b"\r") == crlf == data.count(b"\n") else _LINE_ENDINGS.sub(b"\r\n", data)
     if not text.endswith(b"\r\n"):
         text += b"\r\n"
     # With CRLF line ends every line but the first starts after "\r\n": bytes.replace does it in C.
-    stuffed = (b"." if text.startswith(b".") else b"") + text.replace(b"\r\n.", b"\r\n..")
-    return len(text), stuffed + b".\r\n"
+    first = b"." if text.startswith(b".") else b""
+    return len(text), b"".join((first, text.replace(b"\r\n.", b"\r\n.."), b".\r\n"))
 
 
 def unsafe_address(envelope: Envelope) -> Outcome | None:
@@ -160,6 +163,11 @@ class PipeliningConnection:
             raise TimeoutError(f"{what}: nothing within {self.timeout:g} s") from None
 
     async def _reply(self) -> Reply:
+        # Pipelined replies mostly arrive together: one already buffered whole needs no deadline
+        # (a timer set and cancelled costs a few µs, four times a message)
+        buffered = getattr(self._reader, "_buffer", b"")
+        if buffered[3:4] == b" " and b"\n" in buffered:
+            return await self._read_reply()
         # One deadline for the whole reply: a server trickling lines cannot hold us past it.
         return await self._within(self._read_reply(), "waiting for a reply")
 
@@ -291,7 +299,8 @@ class PipeliningConnection:
             if reply.code == 354:
                 # After a refused MAIL or RCPT only a broken server says 354: end it with no content.
                 self._write(data if failure is None else b".\r\n")
-                await self._within(self._writer.drain(), "sending the message")
+                if self._writer.transport.get_write_buffer_size():  # else the socket took it all
+                    await self._within(self._writer.drain(), "sending the message")
                 final = await self._reply()
                 if failure is None and final.code // 100 == 2:
                     return final

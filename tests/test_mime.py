@@ -1,5 +1,6 @@
 """The direct MIME writer reads back like the email package's own messages; tokens are tamper-proof."""
 
+import base64
 from email import message_from_bytes
 from email.header import decode_header, make_header
 from email.policy import compat32, default
@@ -9,8 +10,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tasks.message import HeaderInjection, build_message
-from tasks.mime import build_mime, encode_mailbox, encode_text
-from tasks.tokens import BadToken, TokenSigner, campaign_digest
+from tasks.mime import Multipart, _short_lines, build_mime, encode_mailbox, encode_text
+from tasks.tokens import BadToken, TokenSigner, _encode, campaign_digest
 
 TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=300)
 
@@ -100,3 +101,28 @@ def test_tokens_round_trip_and_refuse_tampering():
         signer.verify("not a token!", "send")
     with pytest.raises(ValueError):
         TokenSigner("")
+
+
+def test_a_campaign_boundary_never_ends_a_part_early():
+    writer = Multipart()
+    text = f"quoting a message:\n--{writer.boundary}\nContent-Type: text/html\n\n<p>forged</p>\n"
+    head, body = writer.write(text, "<p>real</p>")
+    assert writer.boundary.encode() not in head, "a fresh boundary for this message"
+    msg = parse(b"From: a@example.com\r\n" + head + b"\r\n" + body)
+    assert content(msg, "plain") == text and content(msg, "html") == "<p>real</p>\n"
+    assert writer.write("plain", "<p>x</p>")[0] == writer.write("other", "<p>y</p>")[0], "shared otherwise"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 2500), max_size=12))
+@example([998])
+@example([999])
+@example([0, 997, 998, 999, 1000, 1001])
+def test_short_lines_agrees_with_splitting(lengths):
+    data = b"".join(b"x" * n + b"\r\n" for n in lengths)
+    assert _short_lines(data) == (max(lengths, default=0) <= 998)
+
+
+@given(st.binary(min_size=22, max_size=22))
+def test_token_encoding_is_base32(raw):
+    assert _encode(raw) == base64.b32encode(raw).decode().lower().rstrip("=")

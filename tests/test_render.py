@@ -4,6 +4,9 @@ from email import message_from_bytes
 from email.policy import default
 
 import pytest
+from jinja2 import StrictUndefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from markupsafe import Markup
 
 from tasks.message import HeaderInjection, build_message
 from tasks.render import CampaignTemplates, RenderError, subscriber_context
@@ -87,3 +90,38 @@ def test_message_parses_back_with_parts_and_headers():
 def test_header_injection_is_refused(field, value):
     with pytest.raises(HeaderInjection):
         build(**{field: value})
+
+
+NASTY = {"first_name": "<script>&'\"", "plan": "free", "country": 7, "score": 1.5, "vip": True,
+         "items": "an attribute named like a dict method", "html": Markup("<b>trusted</b>")}
+PROBES = ("{{ subscriber.first_name }} {{ subscriber.country }} {{ subscriber.score }} {{ subscriber.vip }} "
+          "{{ subscriber.html }} {{ subscriber.missing | default('d') }} {{ subscriber['items'] }} "
+          "{{ subscriber.items is callable }} {{ subscriber.keys() | sort | join(',') }} "
+          "{{ subscriber.update is defined }} {% for n in range(3) %}{{ n }}{{ -n }}{% endfor %}")
+
+
+@pytest.mark.parametrize("name", ["digest", "newsletter", None])
+def test_faster_lookups_and_escaping_render_exactly_as_jinja_does(tmp_path, name):
+    from mailflow import TEMPLATES_DIR
+
+    source = (TEMPLATES_DIR / f"{name}.html.j2").read_text() if name else PROBES
+    (tmp_path / "t.html.j2").write_text(source)
+    ours = CampaignTemplates("t", "s", CAMPAIGN, tmp_path).html
+    reference = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=True,
+                                              keep_trailing_newline=True).from_string(ours_source(tmp_path))
+    for subscriber in (NASTY, {**NASTY, "plan": "pro", "first_name": "Ann"}):
+        context = {"subscriber": subscriber, "campaign": CAMPAIGN, "unsubscribe_url": "https://t/u?a=1&b=2",
+                   "view_url": "https://t/v", "subject": "<Hi>"}
+        assert ours.render(context) == reference.render(context)
+
+
+def ours_source(directory) -> str:
+    from tasks.render import _inline
+
+    return _inline((directory / "t.html.j2").read_text())
+
+
+def test_an_edited_template_is_compiled_again(tmp_path):
+    assert templates(tmp_path, text="one").render({"first_name": "A"}).text == "one"
+    assert templates(tmp_path, text="two").render({"first_name": "A"}).text == "two"
+    assert templates(tmp_path, text="two").text is templates(tmp_path, text="two").text, "compiled once"

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from mailflow.receiver import USER_UNKNOWN, Fault, Receiver
 from mailflow.settings import Relay
 from tasks.message import Envelope, build_message
+from tasks.mime import CrlfMessage
 from tasks.smtp import Outcome, SmtpConnection, deliver_all
 from tasks.smtpclient import PipeliningConnection, wire_data
 
@@ -398,3 +399,10 @@ def test_starttls_required_but_not_offered(client_tls):
         mine, reference = both(rx, [good(0)], tls_context=client_tls, tls="starttls")
     assert [key(o) for o in mine] == [TROUBLE] == [key(o) for o in reference]
     assert rx.received == []
+
+
+@given(st.lists(st.sampled_from([b"\r\n", b".", b"..", b"a", b" ", "é".encode()])).map(b"".join))
+@example(b".\r\n")
+@example(b"a\r\n.\r\n..\r\nb")
+def test_composed_messages_skip_only_the_line_end_check(data):
+    assert wire_data(CrlfMessage(data)) == wire_data(data)
