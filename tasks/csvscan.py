@@ -55,6 +55,26 @@ def split_at_last_record(data: bytes) -> int:
     return int(ends[-1]) + 1 if ends.size else 0
 
 
+_SPACE_OR_NON_ASCII = np.zeros(256, dtype=bool)
+_SPACE_OR_NON_ASCII[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True
+_SPACE_OR_NON_ASCII[0x80:] = True
+
+
+def _blank_records(data: bytes, a: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Records that are empty or only whitespace (as str.strip sees it, like the reference parser).
+
+    Only a record whose first and last bytes are both whitespace or non-ASCII (U+3000 is
+    whitespace too) can be blank; those few are decided in Python, the rest by two lookups."""
+    width = ends - starts
+    first = a[np.minimum(starts, len(a) - 1)]
+    last = a[np.maximum(ends - 1, 0)]
+    blank = width == 0
+    maybe = (width > 0) & _SPACE_OR_NON_ASCII[first] & _SPACE_OR_NON_ASCII[last]
+    for i in np.flatnonzero(maybe):
+        blank[i] = data[starts[i]:ends[i]].decode("utf-8", "replace").strip() == ""
+    return blank
+
+
 def parse_region(data: bytes, columns: list[str], delimiter: str, first_line: int) -> Region:
     """Parse whole records (data ends with a newline or is the file's last record)."""
     if not data:
@@ -71,9 +91,7 @@ def parse_region(data: bytes, columns: list[str], delimiter: str, first_line: in
     if quotes.size:
         delims = delims[(np.searchsorted(quotes, delims) & 1) == 0]
     counts = np.searchsorted(delims, ends) - np.searchsorted(delims, starts) + 1
-    width = ends - starts
-    last = np.where(width > 0, a[np.maximum(ends - 1, 0)], 0)
-    blank = (width == 0) | ((width == 1) & (last == CR))
+    blank = _blank_records(data, a, starts, ends)
     frame = _polars(data, columns, delimiter)
     if frame is None or frame.height != len(starts):
         return parse_region_reference(data.decode("utf-8", "replace"), columns, delimiter, first_line)
