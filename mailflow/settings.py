@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
-from urllib.parse import parse_qs, unquote, urlsplit
 
 from mailflow.errors import MailflowError
+from mailflow.relays import Relay, is_ip
 from tasks.providers import DEFAULT_LIMITS, ProviderLimits
 
 DEFAULTS: dict[str, Any] = {
@@ -36,48 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "bounces": {"imap": {"url": ""}, "soft_limit": 3, "soft_window_days": 30},
 }
 ENV_PREFIX = "MAILFLOW_"
-TLS_MODES = ("none", "starttls", "implicit", "opportunistic")
 DKIM_ALGORITHMS = ("rsa-sha256", "ed25519-sha256", "both")  # both: an RSA and an Ed25519 signature (RFC 8463)
-
-
-@dataclass(frozen=True)
-class Relay:
-    host: str
-    port: int
-    username: str = ""
-    password: str = field(default="", repr=False)
-    tls: str = "none"
-    weight: int = 1  # share of a pool's messages (or domains) this relay gets
-    source: str = ""  # a local IP address to send from (a host with several sending IPs)
-
-    @classmethod
-    def parse(cls, text: str) -> Relay:
-        """Parse `[user:pass@]host:port[?tls=starttls|implicit|opportunistic][&weight=N][&source=IP]`."""
-        parts = urlsplit("smtp://" + text)
-        query = parse_qs(parts.query)
-        tls = query.get("tls", ["none"])[0]
-        weight = query.get("weight", ["1"])[0]
-        source = query.get("source", [""])[0]
-        if not parts.hostname or tls not in TLS_MODES or not weight.isdigit() or int(weight) < 1 \
-                or (source and not _is_ip(source)):
-            raise MailflowError(f"settings: relay {text!r} is not "
-                                "host:port[?tls=starttls|implicit|opportunistic][&weight=N][&source=IP]")
-        try:
-            port = parts.port or (465 if tls == "implicit" else 25)
-        except ValueError:
-            raise MailflowError(f"settings: relay {text!r} has a bad port") from None
-        return cls(
-            host=parts.hostname,
-            port=port,
-            username=unquote(parts.username or ""),
-            password=unquote(parts.password or ""),
-            tls=tls,
-            weight=int(weight),
-            source=source,
-        )
-
-    def __str__(self) -> str:
-        return f"{self.host}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -293,17 +251,9 @@ def _shaping(tree: dict[str, Any]) -> dict[str, ProviderLimits]:
 
 
 def _ip(text: str, key: str) -> str:
-    if not _is_ip(text):
+    if not is_ip(text):
         raise MailflowError(f"settings: {key} must list IP addresses, not {text!r}")
     return text
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-        return True
-    except ValueError:
-        return False
 
 
 def _non_negative(value: Any, key: str) -> float:

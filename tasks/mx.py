@@ -7,7 +7,7 @@ import ipaddress
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
