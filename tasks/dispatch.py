@@ -59,8 +59,11 @@ class RelayRoutes:
 
     def __init__(self, chooser: RelayChooser):
         self.chooser = chooser
+        self._only = list(chooser.relays) if len(chooser.relays) == 1 else None
 
     async def candidates(self, domain: str) -> list[Relay]:
+        if self._only is not None:  # one relay: nothing to choose (the hot path of most installations)
+            return self._only
         first = self.chooser.pick(domain)
         return [first, *(r for r in self.chooser.in_rotation() if r != first)]
 
@@ -181,8 +184,10 @@ class Dispatcher:
         destinations = await self.routes.candidates(row["email"].rpartition("@")[2])
         if isinstance(destinations, Outcome):
             return Result(row, destinations, provider)
-        await self.gate.take()
-        await lane.bucket.take()
+        if self.gate.acquire is not None:
+            await self.gate.take()
+        if lane.limits.rate > 0:
+            await lane.bucket.take()
         outcome, tried = Outcome("deferred", None, None, "no destination"), ""
         for relay in destinations:
             tried = str(relay)
