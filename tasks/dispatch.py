@@ -35,6 +35,9 @@ def never_sent(outcome: Outcome) -> bool:
     return outcome.status == "deferred" and outcome.detail.startswith(_NEVER_SENT)
 
 
+SUSPENDED = "not sent: provider"  # how a recipient held back by a suspended provider is described
+
+
 @dataclass(frozen=True)
 class Result:
     row: dict
@@ -176,8 +179,8 @@ class Dispatcher:
         if outcome is not None:
             return Result(row, outcome, provider)
         if lane.suspended():
-            return Result(row, Outcome("deferred", None, None, f"not sent: provider {provider} suspended "
-                                       f"({lane.reason})"), provider, lane.suspended_until)
+            return Result(row, Outcome("deferred", None, None, f"{SUSPENDED} {provider} suspended ({lane.reason})"),
+                          provider, lane.suspended_until)
         envelope = compose(row)
         if isinstance(envelope, Outcome):
             return Result(row, envelope, provider)

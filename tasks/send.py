@@ -20,6 +20,7 @@ from mailflow.settings import SendSettings, Settings
 from tasks.bounces import classify_reply
 from tasks.campaign import CampaignSpec
 from tasks.compose import Composer
+from tasks.dispatch import SUSPENDED
 from tasks.ledger import IN_FLIGHT, ChunkBusy, LedgerRecord, LedgerWriter, RecipientState, ledger_path, ledger_state
 from tasks.message import Envelope
 from tasks.plan import campaign_dir, read_manifest
@@ -106,7 +107,7 @@ async def send_chunk(settings: Settings, spec: CampaignSpec, chunk: Path, *, ret
         raise
     with ledger:
         todo, expired, attempts, counts = select_recipients(frame, ledger_state(path), settings, retry, now)
-        log = Logger(ledger, spec, chunk_id, attempts, settings.send, now)
+        log = Logger(ledger, spec, chunk_id, attempts, settings.send)
         for row in expired:
             log(row, Outcome("bounced", None, "4.4.7", "gave up: deferred too long (send.give_up_after)"),
                 provider_of(domain_of(row)))
@@ -166,8 +167,8 @@ class Logger:
     """Turns (recipient, outcome) into a classified ledger record and appends it."""
 
     def __init__(self, ledger: LedgerWriter, spec: CampaignSpec, chunk_id: int, attempts: dict[int, int],
-                 send: SendSettings, now: datetime):
-        self.ledger, self.spec, self.chunk_id, self.attempts, self.send, self.now = ledger, spec, chunk_id, attempts, send, now
+                 send: SendSettings):
+        self.ledger, self.spec, self.chunk_id, self.attempts, self.send = ledger, spec, chunk_id, attempts, send
 
     def __call__(self, row: dict, outcome: Outcome, provider: str, not_before: float | None = None) -> LedgerRecord:
         sid = row["subscriber_id"]
@@ -195,6 +196,8 @@ def classify(outcome: Outcome) -> tuple[str, str]:
     if outcome.smtp_code is None:
         if outcome.enhanced_status == "4.4.7":
             return "soft", "expired"
+        if outcome.detail.startswith(SUSPENDED):
+            return "soft", "rate_limited"  # held back while its provider is suspended for throttling us
         return "soft", "network"  # no reply at all: the connection failed
     verdict = classify_reply(outcome.smtp_code, outcome.enhanced_status, outcome.detail)
     # A deferral says nothing permanent of the address (e.g. the relay refused our login with 535).

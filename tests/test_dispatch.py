@@ -74,7 +74,7 @@ def test_a_throttling_provider_is_suspended_while_others_go_on(tmp_path):
     suspended = [r for r in gmail if r["detail"].startswith("not sent: provider gmail suspended")]
     assert len(suspended) == 9 and {r["provider"] for r in gmail} == {"gmail"}
     assert len({r["retry_at"] for r in suspended}) == 1  # all due when the back-off ends
-    assert {r["kind"] for r in gmail} == {"soft"}
+    assert {r["kind"] for r in gmail} == {"soft"} and {r["reason"] for r in suspended} == {"rate_limited"}
 
 
 def test_send_time_suppression_from_snapshot_and_log(tmp_path):
