@@ -97,7 +97,7 @@ async def send_chunk(settings: Settings, spec: CampaignSpec, chunk: Path, *, ret
     chunk_id = int(frame["chunk_id"][0]) if frame.height else -1
     path = ledger_path(settings.home, spec.campaign_id, chunk_id)
     composer = composer_for(settings, spec)
-    suppressions = SuppressionCheck(settings.home)
+    suppressions = SuppressionCheck.shared(settings.home)
     suppression_log = SuppressionLog(settings.home, f"send-{spec.campaign_id}")
     try:
         ledger = LedgerWriter(path)

@@ -52,13 +52,30 @@ class SuppressionLog:
 class SuppressionCheck:
     """Answers "may this address be mailed now?" from the snapshot and the logs."""
 
+    _shared: dict[Path, SuppressionCheck] = {}
+
     def __init__(self, home: Path, refresh: float = 2.0, clock=time.monotonic):
         self.dir, self.refresh, self.clock = suppression_dir(home), refresh, clock
         self.causes: dict[str, str] = {}
         self._offsets: dict[Path, int] = {}
         self._next = 0.0
+        self._snapshot_id: tuple | None = None
+        self._load_snapshot()
+
+    @classmethod
+    def shared(cls, home: Path) -> SuppressionCheck:
+        """One per home and process: a sending process reads a large snapshot once, not once per chunk,
+        and again only when plan or aggregate has replaced it."""
+        check = cls._shared.get(home)
+        if check is None or check._snapshot_id != _file_id(check.dir / SNAPSHOT):
+            check = cls._shared[home] = cls(home)
+        check._next = 0.0  # a new chunk starts from the logs as they are now
+        return check
+
+    def _load_snapshot(self) -> None:
         snapshot = self.dir / SNAPSHOT
-        if snapshot.exists():
+        self._snapshot_id = _file_id(snapshot)
+        if self._snapshot_id is not None:
             frame = pl.read_parquet(snapshot, columns=["email", "cause"])
             self.causes.update(zip(frame["email"].to_list(), frame["cause"].to_list()))
 
@@ -88,3 +105,11 @@ class SuppressionCheck:
                     self.causes.setdefault(record["email"], record["cause"])
                 except (ValueError, KeyError, TypeError):
                     continue
+
+
+def _file_id(path: Path) -> tuple | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size

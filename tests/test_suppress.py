@@ -1,0 +1,46 @@
+"""Send-time suppression: the snapshot, the logs written since, and their refresh."""
+
+import polars as pl
+
+from tasks.suppress import SuppressionCheck, SuppressionLog, write_snapshot
+
+
+class Clock:
+    now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_logs_are_seen_after_the_refresh_interval(tmp_path):
+    clock = Clock()
+    write_snapshot(tmp_path, pl.DataFrame({"email": ["a@example.com"], "cause": ["unsubscribed"]}))
+    check = SuppressionCheck(tmp_path, refresh=2.0, clock=clock)
+    assert check.cause("a@example.com") == "unsubscribed" and check.cause("b@example.com") is None
+    SuppressionLog(tmp_path, "tracking").append("b@example.com", "unsubscribe", "test")
+    assert check.cause("b@example.com") is None  # read at most every 2 s
+    clock.now = 2.0
+    assert check.cause("b@example.com") == "unsubscribe"
+
+
+def test_a_half_written_log_line_waits_for_its_end(tmp_path):
+    log = SuppressionLog(tmp_path, "bounces")
+    log.append("a@example.com", "bounce:user_unknown", "test")
+    with log.path.open("ab") as fh:
+        fh.write(b'{"email": "b@example.com", "cau')
+    check = SuppressionCheck(tmp_path, refresh=0.0)
+    assert check.cause("a@example.com") == "bounce:user_unknown" and check.cause("b@example.com") is None
+    with log.path.open("ab") as fh:
+        fh.write(b'se": "complaint", "source": "t", "at": "2026-11-28T00:00:00+00:00"}\n')
+    assert check.cause("b@example.com") == "complaint"
+
+
+def test_the_shared_check_is_reused_until_the_snapshot_is_replaced(tmp_path):
+    write_snapshot(tmp_path, pl.DataFrame({"email": ["a@example.com"], "cause": ["bounced"]}))
+    first = SuppressionCheck.shared(tmp_path)
+    assert SuppressionCheck.shared(tmp_path) is first
+    write_snapshot(tmp_path, pl.DataFrame({"email": ["c@example.com"], "cause": ["blocked"]}))
+    second = SuppressionCheck.shared(tmp_path)
+    assert second is not first and second.cause("c@example.com") == "blocked"
+    SuppressionLog(tmp_path, "send").append("d@example.com", "bounce:user_unknown", "test")
+    assert SuppressionCheck.shared(tmp_path).cause("d@example.com") == "bounce:user_unknown"  # a new chunk re-reads logs
