@@ -197,7 +197,9 @@ def plan(ctx: Context, campaign_file: str) -> None:
     """Register a campaign, freeze its audience and write its chunks."""
     from tasks.campaign import load_campaign
 
-    load_campaign(Path(campaign_file))  # fail fast, before Prefect starts
+    spec = load_campaign(Path(campaign_file))  # fail fast, before Prefect starts
+    if spec.transport != "mx":
+        ctx.settings().pool(spec.transport)  # a transport the settings do not know, named before planning
     from flows.plan_campaign import plan_campaign
 
     result = plan_campaign(campaign_file, ctx.config, ctx.overrides)

@@ -52,6 +52,13 @@ def test_bad_input_exits_2_with_one_line(tmp_path, args, needle):
     assert needle in out.stderr and out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
 
 
+def test_a_campaign_naming_an_unknown_pool_is_refused_at_plan(tmp_path):
+    (tmp_path / "c.yaml").write_text("name: x\nfrom: a@example.com\ntemplate: newsletter\nsubject: s\ntransport: bulk\n")
+    out = run("--home", str(tmp_path / "h"), "plan", str(tmp_path / "c.yaml"), cwd=tmp_path)
+    assert out.returncode == 2 and "no SMTP pool named 'bulk' (known: default)" in out.stderr
+    assert out.stderr.count("\n") == 1
+
+
 def test_debug_shows_the_traceback(tmp_path):
     out = run("--debug", "--home", str(tmp_path / "h"), "send", "never-planned")
     assert out.returncode == 2 and "Traceback" in out.stderr
