@@ -63,7 +63,7 @@ def load_logs(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[str, i
         for path, (frame, size) in {**ledger_frames, **log_frames}.items():
             con.execute(q("record_loaded_file"), {"path": str(path), "bytes": size, "rows": frame.height})
         con.execute(q("refresh_campaign_status"))
-    write_snapshot(home, con.sql(q("suppression_snapshot")).pl())
+    write_snapshot(home, con.sql(q("suppression_snapshot")).pl(), dict(con.execute(q("loaded_file_sizes")).fetchall()))
     total = con.execute(q("count_deliveries")).fetchone()[0]
     suppressed = con.execute(q("count_suppressions")).fetchone()[0]
     return {"files_loaded": len(ledgers) + len(logs), "records_read": records.height, "deliveries": total,

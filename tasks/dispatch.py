@@ -24,15 +24,11 @@ from tasks.providers import OTHER, ProviderLimits, provider_of
 from tasks.shaping import GlobalGate, ProviderLane, RelayChooser, is_throttle
 from tasks.smtp import Outcome, Transport
 
-# Failures that happen before any message byte is sent: safe to try another destination.
-_NEVER_SENT = ("relay refused the session", "ConnectionRefusedError", "TimeoutError: connecting",
-               "SSLError", "TimeoutError: TLS handshake", "gaierror", "OSError: [Errno 101]", "OSError: [Errno 113]", "OSError: [Errno 99]")
-
-
 def never_sent(outcome: Outcome) -> bool:
-    """A deferral from a destination that was never reached (or refused the session): no byte of
-    the message left, so another destination may be tried without risking a duplicate."""
-    return outcome.status == "deferred" and outcome.detail.startswith(_NEVER_SENT)
+    """A deferral from a destination that was never reached, refused the session or refused the
+    sender: the client says no byte of the message left, so another destination may be tried
+    without risking a duplicate."""
+    return outcome.status == "deferred" and outcome.unsent
 
 
 SUSPENDED = "not sent: provider"  # how a recipient held back by a suspended provider is described
@@ -78,22 +74,47 @@ class RelayRoutes:
 
 
 class Connections:
-    """Persistent connections per destination, checked out one sender at a time, capped per destination."""
+    """Persistent connections per destination, checked out one sender at a time: at most `cap` per
+    destination and `total` open at once (idle ones included, the oldest idle closed to make room)."""
 
-    def __init__(self, factory: Callable[..., Transport], cap: int):
+    def __init__(self, factory: Callable[..., Transport], cap: int, total: int | None = None):
         self.factory, self.cap = factory, cap
         self._idle: dict[Relay, list[Transport]] = {}
         self._slots: dict[Relay, asyncio.Semaphore] = {}
+        self._total = asyncio.Semaphore(total) if total else None
+        self._open = 0
+        self._limit = total
 
     @asynccontextmanager
     async def checkout(self, relay: Relay, max_messages: int):
         async with self._slots.setdefault(relay, asyncio.Semaphore(self.cap)):
-            idle = self._idle.setdefault(relay, [])
-            conn = idle.pop() if idle else self.factory(relay, max_messages)
+            if self._total is not None:
+                await self._total.acquire()
             try:
-                yield conn
+                idle = self._idle.setdefault(relay, [])
+                if idle:
+                    conn = idle.pop()
+                else:
+                    await self._make_room()
+                    conn = self.factory(relay, max_messages)
+                    self._open += 1
+                try:
+                    yield conn
+                finally:
+                    idle.append(conn)
             finally:
-                idle.append(conn)
+                if self._total is not None:
+                    self._total.release()
+
+    async def _make_room(self) -> None:
+        """Straight to MX a chunk meets many exchangers: close an idle session rather than exceed the total."""
+        if self._limit is None or self._open < self._limit:
+            return
+        for idle in self._idle.values():
+            if idle:
+                self._open -= 1
+                await idle.pop(0).close()
+                return
 
     async def close(self) -> None:
         conns = [c for idle in self._idle.values() for c in idle]
@@ -112,6 +133,11 @@ class Dispatcher:
         self.max_messages = max_messages
         # Lanes outlive a chunk when the caller passes its own dict: a suspension holds for the process.
         self.lanes = lanes if lanes is not None else {}
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Take no new recipients; those on the wire finish and their outcomes still come out of run()."""
+        self._stopping = True
 
     def lane_key(self, domain: str) -> tuple[str, str]:
         provider = provider_of(domain)
@@ -134,32 +160,35 @@ class Dispatcher:
                   precheck: Callable[[dict], Outcome | None], on_start: Callable[[dict], None]) -> AsyncIterator[Result]:
         """Yield one Result per row, in completion order."""
         queues: dict[str, tuple[str, deque]] = {}
-        total = 0
         for row in rows:
             provider, key = self.lane_key(row["email"].rpartition("@")[2])
             queues.setdefault(key, (provider, deque()))[1].append(row)
-            total += 1
-        results: asyncio.Queue[Result | BaseException] = asyncio.Queue()
+        results: asyncio.Queue[Result | BaseException | None] = asyncio.Queue()
 
         async def worker(key: str, provider: str, queue: deque) -> None:
             lane = self.lane(provider, key)
             try:
-                while queue:
+                while queue and not self._stopping:
                     row = queue.popleft()
                     await results.put(await self._one(lane, row, compose, precheck, on_start))
             except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
                 await results.put(exc)
                 raise
+            await results.put(None)  # this worker is done
 
         tasks = [asyncio.create_task(worker(key, provider, queue))
                  for key, (provider, queue) in queues.items()
                  for _ in range(self.workers_for(provider, len(queue)))]
         try:
-            for _ in range(total):
+            running = len(tasks)
+            while running:
                 item = await results.get()
-                if isinstance(item, BaseException):
+                if item is None:
+                    running -= 1
+                elif isinstance(item, BaseException):
                     raise item
-                yield item
+                else:
+                    yield item
         finally:  # also when the caller stops early: no worker outlives the stream
             for t in tasks:
                 t.cancel()
@@ -192,10 +221,10 @@ class Dispatcher:
         if lane.limits.rate > 0:
             await lane.bucket.take()
         outcome, tried = Outcome("deferred", None, None, "no destination"), ""
+        on_start(row)
         for relay in destinations:
             tried = str(relay)
             async with self.connections.checkout(relay, self.max_messages or lane.limits.messages_per_connection) as conn:
-                on_start(row)
                 outcome = await conn.send(envelope)
             if not never_sent(outcome):
                 self.routes.worked(relay)
@@ -203,11 +232,12 @@ class Dispatcher:
             self.routes.failed(relay)
         else:
             if len(destinations) > 1:
-                outcome = Outcome("deferred", None, "4.4.1",
-                                  f"no destination answered ({len(destinations)} tried), last {tried}: {outcome.detail}")
-        # Through a relay, "other" is no one provider: a throttle there defers just that recipient.
-        suspends = provider != OTHER or self.lane_per_domain
-        if suspends and is_throttle(outcome.smtp_code, outcome.enhanced_status) and not never_sent(outcome):
+                outcome = Outcome("deferred", outcome.smtp_code, "4.4.1", f"no destination answered "
+                                  f"({len(destinations)} tried), last {tried}: {outcome.detail}", unsent=True)
+        # Through a relay, "other" is no one provider, and a session the relay refuses is the relay's
+        # trouble: such throttles defer just that recipient. Straight to MX, the exchanger is the provider.
+        suspends = (provider != OTHER or self.lane_per_domain) and (self.lane_per_domain or not never_sent(outcome))
+        if suspends and is_throttle(outcome.smtp_code, outcome.enhanced_status):
             lane.suspend(f"{outcome.smtp_code} {outcome.enhanced_status or ''} {outcome.detail[:120]}".strip())
             return Result(row, outcome, provider, lane.suspended_until, tried)
         return Result(row, outcome, provider, destination=tried)

@@ -107,7 +107,7 @@ def read_manifest(home: Path, campaign_id: str) -> dict:
 def plan(con: duckdb.DuckDBPyConnection, home: Path, spec: CampaignSpec, chunk_size: int) -> PlanResult:
     new = freeze_audience(con, spec, chunk_size)
     # The send stage checks suppressions from this file, never from the warehouse.
-    write_snapshot(home, con.sql(q("suppression_snapshot")).pl())
+    write_snapshot(home, con.sql(q("suppression_snapshot")).pl(), dict(con.execute(q("loaded_file_sizes")).fetchall()))
     out_dir = campaign_dir(home, spec.campaign_id)
     if new or not (out_dir / MANIFEST).exists():
         write_chunks(con, spec, out_dir)

@@ -29,6 +29,9 @@ from tasks.tracking import TRACK_FILTER, LinkTable, add_open_pixel, attribute_ur
 _COMPOSED = re.compile(r"{%-?\s*(extends|include|import|from)\b")
 
 
+_ADDRESS = re.compile(r"[^\s<>@'\"]+@[^\s<>@'\"]+")  # the ledger is a log: no addresses in it
+
+
 class RenderError(Exception):
     """A template failed for one recipient; the message is safe to log (no address)."""
 
@@ -172,6 +175,8 @@ class CampaignTemplates:
             return Rendered(subject, html, _render(self.text, context, self._globals))
         except TemplateError as exc:
             raise RenderError(f"{type(exc).__name__}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - e.g. {{ visits + 1 }} with one recipient's "many": fails that one
+            raise RenderError(f"{type(exc).__name__}: {_ADDRESS.sub('<address>', str(exc))[:300]}") from None
 
 
 def _render(template: Template, variables: dict[str, Any], globals_: dict[Template, dict[str, Any]]) -> str:

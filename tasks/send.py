@@ -119,6 +119,7 @@ async def send_chunk(settings: Settings, spec: CampaignSpec, chunk: Path, *, ret
 
         dispatcher = dispatcher_for(settings, spec.transport, acquire, lanes)
         trouble = 0  # consecutive outcomes that blame the relay, not the recipient
+        paused: str | None = None
         stream = dispatcher.run(todo, composer.compose, precheck,
                                 on_start=lambda row: log(row, Outcome(IN_FLIGHT), ""))
         async with aclosing(stream):  # stopping early ends every connection before the ledger closes
@@ -127,13 +128,17 @@ async def send_chunk(settings: Settings, spec: CampaignSpec, chunk: Path, *, ret
                 counts[record.status] += 1
                 if record.status == "bounced" and record.kind == "hard":
                     suppression_log.append(result.row["email"], f"bounce:{record.reason}", spec.campaign_id)
+                if record.status in ("suppressed", "failed"):
+                    continue  # never reached the relay: says nothing of it either way
                 trouble = trouble + 1 if relay_trouble(result.outcome) else 0
-                if trouble >= settings.send.error_budget:
-                    # Stop here: the rest stay unlogged (or deferred) and are sent by the next run.
-                    raise NeedsAttention(
-                        f"campaign {spec.campaign_id!r} paused: {trouble} recipients in a row failed at relay "
-                        f"{result.destination} ({result.outcome.detail}); fix the relay and run `mailflow "
-                        f"{'retry' if retry else 'send'}` again to resume")
+                if trouble >= settings.send.error_budget and paused is None:
+                    # Take no more recipients; those already on the wire still get their outcome logged.
+                    dispatcher.stop()
+                    paused = (f"campaign {spec.campaign_id!r} paused: {trouble} recipients in a row failed at relay "
+                              f"{result.destination} ({result.outcome.detail}); fix the relay and run `mailflow "
+                              f"{'retry' if retry else 'send'}` again to resume")
+    if paused:  # the rest stay unlogged (or deferred) and are sent by the next run
+        raise NeedsAttention(paused)
     return dict(counts)
 
 
@@ -191,6 +196,9 @@ class Logger:
         return record
 
 
+_OUR_PREFIXES = ("relay refused the session: ", "relay refused the sender: ")
+
+
 def classify(outcome: Outcome) -> tuple[str, str]:
     """(kind, reason) of a bounced or deferred outcome, by the bounce taxonomy."""
     if outcome.smtp_code is None:
@@ -199,7 +207,9 @@ def classify(outcome: Outcome) -> tuple[str, str]:
         if outcome.detail.startswith(SUSPENDED):
             return "soft", "rate_limited"  # held back while its provider is suspended for throttling us
         return "soft", "network"  # no reply at all: the connection failed
-    verdict = classify_reply(outcome.smtp_code, outcome.enhanced_status, outcome.detail)
+    # Our own prefixes ("relay refused the session: ...") are not the server's words.
+    text = outcome.detail.partition(": ")[2] if outcome.detail.startswith(_OUR_PREFIXES) else outcome.detail
+    verdict = classify_reply(outcome.smtp_code, outcome.enhanced_status, text)
     # A deferral says nothing permanent of the address (e.g. the relay refused our login with 535).
     return ("soft" if outcome.status == "deferred" else verdict.kind), verdict.reason
 
@@ -209,9 +219,11 @@ def domain_of(row: dict) -> str:
 
 
 def relay_trouble(outcome: Outcome) -> bool:
-    """An outcome that says the relay is broken (refused session, no connection), not the recipient."""
-    return outcome.status == "deferred" and (
-        outcome.smtp_code is None or outcome.detail.startswith(("relay refused the session", "no destination answered")))
+    """An outcome that says the relay is broken (no connection, refused session or sender, lost
+    mid-transaction), not the recipient. A recipient held back by a suspended provider is neither."""
+    if outcome.status != "deferred" or outcome.detail.startswith(SUSPENDED):
+        return False
+    return outcome.unsent or outcome.smtp_code is None
 
 
 def load_plan(settings: Settings, campaign_id: str) -> tuple[CampaignSpec, list[Path]]:

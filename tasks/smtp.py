@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import aiosmtplib
@@ -24,6 +24,9 @@ class Outcome:
     smtp_code: int | None = None
     enhanced_status: str | None = None
     detail: str = ""
+    # Nothing of the message reached the server (no session, or the sender was refused): another
+    # server may be tried at once without risking a second copy.
+    unsent: bool = False
 
 
 def outcome_of_reply(code: int, message: str) -> Outcome:
@@ -44,13 +47,26 @@ def outcome_of_session_refusal(code: int, message: str) -> Outcome:
     """The relay refused the session itself (greeting, EHLO, STARTTLS, AUTH): nothing is known
     of the recipient, so it is deferred, never bounced — a wrong relay password must not bounce a list."""
     outcome = outcome_of_reply(code, message)
-    return Outcome("deferred", outcome.smtp_code, outcome.enhanced_status, f"relay refused the session: {outcome.detail}")
+    return Outcome("deferred", outcome.smtp_code, outcome.enhanced_status, f"relay refused the session: {outcome.detail}",
+                   unsent=True)
 
 
-def outcome_of_error(exc: BaseException) -> Outcome:
+def outcome_of_mail_refusal(code: int, message: str) -> Outcome:
+    """MAIL FROM refused. A message too large for the server (552, 5.3.4: our SIZE) bounces; any
+    other 5xx (530 authentication required, 550 sender rejected) means the server takes nothing
+    from us, whoever the recipient: deferred like a refused session, never bounced. Either way
+    nothing of the message was sent, so another server may be tried."""
+    outcome = outcome_of_reply(code, message)
+    if code == 552 or outcome.enhanced_status == "5.3.4" or code // 100 != 5:
+        return replace(outcome, unsent=True)
+    return Outcome("deferred", outcome.smtp_code, outcome.enhanced_status, f"relay refused the sender: {outcome.detail}",
+                   unsent=True)
+
+
+def outcome_of_error(exc: BaseException, unsent: bool = False) -> Outcome:
     """Connection trouble is retried later: deferred, with no SMTP code."""
     text = _ADDRESS.sub("<address>", " ".join(str(exc).split()))[:300]
-    return Outcome("deferred", None, None, f"{type(exc).__name__}: {text}")
+    return Outcome("deferred", None, None, f"{type(exc).__name__}: {text}", unsent=unsent)
 
 
 class Transport(Protocol):
@@ -96,10 +112,14 @@ class SmtpConnection:
             return outcome_of_session_refusal(exc.code, exc.message)
         except Exception as exc:  # noqa: BLE001 - connection trouble: deferred like any other
             await self.close()
-            return outcome_of_error(exc)
+            return outcome_of_error(exc, unsent=True)
         try:
             errors, message = await smtp.sendmail(envelope.sender, [envelope.recipient], envelope.data)
             return outcome_of_reply(250, message)
+        except aiosmtplib.SMTPSenderRefused as exc:
+            if exc.code == 421:
+                await self.close()
+            return outcome_of_mail_refusal(exc.code, exc.message)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             refused = exc.recipients[0]
             return outcome_of_reply(refused.code, refused.message)

@@ -12,7 +12,7 @@ from typing import NamedTuple
 from mailflow.settings import Relay
 from tasks.message import Envelope
 from tasks.mime import CrlfMessage
-from tasks.smtp import Outcome, outcome_of_error, outcome_of_reply, outcome_of_session_refusal
+from tasks.smtp import Outcome, outcome_of_error, outcome_of_reply, outcome_of_mail_refusal, outcome_of_session_refusal
 
 # Bare CR and LF become CRLF, as aiosmtplib does: a bare LF before a dot is how SMTP smuggling
 # ends a message early on servers that accept it, and RFC 5321 forbids sending them anyway.
@@ -93,6 +93,8 @@ class PipeliningConnection:
         self._extensions: dict[str, str] = {}
         self._messages = 0
         self._plain_only = False  # opportunistic TLS failed with this server: go on in the clear
+        self._began = False  # this send has written MAIL
+        self._stage = ""  # the command whose reply failed the transaction: MAIL, RCPT or DATA
         self._closing: set[asyncio.Task] = set()
 
     async def send(self, envelope: Envelope) -> Outcome:
@@ -102,6 +104,7 @@ class PipeliningConnection:
         relay = self.relay
         if relay.username and relay.tls in ("none", "opportunistic") and not _is_loopback(relay.host):
             return Outcome("failed", None, None, "refusing to send the relay password without TLS")
+        self._began = False  # set once MAIL is written: from then on the message may be under way
         try:
             if self._writer is not None and not self._reusable():
                 self._abort()
@@ -119,7 +122,9 @@ class PipeliningConnection:
             raise
         except Exception as exc:  # noqa: BLE001 - any other failure must still give this recipient an outcome
             self._abort()
-            return outcome_of_error(exc)
+            return outcome_of_error(exc, unsent=not self._began)
+        if self._stage == "MAIL":
+            return outcome_of_mail_refusal(reply.code, reply.text)
         return outcome_of_reply(reply.code, reply.text)
 
     async def close(self) -> None:
@@ -214,9 +219,12 @@ class PipeliningConnection:
             try:
                 await self._within(self._writer.start_tls(context, server_hostname=relay.host), "TLS handshake")
             except (ssl.SSLError, OSError, TimeoutError):
-                # Opportunistic TLS (RFC 7435) that fails is retried in the clear next time, as MTAs do.
-                self._plain_only = relay.tls == "opportunistic"
-                raise
+                if relay.tls != "opportunistic":
+                    raise
+                # Opportunistic TLS (RFC 7435) that fails goes on in the clear, as MTAs do: a new session.
+                self._abort()
+                self._plain_only = True
+                return await self._open()
             await self._hello()  # RFC 3207 4.2: what was said before TLS is forgotten
         if relay.username:
             await self._authenticate()
@@ -281,18 +289,19 @@ class PipeliningConnection:
         size, data = wire_data(envelope.data)
         commands = (self._mail_from(envelope, size), f"RCPT TO:<{envelope.recipient}>\r\n".encode("ascii"), b"DATA\r\n")
         pipelining = "PIPELINING" in self._extensions
+        self._began, self._stage = True, ""
         if pipelining:  # one write, then the three replies in order (RFC 2920 3.1)
             self._write(b"".join(commands))
         failure: Reply | None = None
         try:
-            for command, wanted in zip(commands, (2, 2, 3)):
+            for command, wanted, stage in zip(commands, (2, 2, 3), ("MAIL", "RCPT", "DATA")):
                 if not pipelining:
                     if failure is not None:
                         break
                     self._write(command)
                 reply = await self._reply()
                 if reply.code // 100 != wanted and failure is None:
-                    failure = reply
+                    failure, self._stage = reply, stage
                 if reply.code == 421:  # the server is going away: no more replies will come
                     self._abort()
                     return failure

@@ -17,20 +17,31 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 
 SNAPSHOT = "snapshot.parquet"
+OFFSETS = "mailflow.loaded_log_bytes"
 
 
 def suppression_dir(home: Path) -> Path:
     return home / "suppressions"
 
 
-def write_snapshot(home: Path, frame: pl.DataFrame) -> Path:
-    """Replace the snapshot atomically with `frame` (columns email, cause)."""
+def write_snapshot(home: Path, frame: pl.DataFrame, loaded: dict[str, int] | None = None) -> Path:
+    """Replace the snapshot atomically with `frame` (columns email, cause).
+
+    `loaded` maps each suppression log to the bytes of it the warehouse had loaded when the
+    frame was read: readers skip those, so a line already folded in (and perhaps undone
+    since, e.g. a re-subscription) is not applied again. It travels in the file's metadata,
+    so snapshot and offsets are replaced together.
+    """
     path = suppression_dir(home) / SNAPSHOT
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{SNAPSHOT}.{os.getpid()}.tmp")
-    frame.select("email", "cause").write_parquet(tmp)
+    logs = suppression_dir(home) / "log"
+    offsets = {p: n for p, n in (loaded or {}).items() if Path(p).parent == logs}
+    table = frame.select("email", "cause").to_arrow()
+    pq.write_table(table.replace_schema_metadata({OFFSETS: json.dumps(offsets)}), tmp)
     os.replace(tmp, path)
     return path
 
@@ -76,8 +87,10 @@ class SuppressionCheck:
         snapshot = self.dir / SNAPSHOT
         self._snapshot_id = _file_id(snapshot)
         if self._snapshot_id is not None:
-            frame = pl.read_parquet(snapshot, columns=["email", "cause"])
-            self.causes.update(zip(frame["email"].to_list(), frame["cause"].to_list()))
+            table = pq.read_table(snapshot, columns=["email", "cause"])
+            self.causes.update(zip(table["email"].to_pylist(), table["cause"].to_pylist()))
+            loaded = json.loads((table.schema.metadata or {}).get(OFFSETS.encode(), b"{}"))
+            self._offsets.update({Path(p): n for p, n in loaded.items()})
 
     def cause(self, email: str) -> str | None:
         """Why `email` is suppressed, or None when it may be mailed."""

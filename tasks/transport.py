@@ -58,7 +58,7 @@ def dispatcher_for(settings: Settings, transport: str,
 
         resolver = make_resolver(list(settings.dns.nameservers) or None, settings.dns.port, settings.dns.timeout)
         router = MxRouter(resolver, port=smtp.mx_port, allow_private=smtp.allow_private_mx)
-        return Dispatcher(MxRoutes(router, smtp.mx_port, smtp.mx_sources), Connections(factory, smtp.mx_connections),
+        return Dispatcher(MxRoutes(router, smtp.mx_port, smtp.mx_sources), Connections(factory, smtp.mx_connections, total=smtp.mx_connections),
                           settings.shaping, gate, lane_per_domain=True, capacity=smtp.mx_connections, lanes=lanes)
     pool = settings.pool(transport)
     chooser = RelayChooser(pool.relays, pool.choose, settings.send.relay_failures, settings.send.relay_cooldown)

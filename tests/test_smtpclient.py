@@ -124,7 +124,7 @@ REFUSALS = {
     "rcpt-multiline": ({"replies": {"multi.example": "550-5.1.1 That account does not exist.\r\n550 5.1.1 Check it."}},
                        SENDER, "x@multi.example", ("bounced", 550, "5.1.1")),
     "mail-553": ({"faults": {"blocked@example.com": Fault("MAIL", "553 5.7.1 Sender not allowed")}},
-                 "blocked@example.com", "x@example.com", ("bounced", 553, "5.7.1")),
+                 "blocked@example.com", "x@example.com", ("deferred", 553, "5.7.1")),  # the sender refused: not the recipient's fault
     "mail-451": ({"faults": {"slow@example.com": Fault("MAIL", "451 4.3.0 Try again later")}},
                  "slow@example.com", "x@example.com", ("deferred", 451, "4.3.0")),
     "data-554": ({"faults": {"spam.example": Fault("DATA", "554 5.7.1 Looks like spam")}}, SENDER, "x@spam.example",
@@ -264,7 +264,7 @@ def test_authenticates_on_loopback(exclude):
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 @pytest.mark.parametrize("username,password,expected", [
     ("mailer", "wrong", ("deferred", 535, "5.7.8")),  # a wrong relay password must not bounce the list
-    ("", "", ("bounced", 530, "5.7.0")),  # no AUTH: the server refuses MAIL
+    ("", "", ("deferred", 530, "5.7.0")),  # no AUTH: the server refuses MAIL, which is not the recipient's fault
 ])
 def test_authentication_failures_match_aiosmtplib(username, password, expected):
     with Receiver(record=True, pipelining=True, auth={"mailer": "s3cret"}) as rx:
