@@ -17,7 +17,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import polars as pl
-import pyarrow.parquet as pq
 
 SNAPSHOT = "snapshot.parquet"
 OFFSETS = "mailflow.loaded_log_bytes"
@@ -40,8 +39,7 @@ def write_snapshot(home: Path, frame: pl.DataFrame, loaded: dict[str, int] | Non
     tmp = path.with_name(f".{SNAPSHOT}.{os.getpid()}.tmp")
     logs = suppression_dir(home) / "log"
     offsets = {p: n for p, n in (loaded or {}).items() if Path(p).parent == logs}
-    table = frame.select("email", "cause").to_arrow()
-    pq.write_table(table.replace_schema_metadata({OFFSETS: json.dumps(offsets)}), tmp)
+    frame.select("email", "cause").write_parquet(tmp, metadata={OFFSETS: json.dumps(offsets)})
     os.replace(tmp, path)
     return path
 
@@ -87,9 +85,9 @@ class SuppressionCheck:
         snapshot = self.dir / SNAPSHOT
         self._snapshot_id = _file_id(snapshot)
         if self._snapshot_id is not None:
-            table = pq.read_table(snapshot, columns=["email", "cause"])
-            self.causes.update(zip(table["email"].to_pylist(), table["cause"].to_pylist()))
-            loaded = json.loads((table.schema.metadata or {}).get(OFFSETS.encode(), b"{}"))
+            frame = pl.read_parquet(snapshot, columns=["email", "cause"])
+            self.causes.update(zip(frame["email"].to_list(), frame["cause"].to_list()))
+            loaded = json.loads(pl.read_parquet_metadata(snapshot).get(OFFSETS, "{}"))
             self._offsets.update({Path(p): n for p, n in loaded.items()})
 
     def cause(self, email: str) -> str | None:

@@ -44,3 +44,14 @@ def test_the_shared_check_is_reused_until_the_snapshot_is_replaced(tmp_path):
     assert second is not first and second.cause("c@example.com") == "blocked"
     SuppressionLog(tmp_path, "send").append("d@example.com", "bounce:user_unknown", "test")
     assert SuppressionCheck.shared(tmp_path).cause("d@example.com") == "bounce:user_unknown"  # a new chunk re-reads logs
+
+
+def test_log_lines_the_snapshot_already_holds_are_not_applied_again(tmp_path):
+    log = SuppressionLog(tmp_path, "tracking")
+    log.append("a@example.com", "unsubscribe", "test")  # loaded by aggregate, then re-subscribed since
+    snapshot = pl.DataFrame({"email": ["z@example.com"], "cause": ["blocked"]})
+    write_snapshot(tmp_path, snapshot, {str(log.path): log.path.stat().st_size, "/elsewhere/x.ndjson": 9})
+    log.append("b@example.com", "unsubscribe", "test")  # after the snapshot
+    check = SuppressionCheck(tmp_path)
+    assert check.cause("a@example.com") is None and check.cause("b@example.com") == "unsubscribe"
+    assert check.cause("z@example.com") == "blocked"
