@@ -10,6 +10,7 @@ from tests.test_dispatch import settings_for, final_records
 from tests.test_send import SPEC, write_chunk
 
 
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 def test_relay_wanting_auth(tmp_path):
     with Receiver(record=True, auth={"user": "pw"}) as rx:  # no credentials configured for this relay
         settings = settings_for(tmp_path / "h", f"127.0.0.1:{rx.port}", error_budget=5)
