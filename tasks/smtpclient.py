@@ -4,76 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import ipaddress
-import re
 import ssl
-from typing import NamedTuple
 
 from mailflow.settings import Relay
 from tasks.message import Envelope
-from tasks.mime import CrlfMessage
+from tasks.smtpwire import (MAX_REPLY_LINES, UNSAFE_ADDRESS, ProtocolError, Reply, SessionRefused, is_loopback,
+                            unsafe_address, wire_data)
 from tasks.smtp import Outcome, outcome_of_error, outcome_of_reply, outcome_of_mail_refusal, outcome_of_session_refusal
-
-# Bare CR and LF become CRLF, as aiosmtplib does: a bare LF before a dot is how SMTP smuggling
-# ends a message early on servers that accept it, and RFC 5321 forbids sending them anyway.
-_LINE_ENDINGS = re.compile(rb"\r\n|\n|\r(?!\n)")
-# SMTPUTF8 is not supported yet, and these would end the address or the command line early.
-_UNSAFE_ADDRESS = re.compile(r"[\x00-\x1f\x7f<>]|[^\x00-\x7f]")
-_MAX_REPLY_LINES = 100
-
-
-class ProtocolError(Exception):
-    """The server said something that is not an SMTP reply, or lacks what the relay settings need."""
-
-
-class Reply(NamedTuple):
-    code: int
-    lines: tuple[str, ...]
-
-    @property
-    def text(self) -> str:
-        return " ".join(line for line in self.lines if line)
-
-
-class _Refused(Exception):
-    """A reply that ends the attempt while setting up the session (greeting, EHLO, STARTTLS, AUTH)."""
-
-    def __init__(self, reply: Reply):
-        super().__init__(reply.code, reply.text)
-        self.reply = reply
-
-
-def wire_data(data: bytes) -> tuple[int, bytes]:
-    """The SIZE of a message (RFC 1870: CRLF line ends, before dot-stuffing) and its DATA bytes."""
-    if isinstance(data, CrlfMessage):  # composed by mailflow: CRLF throughout, checking costs ~30 µs
-        text = data
-    else:  # counting is many times faster than the regular expression
-        crlf = data.count(b"\r\n")
-        text = data if data.count(b"\r") == crlf == data.count(b"\n") else _LINE_ENDINGS.sub(b"\r\n", data)
-    if not text.endswith(b"\r\n"):
-        text += b"\r\n"
-    # With CRLF line ends every line but the first starts after "\r\n": bytes.replace does it in C.
-    first = b"." if text.startswith(b".") else b""
-    return len(text), b"".join((first, text.replace(b"\r\n.", b"\r\n.."), b".\r\n"))
-
-
-def unsafe_address(envelope: Envelope) -> Outcome | None:
-    """A failed outcome when an address could break the command line; the message is not sent."""
-    for role, address in (("sender", envelope.sender), ("recipient", envelope.recipient)):
-        if _UNSAFE_ADDRESS.search(address):
-            return Outcome("failed", None, None,
-                           f"the {role} address has a line break, control, angle bracket or non-ASCII character")
-    if not envelope.recipient:
-        return Outcome("failed", None, None, "the recipient address is empty")
-    return None
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
 
 class PipeliningConnection:
     """One persistent connection to a relay, opened on first use and reopened after trouble.
@@ -84,7 +21,7 @@ class PipeliningConnection:
 
     def __init__(self, relay: Relay, helo: str, timeout: float, max_messages: int = 1000, *,
                  tls_context: ssl.SSLContext | None = None):
-        if not helo or _UNSAFE_ADDRESS.search(helo) or " " in helo:
+        if not helo or UNSAFE_ADDRESS.search(helo) or " " in helo:
             raise ValueError(f"not a usable EHLO name: {helo!r}")
         self.relay, self.helo, self.timeout, self.max_messages = relay, helo, timeout, max_messages
         self._tls_context = tls_context
@@ -102,7 +39,7 @@ class PipeliningConnection:
         if refused is not None:
             return refused
         relay = self.relay
-        if relay.username and relay.tls in ("none", "opportunistic") and not _is_loopback(relay.host):
+        if relay.username and relay.tls in ("none", "opportunistic") and not is_loopback(relay.host):
             return Outcome("failed", None, None, "refusing to send the relay password without TLS")
         self._began = False  # set once MAIL is written: from then on the message may be under way
         try:
@@ -114,7 +51,7 @@ class PipeliningConnection:
                 await self._open()
             self._messages += 1
             reply = await self._transaction(envelope)
-        except _Refused as exc:
+        except SessionRefused as exc:
             await self.close()
             return outcome_of_session_refusal(exc.reply.code, exc.reply.text)
         except asyncio.CancelledError:
@@ -185,7 +122,7 @@ class PipeliningConnection:
             if not line.endswith(b"\n"):
                 raise ConnectionError("the server closed the connection")
             code, separator = line[:3], line[3:4]
-            if not code.isdigit() or separator not in (b" ", b"-", b"\r", b"\n") or len(lines) >= _MAX_REPLY_LINES:
+            if not code.isdigit() or separator not in (b" ", b"-", b"\r", b"\n") or len(lines) >= MAX_REPLY_LINES:
                 raise ProtocolError(f"not an SMTP reply: {line[:80]!r}")
             lines.append(line[4:].strip().decode("utf-8", "replace"))
             if separator != b"-":
@@ -195,7 +132,7 @@ class PipeliningConnection:
         self._write(line.encode("ascii") + b"\r\n")
         reply = await self._reply()
         if reply.code // 100 != ok:
-            raise _Refused(reply)
+            raise SessionRefused(reply)
         return reply
 
     async def _open(self) -> None:
@@ -207,7 +144,7 @@ class PipeliningConnection:
         self._messages = 0
         greeting = await self._reply()
         if greeting.code // 100 != 2:
-            raise _Refused(greeting)
+            raise SessionRefused(greeting)
         await self._hello()
         offered = "STARTTLS" in self._extensions
         if relay.tls == "starttls" and not offered:
@@ -248,7 +185,7 @@ class PipeliningConnection:
             self._extensions = {}
             return
         if reply.code // 100 != 2:
-            raise _Refused(reply)
+            raise SessionRefused(reply)
         self._extensions = {}
         for line in reply.lines[1:]:
             if line[:5].upper() == "AUTH=":  # the pre-RFC 4954 spelling some servers still add
@@ -266,7 +203,7 @@ class PipeliningConnection:
             try:
                 await self._command(f"AUTH PLAIN {token}")
                 return
-            except _Refused as exc:
+            except SessionRefused as exc:
                 # Some servers list PLAIN and then refuse it; wrong credentials stay wrong.
                 if exc.reply.code == 535 or "LOGIN" not in mechanisms:
                     raise

@@ -17,7 +17,8 @@ from mailflow.settings import Relay
 from tasks.message import Envelope, build_message
 from tasks.mime import CrlfMessage
 from tasks.smtp import Outcome, SmtpConnection, deliver_all
-from tasks.smtpclient import PipeliningConnection, wire_data
+from tasks.smtpclient import PipeliningConnection
+from tasks.smtpwire import wire_data
 
 pytestmark = pytest.mark.integration
 
