@@ -7,37 +7,17 @@ import json
 import sys
 import traceback
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import click
 
 from mailflow import prefect_env
 from mailflow.errors import MailflowError, NeedsAttention
+from mailflow.cli_lists import lists
+from mailflow.context import Context, pass_ctx
 from mailflow.output import ProgressBar, print_demo, print_ingest, print_retry, print_rows, print_send
 
 
-@dataclass(frozen=True)
-class Context:
-    config: str | None
-    overrides: dict[str, Any]
-    as_json: bool
-    debug: bool
-
-    def settings(self):
-        from mailflow.settings import load_settings
-
-        return load_settings(self.config, self.overrides)
-
-    def emit(self, data: Any, human) -> None:
-        if self.as_json:
-            click.echo(json.dumps(data, indent=2, default=str))
-        else:
-            human(data)
-
-
-pass_ctx = click.make_pass_decorator(Context)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -116,63 +96,6 @@ def expand_paths(patterns: tuple[str, ...]) -> list[str]:
                 raise MailflowError(f"{path}: no such file")
         files += matches
     return files
-
-
-@cli.group()
-def lists() -> None:
-    """Block and allow rules for addresses: a@b.c, *@domain, re:REGEX."""
-
-
-@lists.command("block")
-@click.argument("pattern")
-@pass_ctx
-def lists_block(ctx: Context, pattern: str) -> None:
-    """Block an address, a domain (*@domain) or a regex (re:...): quarantined at ingest, left out of plans."""
-    _add_rule(ctx, pattern, "block")
-
-
-@lists.command("allow")
-@click.argument("pattern")
-@pass_ctx
-def lists_allow(ctx: Context, pattern: str) -> None:
-    """Exempt an address, domain or regex from every block rule."""
-    _add_rule(ctx, pattern, "allow")
-
-
-@lists.command("remove")
-@click.argument("pattern")
-@pass_ctx
-def lists_remove(ctx: Context, pattern: str) -> None:
-    """Remove a block or allow rule."""
-    from tasks.rules import remove_rule
-    from tasks.warehouse import connect
-
-    with connect(ctx.settings().warehouse) as con:
-        if not remove_rule(con, pattern):
-            raise MailflowError(f"no rule {pattern!r} (see `mailflow lists show`)")
-    ctx.emit({"removed": pattern}, lambda d: click.echo(f"removed rule {pattern}"))
-
-
-@lists.command("show")
-@pass_ctx
-def lists_show(ctx: Context) -> None:
-    """The block and allow rules."""
-    from tasks.rules import load_rules
-    from tasks.warehouse import connect
-
-    with connect(ctx.settings().warehouse) as con:
-        rules = load_rules(con)
-    ctx.emit([r.__dict__ for r in rules],
-             lambda d: print_rows(["action", "pattern", "kind"], [(r.action, r.pattern, r.kind) for r in rules]))
-
-
-def _add_rule(ctx: Context, pattern: str, action: str) -> None:
-    from tasks.rules import add_rule
-    from tasks.warehouse import connect
-
-    with connect(ctx.settings().warehouse) as con:
-        rule = add_rule(con, pattern, action)
-    ctx.emit(rule.__dict__, lambda d: click.echo(f"{action} {rule.kind} rule: {rule.pattern}"))
 
 
 @cli.command()
@@ -304,6 +227,9 @@ def demo(ctx: Context) -> None:
     from flows.demo import demo as flow
 
     ctx.emit(flow(ctx.config, ctx.overrides), print_demo)
+
+
+cli.add_command(lists)
 
 
 def main(argv: list[str] | None = None) -> int:
