@@ -108,7 +108,7 @@ def export(ctx: Context, table: str, output: str, fmt: str | None) -> None:
     from tasks.export import export_table
     from tasks.warehouse import connect
 
-    with connect(ctx.settings().warehouse, read_only=True) as con:
+    with connect(ctx.settings().warehouse, locked=True) as con:
         rows = export_table(con, table, Path(output), fmt)
     ctx.emit({"table": table, "rows": rows, "output": output}, lambda d: click.echo(f"wrote {rows} rows to {output}"))
 
@@ -210,7 +210,7 @@ def sql(ctx: Context, query: str) -> None:
 
     from tasks.warehouse import connect
 
-    with connect(ctx.settings().warehouse, read_only=True) as con:
+    with connect(ctx.settings().warehouse, locked=True) as con:
         try:
             cursor = con.execute(query)
         except duckdb.Error as exc:

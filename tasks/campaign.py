@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from mailflow.errors import MailflowError
+from tasks.condition import condition_query
 
 KNOWN_KEYS = {
     "name", "from", "reply_to", "lists", "segment", "where", "template", "subject",
@@ -90,6 +91,9 @@ def load_campaign(path: Path) -> CampaignSpec:
     for unsupported in ("segment", "variants", "ab"):
         if unsupported in data:
             raise MailflowError(f"{path}: field {unsupported!r} is not supported yet")
+    where = text("where", required=False)
+    if where:
+        condition_query(where, f"{path}: field 'where'")  # its shape, before Prefect starts; columns bind at plan
     tracking = data.get("tracking") or {}
     if not isinstance(tracking, dict) or not all(isinstance(v, bool) for v in tracking.values()):
         raise MailflowError(f"{path}: field 'tracking' must map opens/clicks to true or false")
@@ -103,7 +107,7 @@ def load_campaign(path: Path) -> CampaignSpec:
         template=template,
         reply_to=text("reply_to", required=False),
         lists=tuple(lists),
-        where=text("where", required=False),
+        where=where,
         transport=text("transport", required=False) or "default",
         tracking=dict(tracking),
     )

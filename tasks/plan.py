@@ -14,9 +14,10 @@ from prefect.cache_policies import NO_CACHE
 from mailflow.errors import MailflowError
 from mailflow.settings import Settings
 from tasks.campaign import CampaignSpec
+from tasks.condition import matching
 from tasks.sqlfiles import q
 from tasks.suppress import write_snapshot
-from tasks.warehouse import connect, transaction
+from tasks.warehouse import connect, transaction, views
 
 MANIFEST = "campaign.json"
 
@@ -34,27 +35,6 @@ def campaign_dir(home: Path, campaign_id: str) -> Path:
     return home / "campaigns" / campaign_id
 
 
-def with_condition(sql: str, where: str | None) -> str:
-    """Put the campaign's `where` into a query's `/*where*/` slot, after checking its shape.
-
-    This is the one place user-written SQL joins a query. The campaign author is trusted
-    like a saved segment's; the check stops a condition from ending the statement or
-    commenting out the rest of the query, so it can only ever narrow the audience.
-    """
-    if not where:
-        return sql
-    if any(token in where for token in (";", "--", "/*", "*/")):
-        raise MailflowError("campaign field 'where' must be one condition (no ';' or comments)")
-    depth = 0
-    for char in where:
-        depth += {"(": 1, ")": -1}.get(char, 0)
-        if depth < 0:
-            break
-    if depth != 0:
-        raise MailflowError("campaign field 'where' has unbalanced parentheses")
-    return sql.replace("/*where*/", f"({where}) AND")
-
-
 def freeze_audience(con: duckdb.DuckDBPyConnection, spec: CampaignSpec, chunk_size: int) -> bool:
     """Register the campaign and its recipients once; False when it was planned before."""
     rows = con.execute(q("campaign_by_id"), {"campaign_id": spec.campaign_id}).fetchall()  # complete the result
@@ -66,18 +46,17 @@ def freeze_audience(con: duckdb.DuckDBPyConnection, spec: CampaignSpec, chunk_si
                 "give the campaign a new name to plan it again"
             )
         return False
-    try:
-        con.execute(with_condition(q("check_condition"), spec.where))
-    except duckdb.Error as exc:
-        raise MailflowError(f"campaign field 'where': {str(exc).splitlines()[0]}") from None
+    # The campaign's own condition runs alone; freeze_audience intersects it with every
+    # mandatory filter, so it can only narrow the audience.
+    condition = matching(con, spec.where or "TRUE", "campaign field 'where'")
     params = {"campaign_id": spec.campaign_id}
-    with transaction(con):
-        con.execute(q("insert_campaign"), params | {"name": spec.name, "spec": json.dumps(spec.as_dict())})
-        con.execute(
-            with_condition(q("freeze_audience"), spec.where),
-            params | {"chunk_size": chunk_size, "lists": list(spec.lists)},
-        )
-        con.execute(q("set_campaign_audience"), params)
+    try:
+        with transaction(con), views(con, campaign_condition=condition):
+            con.execute(q("insert_campaign"), params | {"name": spec.name, "spec": json.dumps(spec.as_dict())})
+            con.execute(q("freeze_audience"), params | {"chunk_size": chunk_size, "lists": list(spec.lists)})
+            con.execute(q("set_campaign_audience"), params)
+    except duckdb.Error as exc:  # the query is fixed and tested: an error while it runs is the condition's
+        raise MailflowError(f"campaign field 'where': {str(exc).strip().splitlines()[0]}") from None
     return True
 
 

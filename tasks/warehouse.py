@@ -29,7 +29,20 @@ INPUT_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "logged_at": pl.Datetime("us", "UTC"), "seq": pl.Int64(), "kind": pl.String(), "reason": pl.String(),
         "provider": pl.String(), "retry_at": pl.String(),
     },
+    "campaign_condition": {"subscriber_id": pl.Int64()},  # a campaign's checked `where` (tasks/condition.py)
     "input_suppression_log": {"email": pl.String(), "cause": pl.String(), "source": pl.String(), "at": pl.String()},
+}
+
+
+# An analyst's connection (`mailflow sql`, exports): the warehouse and nothing else. No files
+# read or written (COPY, EXPORT, ATTACH, read_text('/proc/self/environ') ...), no extension
+# installed or loaded, and no SET to undo any of it. Order matters: the lock comes last.
+LOCKED_DOWN = {
+    "enable_external_access": False,
+    "allow_community_extensions": False,
+    "autoload_known_extensions": False,
+    "autoinstall_known_extensions": False,
+    "lock_configuration": True,
 }
 
 
@@ -38,19 +51,22 @@ def empty_input(name: str) -> pl.DataFrame:
 
 
 @contextmanager
-def connect(path: Path | str, read_only: bool = False, memory_limit: str = "2GB") -> Iterator[duckdb.DuckDBPyConnection]:
+def connect(path: Path | str, read_only: bool = False, memory_limit: str = "2GB",
+            locked: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the warehouse for one step and close it after: no process holds it for long.
 
     DuckDB's default memory limit is 80% of RAM; a bounded one makes big loads spill to
-    disk (next to the file) instead of growing the process.
+    disk (next to the file) instead of growing the process. `locked` opens it read-only
+    for analysts, with LOCKED_DOWN.
     """
-    path = Path(path)
+    path, read_only = Path(path), read_only or locked
     if read_only and not path.exists():
         raise MailflowError(f"{path}: no warehouse yet (run `mailflow init` or ingest something)")
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        con = duckdb.connect(str(path), read_only=read_only, config={"memory_limit": memory_limit})
+        config = {"memory_limit": memory_limit} | (LOCKED_DOWN if locked else {})
+        con = duckdb.connect(str(path), read_only=read_only, config=config)
     except duckdb.IOException as exc:
         raise MailflowError(f"{path}: cannot open the warehouse ({_first_line(exc)})") from None
     try:

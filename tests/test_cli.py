@@ -37,6 +37,31 @@ def test_sql_is_read_only(tmp_path):
 
 
 @pytest.mark.parametrize(
+    "statement,needle",
+    [
+        ("COPY (SELECT 1) TO '{dir}/evil.sh'", "evil.sh"),
+        ("EXPORT DATABASE '{dir}/dump'", "disabled by configuration"),
+        ("SET memory_limit = '10GB'", "locked"),
+        ("SELECT * FROM glob('{dir}/*')", "disabled by configuration"),
+        ("SELECT * FROM read_text('/proc/self/environ')", "disabled by configuration"),
+        ("ATTACH '{dir}/other.duckdb' AS other", "disabled by configuration"),
+        ("INSTALL httpfs", "disabled by configuration"),
+        ("LOAD httpfs", "disabled"),
+        ("SET enable_external_access = true", "locked"),
+    ],
+)
+def test_sql_reads_the_warehouse_and_nothing_else(tmp_path, capsys, statement, needle):
+    home = tmp_path / "h"
+    assert main(["--home", str(home), "init"]) == 0
+    capsys.readouterr()
+    before = sorted(tmp_path.rglob("*"))
+    assert main(["--home", str(home), "sql", statement.format(dir=tmp_path)]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and needle in out.err and out.err.count("\n") == 1 and "Traceback" not in out.err
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize(
     "args,needle",
     [
         (["ingest", "no-such-file.csv"], "no-such-file.csv: no such file"),

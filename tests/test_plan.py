@@ -1,15 +1,20 @@
 """Campaign files and planning: a frozen audience, stable chunks, guarded conditions."""
 
+import itertools
 import json
+import re
 
+import duckdb
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from mailflow import SAMPLES_DIR
 from mailflow.errors import MailflowError
 from tasks.campaign import campaign_id_for, load_campaign
 from tasks.ingest import IngestOptions, ingest_file
-from tasks.plan import plan, read_manifest, with_condition
+from tasks.plan import plan, read_manifest
 from tests.conftest import write_csv
 
 CAMPAIGN = """name: {name}
@@ -96,23 +101,66 @@ def test_suppressed_and_inactive_subscribers_are_left_out(people, home, tmp_path
 @pytest.mark.parametrize(
     "where,message",
     [
-        ("TRUE; DROP TABLE subscribers", "one condition"),
-        ("TRUE -- everything", "one condition"),
-        ("TRUE) OR (TRUE", "unbalanced"),
-        ("nosuchcolumn = 1", "'where'"),
+        ("TRUE; DROP TABLE subscribers", "single condition"),
+        ("TRUE) OR (TRUE", "syntax error"),
+        ("'(' = '(' )) OR TRUE OR ((')' = ')'", "syntax error"),  # parentheses inside literals
+        ("TRUE ORDER BY 1", "single condition"),
+        ("TRUE UNION SELECT subscriber_id FROM subscribers", "single condition"),
+        ("subscriber_id = $1", "single condition"),
+        ("read_csv('/etc/passwd') IS NOT NULL", "'read_csv' is not allowed"),
+        ("(SELECT count(*) FROM read_text('/etc/passwd')) > 0", "'read_text' are not allowed"),
+        ("EXISTS (SELECT 1 FROM glob('/etc/*'))", "'glob' are not allowed"),
+        ("subscriber_id IN (SELECT * FROM query('SELECT subscriber_id FROM subscribers'))", "'query' are not allowed"),
+        ("current_setting('memory_limit') = '2GB'", "'current_setting' is not allowed"),
+        ("EXISTS (SELECT 1 FROM address_rules)", "not 'address_rules'"),
+        ("EXISTS (SELECT 1 FROM information_schema.tables)", "may read only the tables"),
+        ("EXISTS (SELECT 1 FROM other.main.subscribers)", "may read only the tables"),
+        ("EXISTS (WITH x AS (SELECT 1) SELECT * FROM x)", "WITH"),
+        ("EXISTS (FROM (SUMMARIZE subscribers))", "not allowed"),
     ],
 )
-def test_where_conditions_are_guarded(people, home, tmp_path, where, message):
+def test_a_condition_that_is_not_one_expression_over_the_warehouse_is_refused_at_load(tmp_path, where, message):
+    with pytest.raises(MailflowError, match=re.escape(message)) as refused:
+        campaign(tmp_path, extra=f"where: {json.dumps(where)}")
+    assert "field 'where'" in str(refused.value) and "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize("where", ["nosuchcolumn = 1", "EXISTS (SELECT 1 FROM events)"])
+def test_a_condition_that_does_not_bind_fails_at_plan_and_plans_nothing(people, home, tmp_path, where):
     spec = campaign(tmp_path, extra=f"where: {json.dumps(where)}")
-    with pytest.raises(MailflowError, match=message):
+    with pytest.raises(MailflowError, match="campaign field 'where'"):
         plan(people, home, spec, 50)
     assert people.execute("SELECT count(*) FROM subscribers").fetchone()[0] == 121
     assert people.execute("SELECT count(*) FROM campaigns").fetchone()[0] == 0
 
 
-def test_with_condition_only_fills_the_slot():
-    assert with_condition("WHERE (/*where*/ TRUE)", "a = 1") == "WHERE ((a = 1) AND TRUE)"
-    assert with_condition("WHERE (/*where*/ TRUE)", None) == "WHERE (/*where*/ TRUE)"
+def test_a_condition_may_read_list_memberships_and_delivery_history(people, home, tmp_path):
+    where = "subscriber_id IN (SELECT m.subscriber_id FROM list_memberships AS m JOIN lists AS l USING (list_id) " \
+            "WHERE l.name = 'other') OR NOT EXISTS (SELECT 1 FROM deliveries AS d WHERE d.subscriber_id = subscribers.subscriber_id)"
+    assert plan(people, home, campaign(tmp_path, extra=f"where: {json.dumps(where)}"), 50).audience_size == 121
+
+
+def test_no_condition_widens_the_audience_past_the_mandatory_filters(people, home, tmp_path):
+    from tasks.rules import add_rule
+
+    people.execute("UPDATE subscribers SET status = 'unsubscribed' WHERE email = 'p2@example.com'")
+    people.execute("INSERT INTO suppressions (email, cause) VALUES ('p3@example.com', 'hard_bounce')")
+    add_rule(people, "p4@example.com", "block")
+    where = "TRUE OR status = 'unsubscribed' OR email IN (SELECT email FROM suppressions)"
+    result = plan(people, home, campaign(tmp_path, extra=f"lists: [news]\nwhere: {json.dumps(where)}"), 50)
+    assert result.audience_size == 120 - 3
+    assert people.execute("SELECT count(*) FROM campaign_recipients JOIN subscribers USING (subscriber_id) "
+                          "WHERE email IN ('p2@example.com', 'p3@example.com', 'p4@example.com', 'other@example.com')"
+                          ).fetchone()[0] == 0
+
+
+def test_a_condition_cannot_read_files_even_through_a_view(people, home, tmp_path):
+    """External access is off while the condition runs: the second wall behind the parser's check."""
+    from tasks.condition import matching
+
+    matching(people, "TRUE")
+    with pytest.raises(duckdb.PermissionException):
+        people.execute("SELECT * FROM read_text('/etc/hostname')")
 
 
 def test_unplanned_campaign_is_a_clear_error(home):
@@ -127,3 +175,38 @@ def test_block_rules_added_after_ingest_keep_addresses_out_of_plans(people, home
     add_rule(people, "p15@example.com", "allow")
     result = plan(people, home, campaign(tmp_path, extra="lists: [news]"), 50)
     assert result.audience_size == 120 - 10 + 1
+
+
+FRAGMENTS = [
+    "(", ")", "'('", "')'", "'", '"', "TRUE", "FALSE", "OR", "AND", "NOT", "OR TRUE", ";", "--", "/*", "*/",
+    "status = 'unsubscribed'", "status <> 'active'", "email IN (SELECT email FROM suppressions)",
+    "UNION SELECT subscriber_id FROM subscribers", "subscriber_id > 3", "attributes->>'country' = 'JP'",
+    "read_csv('/etc/passwd')", "(SELECT subscriber_id FROM read_text('/etc/hostname'))", "query('SELECT 1')",
+    "CAST('x' AS INTEGER) = 1", "1/0 = 1", "$$", "E'\\''", "ORDER BY 1", "LIMIT 1", "subscriber_id IN (SELECT 1)",
+    "EXISTS (SELECT 1 FROM list_memberships)", "\n", "WHERE", ") OR (",
+]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(fragments=st.lists(st.sampled_from(FRAGMENTS), min_size=1, max_size=10), noise=st.text(max_size=8))
+@example(fragments=["'(' = '(' )) OR TRUE OR ((')' = ')'"], noise="")
+def test_a_planned_audience_is_always_within_what_the_lists_and_suppressions_allow(people, home, tmp_path, fragments, noise):
+    people.execute("UPDATE subscribers SET status = 'unsubscribed' WHERE email = 'p2@example.com'")
+    people.execute("INSERT INTO suppressions (email, cause) SELECT 'p3@example.com', 'hard_bounce' "
+                   "WHERE NOT EXISTS (SELECT 1 FROM suppressions)")
+    allowed = {r[0] for r in people.execute(
+        "SELECT subscriber_id FROM subscribers JOIN list_memberships USING (subscriber_id) JOIN lists USING (list_id) "
+        "WHERE lists.name = 'news' AND status = 'active' AND email <> 'p3@example.com'").fetchall()}
+    where = " ".join(fragments) + noise
+    name = f"h{next(_names)}"
+    try:
+        spec = campaign(tmp_path, name=name, extra=f"lists: [news]\nwhere: {json.dumps(where)}")
+        plan(people, home, spec, 50)
+    except MailflowError:
+        return
+    planned = {r[0] for r in people.execute(
+        "SELECT subscriber_id FROM campaign_recipients WHERE campaign_id = $c", {"c": spec.campaign_id}).fetchall()}
+    assert planned <= allowed
+
+
+_names = itertools.count()
