@@ -10,7 +10,8 @@ from typing import Any, Mapping
 
 from tasks.campaign import CampaignSpec
 from tasks.message import Envelope, HeaderInjection
-from tasks.mime import CrlfMessage, Multipart, check, encode_mailbox, encode_text
+from tasks.headers import check, encode_list, encode_mailbox, encode_text
+from tasks.mime import CrlfMessage, Multipart
 from tasks.render import CampaignTemplates, Helpers, RenderError
 from tasks.smtp import Outcome
 from tasks.tokens import TokenSigner
@@ -32,7 +33,7 @@ class Composer:
         self.mime = Multipart()  # boundary and part headers, once per chunk task
         name, address = parseaddr(spec.from_addr)
         self.domain = address.rpartition("@")[2]
-        self.from_header = encode_mailbox(check("From", name), address)
+        self.from_header = encode_mailbox(check("From", name), address, len("From: "))
         self.reply_to = encode_mailbox(None, parseaddr(spec.reply_to)[1]) if spec.reply_to else None
         # Feedback-ID (Gmail's feedback loop): campaign:variant:stream:sender, stable per campaign.
         self.feedback_id = check("Feedback-ID", f"{spec.campaign_id}:{variant}:bulk:mailflow")
@@ -57,16 +58,17 @@ class Composer:
             to_name = " ".join(x for x in (row.get("first_name"), row.get("last_name")) if x) or None
             headers = [
                 ("From", self.from_header),
-                ("To", encode_mailbox(check("To", to_name or ""), check("To", row["email"]))),
-                ("Subject", encode_text(check("Subject", rendered.subject))),
+                ("To", encode_mailbox(check("To", to_name or ""), check("To", row["email"]), len("To: "))),
+                ("Subject", encode_text(check("Subject", rendered.subject), len("Subject: "))),
                 ("Date", self._now()),
                 ("Message-ID", f"<{os.urandom(16).hex()}@{self.domain}>"),
             ]
             if self.reply_to:
                 headers.append(("Reply-To", self.reply_to))
             headers += [
-                ("List-Unsubscribe", f"<{helpers.unsubscribe_url}>, "
-                                     f"<mailto:unsubscribe+{send_token}@{self.bounce_domain}>"),
+                ("List-Unsubscribe", encode_list([f"<{helpers.unsubscribe_url}>",
+                                                  f"<mailto:unsubscribe+{send_token}@{self.bounce_domain}>"],
+                                                 len("List-Unsubscribe: "))),
                 ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
                 ("Feedback-ID", self.feedback_id),
                 ("X-Mailflow-Send", send_token),
