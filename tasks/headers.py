@@ -20,7 +20,9 @@ from tasks.message import HeaderInjection
 MAX_LINE = 78  # RFC 5322 §2.1.1: SHOULD be at most 78 characters (998 MUST), not counting CRLF
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")  # tab is allowed; NEL and U+2028 break lines too
 _ATOMS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")  # one space between
-_ADDR_SPEC = re.compile(r"[^\s<>()\[\],;:\"@\\]+@[A-Za-z0-9.-]+")
+_ADDR_SPEC = re.compile(r"[^\s\x00-\x1f\x7f<>()\[\],;:\"@\\]+@[A-Za-z0-9.-]+")
+_UTF8_ATOMS = r"[^\s\x00-\x1f\x7f-\x9f\u2028\u2029<>()\[\],;:\"@\\]+"  # RFC 6532: UTF-8 where ASCII atext was
+_UTF8_ADDR_SPEC = re.compile(f"{_UTF8_ATOMS}@{_UTF8_ATOMS}")
 _EW_OPEN, _EW_CLOSE = "=?utf-8?b?", "?="
 _EW_WRAP = len(_EW_OPEN) + len(_EW_CLOSE)
 _EW_BYTES = 45  # 45 bytes -> 60 base64 characters -> 72 with the wrapper; RFC 2047 §2 allows 75
@@ -63,11 +65,17 @@ def encode_text(value: str, column: int = 0) -> str:
     return _fold(items, column)
 
 
-def encode_mailbox(name: str | None, address: str, column: int = 0) -> str:
-    """`Display Name <addr@domain>` that starts at `column`: the name as atoms, quoted or encoded as it needs."""
-    if not address.isascii() or not _ADDR_SPEC.fullmatch(address):
-        raise HeaderInjection(f"address {address!r} is not a plain ASCII address" if address.isascii()
-                              else "a non-ASCII address needs SMTPUTF8, which is not supported")
+def encode_mailbox(name: str | None, address: str, column: int = 0, utf8: bool = False) -> str:
+    """`Display Name <addr@domain>` that starts at `column`: the name as atoms, quoted or encoded as it needs.
+
+    `utf8`: the message goes with SMTPUTF8, so the address may be UTF-8 as it is (RFC 6532 §3.2).
+    """
+    if address.isascii():
+        if not _ADDR_SPEC.fullmatch(address):
+            raise HeaderInjection(f"address {address!r} is not a plain ASCII address")
+    elif not utf8 or not _UTF8_ADDR_SPEC.fullmatch(address):
+        raise HeaderInjection("a non-ASCII address can only go with SMTPUTF8" if not utf8
+                              else "the address has characters no header may carry")
     if not name:
         return address
     tail = f"<{address}>"

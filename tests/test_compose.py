@@ -100,6 +100,22 @@ def test_long_names_and_subjects_fold_to_short_lines_that_verify_and_read_back(t
     assert msg["To"].addresses[0].addr_spec == "ann@example.com" and msg["From"].addresses[0].addr_spec == "news@example.com"
 
 
+def test_a_non_ascii_recipient_gets_a_utf8_header_that_verifies(tmp_path, dkim_key):
+    import dkim
+
+    from tasks.dkim import DkimSigner, dns_record
+
+    (tmp_path / "t.html.j2").write_text(HTML)
+    templates = CampaignTemplates("t", SPEC.subject, {"name": "Spring", "id": "spring"}, tmp_path)
+    composer = Composer(SPEC, templates, TokenSigner("k"), "https://t.example", "bounces.example.com", DkimSigner(dkim_key))
+    envelope = composer.compose({**ROW, "email": "josé@example.com", "first_name": "José"})
+    assert envelope.smtputf8 and envelope.recipient == "josé@example.com"
+    assert "To: =?utf-8?b?Sm9zw6kgTGVl?= <josé@example.com>\r\n".encode() in envelope.data  # RFC 6532 §3.2
+    record = dns_record(dkim_key).encode()
+    assert dkim.verify(envelope.data, dnsfunc=lambda name, timeout=5: record)
+    assert not composer.compose(ROW).smtputf8
+
+
 def test_failed_render_is_an_outcome_not_an_exception(composer):
     outcome = composer.compose({**ROW, "first_name": None})
     assert isinstance(outcome, Outcome) and outcome.status == "failed" and "UndefinedError" in outcome.detail
