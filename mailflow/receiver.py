@@ -135,8 +135,8 @@ class Receiver:
     For tests of clients, the keyword arguments make it misbehave: `faults` per address,
     `pipelining` advertised, `ehlo=False` (HELO only), `auth={"user": "password"}` required,
     `tls_context` for STARTTLS (or for the whole connection with `implicit_tls`),
-    `server_options` passed to aiosmtpd's SMTP (e.g. data_size_limit, timeout), and `port`
-    (default: a free one).
+    `server_options` passed to aiosmtpd's SMTP (e.g. data_size_limit, timeout; SMTPUTF8 is offered
+    unless enable_SMTPUTF8=False), and `port` (default: a free one).
     """
 
     def __init__(self, maildir: Path | None = None, replies: dict[str, str] | None = None,

@@ -10,11 +10,13 @@ from typing import Any, Mapping
 
 from tasks.campaign import CampaignSpec
 from tasks.message import Envelope, HeaderInjection
-from tasks.mime import CrlfMessage, Multipart, check, encode_mailbox, encode_text
+from tasks.headers import check, encode_list, encode_mailbox, encode_text
+from tasks.mime import CrlfMessage, Multipart
 from tasks.render import CampaignTemplates, Helpers, RenderError
-from tasks.smtp import Outcome
+from tasks.smtp import ADDRESS, Outcome
 from tasks.tokens import TokenSigner
 from tasks.tracking import Redirects
+from tasks.validate import SMTPUTF8, UnsendableAddress, sendable_address
 
 SEND, UNSUBSCRIBE, VIEW, OPEN, CLICK = "send", "unsubscribe", "view", "open", "click"
 
@@ -32,7 +34,7 @@ class Composer:
         self.mime = Multipart()  # boundary and part headers, once per chunk task
         name, address = parseaddr(spec.from_addr)
         self.domain = address.rpartition("@")[2]
-        self.from_header = encode_mailbox(check("From", name), address)
+        self.from_header = encode_mailbox(check("From", name), address, len("From: "))
         self.reply_to = encode_mailbox(None, parseaddr(spec.reply_to)[1]) if spec.reply_to else None
         # Feedback-ID (Gmail's feedback loop): campaign:variant:stream:sender, stable per campaign.
         self.feedback_id = check("Feedback-ID", f"{spec.campaign_id}:{variant}:bulk:mailflow")
@@ -50,23 +52,33 @@ class Composer:
         ), sign(cid, subscriber_id, SEND)
 
     def compose(self, row: Mapping[str, Any]) -> Envelope | Outcome:
-        """The recipient's envelope, or a `failed` outcome saying why it cannot be sent."""
+        """The recipient's envelope, or a `failed` outcome saying why it cannot be sent.
+
+        The template renders before the address is judged, so a failure for the address (cause
+        ADDRESS) says the template worked for this recipient.
+        """
         try:
             helpers, send_token = self.helpers(row["subscriber_id"])
             rendered = self.templates.render(row, helpers)
+            email = row["email"]
+            try:
+                utf8 = sendable_address(email) == SMTPUTF8
+            except UnsendableAddress as exc:
+                return Outcome("failed", None, "5.1.3", f"the address cannot be sent to: {exc}", cause=ADDRESS)
             to_name = " ".join(x for x in (row.get("first_name"), row.get("last_name")) if x) or None
             headers = [
                 ("From", self.from_header),
-                ("To", encode_mailbox(check("To", to_name or ""), check("To", row["email"]))),
-                ("Subject", encode_text(check("Subject", rendered.subject))),
+                ("To", encode_mailbox(check("To", to_name or ""), check("To", email), len("To: "), utf8)),
+                ("Subject", encode_text(check("Subject", rendered.subject), len("Subject: "))),
                 ("Date", self._now()),
                 ("Message-ID", f"<{os.urandom(16).hex()}@{self.domain}>"),
             ]
             if self.reply_to:
                 headers.append(("Reply-To", self.reply_to))
             headers += [
-                ("List-Unsubscribe", f"<{helpers.unsubscribe_url}>, "
-                                     f"<mailto:unsubscribe+{send_token}@{self.bounce_domain}>"),
+                ("List-Unsubscribe", encode_list([f"<{helpers.unsubscribe_url}>",
+                                                  f"<mailto:unsubscribe+{send_token}@{self.bounce_domain}>"],
+                                                 len("List-Unsubscribe: "))),
                 ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
                 ("Feedback-ID", self.feedback_id),
                 ("X-Mailflow-Send", send_token),
@@ -81,7 +93,7 @@ class Composer:
             return Outcome("failed", None, None, str(exc))
         except (ValueError, UnicodeError) as exc:
             return Outcome("failed", None, None, f"cannot build the message: {type(exc).__name__}")
-        return Envelope(f"bounce+{send_token}@{self.bounce_domain}", row["email"], data)
+        return Envelope(f"bounce+{send_token}@{self.bounce_domain}", email, data, utf8)
 
     def _now(self) -> str:
         second = int(time.time())

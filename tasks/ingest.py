@@ -52,6 +52,7 @@ class IngestResult:
     quarantined: int
     resubscribes_refused: int = 0
     seconds: float = 0.0
+    needs_smtputf8: int = 0  # addresses kept that only a relay offering SMTPUTF8 can take
     already_ingested: bool = False
     validation: list[dict] = field(default_factory=list)
 
@@ -141,7 +142,7 @@ def _load_staging(con, path: Path, sha: str, batch_id: str, options: IngestOptio
         if options.list_name:
             con.execute(q("ensure_list"), {"name": options.list_name})
         con.execute(q("stage_subscriber_changes"), {"allow_resubscribe": options.allow_resubscribe})
-        accepted, updated, unchanged, refused = con.execute(q("count_subscriber_changes")).fetchone()
+        accepted, updated, unchanged, refused, utf8 = con.execute(q("count_subscriber_changes")).fetchone()
         con.execute(q("update_subscribers"))
         con.execute(q("insert_subscribers"))
         if options.list_name:
@@ -152,8 +153,9 @@ def _load_staging(con, path: Path, sha: str, batch_id: str, options: IngestOptio
         summaries = [_record_validation(con, validation, rows, batch_id, source, number, home)
                      for number, validation, rows in staged.validations]
         result = IngestResult(source, batch_id, staged.rows_read, accepted, updated, unchanged, quarantined, refused,
-                              validation=summaries)
-        con.execute(q("record_batch"), {k: v for k, v in result.as_dict().items() if k not in ("already_ingested", "validation")}
+                              validation=summaries, needs_smtputf8=utf8)
+        con.execute(q("record_batch"), {k: v for k, v in result.as_dict().items()
+                                        if k not in ("already_ingested", "validation", "needs_smtputf8")}
                     | {"sha": sha, "list_name": options.list_name, "seconds": round(time.perf_counter() - started, 3)})
         failed = failing_checks(con, ("assert_unique_subscriber_email", "assert_unique_list_membership",
                                       "assert_ingest_rows_balance", "assert_quarantine_matches_batches"))

@@ -22,6 +22,7 @@ class Envelope:
     sender: str
     recipient: str
     data: bytes
+    smtputf8: bool = False  # a non-ASCII address: only a relay that offers SMTPUTF8 may take it (RFC 6531)
 
 
 def safe(name: str, value: str) -> str:

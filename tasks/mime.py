@@ -7,72 +7,13 @@ headers and parts (tests/test_mime.py), and EmailMessage stays the reference.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import os
-import re
-
-from tasks.message import HeaderInjection
-
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")  # tab is allowed; NEL and U+2028 break lines too
-_ATOM_SAFE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*$")
-_ADDR_SPEC = re.compile(r"^[^\s<>()\[\],;:\"@\\]+@[A-Za-z0-9.-]+$")
-_ENCODED_WORD_BYTES = 45  # 45 bytes -> 60 base64 chars -> 72 with the =?utf-8?b??= wrapper
 
 
 class CrlfMessage(bytes):
     """Message bytes with CRLF line ends throughout, from a writer that guarantees it (tasks.compose):
     the SMTP client need not look for bare CR or LF again. Any slice or sum of it is plain bytes."""
-
-
-def check(name: str, value: str) -> str:
-    if _CONTROL.search(value):
-        raise HeaderInjection(f"header {name} contains a line break or control character")
-    return value
-
-
-def encode_text(value: str) -> str:
-    """An unstructured header value: as-is when ASCII, else RFC 2047 encoded-words, folded."""
-    if value.isascii():
-        return _fold(value)
-    data = value.encode("utf-8")
-    words, start = [], 0
-    while start < len(data):
-        end = min(start + _ENCODED_WORD_BYTES, len(data))
-        while end < len(data) and (data[end] & 0xC0) == 0x80:  # never split a UTF-8 sequence
-            end -= 1
-        words.append("=?utf-8?b?" + base64.b64encode(data[start:end]).decode() + "?=")
-        start = end
-    return "\r\n ".join(words)
-
-
-def encode_mailbox(name: str | None, address: str) -> str:
-    """`Display Name <addr@domain>` with the name quoted or encoded as it needs."""
-    if not address.isascii() or not _ADDR_SPEC.match(address):
-        raise HeaderInjection(f"address {address!r} is not a plain ASCII address" if address.isascii()
-                              else "a non-ASCII address needs SMTPUTF8, which is not supported")
-    if not name:
-        return address
-    if not name.isascii():
-        return f"{encode_text(name)} <{address}>"
-    if _ATOM_SAFE.match(name):
-        return f"{name} <{address}>"
-    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + f'" <{address}>'
-
-
-def _fold(value: str, limit: int = 78) -> str:
-    """Fold a long ASCII value at spaces (RFC 5322 §2.2.3); a line never exceeds 998."""
-    if len(value) <= limit:
-        return value
-    lines, line = [], ""
-    for word in value.split(" "):
-        if line and len(line) + 1 + len(word) > limit:
-            lines.append(line)
-            line = word
-        else:
-            line = f"{line} {word}" if line else word
-    lines.append(line)
-    return "\r\n ".join(lines)
 
 
 def _body(text: str, allow_8bit: bool) -> tuple[str, bytes]:

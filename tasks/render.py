@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import css_inline
-from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError, pass_context
+from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError
+from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import escape
@@ -55,8 +57,11 @@ class Helpers:
 
 
 _DICT_ATTRIBUTES = frozenset(dir(dict))
-# Not a name for templates to call: signing a URL a template computes from data would sign any host
-_LINKER = "_mf_link_url"
+_MAX_RESULT = 1_000_000  # characters or items a template's `*` may make, and bits its `**` may
+# The signer of the templated links of the render under way. It is in no template's variables, so
+# no template can name it: a template that could call it would sign a URL of its own choosing
+# (`{{ _mf_link_url('https://evil.example/') }}` once did). Set by render(), read by the link filter.
+_LINK_SIGNER: ContextVar[Callable[[str], str] | None] = ContextVar("mailflow_link_signer", default=None)
 
 
 def _escape_output(value: Any) -> Any:
@@ -82,6 +87,20 @@ def _plain_output_escape(template: Template) -> Template:
 
 class _Sandbox(ImmutableSandboxedEnvironment):
     # Sandboxed and immutable: a template cannot reach Python internals or mutate data.
+    # Jinja caps range() at 100,000 items; one operator can still ask for gigabytes or hours
+    # (`'x' * 10**10`, `9 ** 9 ** 9`), so those two are checked before they run.
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and type(left) is int and type(right) is int and abs(left) > 1 \
+                and right * left.bit_length() > _MAX_RESULT:
+            raise SecurityError(f"{left} ** {right} is too large a number for a template")
+        if operator == "*":
+            for sequence, count in ((left, right), (right, left)):
+                if isinstance(sequence, (str, list, tuple)) and type(count) is int \
+                        and len(sequence) * count > _MAX_RESULT:
+                    raise SecurityError(f"a repetition of {len(sequence) * count} items is too large for a template")
+        return super().call_binop(context, operator, left, right)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         # `subscriber.first_name` on a dict: the sandbox tries getattr() first, whose AttributeError
@@ -95,19 +114,27 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return super().getattr(obj, attribute)
 
 
-@pass_context
-def _track_link(context: Context, value: str, origin: str) -> str:
-    """A templated href, rendered, becomes the recipient's signed redirect (tasks.tracking)."""
-    link_url = context.parent.get(_LINKER)  # the render's own variables; context.get() costs ~1 µs a link
-    url = attribute_url(str(value), origin) if link_url is not None else None
-    return value if url is None else escape(link_url(url))
+def _link_filter(origins: list[str]) -> Callable[[str, int], str]:
+    """The filter rewrite_links puts around a templated href: `{% filter mf_track_link(N) %}`.
+
+    N indexes the literal origins this compile recorded, never a string from the template, so
+    whoever calls the filter can only sign URLs on an origin that an href of the template spells out.
+    """
+    def track_link(value: str, index: int) -> str:
+        sign = _LINK_SIGNER.get()
+        if sign is None or type(index) is not int or not 0 <= index < len(origins):
+            return value
+        url = attribute_url(str(value), origins[index])
+        return value if url is None else escape(sign(url))
+    return track_link
 
 
-def _environment(directory: Path, html: bool) -> ImmutableSandboxedEnvironment:
+def _environment(directory: Path, html: bool, origins: list[str] | None = None) -> ImmutableSandboxedEnvironment:
     # StrictUndefined: a misspelt field fails the dry run instead of sending blanks.
     env = _Sandbox(loader=FileSystemLoader(str(directory)), undefined=StrictUndefined, autoescape=html,
                    keep_trailing_newline=True)
-    env.filters[TRACK_FILTER] = _track_link
+    if origins is not None:  # only the HTML part has rewritten links
+        env.filters[TRACK_FILTER] = _link_filter(origins)
     return env
 
 
@@ -125,8 +152,8 @@ def _compile(directory: Path, name: str, subject: str, html_source: str | None, 
              track_opens: bool, track_clicks: bool) -> _Compiled:
     """Compiled once per process: every chunk task of a campaign in a worker reuses it (CSS inlining
     and compiling cost ~40 ms). The sources are part of the key, so an edited template recompiles."""
-    html_env, text_env = _environment(directory, True), _environment(directory, False)
     links = LinkTable()
+    html_env, text_env = _environment(directory, True, links.origins), _environment(directory, False)
     inline_each = False
     try:
         html = None
@@ -165,7 +192,8 @@ class CampaignTemplates:
     def render(self, recipient: Mapping[str, Any], helpers: Helpers = Helpers()) -> Rendered:
         context = {"subscriber": subscriber_context(recipient), "campaign": self.campaign,
                    "unsubscribe_url": helpers.unsubscribe_url, "view_url": helpers.view_url,
-                   "open_url": helpers.open_url, "click_url": helpers.click_url, _LINKER: helpers.link_url}
+                   "open_url": helpers.open_url, "click_url": helpers.click_url}
+        signer = _LINK_SIGNER.set(helpers.link_url)
         try:
             subject = " ".join(_render(self.subject, context, self._globals).split())
             context["subject"] = subject
@@ -177,6 +205,8 @@ class CampaignTemplates:
             raise RenderError(f"{type(exc).__name__}: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - e.g. {{ visits + 1 }} with one recipient's "many": fails that one
             raise RenderError(f"{type(exc).__name__}: {_ADDRESS.sub('<address>', str(exc))[:300]}") from None
+        finally:
+            _LINK_SIGNER.reset(signer)
 
 
 def _render(template: Template, variables: dict[str, Any], globals_: dict[Template, dict[str, Any]]) -> str:

@@ -16,7 +16,7 @@ from tasks.rules import Rule, blocked_by
 from tasks.validate import address_flags, check_addresses, field_errors
 
 SUBSCRIBER_COLUMNS = ["line", "email", "email_original", "first_name", "last_name", "status", "opted_in_at",
-                      "consent_source", "double_opt_in", "is_role_account", "is_disposable", "attributes"]
+                      "consent_source", "double_opt_in", "is_role_account", "is_disposable", "needs_smtputf8", "attributes"]
 QUARANTINE_SCHEMA = {"line": pl.Int64, "rule": pl.String, "reason": pl.String, "raw": pl.String}
 
 

@@ -27,7 +27,7 @@ from tasks.plan import campaign_dir, read_manifest
 from tasks.providers import provider_of
 from tasks.render import CampaignTemplates
 from tasks.shaping import ProviderLane
-from tasks.smtp import Outcome
+from tasks.smtp import ADDRESS, Outcome
 from tasks.suppress import SuppressionCheck, SuppressionLog
 from tasks.tokens import TokenSigner
 from tasks.transport import MX, dispatcher_for, prefect_rate_limit
@@ -62,7 +62,9 @@ def write_link_table(settings: Settings, spec: CampaignSpec, composer: Composer)
 
 
 def preflight(settings: Settings, spec: CampaignSpec, chunk: Path, sample: int) -> list[Envelope]:
-    """Compose the first `sample` recipients; any failure stops the campaign before it sends.
+    """Compose the first `sample` recipients; a template that fails for any of them stops the
+    campaign before it sends. A recipient whose address cannot be sent to (its template rendered)
+    fails alone when its chunk is sent, with the reason in the ledger.
 
     Runs once per send, before any chunk: the place to write the campaign's link table too.
     """
@@ -73,6 +75,8 @@ def preflight(settings: Settings, spec: CampaignSpec, chunk: Path, sample: int) 
     envelopes = []
     for row in pl.read_parquet(chunk, n_rows=sample).to_dicts():
         result = composer.compose(row)
+        if isinstance(result, Outcome) and result.cause == ADDRESS:
+            continue
         if isinstance(result, Outcome):
             raise NeedsAttention(
                 f"campaign {spec.campaign_id!r} not sent: subscriber {row['subscriber_id']} failed the "

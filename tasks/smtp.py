@@ -26,6 +26,10 @@ class Outcome:
     # Nothing of the message reached the server (no session, or the sender was refused): another
     # server may be tried at once without risking a second copy.
     unsent: bool = False
+    cause: str = ""  # ADDRESS: the recipient's address, not the campaign, is what failed
+
+
+ADDRESS = "address"
 
 
 def outcome_of_reply(code: int, message: str) -> Outcome:

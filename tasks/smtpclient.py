@@ -8,8 +8,8 @@ import ssl
 
 from mailflow.settings import Relay
 from tasks.message import Envelope
-from tasks.smtpwire import (MAX_REPLY_LINES, UNSAFE_ADDRESS, ProtocolError, Reply, SessionRefused, is_loopback,
-                            unsafe_address, wire_data)
+from tasks.smtpwire import (MAX_REPLY_LINES, NO_SMTPUTF8, UNSAFE_ADDRESS, ProtocolError, Reply, SessionRefused,
+                            is_loopback, unsafe_address, wire_data)
 from tasks.smtp import Outcome, outcome_of_error, outcome_of_reply, outcome_of_mail_refusal, outcome_of_session_refusal
 
 class PipeliningConnection:
@@ -49,6 +49,8 @@ class PipeliningConnection:
                 await self.close()  # recycle: long sessions meet per-connection limits on relays
             if self._writer is None:
                 await self._open()
+            if envelope.smtputf8 and "SMTPUTF8" not in self._extensions:
+                return NO_SMTPUTF8  # that recipient alone: the session stays for the next
             self._messages += 1
             reply = await self._transaction(envelope)
         except SessionRefused as exc:
@@ -219,12 +221,16 @@ class PipeliningConnection:
             params += f" SIZE={size}"
         if "8BITMIME" in self._extensions and not envelope.data.isascii():
             params += " BODY=8BITMIME"
+        if envelope.smtputf8:  # offered, or send() would not have got here
+            params += " SMTPUTF8"
         return f"MAIL FROM:<{envelope.sender}>{params}\r\n".encode("ascii")
 
     async def _transaction(self, envelope: Envelope) -> Reply:
         """MAIL, RCPT, DATA and the message; the first failing reply, or the final one."""
         size, data = wire_data(envelope.data)
-        commands = (self._mail_from(envelope, size), f"RCPT TO:<{envelope.recipient}>\r\n".encode("ascii"), b"DATA\r\n")
+        # UTF-8 only in a SMTPUTF8 transaction: unsafe_address() refused non-ASCII in any other
+        rcpt = f"RCPT TO:<{envelope.recipient}>\r\n".encode("utf-8" if envelope.smtputf8 else "ascii")
+        commands = (self._mail_from(envelope, size), rcpt, b"DATA\r\n")
         pipelining = "PIPELINING" in self._extensions
         self._began, self._stage = True, ""
         if pipelining:  # one write, then the three replies in order (RFC 2920 3.1)

@@ -8,14 +8,19 @@ from typing import NamedTuple
 
 from tasks.message import Envelope
 from tasks.mime import CrlfMessage
-from tasks.smtp import Outcome
+from tasks.smtp import ADDRESS, Outcome
 
 # Bare CR and LF become CRLF, as aiosmtplib does: a bare LF before a dot is how SMTP smuggling
 # ends a message early on servers that accept it, and RFC 5321 forbids sending them anyway.
 _LINE_ENDINGS = re.compile(rb"\r\n|\n|\r(?!\n)")
-# SMTPUTF8 is not supported yet, and these would end the address or the command line early.
+# These would end the address or the command line early; non-ASCII needs SMTPUTF8 (RFC 6531).
 UNSAFE_ADDRESS = re.compile(r"[\x00-\x1f\x7f<>]|[^\x00-\x7f]")
+UNSAFE_UTF8_ADDRESS = re.compile(r"[\x00-\x1f\x7f-\x9f<>\u2028\u2029]")
 MAX_REPLY_LINES = 100
+# RFC 6531 §3.2: a message that needs SMTPUTF8 is not sent to a server that does not offer it;
+# X.6.7: "non-ASCII addresses not permitted for that sender/recipient" (§3.7.4.1)
+NO_SMTPUTF8 = Outcome("failed", None, "5.6.7", "not sent: the recipient's address is non-ASCII and the relay does "
+                      "not offer SMTPUTF8 (RFC 6531)", unsent=True, cause=ADDRESS)
 
 
 class ProtocolError(Exception):
@@ -55,10 +60,11 @@ def wire_data(data: bytes) -> tuple[int, bytes]:
 
 def unsafe_address(envelope: Envelope) -> Outcome | None:
     """A failed outcome when an address could break the command line; the message is not sent."""
+    unsafe = UNSAFE_UTF8_ADDRESS if envelope.smtputf8 else UNSAFE_ADDRESS
     for role, address in (("sender", envelope.sender), ("recipient", envelope.recipient)):
-        if UNSAFE_ADDRESS.search(address):
-            return Outcome("failed", None, None,
-                           f"the {role} address has a line break, control, angle bracket or non-ASCII character")
+        if unsafe.search(address):
+            return Outcome("failed", None, None, f"the {role} address has a line break, control, angle bracket"
+                                                 f"{'' if envelope.smtputf8 else ' or non-ASCII'} character")
     if not envelope.recipient:
         return Outcome("failed", None, None, "the recipient address is empty")
     return None

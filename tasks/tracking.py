@@ -19,8 +19,12 @@ Rewriting happens once per campaign on the template source, not per recipient:
   that recipient's mail.
 
 A link whose host is computed (`{{ subscriber.website }}`) stays untracked: signing whatever a
-subscriber's data holds would hand out signed redirects to any host. mailto:, anchors and the
-helper URLs (`{{ unsubscribe_url }}` ...) stay as they are.
+subscriber's data holds would hand out signed redirects to any host. For the same reason the
+signer is out of the templates' reach: the rewritten href names the literal origin only by its
+index in the table this compile recorded (`{% filter mf_track_link(0) %}`), and the filter signs
+a rendered URL only when it starts with that origin; a template that calls the filter itself
+can sign nothing but URLs on origins its own hrefs spell out. mailto:, anchors and the helper
+URLs (`{{ unsubscribe_url }}` ...) stay as they are.
 """
 
 from __future__ import annotations
@@ -46,12 +50,18 @@ _URL_SAFE = ":/"  # with quote()'s own A-Za-z0-9-._~: the URL stays readable in 
 
 @dataclass
 class LinkTable:
-    urls: list[str] = field(default_factory=list)
+    urls: list[str] = field(default_factory=list)  # static links, by index (links.json)
+    origins: list[str] = field(default_factory=list)  # literal scheme://host of templated links, by index
 
     def index(self, url: str) -> int:
         if url not in self.urls:
             self.urls.append(url)
         return self.urls.index(url)
+
+    def origin_index(self, origin: str) -> int:
+        if origin not in self.origins:
+            self.origins.append(origin)
+        return self.origins.index(origin)
 
 
 def rewrite_links(source: str, links: LinkTable) -> str:
@@ -64,7 +74,7 @@ def rewrite_links(source: str, links: LinkTable) -> str:
             first_tag = _JINJA.search(raw.lstrip()).start()
             if origin is None or origin.end() > first_tag:
                 return match.group(0)
-            return (f"{prefix}{quote_char}{{% filter {TRACK_FILTER}({origin.group(0).lower()!r}) %}}"
+            return (f"{prefix}{quote_char}{{% filter {TRACK_FILTER}({links.origin_index(origin.group(0).lower())}) %}}"
                     f"{raw.strip()}{{% endfilter %}}{quote_char}")
         url = html.unescape(raw.strip())
         if not re.match(r"https?://", url, re.IGNORECASE):

@@ -1,6 +1,11 @@
-"""Address checks: a vectorised fast path for plain ASCII addresses, email-validator for the rest."""
+"""Address checks: a vectorised fast path for plain ASCII addresses, email-validator for the rest.
+
+sendable_address() is the one decision ingest and send share: an address ingest keeps can be sent.
+"""
 
 from __future__ import annotations
+
+import re
 
 import polars as pl
 from email_validator import EmailNotValidError, validate_email
@@ -11,9 +16,17 @@ from email_validator import EmailNotValidError, validate_email
 # which decides; a property test checks the fast path never accepts what it rejects.
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-FAST_PATTERN = rf"^{_ATEXT}+(?:\.{_ATEXT}+)*@(?:{_LABEL}\.)+[A-Za-z]{{2,63}}$"
+_FAST_ADDRESS = rf"{_ATEXT}+(?:\.{_ATEXT}+)*@(?:{_LABEL}\.)+[A-Za-z]{{2,63}}"
+FAST_PATTERN = f"^{_FAST_ADDRESS}$"
 # email-validator refuses special-use domains and IDNA-reserved label shapes: leave them to it.
 _SLOW_DOMAIN = r"(?i)(?:^|\.)(?:arpa|invalid|local|localhost|onion|test)$|--"
+_FAST_ONE, _SLOW_DOMAIN_ONE = re.compile(_FAST_ADDRESS), re.compile(_SLOW_DOMAIN)  # the same, one address at a time
+
+ASCII, SMTPUTF8 = "ascii", "smtputf8"  # how an address is sent: through any relay, or only with RFC 6531
+
+
+class UnsendableAddress(ValueError):
+    """No relay can take this address; the message says why (without the address)."""
 
 
 def fast_path_ok(emails: pl.Expr) -> pl.Expr:
@@ -29,6 +42,20 @@ def fast_path_ok(emails: pl.Expr) -> pl.Expr:
     )
 
 
+def sendable_address(address: str) -> str:
+    """ASCII when any relay can take the address; SMTPUTF8 when only a relay that offers SMTPUTF8
+    can (RFC 6531: a non-ASCII local part, or a domain IDNA could not turn into ASCII at ingest);
+    UnsendableAddress when none can. Ingest and send both ask this, so they never disagree."""
+    if len(address) <= 254 and _FAST_ONE.fullmatch(address):  # the vectorised fast path, one address at a time
+        local, _, domain = address.rpartition("@")
+        if len(local) <= 64 and not _SLOW_DOMAIN_ONE.search(domain):
+            return ASCII
+    _, error = check_address(address)
+    if error is not None:
+        raise UnsendableAddress(error)
+    return ASCII if address.isascii() else SMTPUTF8
+
+
 def check_address(address: str) -> tuple[str | None, str | None]:
     """(normalised address, None) when valid, else (None, the reason) — the reference check."""
     try:
@@ -39,17 +66,28 @@ def check_address(address: str) -> tuple[str | None, str | None]:
 
 
 def check_addresses(df: pl.DataFrame, column: str = "email") -> pl.DataFrame:
-    """Add `email_error` (null when valid): the fast path first, email-validator for the rest.
+    """Add `email_error` (null when sendable) and `needs_smtputf8`: the fast path first (plain
+    ASCII, sendable anywhere), sendable_address() for the rest.
 
-    Addresses arrive already canonical (tasks.normalise); email-validator only judges them.
+    Addresses arrive already canonical (tasks.normalise); this only judges them.
     """
     df = df.with_columns(_fast=fast_path_ok(pl.col(column)).fill_null(False))
     slow = df.filter(~pl.col("_fast")).get_column(column).to_list()
-    errors = [check_address(a)[1] if a else "missing_email: the email field is empty" for a in slow]
-    slow_err = pl.Series("email_error", errors, dtype=pl.String)
-    fast = df.filter(pl.col("_fast")).with_columns(email_error=pl.lit(None, pl.String))
-    rest = df.filter(~pl.col("_fast")).with_columns(slow_err)
+    verdicts = [_verdict(a) for a in slow]
+    slow_err = pl.Series("email_error", [error for error, _ in verdicts], dtype=pl.String)
+    slow_utf8 = pl.Series("needs_smtputf8", [utf8 for _, utf8 in verdicts], dtype=pl.Boolean)
+    fast = df.filter(pl.col("_fast")).with_columns(email_error=pl.lit(None, pl.String), needs_smtputf8=pl.lit(False))
+    rest = df.filter(~pl.col("_fast")).with_columns(slow_err, slow_utf8)
     return pl.concat([fast, rest]).sort("line").drop("_fast")
+
+
+def _verdict(address: str | None) -> tuple[str | None, bool]:
+    if not address:
+        return "missing_email: the email field is empty", False
+    try:
+        return None, sendable_address(address) == SMTPUTF8
+    except UnsendableAddress as exc:
+        return str(exc), False
 
 
 ROLE_ACCOUNTS = frozenset(

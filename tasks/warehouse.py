@@ -19,7 +19,7 @@ INPUT_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "line": pl.Int64(), "email": pl.String(), "email_original": pl.String(), "first_name": pl.String(),
         "last_name": pl.String(), "status": pl.String(), "opted_in_at": pl.Datetime("us", "UTC"),
         "consent_source": pl.String(), "double_opt_in": pl.String(), "is_role_account": pl.Boolean(),
-        "is_disposable": pl.Boolean(), "attributes": pl.String(),
+        "is_disposable": pl.Boolean(), "needs_smtputf8": pl.Boolean(), "attributes": pl.String(),
     },
     "input_quarantine": {"line": pl.Int64(), "rule": pl.String(), "reason": pl.String(), "raw": pl.String()},
     "input_ledger": {

@@ -10,6 +10,8 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
 
+import re  # noqa: E402
+from email.header import decode_header, make_header  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -60,3 +62,21 @@ def write_csv(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def unfolded(data: bytes, name: bytes) -> bytes:
+    """The raw value of header field `name` in a message, its CRLFs removed (RFC 5322 §2.2.3 unfolding)."""
+    field = re.search(rb"(?mi)^" + name + rb": (.*(?:\r\n[ \t].*)*)\r\n", data).group(1)
+    return field.replace(b"\r\n", b"")
+
+
+def rfc2047_display_name(data: bytes, name: bytes = b"To") -> str:
+    """The display name of a mailbox field as an RFC 2047 decoder reads it, which drops the white space
+    between encoded-words; CPython's parser keeps a space there (tasks/headers.py)."""
+    value = unfolded(data, name).decode("ascii")
+    if "<" not in value:
+        return ""
+    phrase = value.rsplit(" <", 1)[0]
+    if phrase.startswith('"'):
+        return re.sub(r"\\(.)", r"\1", phrase[1:-1])
+    return str(make_header(decode_header(phrase)))

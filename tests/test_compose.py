@@ -2,6 +2,7 @@
 
 import json
 import re
+from dataclasses import replace
 from email import message_from_bytes
 from email.policy import default
 
@@ -60,6 +61,59 @@ def test_links_are_signed_click_urls_and_the_table_lists_them(composer):
     assert 'style="color: #c00' in html and "<style>" not in html, "CSS inlined"
     text = message_from_bytes(composer.compose(ROW).data, policy=default).get_body(("plain",)).get_content()
     assert "Hello Ann" in text and "Sale (https://shop.example/sale?a=1&b=2)" in text, "text derived from the HTML"
+
+
+@pytest.fixture(scope="module")
+def dkim_key():
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from tasks.dkim import load_key
+
+    private = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    return load_key("example.com", "mf1", private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+
+
+@pytest.mark.parametrize("first_name", ["A" * 4000, "Jürgen " * 500 + "Müller", "日本語" * 700, "Ann " * 300 + "=?x?="])
+def test_long_names_and_subjects_fold_to_short_lines_that_verify_and_read_back(tmp_path, dkim_key, first_name):
+    import dkim
+
+    from tasks.dkim import DkimSigner, dns_record
+    from tests.conftest import rfc2047_display_name
+
+    (tmp_path / "t.html.j2").write_text(HTML)
+    spec = replace(SPEC, from_addr=f"{'Shop News ' * 20}<news@example.com>",
+                   subject="Spring sale for {{ subscriber.first_name }}: " + "everything must go " * 60)
+    templates = CampaignTemplates("t", spec.subject, {"name": "Spring", "id": "spring"}, tmp_path)
+    composer = Composer(spec, templates, TokenSigner("k"), "https://t.example", "bounces.example.com",
+                        DkimSigner(dkim_key))
+    data = composer.compose({**ROW, "first_name": first_name}).data
+    head = data.split(b"\r\n\r\n", 1)[0]
+    assert max(len(line) for line in head.split(b"\r\n")) <= 78
+    record = dns_record(dkim_key).encode()
+    assert dkim.verify(data, dnsfunc=lambda name, timeout=5: record if name == b"mf1._domainkey.example.com." else None)
+    msg = message_from_bytes(data, policy=default)
+    assert msg["Subject"] == " ".join(f"Spring sale for {first_name}: {'everything must go ' * 60}".split())
+    assert rfc2047_display_name(data) == f"{first_name} Lee"
+    assert rfc2047_display_name(data, b"From") == ("Shop News " * 20).strip()
+    assert msg["To"].addresses[0].addr_spec == "ann@example.com" and msg["From"].addresses[0].addr_spec == "news@example.com"
+
+
+def test_a_non_ascii_recipient_gets_a_utf8_header_that_verifies(tmp_path, dkim_key):
+    import dkim
+
+    from tasks.dkim import DkimSigner, dns_record
+
+    (tmp_path / "t.html.j2").write_text(HTML)
+    templates = CampaignTemplates("t", SPEC.subject, {"name": "Spring", "id": "spring"}, tmp_path)
+    composer = Composer(SPEC, templates, TokenSigner("k"), "https://t.example", "bounces.example.com", DkimSigner(dkim_key))
+    envelope = composer.compose({**ROW, "email": "josé@example.com", "first_name": "José"})
+    assert envelope.smtputf8 and envelope.recipient == "josé@example.com"
+    assert "To: =?utf-8?b?Sm9zw6kgTGVl?= <josé@example.com>\r\n".encode() in envelope.data  # RFC 6532 §3.2
+    record = dns_record(dkim_key).encode()
+    assert dkim.verify(envelope.data, dnsfunc=lambda name, timeout=5: record)
+    assert not composer.compose(ROW).smtputf8
 
 
 def test_failed_render_is_an_outcome_not_an_exception(composer):

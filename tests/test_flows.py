@@ -116,6 +116,27 @@ def test_send_and_retry_flows_with_the_global_rate_deferred_then_delivered(prefe
     assert retry_deferred(overrides=overrides) == {"chunks": 0}
 
 
+def test_a_campaign_with_one_non_ascii_recipient_sends_the_others(prefect_harness, home, tmp_path):
+    from flows.plan_campaign import plan_campaign
+    from flows.send_campaign import send_campaign
+    from mailflow.receiver import Receiver
+    from tasks.ingest import ingest_file
+    from tests.conftest import write_csv
+
+    emails = ["josé@example.com"] + [f"u{i}@example.com" for i in range(12)]  # first: in the dry run's sample
+    with connect(home / "mailflow.duckdb") as con:
+        ingest_file(con, write_csv(tmp_path / "s.csv", "email,first_name\n" + "".join(f"{e},N\n" for e in emails)))
+    campaign = tmp_path / "c.yaml"
+    campaign.write_text("name: utf8-news\nfrom: News <news@example.com>\ntemplate: newsletter\nsubject: Hi\n")
+    base = {"home": str(home), "tracking": {"secret": "s", "base_url": "https://t.example"}}
+    with Receiver(record=True, server_options={"enable_SMTPUTF8": False}) as rx:
+        overrides = {**base, "smtp": {"pools": {"default": {"relays": [f"127.0.0.1:{rx.port}"]}}}}
+        planned = plan_campaign(str(campaign), overrides=overrides)
+        sent = send_campaign(planned["campaign_id"], overrides=overrides)
+    assert (sent["delivered"], sent["failed"]) == (12, 1)
+    assert sorted(r for m in rx.received for r in m.recipients) == sorted(emails[1:])
+
+
 def read_artifacts(key: str, flow_run_id=None):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey

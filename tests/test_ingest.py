@@ -272,6 +272,17 @@ def test_role_and_disposable_addresses_are_flagged_or_rejected(con, tmp_path):
     assert result.quarantined == 2
 
 
+def test_a_non_ascii_local_part_is_kept_and_marked_as_needing_smtputf8(con, tmp_path):
+    from tasks.validate import SMTPUTF8, sendable_address
+
+    text = HEADER + "josé@example.com,A,B,JP\n日本@Bücher.example,A,B,JP\nann@example.com,A,B,JP\na..b@example.com,A,B,JP\n"
+    result = ingest_bytes(con, tmp_path, text.encode())
+    marks = con.execute("SELECT email, needs_smtputf8 FROM subscribers ORDER BY email").fetchall()
+    assert marks == [("ann@example.com", False), ("josé@example.com", True), ("日本@xn--bcher-kva.example", True)]
+    assert result.needs_smtputf8 == 2 and [r[2].split(":")[0] for r in quarantine(con)] == ["invalid_email"]
+    assert [sendable_address(email) == SMTPUTF8 for email, _ in marks] == [mark for _, mark in marks], "send agrees"
+
+
 def test_check_mx_quarantines_domains_that_cannot_receive_mail(con, tmp_path):
     from tasks.dns import make_resolver
     from tests.dnsstub import DnsStub

@@ -1,17 +1,19 @@
 """The direct MIME writer reads back like the email package's own messages; tokens are tamper-proof."""
 
 import base64
+import re
 from email import message_from_bytes
-from email.header import decode_header, make_header
-from email.policy import compat32, default
+from email.policy import default
 
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from tasks.headers import encode_mailbox, encode_text
 from tasks.message import HeaderInjection, build_message
-from tasks.mime import Multipart, _short_lines, build_mime, encode_mailbox, encode_text
+from tasks.mime import Multipart, _short_lines, build_mime
 from tasks.tokens import BadToken, TokenSigner, _encode, campaign_digest
+from tests.conftest import rfc2047_display_name
 
 TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=300)
 
@@ -22,14 +24,6 @@ def parse(data: bytes):
 
 def content(msg, kind):
     return msg.get_body((kind,)).get_content().replace("\r\n", "\n")
-
-
-def display_name(data: bytes) -> str:
-    raw = message_from_bytes(data, policy=compat32)["To"]
-    phrase = " ".join(raw.split("\r\n")).rsplit(" <", 1)[0] if "<" in raw else ""
-    if phrase.startswith('"'):  # an ASCII quoted-string
-        return phrase[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-    return str(make_header(decode_header(phrase)))
 
 
 def lf(text: str) -> str:
@@ -54,7 +48,7 @@ def test_direct_writer_parses_back_like_the_reference(subject, name, text, html)
     # CPython's modern parser adds a space between adjacent encoded-words in a display name
     # (it does so for EmailMessage's own output too), so the name is checked with the
     # RFC 2047 decoder instead.
-    assert display_name(build_mime(headers, text, html)) == name
+    assert rfc2047_display_name(build_mime(headers, text, html)) == name
     assert ours["To"].addresses[0].addr_spec == "ann@example.com"
     assert [p.get_content_type() for p in ours.iter_parts()] == [p.get_content_type() for p in reference.iter_parts()]
     assert content(ours, "plain") == lf(text) and content(ours, "html") == lf(html)
@@ -76,10 +70,64 @@ def test_text_only_message_and_quoted_printable_fallback():
 @pytest.mark.parametrize("name,address", [("Eve\r\nBcc: x@y.z", "a@b.c"), ("Eve\x85Bcc: x@y.z", "a@b.c"), ("Eve\u2028x", "a@b.c"), ("Eve", "a@b.c\r\nBcc: x@y.z"), ("", "üser@example.com"),
                                           ("", "a b@example.com"), ("", "<a@b.c>")])
 def test_mailbox_refuses_injection_and_non_ascii_addresses(name, address):
-    from tasks.mime import check
+    from tasks.headers import check
 
     with pytest.raises(HeaderInjection):
         encode_mailbox(check("To", name), check("To", address))
+
+
+_HEADER_SAFE = st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Zl", "Zp"))
+HEADER_VALUES = st.one_of(
+    st.text(_HEADER_SAFE, max_size=400),  # any Unicode
+    st.text(st.sampled_from("abcXYZ019.-'\"()<>,;:@=?_ "), max_size=600),  # ASCII with spaces and specials
+    st.text(st.sampled_from("ab= "), max_size=120).map(lambda s: s.replace("= ", "=?")),  # encoded-word look-alikes
+    st.builds(lambda word, n: " ".join([word] * n), st.text(st.sampled_from("aé日"), min_size=1, max_size=90),
+              st.integers(1, 60)),  # long words, repeated
+    st.text(st.sampled_from("x日"), min_size=70, max_size=4000),  # no space at all
+)
+LONG_CASES = ["x" * 4000, "Spring sale: " + "everything must go " * 60, "日本語の件名" * 300, "é" * 1210,
+              "Ünïcode — sale " * 10, " leading", "  two leading", "trailing ", "a  b", "=?utf-8?q?x?=",
+              "a=?x?=b and =?", " ", "", "x" * 77, "x" * 78, "x" * 69, "x" * 70, "\tab"]
+
+
+def assert_folded(head: bytes) -> None:
+    lines = head.split(b"\r\n")
+    assert all(len(line) <= 78 for line in lines), max(lines, key=len)
+    assert all(line.strip(b" \t") for line in lines[1:] if line), "no line of white space only"
+    assert all(len(word) <= 75 for word in re.findall(rb"=\?utf-8\?b\?[^?]*\?=", head)), "RFC 2047 §2"
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=HEADER_VALUES)
+@example(value="x" * 4000)
+def test_a_subject_of_any_length_folds_within_78_octets_and_reads_back_the_same(value):
+    for case in [value, *LONG_CASES] if value == "x" * 4000 else [value]:
+        head = f"Subject: {encode_text(case, len('Subject: '))}\r\n".encode()
+        assert_folded(head)
+        assert parse(head + b"From: a@example.com\r\n\r\nbody\r\n")["Subject"] == case
+        for raw in re.findall(rb"=\?utf-8\?b\?([^?]*)\?=", head):  # each word decodes alone: whole characters
+            base64.b64decode(raw).decode("utf-8")
+
+
+@settings(max_examples=400, deadline=None)
+@given(name=HEADER_VALUES.filter(lambda name: "\t" not in name))
+@example(name="A" * 4000)
+@example(name="Ann " * 1000)
+@example(name='Ann "The Boss" O\'Neil, ' * 100)
+@example(name="Jürgen Müller-Lüdenscheidt " * 40)
+@example(name=" Ann")
+@example(name="Ann  Lee")
+def test_a_display_name_of_any_length_folds_within_78_octets_and_reads_back_the_same(name):
+    address = "ann.lee@example.com"
+    head = f"To: {encode_mailbox(name, address, len('To: '))}\r\n".encode()
+    assert_folded(head)
+    msg = parse(head + b"From: a@example.com\r\n\r\nbody\r\n")
+    assert msg["To"].addresses[0].addr_spec == address
+    if name:
+        assert rfc2047_display_name(head) == name
+    words = re.findall(rb"=\?utf-8\?b\?", head)
+    if len(words) <= 1 and "  " not in name:  # CPython's reading of encoded names: see tasks/headers.py
+        assert msg["To"].addresses[0].display_name == name
 
 
 def test_tokens_round_trip_and_refuse_tampering():

@@ -52,11 +52,27 @@ def test_undefined_field_fails_instead_of_sending_blanks(tmp_path):
         "{{ ''.__class__.__mro__[1].__subclasses__() }}",
         "{{ campaign.update({'name': 'x'}) }}",
         "{{ cycler.__init__.__globals__.os }}",
+        "{{ self._TemplateReference__context }}",
+        "{{ namespace.__init__.__globals__ }}",
+        "{{ joiner.__call__.__globals__ }}",
+        "{{ lipsum.__globals__ }}",
+        "{{ click_url.__closure__ }}",
+        "{{ '{0.__class__}'.format(1) }}",
+        "{{ '{0.__class__}'|attr('format')(1) }}",
+        "{{ range(1000000)|length }}",
     ],
 )
 def test_sandbox_refuses_escapes(tmp_path, payload):
     with pytest.raises(RenderError):
         templates(tmp_path, text=payload).render({"first_name": "A"})
+
+
+@pytest.mark.parametrize("payload", ["{{ ('x' * 10 ** 8)|length }}", "{{ ([0] * 10 ** 8)|length }}",
+                                     "{{ (10 ** (10 ** 7)) % 7 }}"])
+def test_one_operator_cannot_ask_a_template_for_gigabytes(tmp_path, payload):
+    with pytest.raises(RenderError, match="too large"):
+        templates(tmp_path, text=payload).render({"first_name": "A"})
+    assert templates(tmp_path, text="{{ 'ab' * 3 }} {{ 2 ** 10 }} {{ [0] * 2 }}").render({"first_name": "A"}).text == "ababab 1024 [0, 0]"
 
 
 def test_subject_is_one_line(tmp_path):

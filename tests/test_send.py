@@ -2,16 +2,19 @@
 
 import asyncio
 import json
+from dataclasses import replace
+from email import message_from_string
+from email.policy import default
 
 import polars as pl
 import pytest
 
 from mailflow.receiver import Receiver, free_port
-from mailflow.settings import Relay
+from mailflow.settings import Relay, load_settings
 from tasks.campaign import CampaignSpec
 from tasks.ledger import LedgerWriter, ledger_path, logged_subscribers
 from tasks.message import Envelope
-from tasks.send import send_chunk
+from tasks.send import preflight, send_chunk
 from tasks.smtp import outcome_of_reply
 from tests.reference_pool import deliver_all
 
@@ -124,6 +127,50 @@ def test_an_unencodable_address_fails_that_recipient_and_the_chunk_finishes(sett
     counts = asyncio.run(asyncio.wait_for(send_chunk(settings, SPEC, chunk), 60))
     assert counts["delivered"] + counts.get("failed", 0) == 3
     assert len(ledger(settings)) == 3
+
+
+def relay_settings(home, port):
+    return load_settings(overrides={"home": str(home), "smtp": {"pools": {"default": {"relays": [f"127.0.0.1:{port}"]}}},
+                                    "tracking": {"secret": "test-secret", "base_url": "https://t.example"}}, environ={})
+
+
+@pytest.mark.parametrize("smtputf8", [True, False], ids=["relay with SMTPUTF8", "relay without"])
+def test_a_non_ascii_recipient_goes_with_smtputf8_or_fails_alone_and_never_stops_the_campaign(home, tmp_path, smtputf8):
+    emails = ["josé@example.com", "a@example.com", "日本@example.com", "b@example.com"]
+    with Receiver(record=True, server_options={"enable_SMTPUTF8": smtputf8}) as rx:
+        settings = relay_settings(home, rx.port)
+        chunk = write_chunk(tmp_path / "c.parquet", emails, names=["José", "Ann", "Hana", "Bob"])
+        assert len(preflight(settings, SPEC, chunk, 20)) == 4, "the dry run composes them all and stops nothing"
+        counts = asyncio.run(send_chunk(settings, SPEC, chunk))
+    records = {r["subscriber_id"]: r for r in ledger(settings)}
+    received = {m.recipients[0]: m for m in rx.received}
+    if smtputf8:
+        assert counts["delivered"] == 4 and sorted(received) == sorted(emails)
+        msg = message_from_string(received["josé@example.com"].data.decode("utf-8"), policy=default)  # RFC 6532
+        assert (msg["To"].addresses[0].addr_spec, msg["To"].addresses[0].display_name) == ("josé@example.com", "José")
+        assert "SMTPUTF8" in received["josé@example.com"].mail_options
+        assert "SMTPUTF8" not in received["a@example.com"].mail_options
+    else:
+        assert (counts["delivered"], counts["failed"]) == (2, 2) and sorted(received) == ["a@example.com", "b@example.com"]
+        for sid in (1, 3):
+            assert (records[sid]["status"], records[sid]["enhanced_status"]) == ("failed", "5.6.7")
+            assert "SMTPUTF8" in records[sid]["detail"] and "@" not in records[sid]["detail"]
+
+
+def test_the_dry_run_stops_for_a_template_error_not_for_an_address_no_relay_takes(home, tmp_path):
+    from mailflow.errors import NeedsAttention
+
+    with Receiver(record=True) as rx:
+        settings = relay_settings(home, rx.port)
+        chunk = write_chunk(tmp_path / "c.parquet", ["a..b@example.com", "a@example.com"])
+        assert len(preflight(settings, SPEC, chunk, 20)) == 1
+        counts = asyncio.run(send_chunk(settings, SPEC, chunk))
+        broken = replace(SPEC, subject="{{ subscriber.no_such_field }}")
+        with pytest.raises(NeedsAttention, match="failed the dry-run render.*UndefinedError"):
+            preflight(settings, broken, chunk, 20)
+    assert (counts["delivered"], counts["failed"]) == (1, 1)
+    failed = next(r for r in ledger(settings) if r["status"] == "failed")
+    assert failed["subscriber_id"] == 1 and failed["detail"].startswith("the address cannot be sent to: invalid_email")
 
 
 def test_an_error_while_feeding_fails_the_send_instead_of_hanging():

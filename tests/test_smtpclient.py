@@ -301,6 +301,23 @@ def test_unsafe_addresses_fail_without_sending(sender, recipient):
     assert [(m.sender, m.recipients) for m in rx.received] == [(SENDER, ["reader1@example.com"])]
 
 
+@pytest.mark.parametrize("pipelining", [False, True])
+def test_a_non_ascii_recipient_goes_with_smtputf8_or_fails_alone(pipelining):
+    utf8 = Envelope(SENDER, "josé@example.com", "To: josé@example.com\r\nSubject: x\r\n\r\nHola\r\n".encode(),
+                    smtputf8=True)
+    with Receiver(record=True, pipelining=pipelining, server_options={"enable_SMTPUTF8": True}) as rx:
+        outcomes = send_all(PipeliningConnection(relay(rx), HELO, 5.0), [good(0), utf8, good(1)])
+    assert [key(o) for o in outcomes] == [DELIVERED] * 3
+    assert rx.received[1].recipients == ["josé@example.com"] and rx.received[1].data == utf8.data
+    assert "SMTPUTF8" in rx.received[1].mail_options and "SMTPUTF8" not in rx.received[0].mail_options
+    with Receiver(record=True, pipelining=pipelining, server_options={"enable_SMTPUTF8": False}) as rx:
+        outcomes = send_all(PipeliningConnection(relay(rx), HELO, 5.0), [good(0), utf8, good(1)])
+    assert [key(o) for o in outcomes] == [DELIVERED, ("failed", None, "5.6.7"), DELIVERED]
+    assert "SMTPUTF8" in outcomes[1].detail and "@" not in outcomes[1].detail
+    assert [m.recipients for m in rx.received] == [["reader0@example.com"], ["reader1@example.com"]]
+    assert rx.quits == 1, "the session went on after the refusal"
+
+
 def test_deliver_all_takes_a_connection_factory():
     made: list[PipeliningConnection] = []
 

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from tasks.sqlfiles import parse_queries, queries
+from tasks.sqlfiles import parse_queries, queries, schema_migrations
 from tasks.warehouse import INPUT_SCHEMAS, empty_input, migrate
 
 
@@ -46,7 +46,7 @@ def test_every_named_query_prepares(con):
 def test_migrate_is_idempotent_and_recorded(con):
     assert migrate(con) == []
     versions = [r[0] for r in con.execute("SELECT version FROM schema_migrations").fetchall()]
-    assert versions == [1, 2, 3]
+    assert versions == [v for v, _, _ in schema_migrations() if v]
     tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
     assert {"subscribers", "quarantine", "lists", "list_memberships", "suppressions", "campaigns",
             "campaign_recipients", "deliveries", "campaign_stats"} <= tables

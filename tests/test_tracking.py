@@ -100,7 +100,35 @@ def test_rewriting_keeps_what_it_does_not_track():
               '<a href="https://{{ host }}/x">h</a><a href="https://a.example{{ path }}">p</a>')
     assert rewrite_links(source, LinkTable()) == source
     rewritten = rewrite_links('<a href="https://A.example/{% if x %}y{% endif %}">c</a>', LinkTable())
-    assert "{% filter mf_track_link('https://a.example') %}https://A.example/{% if x %}y{% endif %}" in rewritten
+    assert "{% filter mf_track_link(0) %}https://A.example/{% if x %}y{% endif %}" in rewritten
+
+
+HOSTILE = {
+    "the signer, by the name it once had": "{{ _mf_link_url('https://evil.example/login') }}",
+    "the link filter, given a host": "{% filter mf_track_link('https://evil.example') %}https://evil.example/a{% endfilter %}",
+    "the link filter, given a host from data":
+        "{% filter mf_track_link(subscriber.website[:20]) %}{{ subscriber.website }}{% endfilter %}",
+    "the link filter on a URL from data": "{% filter mf_track_link(0) %}{{ subscriber.website }}{% endfilter %}",
+    "the link filter as an expression": "{{ subscriber.website | mf_track_link(0) }}",
+    "an origin index from data": "{% filter mf_track_link(subscriber.n) %}https://evil.example/b{% endfilter %}",
+}
+
+
+@pytest.mark.parametrize("payload", HOSTILE.values(), ids=HOSTILE.keys())
+def test_a_template_signs_only_urls_on_the_literal_origins_of_its_own_links(tmp_path, payload):
+    (tmp_path / "t.html.j2").write_text(f'<a href="https://shop.example/u/{{{{ subscriber.subscriber_id }}}}">me</a>'
+                                        f"<p>{payload}</p>")
+    (tmp_path / "t.txt.j2").write_text("hi")
+    templates = CampaignTemplates("t", "Hi", {}, tmp_path, track_clicks=True)
+    composed = Composer(SPEC, templates, TokenSigner("k"), "https://t.example", "bounces.example.com").compose(
+        {**ROW, "attributes": '{"website": "https://evil.example/x", "n": 0}'})
+    if not hasattr(composed, "data"):  # refused: the dry run stops, saying why
+        assert composed.status == "failed" and "_mf_link_url" in composed.detail
+        return
+    body = message_from_bytes(composed.data, policy=default).get_body(("html",)).get_content()
+    signed = [verify_redirect(TokenSigner("k"), urlsplit(html.unescape(link)).query)[1]
+              for link in re.findall(r'https://t\.example/r\?[^"<\s]+', body)]
+    assert signed and all(url == "https://shop.example/u/42" for url in signed), signed
 
 
 def test_without_a_signer_templated_links_render_as_written(tmp_path):

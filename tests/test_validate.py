@@ -4,7 +4,10 @@ import polars as pl
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from tasks.validate import check_address, check_addresses, fast_path_ok
+from tasks.headers import encode_mailbox
+from tasks.message import Envelope
+from tasks.smtpwire import unsafe_address
+from tasks.validate import SMTPUTF8, UnsendableAddress, check_address, check_addresses, fast_path_ok, sendable_address
 
 ATOM = st.text(alphabet="abcXYZ019.-_+'!#~@ \"é", min_size=0, max_size=20)
 
@@ -36,3 +39,24 @@ def test_fast_path_first_email_validator_for_the_rest():
     errors = check_addresses(df)["email_error"].to_list()
     assert errors[0] is None and errors[1] is None
     assert errors[2].startswith("invalid_email") and errors[3].startswith("missing_email")
+
+
+@given(local=ATOM, domain=st.text(alphabet="abc019.-XYZé_日", min_size=0, max_size=30))
+@example(local="josé", domain="example.com")
+@example(local="ann", domain="exämple.com")
+@example(local="a..b", domain="example.com")
+@example(local="日本", domain="example.jp")
+@settings(max_examples=400, deadline=None)
+def test_ingest_and_send_agree_on_every_address(local, domain):
+    address = f"{local}@{domain}"
+    kept = check_addresses(pl.DataFrame({"email": [address], "line": [1]})).row(0, named=True)
+    try:
+        verdict = sendable_address(address)
+    except UnsendableAddress as exc:
+        assert kept["email_error"] == str(exc)
+        return
+    assert kept["email_error"] is None and kept["needs_smtputf8"] == (verdict == SMTPUTF8)
+    # and what ingest keeps, the header writer and the SMTP client take (non-ASCII only with SMTPUTF8)
+    encode_mailbox("Ann", address, 4, utf8=verdict == SMTPUTF8)
+    assert unsafe_address(Envelope("b@example.com", address, b"x", smtputf8=verdict == SMTPUTF8)) is None
+    assert verdict == SMTPUTF8 or address.isascii()

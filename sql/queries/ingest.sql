@@ -40,7 +40,7 @@ decided AS (
 final AS (
     SELECT
         email, email_original, first_name, last_name, new_status, opted_in_at, consent_source, double_opt_in,
-        is_role_account, is_disposable, attributes::JSON AS attributes,
+        is_role_account, is_disposable, needs_smtputf8, attributes::JSON AS attributes,
         subscriber_id IS NOT NULL AS known,
         (subscriber_id IS NOT NULL) AND (
             new_status IS DISTINCT FROM old_status
@@ -59,11 +59,13 @@ SELECT * FROM final;
 
 -- name: count_subscriber_changes
 -- rows read = accepted + updated + unchanged + quarantined: these are the first three.
+-- needs_smtputf8: the file's addresses only an SMTPUTF8 relay can take (the summary says so).
 SELECT
     count(*) FILTER (WHERE NOT known) AS accepted,
     count(*) FILTER (WHERE known AND changed) AS updated,
     count(*) FILTER (WHERE known AND NOT changed) AS unchanged,
-    count(*) FILTER (WHERE resubscribe_refused) AS resubscribes_refused
+    count(*) FILTER (WHERE resubscribe_refused) AS resubscribes_refused,
+    count(*) FILTER (WHERE needs_smtputf8) AS needs_smtputf8
 FROM staged_subscriber_changes;
 
 -- name: update_subscribers
@@ -80,6 +82,7 @@ UPDATE subscribers AS s SET
     double_opt_in = coalesce(c.double_opt_in, s.double_opt_in),
     is_role_account = c.is_role_account,
     is_disposable = c.is_disposable,
+    needs_smtputf8 = c.needs_smtputf8,
     updated_at = now()
 FROM staged_subscriber_changes AS c
 WHERE s.email = c.email AND c.known AND c.changed;
@@ -88,10 +91,11 @@ WHERE s.email = c.email AND c.known AND c.changed;
 -- Only addresses the stage found absent: with one writer per warehouse, this keeps
 -- subscribers.email unique without an index (see sql/schema/002_ingest.sql).
 INSERT INTO subscribers (email, email_original, first_name, last_name, status, status_changed_at,
-                         opted_in_at, consent_source, double_opt_in, is_role_account, is_disposable, attributes)
+                         opted_in_at, consent_source, double_opt_in, is_role_account, is_disposable, needs_smtputf8,
+                         attributes)
 SELECT email, email_original, first_name, last_name, new_status,
        CASE WHEN new_status <> 'active' THEN now() END,
-       opted_in_at, consent_source, double_opt_in, is_role_account, is_disposable, attributes
+       opted_in_at, consent_source, double_opt_in, is_role_account, is_disposable, needs_smtputf8, attributes
 FROM staged_subscriber_changes
 WHERE NOT known;
 
