@@ -26,6 +26,7 @@ def request_stop(home: Path, campaign_id: str, reason: str) -> None:
     signalled (Ctrl-C reaches the whole process group, `kill PID` only the command).
     """
     path = stop_path(home, campaign_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{STOP_FILE}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps({"reason": reason, "pid": os.getpid(), "at": datetime.now(timezone.utc).isoformat()}))
     os.replace(tmp, path)
