@@ -8,7 +8,7 @@ from flows.aggregate_engagement import aggregate_engagement
 from flows.ingest import ingest
 from flows.plan_campaign import plan_campaign
 from flows.send_campaign import send_campaign
-from mailflow import SAMPLES_DIR
+from mailflow import SAMPLES_DIR, interrupt
 from mailflow.demo import REJECTED_DOMAIN, demo_overrides, demo_secret
 from mailflow.receiver import USER_UNKNOWN, Receiver
 from mailflow.settings import load_settings
@@ -16,6 +16,7 @@ from tasks.report import report_from_warehouse
 
 @flow(name="demo")
 def demo(config: str | None = None, overrides: dict | None = None) -> dict:
+    interrupt.rearm()  # Prefect's engine has just put its own SIGTERM handler in place
     settings = load_settings(config, overrides)
     maildir = settings.home / "maildir"
     with Receiver(maildir=maildir, replies={REJECTED_DOMAIN: USER_UNKNOWN}) as receiver:

@@ -1,13 +1,13 @@
-"""Flow glue: follow a send while its chunks run, keeping a progress artifact and a live table current."""
+"""Flow glue: run a send's chunks a few at a time, keeping a progress artifact and a live table current."""
 
 from __future__ import annotations
 
 import json
 import queue
-from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
@@ -19,6 +19,7 @@ from tasks.plan import read_manifest
 from tasks.tally import LedgerTally, Tally, ledger_tally, table_rows
 
 STATUSES = ("delivered", "deferred", "bounced", "failed", "in_doubt", "skipped")
+T = TypeVar("T")
 POLL_SECONDS = 3.0  # a poll reads only new ledger bytes (tasks/tally.py), each refresh is two API calls
 
 
@@ -26,31 +27,46 @@ def outcome_rows(counts: Counter) -> list[dict[str, Any]]:
     return [{"outcome": status, "recipients": counts.get(status, 0)} for status in STATUSES]
 
 
-def follow_chunks(home: Path, campaign_id: str, futures: Iterable[PrefectFuture],
-                  poll_seconds: float | None = None) -> Iterator[dict[str, int]]:
-    """Yield each chunk's counts as it finishes; meanwhile, every `poll_seconds`, tally the
-    ledger into the progress artifact (recipients with an outcome / audience) and the live table."""
-    futures, poll_seconds = list(futures), poll_seconds or POLL_SECONDS
+def follow_chunks(home: Path, campaign_id: str, submit: Callable[[Path], PrefectFuture], chunks: Iterable[Path],
+                  window: int, stop: Callable[[], bool], poll_seconds: float | None = None) -> Iterator[dict[str, int]]:
+    """Send the chunks through `submit`, at most `window` at a time, none once `stop()` says so;
+    yield each chunk's counts as it finishes. Meanwhile, every `poll_seconds`, tally the ledger
+    into the progress artifact (recipients with an outcome / audience) and the live table."""
     live = LiveArtifacts(campaign_id, ledger_tally(home, campaign_id), read_manifest(home, campaign_id)["audience_size"])
-    finished: queue.Queue[PrefectFuture] = queue.Queue()
-    for future in futures:  # one callback each: a timed wait() would add one per future per poll
-        future.add_done_callback(finished.put)
     total: Counter = Counter()
     try:
-        for _ in futures:
-            while True:
-                try:
-                    future = finished.get(timeout=poll_seconds)
-                    break
-                except queue.Empty:
-                    live.refresh()
-            counts = future.result()
+        for counts in in_window(submit, chunks, window, stop, live.refresh, poll_seconds or POLL_SECONDS):
             total.update(counts)
             yield counts
-    finally:  # also when a chunk failed: the artifacts show where the send stopped
+    finally:  # also when a chunk failed or the send was interrupted: the artifacts show where it stopped
         live.refresh()
     create_table_artifact(outcome_rows(total), key=f"send-{campaign_id}-outcomes",
                           description=f"Outcomes of campaign {campaign_id} (this run)")
+
+
+def in_window(submit: Callable[[T], PrefectFuture], items: Iterable[T], window: int, stop: Callable[[], bool],
+              idle: Callable[[], object] = lambda: None, poll_seconds: float = POLL_SECONDS) -> Iterator[Any]:
+    """Submit the items, at most `window` running at once, and yield their results as they finish.
+
+    Submitting only as workers free up (not all at once, as map() does) is what lets a stop
+    request hold: an item not yet submitted is never started, while one queued in the task
+    runner would start whatever the flow decides. `idle` runs every `poll_seconds` of waiting.
+    """
+    pending, running = deque(items), 0
+    finished: queue.Queue[PrefectFuture] = queue.Queue()
+    while True:
+        while pending and running < window and not stop():
+            submit(pending.popleft()).add_done_callback(finished.put)  # one callback each: no polling of futures
+            running += 1
+        if not running:
+            return
+        try:
+            future = finished.get(timeout=poll_seconds)
+        except queue.Empty:
+            idle()
+            continue
+        running -= 1
+        yield future.result()
 
 
 class LiveArtifacts:

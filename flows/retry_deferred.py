@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
-import os
-
-from prefect import flow, unmapped
+from prefect import flow
 from prefect.task_runners import ProcessPoolTaskRunner
 
+from flows.progress import in_window
+from flows.send_campaign import WORKERS
+from mailflow import interrupt
+from mailflow.errors import Interrupted
 from mailflow.settings import load_settings
+from tasks.control import stop_watch
 from tasks.report import sum_counts
 from tasks.retry import deferred_chunks_task
 from tasks.send import send_chunk_task
 
 
-@flow(name="retry_deferred", task_runner=ProcessPoolTaskRunner(max_workers=os.cpu_count() or 2))
+@flow(name="retry_deferred", task_runner=ProcessPoolTaskRunner(max_workers=WORKERS, initializer=interrupt.stop_on_signal))
 def retry_deferred(campaign_id: str | None = None, config: str | None = None, overrides: dict | None = None) -> dict:
+    interrupt.rearm()  # Prefect's engine has just put its own SIGTERM handler in place
     settings = load_settings(config, overrides)
     work = deferred_chunks_task(settings, campaign_id)
-    futures = send_chunk_task.map(unmapped(settings), [spec for spec, _ in work], [chunk for _, chunk in work],
-                                  retry=unmapped(True))
-    return sum_counts(f.result() for f in futures) | {"chunks": len(work)}
+    stop = stop_watch(settings.home, [spec.campaign_id for spec, _ in work])
+    counts = sum_counts(in_window(lambda job: send_chunk_task.submit(settings, *job, retry=True), work, WORKERS, stop))
+    if stop():
+        raise Interrupted("the retry was interrupted")
+    return counts | {"chunks": len(work)}

@@ -4,21 +4,32 @@ from __future__ import annotations
 
 import os
 
-from prefect import flow, unmapped
+from prefect import flow
 from prefect.task_runners import ProcessPoolTaskRunner
 
+from mailflow import interrupt
+from mailflow.errors import Interrupted
 from mailflow.settings import load_settings
 from flows.progress import follow_chunks
+from tasks.control import stop_watch
 from tasks.report import sum_counts
 from tasks.send import load_plan_task, preflight_task, send_chunk_task
 
+WORKERS = os.cpu_count() or 2
+
 
 # Composing (render, MIME, DKIM) is CPU work: one process per core, each with its own SMTP pool.
-@flow(name="send_campaign", task_runner=ProcessPoolTaskRunner(max_workers=os.cpu_count() or 2))
+# In the workers a signal only stops taking recipients (the command itself decides when to exit).
+@flow(name="send_campaign", task_runner=ProcessPoolTaskRunner(max_workers=WORKERS, initializer=interrupt.stop_on_signal))
 def send_campaign(campaign_id: str, config: str | None = None, overrides: dict | None = None) -> dict:
+    interrupt.rearm()  # Prefect's engine has just put its own SIGTERM handler in place
     settings = load_settings(config, overrides)
+    stop = stop_watch(settings.home, [campaign_id])
     spec, chunks = load_plan_task(settings, campaign_id)
-    if chunks:
+    if chunks and not stop():
         preflight_task(settings, spec, chunks[0])
-    futures = send_chunk_task.map(unmapped(settings), unmapped(spec), chunks)
-    return sum_counts(follow_chunks(settings.home, campaign_id, futures))
+    counts = sum_counts(follow_chunks(settings.home, campaign_id, lambda chunk: send_chunk_task.submit(settings, spec, chunk),
+                                      chunks, WORKERS, stop))
+    if stop():
+        raise Interrupted(f"the send of campaign {campaign_id!r} was interrupted")
+    return counts

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import click
 
-from mailflow import prefect_env
-from mailflow.errors import MailflowError, NeedsAttention
+from mailflow import interrupt, prefect_env
+from mailflow.errors import Interrupted, MailflowError, NeedsAttention
 from mailflow.cli_lists import lists
 from mailflow.context import Context, pass_ctx
 from mailflow.output import ProgressBar, print_demo, print_ingest, print_retry, print_rows, print_send
@@ -149,9 +149,17 @@ def send(ctx: Context, campaign: str, dry_run: int | None, no_progress: bool) ->
     load_plan(ctx.settings(), campaign)  # fail fast on an unplanned campaign
     from flows.send_campaign import send_campaign
 
+    sending(ctx)
     with send_progress(ctx, campaign, no_progress):
         result = send_campaign(campaign, ctx.config, ctx.overrides)
     ctx.emit(result, print_send)
+
+
+def sending(ctx: Context) -> None:
+    """Before a command sends: Ctrl-C or SIGTERM then stops it cleanly (exit 130; running it again
+    resumes), and the Prefect server it starts is not stopped by the same Ctrl-C."""
+    interrupt.install(ctx.settings().send.interrupt_grace)
+    prefect_env.start_server()
 
 
 def send_progress(ctx: Context, campaign: str, no_progress: bool):
@@ -172,6 +180,7 @@ def retry(ctx: Context, campaign: str | None) -> None:
     """Resend deferred recipients whose back-off has elapsed; give up on those deferred too long."""
     from flows.retry_deferred import retry_deferred
 
+    sending(ctx)
     ctx.emit(retry_deferred(campaign, ctx.config, ctx.overrides), print_retry)
 
 
@@ -226,6 +235,7 @@ def demo(ctx: Context) -> None:
     """The whole loop on sample data with embedded defaults, ending in a report."""
     from flows.demo import demo as flow
 
+    sending(ctx)
     ctx.emit(flow(ctx.config, ctx.overrides), print_demo)
 
 
@@ -235,7 +245,18 @@ cli.add_command(lists)
 def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        cli.main(args=argv, prog_name="mailflow", standalone_mode=False)
+        try:
+            cli.main(args=argv, prog_name="mailflow", standalone_mode=False)
+        except BaseException as exc:
+            if interrupt.requested() and not isinstance(exc, Interrupted):
+                # Whatever broke while a stop request wound the command down is no bug to report.
+                raise Interrupted("stopped on request") from exc
+            raise
+    except Interrupted:
+        if debug:
+            traceback.print_exc()
+        interrupt.say()
+        return interrupt.EXIT_STATUS
     except click.exceptions.Abort:
         click.echo("mailflow: aborted", err=True)
         return 1

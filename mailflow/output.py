@@ -50,7 +50,9 @@ def outcome_parts(counts: dict) -> str:
 
 
 def send_line(counts: dict) -> str:
-    return "sent: " + outcome_parts(counts) + f"; {counts.get('skipped', 0)} already sent before"
+    doubt = counts.get("in_doubt", 0)  # on the wire when an earlier send was killed: left alone (send.resend_in_doubt)
+    return ("sent: " + outcome_parts(counts) + f"; {counts.get('skipped', 0)} already sent before"
+            + (f"; {doubt} in doubt, not resent" if doubt else ""))
 
 
 def print_send(counts: dict) -> None:

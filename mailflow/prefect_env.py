@@ -1,8 +1,12 @@
-"""Prefect's environment defaults, set before Prefect is imported: no analytics, quiet console."""
+"""Prefect's environment defaults, set before Prefect is imported, and its temporary server, started apart."""
 
 from __future__ import annotations
 
 import os
+import signal
+import sys
+
+from mailflow import interrupt
 
 # No network here or at many sites: Prefect must never phone home or wait on the internet.
 DEFAULTS = {
@@ -19,3 +23,56 @@ def prepare(verbose: bool = False) -> None:
         os.environ.setdefault(name, value)
     if verbose:
         os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "INFO"
+
+
+def start_server() -> None:
+    """Start Prefect's temporary server now, unless a server is configured, apart from the command.
+
+    Ctrl-C signals the terminal's whole process group: a server in it stops at once, and the
+    flow it serves fails with ConnectError however carefully the command winds down. So the
+    server runs in a session of its own (and, on Linux, still ends when the command ends, even
+    killed). Its address goes into the environment so the send's worker processes use this
+    server rather than each starting one of their own.
+    """
+    from prefect.settings import get_current_settings
+
+    settings = get_current_settings()
+    if settings.api.url or not settings.server.ephemeral.enabled:
+        return
+    from prefect.server.api import server as api
+
+    server = api.SubprocessASGIServer()  # the instance Prefect's client starts and uses
+    if not server.running:
+        interrupt.at_hard_exit(lambda: server.server_process and server.server_process.terminate())
+        real = api.subprocess
+        api.subprocess = _OwnSession(real)  # how that module sees subprocess, only while it starts the server
+        try:
+            server.start()
+        finally:
+            api.subprocess = real
+    os.environ["PREFECT_API_URL"] = server.api_url
+
+
+class _OwnSession:
+    def __init__(self, real):
+        self._real = real
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+    def Popen(self, *args, **kwargs):  # noqa: N802 - stands in for subprocess.Popen
+        return self._real.Popen(*args, start_new_session=True, preexec_fn=_end_with_parent(), **kwargs)
+
+
+def _end_with_parent():
+    """Linux: the child gets SIGTERM when the thread that started it ends (here the main thread,
+    so: when the command ends, however). Elsewhere the command stops the server when it exits."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    return lambda: prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>

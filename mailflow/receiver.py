@@ -54,6 +54,7 @@ class _Handler:
     faults: dict[str, Fault] = field(default_factory=dict)
     pipelining: bool = False
     ehlo: bool = True
+    delay: float = 0.0  # seconds before the reply to each message's DATA: a slow server
     quits: int = 0
 
     def _fault(self, stage: str, *addresses: str) -> Fault | None:
@@ -104,6 +105,8 @@ class _Handler:
         fault = self._fault("DATA", *envelope.rcpt_tos)
         if fault is not None:
             return await self._misbehave(server, fault)
+        if self.delay:
+            await asyncio.sleep(self.delay)
         data = envelope.original_content or envelope.content
         with self.lock:
             if self.maildir is not None:
@@ -136,20 +139,22 @@ class Receiver:
     `pipelining` advertised, `ehlo=False` (HELO only), `auth={"user": "password"}` required,
     `tls_context` for STARTTLS (or for the whole connection with `implicit_tls`),
     `server_options` passed to aiosmtpd's SMTP (e.g. data_size_limit, timeout; SMTPUTF8 is offered
-    unless enable_SMTPUTF8=False), and `port` (default: a free one).
+    unless enable_SMTPUTF8=False), `delay` (seconds before answering each message, a slow server)
+    and `port` (default: a free one).
     """
 
     def __init__(self, maildir: Path | None = None, replies: dict[str, str] | None = None,
                  record: bool = False, host: str = "127.0.0.1", *,
                  faults: dict[str, Fault] | None = None, pipelining: bool = False, ehlo: bool = True,
                  auth: dict[str, str] | None = None, tls_context: ssl.SSLContext | None = None,
-                 implicit_tls: bool = False, server_options: dict | None = None, port: int = 0):
+                 implicit_tls: bool = False, server_options: dict | None = None, port: int = 0,
+                 delay: float = 0.0):
         if maildir:
             maildir.parent.mkdir(parents=True, exist_ok=True)
         box = mailbox.Maildir(str(maildir), create=True) if maildir else None
         self.handler = _Handler(box, {k.lower(): v for k, v in (replies or {}).items()}, record,
                                 faults={k.lower(): v for k, v in (faults or {}).items()},
-                                pipelining=pipelining, ehlo=ehlo)
+                                pipelining=pipelining, ehlo=ehlo, delay=delay)
         self.host = host
         self._fixed_port = port  # two receivers on different loopback addresses can share a port, as MXes do
         self.port = 0

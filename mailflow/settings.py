@@ -26,7 +26,7 @@ DEFAULTS: dict[str, Any] = {
     },
     "send": {"chunk_size": 1000, "resend_in_doubt": False, "error_budget": 20, "rate": 0.0, "rate_batch": 100,
              "retry_first": 300, "retry_max_interval": 14400, "give_up_after": 259200,
-             "relay_failures": 3, "relay_cooldown": 60},
+             "relay_failures": 3, "relay_cooldown": 60, "interrupt_grace": 10.0},
     "shaping": {},
     "dns": {"nameservers": [], "port": 53, "timeout": 5.0},
     "dkim": {"domain": "", "selector": "", "private_key_file": "", "private_key": "", "algorithm": "rsa-sha256",
@@ -71,6 +71,7 @@ class SendSettings:
     give_up_after: float = 259200.0  # deferred this long after its first attempt: bounced (expired)
     relay_failures: int = 3  # consecutive connection failures that take a relay out of rotation
     relay_cooldown: float = 60.0  # seconds a relay stays out of rotation
+    interrupt_grace: float = 10.0  # after Ctrl-C, seconds for messages on the wire to finish; then exit anyway
 
 
 @dataclass(frozen=True)
@@ -216,6 +217,7 @@ def _build(tree: dict[str, Any]) -> Settings:
             give_up_after=_non_negative(send["give_up_after"], "send.give_up_after"),
             relay_failures=_positive_int(send["relay_failures"], "send.relay_failures"),
             relay_cooldown=_non_negative(send["relay_cooldown"], "send.relay_cooldown"),
+            interrupt_grace=_non_negative(send["interrupt_grace"], "send.interrupt_grace"),
         ),
         dns=DnsSettings(
             nameservers=tuple(str(n) for n in _as_list(tree["dns"]["nameservers"], "dns.nameservers")),

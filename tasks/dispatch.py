@@ -134,10 +134,16 @@ class Dispatcher:
         # Lanes outlive a chunk when the caller passes its own dict: a suspension holds for the process.
         self.lanes = lanes if lanes is not None else {}
         self._stopping = False
+        self._stopped: Callable[[], bool] = lambda: False
 
     def stop(self) -> None:
         """Take no new recipients; those on the wire finish and their outcomes still come out of run()."""
         self._stopping = True
+
+    def stopping(self) -> bool:
+        if not self._stopping and self._stopped():
+            self._stopping = True
+        return self._stopping
 
     def lane_key(self, domain: str) -> tuple[str, str]:
         provider = provider_of(domain)
@@ -157,8 +163,11 @@ class Dispatcher:
         return max(1, min(limit, self.capacity, queued))
 
     async def run(self, rows: Iterable[dict], compose: Callable[[dict], Envelope | Outcome],
-                  precheck: Callable[[dict], Outcome | None], on_start: Callable[[dict], None]) -> AsyncIterator[Result]:
-        """Yield one Result per row, in completion order."""
+                  precheck: Callable[[dict], Outcome | None], on_start: Callable[[dict], None],
+                  stopped: Callable[[], bool] = lambda: False) -> AsyncIterator[Result]:
+        """Yield one Result per row taken, in completion order. Once `stopped()` says so (a stop
+        request), no further row is taken and none that waited for its rate goes on the wire."""
+        self._stopped = stopped
         queues: dict[str, tuple[str, deque]] = {}
         for row in rows:
             provider, key = self.lane_key(row["email"].rpartition("@")[2])
@@ -168,9 +177,10 @@ class Dispatcher:
         async def worker(key: str, provider: str, queue: deque) -> None:
             lane = self.lane(provider, key)
             try:
-                while queue and not self._stopping:
-                    row = queue.popleft()
-                    await results.put(await self._one(lane, row, compose, precheck, on_start))
+                while queue and not self.stopping():
+                    result = await self._one(lane, queue.popleft(), compose, precheck, on_start)
+                    if result is not None:  # None: left untouched for the next run
+                        await results.put(result)
             except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
                 await results.put(exc)
                 raise
@@ -202,7 +212,7 @@ class Dispatcher:
         for key in [k for k, lane in self.lanes.items() if ":" in k and not lane.suspended()]:
             del self.lanes[key]
 
-    async def _one(self, lane: ProviderLane, row: dict, compose, precheck, on_start) -> Result:
+    async def _one(self, lane: ProviderLane, row: dict, compose, precheck, on_start) -> Result | None:
         provider = lane.name
         outcome = precheck(row)
         if outcome is not None:
@@ -220,6 +230,8 @@ class Dispatcher:
             await self.gate.take()
         if lane.limits.rate > 0:
             await lane.bucket.take()
+        if self.stopping():  # stopped while it waited for its rate: it never reached the wire
+            return None
         outcome, tried = Outcome("deferred", None, None, "no destination"), ""
         on_start(row)
         for relay in destinations:

@@ -15,11 +15,13 @@ import polars as pl
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from mailflow import interrupt
 from mailflow.errors import MailflowError, NeedsAttention
 from mailflow.settings import SendSettings, Settings
 from tasks.bounces import classify_reply
 from tasks.campaign import CampaignSpec
 from tasks.compose import Composer
+from tasks.control import stop_requested
 from tasks.dispatch import SUSPENDED
 from tasks.ledger import IN_FLIGHT, ChunkBusy, LedgerRecord, LedgerWriter, RecipientState, ledger_path, ledger_state
 from tasks.message import Envelope
@@ -88,14 +90,23 @@ def preflight(settings: Settings, spec: CampaignSpec, chunk: Path, sample: int) 
 
 async def send_chunk(settings: Settings, spec: CampaignSpec, chunk: Path, *, retry: bool = False,
                      now: datetime | None = None, acquire: Callable[[int], Awaitable[None]] | None = None,
-                     lanes: dict[str, ProviderLane] | None = None) -> dict[str, int]:
+                     lanes: dict[str, ProviderLane] | None = None,
+                     interrupted: Callable[[], bool] = lambda: False) -> dict[str, int]:
     """Deliver the chunk's recipients; return outcome counts.
 
     A first send takes every recipient not yet in the ledger. A retry (`retry=True`) takes
     those whose last outcome is deferred and due, and gives up on those deferred longer
     than `send.give_up_after` (bounced, soft, expired). `acquire` takes slots of the global
     rate; `lanes` carries provider suspensions from chunk to chunk within a process.
+    Before each recipient it checks for a stop request (the campaign's stop file, or
+    `interrupted()`): once there is one, it takes no further recipient, lets those on the
+    wire finish and returns; the rest stay unlogged for the next run.
     """
+    def stopped() -> bool:
+        return interrupted() or stop_requested(settings.home, spec.campaign_id)
+
+    if stopped():  # a chunk that would start after the stop request leaves its ledger alone
+        return {}
     now = now or datetime.now(timezone.utc)
     frame = pl.read_parquet(chunk)
     chunk_id = int(frame["chunk_id"][0]) if frame.height else -1
@@ -125,7 +136,7 @@ async def send_chunk(settings: Settings, spec: CampaignSpec, chunk: Path, *, ret
         trouble = 0  # consecutive outcomes that blame the relay, not the recipient
         paused: str | None = None
         stream = dispatcher.run(todo, composer.compose, precheck,
-                                on_start=lambda row: log(row, Outcome(IN_FLIGHT), ""))
+                                on_start=lambda row: log(row, Outcome(IN_FLIGHT), ""), stopped=stopped)
         async with aclosing(stream):  # stopping early ends every connection before the ledger closes
             async for result in stream:
                 record = log(result.row, result.outcome, result.provider, result.not_before)
@@ -265,4 +276,5 @@ def transient(task, task_run, state) -> bool:
 def send_chunk_task(settings: Settings, spec: CampaignSpec, chunk: Path, retry: bool = False) -> dict[str, int]:
     # A task retry resumes from the ledger, so it never sends a logged recipient twice.
     acquire = prefect_rate_limit() if settings.send.rate > 0 else None
-    return asyncio.run(send_chunk(settings, spec, chunk, retry=retry, acquire=acquire, lanes=_LANES))
+    return asyncio.run(send_chunk(settings, spec, chunk, retry=retry, acquire=acquire, lanes=_LANES,
+                                  interrupted=interrupt.requested))

@@ -1,4 +1,4 @@
-"""A sender killed with SIGKILL mid-campaign: nothing resent, nothing lost, the in-doubt set exact."""
+"""A send stopped mid-campaign (SIGKILL, Ctrl-C once or twice): nothing resent, nothing lost, the in-doubt set exact."""
 
 import json
 import os
@@ -7,7 +7,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -99,3 +101,126 @@ def test_in_doubt_messages_are_resent_when_configured(settings, tmp_path):
     with Receiver(record=True) as rx:
         counts = asyncio.run(send_chunk(with_relay(resend, rx.port), SPEC, chunk))
     assert counts["delivered"] == 2 and sorted(r for m in rx.received for r in m.recipients) == ["a@example.com", "b@example.com"]
+
+
+INTERRUPTED = "mailflow: interrupted — run the same command to resume"
+
+
+def planned_campaign(tmp_path, recipients=160, chunk_size=20) -> tuple[Path, list[str]]:
+    """A home with a campaign "stopped" planned for `recipients` addresses, without Prefect."""
+    from tasks.campaign import load_campaign
+    from tasks.ingest import IngestOptions, ingest_file
+    from tasks.plan import plan
+    from tasks.warehouse import connect
+    from tests.conftest import write_csv
+
+    home, emails = tmp_path / "home", [f"r{i:03d}@example.com" for i in range(recipients)]
+    csv = write_csv(tmp_path / "s.csv", "email,first_name\n" + "".join(f"{e},R{i}\n" for i, e in enumerate(emails)))
+    campaign = tmp_path / "stopped.yaml"
+    campaign.write_text("name: stopped\nfrom: News <news@example.com>\nlists: [news]\ntemplate: newsletter\nsubject: Hi\n")
+    with connect(home / "mailflow.duckdb") as con:
+        ingest_file(con, csv, IngestOptions(list_name="news"))
+        plan(con, home, load_campaign(campaign), chunk_size)
+    return home, emails
+
+
+def mailflow_send(home, port, **settings):
+    """`mailflow send stopped` as a user starts it from a terminal: the leader of its own process group."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_LOGGING")}
+    env.update(MAILFLOW_TRACKING__SECRET="test-secret", MAILFLOW_SMTP__POOLS__DEFAULT__RELAYS=f'["127.0.0.1:{port}"]',
+               MAILFLOW_SMTP__POOLS__DEFAULT__CONNECTIONS="2", **settings)
+    return subprocess.Popen([sys.executable, "-m", "mailflow.cli", "--home", str(home), "send", "stopped"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def ledger_lines(home) -> list[bytes]:
+    return [line for p in sorted((home / "ledger").glob("*/*.ndjson")) for line in p.read_bytes().splitlines()]
+
+
+def finish(proc, timeout):
+    """(stdout, stderr, seconds until it exited); a command still running then is killed with its group."""
+    start = time.monotonic()
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail(f"still running {timeout} s after the signal")
+    return out, err, time.monotonic() - start
+
+
+def group_gone(pgid) -> bool:
+    """No process of the command's group is left (its send workers included)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_ctrl_c_mid_send_lets_messages_on_the_wire_finish_and_a_rerun_completes_without_duplicates(tmp_path):
+    home, emails = planned_campaign(tmp_path)
+    chunks = len(list((home / "campaigns" / "stopped" / "chunks").glob("*.parquet")))
+    with Receiver(record=True, delay=1.0) as rx:  # a slow server: each message is on the wire for a second
+        proc = mailflow_send(home, rx.port)
+        try:
+            wait_for(lambda: len(ledger_lines(home)) >= 8, "the send under way", limit=180)
+        finally:
+            os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the whole foreground group gets it
+        out, err, seconds = finish(proc, 15)
+        print(f"signal to exit: {seconds:.2f} s")
+        assert proc.returncode == 130, err
+        assert err.splitlines() == [INTERRUPTED] and "Traceback" not in err
+
+        records = [json.loads(line) for line in ledger_lines(home)]
+        last = {r["subscriber_id"]: r["status"] for r in records}
+        assert set(last.values()) == {"delivered"}, "every message on the wire finished and its outcome was logged"
+        assert len(last) == len({r for m in rx.received for r in m.recipients}) < len(emails)
+        assert len(list((home / "ledger" / "stopped").glob("*.ndjson"))) < chunks, "the chunks not started stay untouched"
+
+        rx.handler.delay = 0.0
+        rerun = mailflow_send(home, rx.port)
+        out, err, _ = finish(rerun, 300)
+        assert rerun.returncode == 0, err
+        assert f"{len(last)} already sent before" in out
+        received = Counter(r for m in rx.received for r in m.recipients)
+    assert received == Counter(emails), "every recipient received exactly one message"
+    delivered = Counter(json.loads(line)["subscriber_id"] for line in ledger_lines(home)
+                        if json.loads(line)["status"] == "delivered")
+    assert len(delivered) == len(emails) and set(delivered.values()) == {1}
+
+
+def test_a_second_ctrl_c_exits_at_once_and_leaves_the_messages_on_the_wire_in_doubt(tmp_path):
+    from tasks.control import stop_path
+
+    home, emails = planned_campaign(tmp_path)
+    # Messages stall on the wire for a minute and the grace is two: only the second signal ends the command soon.
+    with Receiver(record=True, delay=60.0) as rx:
+        proc = mailflow_send(home, rx.port, MAILFLOW_SEND__INTERRUPT_GRACE="120")
+        try:
+            wait_for(lambda: len(ledger_lines(home)) >= 2, "messages on the wire", limit=180)
+            os.killpg(proc.pid, signal.SIGINT)
+            wait_for(lambda: stop_path(home, "stopped").exists(), "the first Ctrl-C's stop request")
+        finally:
+            os.killpg(proc.pid, signal.SIGINT)
+        out, err, seconds = finish(proc, 10)
+        print(f"second signal to exit: {seconds:.2f} s")
+        assert proc.returncode == 130, err
+        assert err.splitlines() == [INTERRUPTED] and "Traceback" not in err
+        wait_for(lambda: group_gone(proc.pid), "the send workers gone with the command")
+
+        records = [json.loads(line) for line in ledger_lines(home)]  # every record whole
+        in_doubt = {r["subscriber_id"] for r in records} - {r["subscriber_id"] for r in records if r["status"] != "in_flight"}
+        assert in_doubt and all(r["status"] == "in_flight" for r in records)
+
+        rx.handler.delay = 0.0
+        rerun = mailflow_send(home, rx.port)
+        out, err, _ = finish(rerun, 300)
+        assert rerun.returncode == 0, err
+        assert f"{len(in_doubt)} in doubt, not resent" in out
+        received = Counter(r for m in rx.received for r in m.recipients)
+    assert max(received.values()) == 1 and len(received) >= len(emails) - len(in_doubt)
+    records = [json.loads(line) for line in ledger_lines(home)]
+    delivered = Counter(r["subscriber_id"] for r in records if r["status"] == "delivered")
+    assert set(delivered.values()) == {1} and len(delivered) == len(emails) - len(in_doubt)
+    assert in_doubt.isdisjoint(delivered), "a message in doubt is not sent again"

@@ -78,6 +78,17 @@ def test_a_throttling_provider_is_suspended_while_others_go_on(tmp_path):
     assert {r["kind"] for r in gmail} == {"soft"} and {r["reason"] for r in suspended} == {"rate_limited"}
 
 
+def test_a_recipient_waiting_for_its_rate_when_the_send_stops_never_reaches_the_wire(tmp_path):
+    with Receiver(record=True) as rx:
+        # One message per two seconds: the second connection's recipient waits for its rate.
+        settings = settings_for(tmp_path / "h", f"127.0.0.1:{rx.port}", shaping={"other": {"rate": 0.5}})
+        counts = send(settings, [f"u{i}@example.com" for i in range(10)], tmp_path,
+                      interrupted=lambda: len(rx.received) >= 1)
+        assert [r for m in rx.received for r in m.recipients] == ["u0@example.com"]
+    assert counts["delivered"] == 1
+    assert list(final_records(settings)) == [1], "the recipient that waited stays unlogged, for the next run"
+
+
 def test_send_time_suppression_from_snapshot_and_log(tmp_path):
     import polars as pl
 

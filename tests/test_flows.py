@@ -215,3 +215,31 @@ def test_live_artifacts_follow_the_ledger_between_refreshes(prefect_harness, hom
         ("variant", "A", 4, 0), ("provider", "yahoo", 4, 0), ("total", "all", 4, 0)]
     progress = read_artifacts("send-between-progress")
     assert len(progress) == 1 and float(progress[0].data) == 50.0
+
+
+def test_chunks_are_submitted_as_workers_free_up_and_none_after_a_stop_request():
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from flows.progress import in_window
+
+    submitted: list[int] = []
+    done: list[int] = []
+
+    def submit(n):
+        assert len(submitted) - len(done) < 2, "at most two chunks submitted and not yet finished"
+        submitted.append(n)
+        return pool.submit(lambda: n)
+
+    with ThreadPoolExecutor(8) as pool:
+        for n in in_window(submit, range(10), 2, lambda: False, poll_seconds=0.01):
+            done.append(n)
+        assert sorted(done) == list(range(10))
+
+        submitted.clear(), done.clear()
+        stop = threading.Event()
+        for n in in_window(submit, range(10), 2, stop.is_set, poll_seconds=0.01):
+            done.append(n)
+            stop.set()  # a stop request once the first chunk has finished
+    assert submitted == [0, 1], "no chunk is submitted once a stop is requested"
+    assert sorted(done) == [0, 1], "the chunks already running finish and are counted"

@@ -12,6 +12,7 @@ import pytest
 from mailflow.receiver import Receiver, free_port
 from mailflow.settings import Relay, load_settings
 from tasks.campaign import CampaignSpec
+from tasks.control import clear_stop, request_stop
 from tasks.ledger import LedgerWriter, ledger_path, logged_subscribers
 from tasks.message import Envelope
 from tasks.send import preflight, send_chunk
@@ -79,6 +80,37 @@ def test_rerun_skips_logged_recipients(settings, receiver, tmp_path):
     assert counts["skipped"] == 4 and counts["delivered"] == 6
     assert sorted(r for m in receiver.received for r in m.recipients) == [f"u{i}@example.com" for i in range(4, 10)]
     assert set(logged_subscribers(path)) == set(range(1, 11))
+
+
+def test_a_stop_request_leaves_a_chunk_not_yet_started_untouched(settings, receiver, tmp_path):
+    chunk = write_chunk(tmp_path / "c.parquet", [f"u{i}@example.com" for i in range(10)])
+    request_stop(settings.home, "news", "interrupted")
+    assert asyncio.run(send_chunk(settings, SPEC, chunk)) == {}
+    assert receiver.received == [] and not ledger_path(settings.home, "news", 0).exists()
+    clear_stop(settings.home, "news")  # what running the command again does
+    assert asyncio.run(send_chunk(settings, SPEC, chunk))["delivered"] == 10
+
+
+def test_a_stop_request_mid_chunk_takes_no_further_recipient_and_logs_those_on_the_wire(settings, receiver, tmp_path):
+    emails = [f"u{i:02d}@example.com" for i in range(40)]
+    chunk = write_chunk(tmp_path / "c.parquet", emails)
+    connections = settings.pool("default").connections
+
+    def stopped():  # asked before each recipient is taken: true once eight messages have arrived
+        return len(receiver.received) >= 8
+
+    counts = asyncio.run(send_chunk(settings, SPEC, chunk, interrupted=stopped))
+    first = [r for m in receiver.received for r in m.recipients]
+    # Each connection may have taken one recipient just before the eighth arrived; none after.
+    assert 8 <= len(first) <= 8 + connections
+    assert counts["delivered"] == len(first)
+    logged = logged_subscribers(ledger_path(settings.home, "news", 0))
+    assert set(logged.values()) == {"delivered"}, "every message on the wire finished and was logged"
+    assert sorted(emails[sid - 1] for sid in logged) == sorted(first)
+
+    counts = asyncio.run(send_chunk(settings, SPEC, chunk))  # the next run sends the rest, once
+    assert counts["skipped"] == len(first) and counts["delivered"] == 40 - len(first)
+    assert sorted(r for m in receiver.received for r in m.recipients) == emails
 
 
 def test_header_injection_fails_one_recipient_only(settings, receiver, tmp_path):
