@@ -129,3 +129,42 @@ def test_unreadable_ingest_exits_2_before_prefect_starts(tmp_path, content, need
 def test_glob_that_matches_nothing(tmp_path):
     out = run("--home", str(tmp_path / "h"), "ingest", str(tmp_path / "*.csv"))
     assert out.returncode == 2 and "no file matches" in out.stderr
+
+
+@pytest.mark.parametrize("pattern,engine,reason", [
+    ("re:a{1001}", "DuckDB", "invalid repetition size"),   # RE2 caps repetition at 1000; Python and Rust do not
+    ("re:(?x) a b", "DuckDB", "invalid perl operator"),    # Rust regex knows (?x), RE2 does not
+    ("re:a++", "DuckDB", "bad repetition operator"),
+    ("re:a{,3}", "Polars", "repetition quantifier"),         # RE2 reads it as a literal, Rust refuses it
+    ("re:\\101", "Polars", "backreferences are not supported"),
+    ("re:(?<=x)y", "Polars", "look-around"),                 # Python's re accepts look-around; neither engine does
+    ("re:(a)\\1", "Polars", "backreferences"),
+])
+def test_a_regex_rule_either_engine_cannot_run_is_refused(tmp_path, pattern, engine, reason):
+    home = str(tmp_path / "h")
+    for command in ("block", "allow"):
+        out = run("--home", home, "lists", command, pattern)
+        assert out.returncode == 2, out.stderr
+        assert out.stderr.count("\n") == 1 and repr(pattern) in out.stderr and engine in out.stderr and reason in out.stderr
+    assert json.loads(run("--home", home, "--json", "lists", "show").stdout) == []
+
+
+def test_a_regex_rule_both_engines_run_is_accepted_and_applied_by_both(tmp_path):
+    from tasks.campaign import CampaignSpec
+    from tasks.ingest import ingest_file
+    from tasks.plan import plan
+    from tasks.warehouse import connect
+    from tests.conftest import write_csv
+
+    home = tmp_path / "h"
+    with connect(home / "mailflow.duckdb") as con:
+        ingest_file(con, write_csv(tmp_path / "a.csv", "email\ntest1@example.com\nann@example.com\nbob@other.example\n"))
+    # \pL and \z are not Python's re: a rule is checked by the engines that run it, not by Python.
+    for pattern in ("re:^test[0-9]+@", "re:^\\pL+@other\\.example\\z", "re:a{1000}"):
+        out = run("--home", str(home), "lists", "block", pattern)
+        assert out.returncode == 0, out.stderr
+    with connect(home / "mailflow.duckdb") as con:
+        spec = CampaignSpec(name="R", campaign_id="r", from_addr="a@example.com", subject="s", template="newsletter")
+        assert plan(con, home, spec, 10).audience_size == 1  # DuckDB (RE2) left out the two blocked subscribers
+        late = ingest_file(con, write_csv(tmp_path / "b.csv", "email\ntest2@example.com\ncarl@other.example\n"))
+        assert late.quarantined == 2  # Polars (Rust regex) quarantined both at ingest
