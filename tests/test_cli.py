@@ -3,9 +3,11 @@
 import json
 import os
 import re
+import stat
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -14,11 +16,11 @@ from mailflow.cli import cli, main
 ROOT = Path(__file__).parent.parent
 
 
-def run(*args, cwd=None):
-    # As a user runs it: without the test session's Prefect console settings.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_LOGGING")}
+def run(*args, cwd=None, env=None, timeout=180):
+    # As a user runs it: without the test session's Prefect console settings, under the usual umask.
+    env = env or {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_LOGGING")}
     return subprocess.run([sys.executable, "-m", "mailflow.cli", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=180, env=env)
+                          timeout=timeout, env=env, umask=0o022)
 
 
 def test_init_then_sql(tmp_path):
@@ -168,3 +170,39 @@ def test_a_regex_rule_both_engines_run_is_accepted_and_applied_by_both(tmp_path)
         assert plan(con, home, spec, 10).audience_size == 1  # DuckDB (RE2) left out the two blocked subscribers
         late = ingest_file(con, write_csv(tmp_path / "b.csv", "email\ntest2@example.com\ncarl@other.example\n"))
         assert late.quarantined == 2  # Polars (Rust regex) quarantined both at ingest
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """`mailflow demo` as a user runs it (umask 022), with a Prefect home of its own (so its ephemeral
+    server's database is there) and, in its environment, a DKIM key and a relay password."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    root = tmp_path_factory.mktemp("demo")
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    password = "relay-pw-5f0c2a9e"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MAILFLOW_"))}
+    env |= {"PREFECT_HOME": str(root / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
+            "MAILFLOW_DKIM__DOMAIN": "example.com", "MAILFLOW_DKIM__SELECTOR": "mf1", "MAILFLOW_DKIM__PRIVATE_KEY": key,
+            "MAILFLOW_SMTP__POOLS__BACKUP__RELAYS": f'["mailer:{password}@127.0.0.1:2526?tls=starttls"]'}
+    home = root / "home"
+    out = run("--home", str(home), "demo", env=env, timeout=900)
+    assert out.returncode == 0, out.stderr
+    return SimpleNamespace(home=home, prefect_home=root / "prefect", output=out.stdout + out.stderr,
+                           secrets={"tracking secret": (home / "demo-secret").read_text().strip(),
+                                    "DKIM key": key.splitlines()[10], "relay password": password})
+
+
+@pytest.mark.integration
+def test_the_demo_leaves_no_secret_in_prefects_database_or_its_home(demo_run):
+    prefect_files = [p for p in demo_run.prefect_home.rglob("*") if p.is_file()]
+    database = [p.read_bytes() for p in prefect_files if p.name.startswith("prefect.db")]
+    assert any(str(demo_run.home).encode() in d for d in database), "the flow runs and their parameters are stored there"
+    home_files = [p for p in demo_run.home.rglob("*") if p.is_file() and p.name != "demo-secret"]
+    assert any(b"DKIM-Signature:" in p.read_bytes() for p in (demo_run.home / "maildir" / "new").iterdir()), \
+        "the DKIM key reached the sending processes through their environment"
+    for what, secret in demo_run.secrets.items():
+        assert secret not in demo_run.output, what
+        assert [str(p) for p in prefect_files + home_files if secret.encode() in p.read_bytes()] == [], what
