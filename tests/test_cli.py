@@ -206,3 +206,41 @@ def test_the_demo_leaves_no_secret_in_prefects_database_or_its_home(demo_run):
     for what, secret in demo_run.secrets.items():
         assert secret not in demo_run.output, what
         assert [str(p) for p in prefect_files + home_files if secret.encode() in p.read_bytes()] == [], what
+
+
+@pytest.mark.integration
+def test_the_demo_home_and_everything_in_it_are_private(demo_run):
+    def loose(root: Path) -> list[str]:
+        paths = [root, *root.rglob("*")]
+        return [f"{p} {stat.S_IMODE(p.lstat().st_mode):04o}" for p in paths
+                if stat.S_IMODE(p.lstat().st_mode) & ~(0o700 if p.is_dir() else 0o600)]
+
+    assert {p.name for p in demo_run.home.iterdir()} >= {"mailflow.duckdb", "campaigns", "ledger", "maildir"}
+    assert loose(demo_run.home)[:5] == []
+    assert loose(demo_run.prefect_home)[:5] == [], "Prefect's server, started by the command, inherits its umask"
+
+
+def test_a_home_open_to_others_is_closed_and_exports_are_private(tmp_path):
+    home = tmp_path / "h"
+    home.mkdir(mode=0o755)
+    home.chmod(0o755)
+    out = run("--home", str(home), "init")
+    assert out.returncode == 0 and "now 0700" in out.stderr
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    assert stat.S_IMODE((home / "mailflow.duckdb").stat().st_mode) == 0o600
+    assert "0700" not in run("--home", str(home), "init").stderr, "said once"
+    earlier = tmp_path / "earlier.csv"
+    earlier.write_text("old")
+    earlier.chmod(0o644)
+    for output in (earlier, tmp_path / "new.parquet"):
+        assert run("--home", str(home), "export", "subscribers", "-o", str(output)).returncode == 0
+        assert stat.S_IMODE(output.stat().st_mode) == 0o600, output
+
+
+def test_a_shared_directory_as_home_is_left_open_with_a_warning(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)  # like /tmp: closing it would break everyone else
+    out = run("--home", str(shared), "init")
+    assert out.returncode == 0 and "warning: home" in out.stderr and "open to others" in out.stderr
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
