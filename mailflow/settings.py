@@ -134,7 +134,7 @@ def load_settings(
 
     Secrets come from the config file or the environment only: `overrides` (what flows take as
     parameters, which Prefect stores) carrying one are refused. A process that receives the
-    settings pickled reads the secrets again from its own environment (mailflow.secret).
+    settings pickled reads the secrets again from the config file and its own environment.
     """
     _refuse_secrets(dict(overrides or {}))
     merged = merge(DEFAULTS, read_config(config))
@@ -145,7 +145,7 @@ def load_settings(
 
 def read_secret(config: str | None, keys: tuple[str | int, ...]) -> str:
     """A secret as this process finds it (config file < environment): how an unpickled Secret is read.
-    `keys` ending in an index name that relay's password in a pool's list."""
+    Keys that end in an index name a relay in a pool's list, and the secret is its password."""
     tree = merge(read_config(config), from_environment(os.environ))
     if not isinstance(keys[-1], int):
         value = _at(tree, *keys)
