@@ -174,9 +174,9 @@ def send_progress(ctx: Context, campaign: str, no_progress: bool):
 @pass_ctx
 def retry(ctx: Context, campaign: str | None) -> None:
     """Resend deferred recipients whose back-off has elapsed; give up on those deferred too long."""
+    ctx.settings()  # bad settings and a home open to others are dealt with before Prefect starts
     from flows.retry_deferred import retry_deferred
 
-    ctx.settings()  # bad settings and a home open to others are dealt with before Prefect starts
     ctx.emit(retry_deferred(campaign, ctx.config, ctx.overrides), print_retry)
 
 
@@ -230,9 +230,9 @@ def sql(ctx: Context, query: str) -> None:
 @pass_ctx
 def demo(ctx: Context) -> None:
     """The whole loop on sample data with embedded defaults, ending in a report."""
+    ctx.settings()  # bad settings and a home open to others are dealt with before Prefect starts
     from flows.demo import demo as flow
 
-    ctx.settings()  # bad settings and a home open to others are dealt with before Prefect starts
     ctx.emit(flow(ctx.config, ctx.overrides), print_demo)
 
 
