@@ -168,6 +168,7 @@ def test_a_regex_rule_both_engines_run_is_accepted_and_applied_by_both(tmp_path)
     with connect(home / "mailflow.duckdb") as con:
         spec = CampaignSpec(name="R", campaign_id="r", from_addr="a@example.com", subject="s", template="newsletter")
         assert plan(con, home, spec, 10).audience_size == 1  # DuckDB (RE2) left out the two blocked subscribers
+    with connect(home / "mailflow.duckdb") as con:
         late = ingest_file(con, write_csv(tmp_path / "b.csv", "email\ntest2@example.com\ncarl@other.example\n"))
         assert late.quarantined == 2  # Polars (Rust regex) quarantined both at ingest
 
