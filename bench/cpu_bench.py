@@ -91,10 +91,12 @@ def campaign_home(n: int):
     port = free_port()
     sink = start_sink(port)
     try:
-        settings = load_settings(overrides={
-            "home": str(home), "dkim": dkim_overrides(DKIM),
+        dkim = dkim_overrides(DKIM)
+        keys = {f"MAILFLOW_DKIM__{k.upper()}": dkim.pop(k) for k in ("private_key", "ed25519_private_key") if k in dkim}
+        settings = load_settings(overrides={  # secrets come from the environment, never overrides
+            "home": str(home), "dkim": dkim,
             "smtp": {"pools": {"default": {"relays": [f"127.0.0.1:{port}"], "connections": CONNECTIONS}}},
-            "tracking": {"secret": "bench", "base_url": "https://t.example.com"}}, environ={})
+            "tracking": {"base_url": "https://t.example.com"}}, environ={"MAILFLOW_TRACKING__SECRET": "bench", **keys})
         spec = campaign(f"cpu-{n}")
         plan_chunks(home, spec, n, CHUNK)
         yield settings, spec, sorted((home / "campaigns" / spec.campaign_id / "chunks").glob("*.parquet"))

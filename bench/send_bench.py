@@ -178,9 +178,11 @@ def run() -> list[dict]:
         overrides = {
             "home": str(home),
             "smtp": {"pools": {"default": {"relays": [f"127.0.0.1:{port}"], "connections": CONNECTIONS}}},
-            "dkim": {"domain": DKIM_DOMAIN, "selector": DKIM_SELECTOR, "private_key": pem},
-            "tracking": {"secret": "bench", "base_url": "https://t.example.com"},
+            "dkim": {"domain": DKIM_DOMAIN, "selector": DKIM_SELECTOR},
+            "tracking": {"base_url": "https://t.example.com"},
         }
+        # Secrets come from the environment, never overrides; the sender process and its workers inherit it
+        os.environ.update({"MAILFLOW_TRACKING__SECRET": "bench", "MAILFLOW_DKIM__PRIVATE_KEY": pem})
         settings = load_settings(overrides=overrides)
         chunk_size = settings.send.chunk_size
         spec = campaign(f"{N}")

@@ -9,19 +9,20 @@ from flows.ingest import ingest
 from flows.plan_campaign import plan_campaign
 from flows.send_campaign import send_campaign
 from mailflow import SAMPLES_DIR, interrupt
-from mailflow.demo import REJECTED_DOMAIN, demo_overrides, demo_secret
+from mailflow.demo import REJECTED_DOMAIN, demo_overrides, secret_in_environment
 from mailflow.receiver import USER_UNKNOWN, Receiver
 from mailflow.settings import load_settings
 from tasks.report import report_from_warehouse
+
 
 @flow(name="demo")
 def demo(config: str | None = None, overrides: dict | None = None) -> dict:
     interrupt.rearm()  # Prefect's engine has just put its own SIGTERM handler in place
     settings = load_settings(config, overrides)
     maildir = settings.home / "maildir"
-    with Receiver(maildir=maildir, replies={REJECTED_DOMAIN: USER_UNKNOWN}) as receiver:
-        secret = settings.tracking.secret or demo_secret(settings.home)
-        local = demo_overrides(overrides, settings.home, receiver.port, secret)
+    with Receiver(maildir=maildir, replies={REJECTED_DOMAIN: USER_UNKNOWN}) as receiver, \
+            secret_in_environment(bool(settings.tracking.secret), settings.home):  # never a parameter
+        local = demo_overrides(overrides, receiver.port)
         ingested = ingest([str(SAMPLES_DIR / "subscribers.csv")], list_name="newsletter", config=config, overrides=local)
         planned = plan_campaign(str(SAMPLES_DIR / "campaign.yaml"), config, local)
         sent = send_campaign(planned["campaign_id"], config, local)

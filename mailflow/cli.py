@@ -15,6 +15,7 @@ from mailflow import interrupt, prefect_env
 from mailflow.errors import Interrupted, MailflowError, NeedsAttention
 from mailflow.cli_lists import lists
 from mailflow.context import Context, pass_ctx
+from mailflow.home import private_umask
 from mailflow.output import ProgressBar, print_demo, print_ingest, print_retry, print_rows, print_send
 
 
@@ -29,6 +30,7 @@ from mailflow.output import ProgressBar, print_demo, print_ingest, print_retry, 
 @click.pass_context
 def cli(ctx: click.Context, home: str | None, config: str | None, as_json: bool, debug: bool) -> None:
     """mailflow: bulk email delivery as Prefect data pipelines over DuckDB."""
+    private_umask()  # the home holds subscriber data: nothing this command (or its workers) writes is for others
     prefect_env.prepare(verbose=debug)
     ctx.obj = Context(config, {"home": home} if home else {}, as_json, debug)
 
@@ -67,6 +69,7 @@ def ingest(ctx: Context, paths: tuple[str, ...], list_name: str | None, encoding
            column_map: tuple[str, ...], mapping_file: str | None, allow_resubscribe: bool, check_mx: bool,
            reject_role_accounts: bool, reject_disposable: bool) -> None:
     """Ingest subscribers (CSV, TSV, Parquet, JSON, NDJSON; gzip too); bad rows go to the quarantine table."""
+    ctx.settings()  # bad settings and a home open to others are dealt with before Prefect starts
     files = expand_paths(paths)
     from tasks.ingest import IngestOptions, probe
     from tasks.normalise import load_mapping
@@ -121,8 +124,9 @@ def plan(ctx: Context, campaign_file: str) -> None:
     from tasks.campaign import load_campaign
 
     spec = load_campaign(Path(campaign_file))  # fail fast, before Prefect starts
+    settings = ctx.settings()
     if spec.transport != "mx":
-        ctx.settings().pool(spec.transport)  # a transport the settings do not know, named before planning
+        settings.pool(spec.transport)  # a transport the settings do not know, named before planning
     from flows.plan_campaign import plan_campaign
 
     result = plan_campaign(campaign_file, ctx.config, ctx.overrides)
@@ -178,9 +182,9 @@ def send_progress(ctx: Context, campaign: str, no_progress: bool):
 @pass_ctx
 def retry(ctx: Context, campaign: str | None) -> None:
     """Resend deferred recipients whose back-off has elapsed; give up on those deferred too long."""
+    sending(ctx)  # loads the settings first: bad ones and a home open to others are dealt with before Prefect starts
     from flows.retry_deferred import retry_deferred
 
-    sending(ctx)
     ctx.emit(retry_deferred(campaign, ctx.config, ctx.overrides), print_retry)
 
 
@@ -190,6 +194,7 @@ def aggregate(ctx: Context) -> None:
     """Load new send ledgers and suppression logs into the warehouse; apply bounce suppression rules."""
     from flows.aggregate_engagement import aggregate_engagement
 
+    ctx.settings()  # bad settings and a home open to others are dealt with before Prefect starts
     ctx.emit(aggregate_engagement(ctx.config, ctx.overrides), lambda d: click.echo(
         f"loaded {d['records_read']} ledger records from {d['files_loaded']} files; "
         f"{d['deliveries']} deliveries and {d['suppressions']} suppressed addresses in the warehouse"))
@@ -233,9 +238,9 @@ def sql(ctx: Context, query: str) -> None:
 @pass_ctx
 def demo(ctx: Context) -> None:
     """The whole loop on sample data with embedded defaults, ending in a report."""
+    sending(ctx)  # loads the settings first: bad ones and a home open to others are dealt with before Prefect starts
     from flows.demo import demo as flow
 
-    sending(ctx)
     ctx.emit(flow(ctx.config, ctx.overrides), print_demo)
 
 

@@ -17,9 +17,14 @@ class Context:
     debug: bool
 
     def settings(self):
+        from mailflow.home import close_home
         from mailflow.settings import load_settings
 
-        return load_settings(self.config, self.overrides)
+        settings = load_settings(self.config, self.overrides)
+        note = close_home(settings.home)
+        if note:
+            click.echo(f"mailflow: {note}", err=True)
+        return settings
 
     def emit(self, data: Any, human) -> None:
         if self.as_json:

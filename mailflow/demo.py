@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 REJECTED_DOMAIN = "gone.example"  # the demo receiver answers 550 5.1.1 for this domain
+SECRET_VARIABLE = "MAILFLOW_TRACKING__SECRET"
 
 
 def demo_secret(home: Path) -> str:
@@ -15,13 +19,33 @@ def demo_secret(home: Path) -> str:
     """
     path = home / "demo-secret"
     if not path.exists():
-        home.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never readable by others, not even briefly
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(32))
     return path.read_text().strip()
 
 
-def demo_overrides(overrides: dict | None, home: Path, port: int, secret: str) -> dict:
-    tracking = {"secret": secret, **(overrides or {}).get("tracking", {})}
-    return {**(overrides or {}), "tracking": tracking,
-            "smtp": {"pools": {"default": {"relays": [f"127.0.0.1:{port}"]}}}}
+@contextmanager
+def secret_in_environment(configured: bool, home: Path) -> Iterator[None]:
+    """Unless a secret is configured, the demo's own in this process's environment while its subflows run.
+
+    The subflows and their worker processes (which inherit the environment) read it there: passed
+    as a parameter, it would be stored in Prefect's database and shown in the UI.
+    """
+    if configured:
+        yield
+        return
+    before = os.environ.get(SECRET_VARIABLE)
+    os.environ[SECRET_VARIABLE] = demo_secret(home)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(SECRET_VARIABLE, None)
+        else:
+            os.environ[SECRET_VARIABLE] = before
+
+
+def demo_overrides(overrides: dict | None, port: int) -> dict:
+    return {**(overrides or {}), "smtp": {"pools": {"default": {"relays": [f"127.0.0.1:{port}"]}}}}

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
-import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Mapping
 
 from mailflow.errors import MailflowError
 from mailflow.relays import Relay, is_ip
+from mailflow.secret import Secret
+from mailflow.sources import SECRET_KEYS, env_name, from_environment, merge, read_config
 from tasks.providers import DEFAULT_LIMITS, ProviderLimits
 
 DEFAULTS: dict[str, Any] = {
@@ -34,7 +36,6 @@ DEFAULTS: dict[str, Any] = {
     "tracking": {"base_url": "http://127.0.0.1:8080", "secret": ""},
     "bounces": {"imap": {"url": ""}, "soft_limit": 3, "soft_window_days": 30},
 }
-ENV_PREFIX = "MAILFLOW_"
 DKIM_ALGORITHMS = ("rsa-sha256", "ed25519-sha256", "both")  # both: an RSA and an Ed25519 signature (RFC 8463)
 
 
@@ -86,18 +87,18 @@ class DkimSettings:
     domain: str
     selector: str
     private_key_file: str
-    private_key: str = field(repr=False)
+    private_key: Secret
     algorithm: str = "rsa-sha256"  # one of DKIM_ALGORITHMS
     # The Ed25519 key when algorithm is "both" (selector and private_key* are then the RSA key's)
     ed25519_selector: str = ""
     ed25519_private_key_file: str = ""
-    ed25519_private_key: str = field(default="", repr=False)
+    ed25519_private_key: Secret = field(default_factory=Secret)
 
 
 @dataclass(frozen=True)
 class TrackingSettings:
     base_url: str
-    secret: str = field(repr=False)
+    secret: Secret  # HMAC key of every token and signed link
 
 
 @dataclass(frozen=True)
@@ -130,64 +131,64 @@ def load_settings(
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
-    """Merge defaults < config file < environment < overrides into a frozen Settings."""
-    merged = _merge(DEFAULTS, _read_config(config))
-    merged = _merge(merged, _from_environment(os.environ if environ is None else environ))
-    merged = _merge(merged, dict(overrides or {}))
-    return _build(merged)
+    """Merge defaults < config file < environment < overrides into a frozen Settings.
+
+    Secrets come from the config file or the environment only: `overrides` (what flows take as
+    parameters, which Prefect stores) carrying one are refused. A process that receives the
+    settings pickled reads the secrets again from the config file and its own environment.
+    """
+    _refuse_secrets(dict(overrides or {}))
+    merged = merge(DEFAULTS, read_config(config))
+    merged = merge(merged, from_environment(os.environ if environ is None else environ))
+    merged = merge(merged, dict(overrides or {}))
+    return _build(merged, str(config) if config else None)
 
 
-def _read_config(config: str | Path | None) -> dict[str, Any]:
-    path = Path(config) if config else Path("mailflow.toml")
-    if not path.exists():
-        if config:
-            raise MailflowError(f"{path}: config file not found")
-        return {}
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise MailflowError(f"{path}: not valid TOML ({exc})") from None
+def read_secret(config: str | None, keys: tuple[str | int, ...]) -> str:
+    """A secret as this process finds it (config file < environment): how an unpickled Secret is read.
+    Keys that end in an index name a relay in a pool's list, and the secret is its password."""
+    tree = merge(read_config(config), from_environment(os.environ))
+    if not isinstance(keys[-1], int):
+        value = _at(tree, *keys)
+        return "" if value is None else str(value)
+    *path, index = keys
+    relays = _as_list(_at(tree, *path) or [], ".".join(map(str, path)))
+    return Relay.parse(str(relays[index])).password.reveal() if index < len(relays) else ""
 
 
-def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
-    """`MAILFLOW_SMTP__HELO=x` sets smtp.helo; values are read as TOML when they parse."""
-    tree: dict[str, Any] = {}
-    for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX):
-            continue
-        keys = name[len(ENV_PREFIX):].lower().split("__")
-        node = tree
-        for key in keys[:-1]:
-            node = node.setdefault(key, {})
-            if not isinstance(node, dict):
-                raise MailflowError(f"environment: {name} conflicts with another MAILFLOW_ variable")
-        node[keys[-1]] = _env_value(raw)
+def _refuse_secrets(overrides: dict[str, Any]) -> None:
+    for keys in SECRET_KEYS:
+        if _at(overrides, *keys):
+            raise MailflowError(f"overrides: {'.'.join(keys)} is a secret, and overrides become Prefect flow "
+                                f"parameters, stored in its database: set {env_name(*keys)} instead")
+    for name, spec in (_at(overrides, "smtp", "pools") or {}).items():
+        key = f"smtp.pools.{name}.relays"
+        if any(Relay.parse(str(r)).password for r in _as_list(_at(spec, "relays") or [], key)):
+            raise MailflowError(f"overrides: {key} holds a password, and overrides become Prefect flow parameters, "
+                                f"stored in its database: set {env_name('smtp', 'pools', name, 'relays')} instead")
+
+
+def _at(tree: Any, *keys: str | int) -> Any:
+    for key in keys:
+        tree = tree.get(key) if isinstance(tree, dict) else None
     return tree
 
 
-def _env_value(raw: str) -> Any:
-    try:
-        return tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        return raw
-
-
-def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in top.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def _build(tree: dict[str, Any]) -> Settings:
+def _build(tree: dict[str, Any], config: str | None) -> Settings:
     smtp, send, dkim, tracking = tree["smtp"], tree["send"], tree["dkim"], tree["tracking"]
+
+    def secret(value: Any, *keys: str | int) -> Secret:
+        return Secret(str(value), partial(read_secret, config, keys))
+
+    def relays(name: str, spec: dict[str, Any]) -> tuple[Relay, ...]:
+        parsed = [Relay.parse(str(r)) for r in _as_list(spec.get("relays", []), f"smtp.pools.{name}.relays")]
+        return tuple(replace(r, password=secret(r.password.reveal(), "smtp", "pools", name, "relays", i))
+                     if r.password else r for i, r in enumerate(parsed))
+
     pools = {
         name: Pool(
             name=name,
-            relays=tuple(Relay.parse(str(r)) for r in _as_list(spec.get("relays", []), f"smtp.pools.{name}.relays")),
+            relays=relays(name, spec),
             connections=_positive_int(spec.get("connections", 8), f"smtp.pools.{name}.connections"),
             choose=_one_of(spec.get("choose", "message"), ("message", "domain"), f"smtp.pools.{name}.choose"),
             max_messages=_positive_int(spec.get("max_messages", 1000), f"smtp.pools.{name}.max_messages"),
@@ -224,8 +225,8 @@ def _build(tree: dict[str, Any]) -> Settings:
             port=_positive_int(tree["dns"]["port"], "dns.port"),
             timeout=float(tree["dns"]["timeout"]),
         ),
-        dkim=_dkim(dkim),
-        tracking=TrackingSettings(base_url=str(tracking["base_url"]), secret=str(tracking["secret"])),
+        dkim=_dkim(dkim, secret),
+        tracking=TrackingSettings(base_url=str(tracking["base_url"]), secret=secret(tracking["secret"], "tracking", "secret")),
         bounce_imap_url=str(tree["bounces"].get("imap", {}).get("url", "")),
         soft_bounce_limit=_positive_int(tree["bounces"]["soft_limit"], "bounces.soft_limit"),
         soft_bounce_window_days=_positive_int(tree["bounces"]["soft_window_days"], "bounces.soft_window_days"),
@@ -270,10 +271,13 @@ def _one_of(value: Any, choices: tuple[str, ...], key: str) -> str:
     return value
 
 
-def _dkim(dkim: dict[str, Any]) -> DkimSettings:
-    values = {k: str(dkim.get(k, "")) for k in DkimSettings.__dataclass_fields__}
+def _dkim(dkim: dict[str, Any], secret) -> DkimSettings:
+    values: dict[str, Any] = {k: str(dkim.get(k, "")) for k in DkimSettings.__dataclass_fields__}
     if values["algorithm"] not in DKIM_ALGORITHMS:
         raise MailflowError(f"settings: dkim.algorithm {values['algorithm']!r} is not one of {', '.join(DKIM_ALGORITHMS)}")
+    for section, key in SECRET_KEYS:
+        if section == "dkim":
+            values[key] = secret(values[key], section, key)
     return DkimSettings(**values)
 
 

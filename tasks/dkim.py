@@ -144,7 +144,7 @@ def signer_for(settings: DkimSettings) -> DkimSigner | None:
 def _pem(settings: DkimSettings, prefix: str) -> bytes:
     inline, path = getattr(settings, prefix + "private_key"), getattr(settings, prefix + "private_key_file")
     if inline:
-        return inline.encode()
+        return inline.reveal().encode()
     if not path:
         raise MailflowError(f"dkim.domain is set but no key: set MAILFLOW_DKIM__{prefix.upper()}PRIVATE_KEY "
                             f"or dkim.{prefix}private_key_file")

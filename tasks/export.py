@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import duckdb
@@ -31,9 +33,19 @@ def export_table(con: duckdb.DuckDBPyConnection, what: str, output: Path, fmt: s
     fmt = fmt or ("parquet" if output.suffix.lower() in (".parquet", ".pq") else "csv")
     frame = con.sql(q(EXPORTS[what])).pl()
     output.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "parquet":
-        frame.write_parquet(output)
-    else:
-        frame = frame.with_columns(pl.col(pl.Datetime).dt.to_string("%Y-%m-%dT%H:%M:%S%z"))
-        formula_safe(frame).write_csv(output)
+    with private_file(output) as fh:
+        if fmt == "parquet":
+            frame.write_parquet(fh)
+        else:
+            frame = frame.with_columns(pl.col(pl.Datetime).dt.to_string("%Y-%m-%dT%H:%M:%S%z"))
+            formula_safe(frame).write_csv(fh)
     return frame.height
+
+
+def private_file(path: Path):
+    """`path` opened for writing, readable by its owner only (0600) before a byte of subscriber data goes
+    in — also when it already existed with a looser mode. A pipe or device (-o /dev/stdout) is left as it is."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    if stat.S_ISREG(os.fstat(fd).st_mode):
+        os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "wb")

@@ -42,7 +42,7 @@ def composer_for(settings: Settings, spec: CampaignSpec) -> Composer:
     templates = CampaignTemplates(spec.template, spec.subject, {"name": spec.name, "id": spec.campaign_id},
                                   track_opens=spec.tracking.get("opens", True),
                                   track_clicks=spec.tracking.get("clicks", True))
-    return Composer(spec, templates, TokenSigner(settings.tracking.secret), settings.tracking.base_url,
+    return Composer(spec, templates, TokenSigner(settings.tracking.secret.reveal()), settings.tracking.base_url,
                     settings.smtp.bounce_domain, dkim_signer(settings))
 
 

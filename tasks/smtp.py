@@ -97,7 +97,7 @@ class SmtpConnection:
                 use_tls=self.relay.tls == "implicit",
                 start_tls=True if self.relay.tls == "starttls" else False,
                 username=self.relay.username or None,
-                password=self.relay.password or None,
+                password=self.relay.password.reveal() or None,
             )
             try:
                 await smtp.connect()

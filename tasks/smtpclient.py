@@ -199,7 +199,7 @@ class PipeliningConnection:
         if "AUTH" not in self._extensions:
             raise ProtocolError("the relay offers no AUTH")
         mechanisms = self._extensions["AUTH"].upper().split()
-        user, password = self.relay.username.encode("utf-8"), self.relay.password.encode("utf-8")
+        user, password = self.relay.username.encode("utf-8"), self.relay.password.reveal().encode("utf-8")
         if "PLAIN" in mechanisms:
             token = base64.b64encode(b"\0" + user + b"\0" + password).decode("ascii")
             try:

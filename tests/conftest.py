@@ -37,8 +37,8 @@ def receiver():
 def settings(home: Path, receiver: Receiver):
     return load_settings(
         overrides={"home": str(home), "smtp": {"pools": {"default": {"relays": [f"127.0.0.1:{receiver.port}"], "connections": 4}}},
-                   "send": {"chunk_size": 50}, "tracking": {"secret": "test-secret", "base_url": "https://t.example"}},
-        environ={},
+                   "send": {"chunk_size": 50}, "tracking": {"base_url": "https://t.example"}},
+        environ={"MAILFLOW_TRACKING__SECRET": "test-secret"},
     )
 
 

@@ -3,9 +3,11 @@
 import json
 import os
 import re
+import stat
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -14,11 +16,11 @@ from mailflow.cli import cli, main
 ROOT = Path(__file__).parent.parent
 
 
-def run(*args, cwd=None):
-    # As a user runs it: without the test session's Prefect console settings.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_LOGGING")}
+def run(*args, cwd=None, env=None, timeout=180):
+    # As a user runs it: without the test session's Prefect console settings, under the usual umask.
+    env = env or {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_LOGGING")}
     return subprocess.run([sys.executable, "-m", "mailflow.cli", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=180, env=env)
+                          timeout=timeout, env=env, umask=0o022)
 
 
 def test_init_then_sql(tmp_path):
@@ -154,3 +156,117 @@ def test_unreadable_ingest_exits_2_before_prefect_starts(tmp_path, content, need
 def test_glob_that_matches_nothing(tmp_path):
     out = run("--home", str(tmp_path / "h"), "ingest", str(tmp_path / "*.csv"))
     assert out.returncode == 2 and "no file matches" in out.stderr
+
+
+@pytest.mark.parametrize("pattern,engine,reason", [
+    ("re:a{1001}", "DuckDB", "invalid repetition size"),   # RE2 caps repetition at 1000; Python and Rust do not
+    ("re:(?x) a b", "DuckDB", "invalid perl operator"),    # Rust regex knows (?x), RE2 does not
+    ("re:a++", "DuckDB", "bad repetition operator"),
+    ("re:a{,3}", "Polars", "repetition quantifier"),         # RE2 reads it as a literal, Rust refuses it
+    ("re:\\101", "Polars", "backreferences are not supported"),
+    ("re:(?<=x)y", "Polars", "look-around"),                 # Python's re accepts look-around; neither engine does
+    ("re:(a)\\1", "Polars", "backreferences"),
+])
+def test_a_regex_rule_either_engine_cannot_run_is_refused(tmp_path, pattern, engine, reason):
+    home = str(tmp_path / "h")
+    for command in ("block", "allow"):
+        out = run("--home", home, "lists", command, pattern)
+        assert out.returncode == 2, out.stderr
+        assert out.stderr.count("\n") == 1 and repr(pattern) in out.stderr and engine in out.stderr and reason in out.stderr
+    assert json.loads(run("--home", home, "--json", "lists", "show").stdout) == []
+
+
+def test_a_regex_rule_both_engines_run_is_accepted_and_applied_by_both(tmp_path):
+    from tasks.campaign import CampaignSpec
+    from tasks.ingest import ingest_file
+    from tasks.plan import plan
+    from tasks.warehouse import connect
+    from tests.conftest import write_csv
+
+    home = tmp_path / "h"
+    with connect(home / "mailflow.duckdb") as con:
+        ingest_file(con, write_csv(tmp_path / "a.csv", "email\ntest1@example.com\nann@example.com\nbob@other.example\n"))
+    # \pL and \z are not Python's re: a rule is checked by the engines that run it, not by Python.
+    for pattern in ("re:^test[0-9]+@", "re:^\\pL+@other\\.example\\z", "re:a{1000}"):
+        out = run("--home", str(home), "lists", "block", pattern)
+        assert out.returncode == 0, out.stderr
+    with connect(home / "mailflow.duckdb") as con:
+        spec = CampaignSpec(name="R", campaign_id="r", from_addr="a@example.com", subject="s", template="newsletter")
+        assert plan(con, home, spec, 10).audience_size == 1  # DuckDB (RE2) left out the two blocked subscribers
+    with connect(home / "mailflow.duckdb") as con:
+        late = ingest_file(con, write_csv(tmp_path / "b.csv", "email\ntest2@example.com\ncarl@other.example\n"))
+        assert late.quarantined == 2  # Polars (Rust regex) quarantined both at ingest
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """`mailflow demo` as a user runs it (umask 022), with a Prefect home of its own (so its ephemeral
+    server's database is there) and, in its environment, a DKIM key and a relay password."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    root = tmp_path_factory.mktemp("demo")
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    password = "relay-pw-5f0c2a9e"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MAILFLOW_"))}
+    env |= {"PREFECT_HOME": str(root / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
+            "MAILFLOW_DKIM__DOMAIN": "example.com", "MAILFLOW_DKIM__SELECTOR": "mf1", "MAILFLOW_DKIM__PRIVATE_KEY": key,
+            "MAILFLOW_SMTP__POOLS__BACKUP__RELAYS": f'["mailer:{password}@127.0.0.1:2526?tls=starttls"]'}
+    home = root / "home"
+    out = run("--home", str(home), "demo", env=env, timeout=900)
+    assert out.returncode == 0, out.stderr
+    return SimpleNamespace(home=home, prefect_home=root / "prefect", output=out.stdout + out.stderr,
+                           secrets={"tracking secret": (home / "demo-secret").read_text().strip(),
+                                    "DKIM key": key.splitlines()[10], "relay password": password})
+
+
+@pytest.mark.integration
+def test_the_demo_leaves_no_secret_in_prefects_database_or_its_home(demo_run):
+    prefect_files = [p for p in demo_run.prefect_home.rglob("*") if p.is_file()]
+    database = [p.read_bytes() for p in prefect_files if p.name.startswith("prefect.db")]
+    assert any(str(demo_run.home).encode() in d for d in database), "the flow runs and their parameters are stored there"
+    home_files = [p for p in demo_run.home.rglob("*") if p.is_file() and p.name != "demo-secret"]
+    assert any(b"DKIM-Signature:" in p.read_bytes() for p in (demo_run.home / "maildir" / "new").iterdir()), \
+        "the DKIM key reached the sending processes through their environment"
+    for what, secret in demo_run.secrets.items():
+        assert secret not in demo_run.output, what
+        assert [str(p) for p in prefect_files + home_files if secret.encode() in p.read_bytes()] == [], what
+
+
+@pytest.mark.integration
+def test_the_demo_home_and_everything_in_it_are_private(demo_run):
+    def loose(root: Path) -> list[str]:
+        paths = [root, *root.rglob("*")]
+        return [f"{p} {stat.S_IMODE(p.lstat().st_mode):04o}" for p in paths
+                if stat.S_IMODE(p.lstat().st_mode) & ~(0o700 if p.is_dir() else 0o600)]
+
+    assert {p.name for p in demo_run.home.iterdir()} >= {"mailflow.duckdb", "campaigns", "ledger", "maildir"}
+    assert loose(demo_run.home)[:5] == []
+    assert loose(demo_run.prefect_home)[:5] == [], "Prefect's server, started by the command, inherits its umask"
+
+
+def test_a_home_open_to_others_is_closed_and_exports_are_private(tmp_path):
+    home = tmp_path / "h"
+    home.mkdir(mode=0o755)
+    home.chmod(0o755)
+    out = run("--home", str(home), "init")
+    assert out.returncode == 0 and "now 0700" in out.stderr
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    assert stat.S_IMODE((home / "mailflow.duckdb").stat().st_mode) == 0o600
+    assert "0700" not in run("--home", str(home), "init").stderr, "said once"
+    earlier = tmp_path / "earlier.csv"
+    earlier.write_text("old")
+    earlier.chmod(0o644)
+    for output in (earlier, tmp_path / "new.parquet"):
+        assert run("--home", str(home), "export", "subscribers", "-o", str(output)).returncode == 0
+        assert stat.S_IMODE(output.stat().st_mode) == 0o600, output
+
+
+def test_a_shared_directory_as_home_is_left_open_with_a_warning(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)  # like /tmp: closing it would break everyone else
+    out = run("--home", str(shared), "init")
+    assert out.returncode == 0 and "warning: home" in out.stderr and "open to others" in out.stderr
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777

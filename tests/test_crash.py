@@ -54,7 +54,9 @@ def test_sigkill_leaves_exactly_the_messages_on_the_wire_in_doubt(settings, tmp_
     with Receiver(record=True, faults={a: Fault("DATA", stall=True) for a in stalled}) as rx:
         job = tmp_path / "job.pkl"
         job.write_bytes(pickle.dumps((with_relay(settings, rx.port), SPEC, chunk)))
-        proc = subprocess.Popen([sys.executable, "-c", RUN_CHUNK, str(job)])
+        # Pickled settings carry no secret: the sender reads it from its environment, as a Prefect worker does
+        proc = subprocess.Popen([sys.executable, "-c", RUN_CHUNK, str(job)],
+                                env={**os.environ, "MAILFLOW_TRACKING__SECRET": settings.tracking.secret.reveal()})
         try:
             def stuck():
                 logged = logged_subscribers(path)

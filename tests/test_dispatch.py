@@ -22,7 +22,7 @@ def settings_for(home, *relays, choose="message", shaping=None, timeout=5.0, **s
         "home": str(home), "smtp": {"timeout": timeout, "pools": {"default": {
             "relays": list(relays), "connections": 2, "choose": choose}}},
         "send": {"chunk_size": 100, **send}, "shaping": shaping or {},
-        "tracking": {"secret": "test-secret", "base_url": "https://t.example"}}, environ={})
+        "tracking": {"base_url": "https://t.example"}}, environ={"MAILFLOW_TRACKING__SECRET": "test-secret"})
 
 
 def final_records(settings, chunk_id=0):
@@ -165,7 +165,7 @@ def test_transport_mx_delivers_per_domain_to_its_exchangers(tmp_path):
         settings = load_settings(overrides={
             "home": str(tmp_path / "h"), "smtp": {"mx_port": port, "allow_private_mx": True},
             "dns": {"nameservers": ["127.0.0.1"], "port": dns.port},
-            "tracking": {"secret": "test-secret", "base_url": "https://t.example"}}, environ={})
+            "tracking": {"base_url": "https://t.example"}}, environ={"MAILFLOW_TRACKING__SECRET": "test-secret"})
         emails = [f"a{i}@one.example" for i in range(5)] + [f"b{i}@two.example" for i in range(5)] + ["c@nullmx.example"]
         chunk = write_chunk(tmp_path / "c.parquet", emails)
         lanes = {}

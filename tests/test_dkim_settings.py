@@ -26,7 +26,8 @@ def pems():
 
 
 def dkim_settings(**dkim_keys):
-    return load_settings(overrides={"dkim": {"domain": DOMAIN, **dkim_keys}}, environ={}).dkim
+    keys = {f"MAILFLOW_DKIM__{k.upper()}": dkim_keys.pop(k) for k in ("private_key", "ed25519_private_key") if k in dkim_keys}
+    return load_settings(overrides={"dkim": {"domain": DOMAIN, **dkim_keys}}, environ=keys).dkim
 
 
 def verify_all(message: bytes, signer: DkimSigner) -> list[bool]:

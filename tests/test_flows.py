@@ -85,7 +85,7 @@ def test_global_rate_limit_is_created_by_init_and_taken_in_batches(prefect_harne
     assert limit.active_slots >= 39
 
 
-def test_send_and_retry_flows_with_the_global_rate_deferred_then_delivered(prefect_harness, home, tmp_path):
+def test_send_and_retry_flows_with_the_global_rate_deferred_then_delivered(prefect_harness, home, tmp_path, monkeypatch):
     from flows.plan_campaign import plan_campaign
     from flows.retry_deferred import retry_deferred
     from flows.send_campaign import send_campaign
@@ -98,8 +98,9 @@ def test_send_and_retry_flows_with_the_global_rate_deferred_then_delivered(prefe
     emails = [f"u{i}@example.com" for i in range(30)] + [f"b{i}@busy.example" for i in range(5)]
     with connect(home / "mailflow.duckdb") as con:
         ingest_file(con, write_csv(tmp_path / "s.csv", "email\n" + "\n".join(emails) + "\n"))
+    monkeypatch.setenv("MAILFLOW_TRACKING__SECRET", "s")  # the flows and their worker processes read it there
     base = {"home": str(home), "send": {"rate": 1000, "rate_batch": 20, "retry_first": 0, "chunk_size": 10},
-            "tracking": {"secret": "s", "base_url": "https://t.example"}}
+            "tracking": {"base_url": "https://t.example"}}
     ensure_rate_limit(load_settings(overrides=base, environ={}))
     campaign = tmp_path / "c.yaml"
     campaign.write_text("name: retry-news\nfrom: News <news@example.com>\ntemplate: newsletter\nsubject: Hi\n")
@@ -162,7 +163,8 @@ def test_send_flow_keeps_a_live_table_by_variant_and_provider(prefect_harness, s
                         subject="Hi", template="newsletter", lists=("live",))
     assert plan(con, settings.home, spec, 50).chunk_count == 2
     monkeypatch.setattr(flows.progress, "POLL_SECONDS", 0.05)  # refresh many times while the chunks run
-    overrides = {"home": str(settings.home), "send": {"chunk_size": 50}, "tracking": {"secret": "s", "base_url": "https://t.example"},
+    monkeypatch.setenv("MAILFLOW_TRACKING__SECRET", "s")  # the flow and its worker processes read it there
+    overrides = {"home": str(settings.home), "send": {"chunk_size": 50}, "tracking": {"base_url": "https://t.example"},
                  "smtp": {"pools": {"default": {"relays": [f"127.0.0.1:{receiver.port}"], "connections": 4}}}}
     state = send_campaign("live-table", overrides=overrides, return_state=True)
     sent = state.result()

@@ -6,6 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import polars as pl
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from mailflow import SAMPLES_DIR
 from mailflow.errors import MailflowError
@@ -260,6 +262,28 @@ def test_block_rules_quarantine_and_allow_rules_exempt(con, tmp_path):
     ingest_bytes(con, tmp_path, text.encode())
     assert emails(con) == ["fine@example.com", "ok@spam.example"]
     assert [r[2] for r in quarantine(con)] == ["blocked: matches rule *@spam.example", "blocked: matches rule re:^test[0-9]+@"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="a1{},()?<=!*+\\|[]^$.:-pPLxzZQEKk#", max_size=12))
+@example("a{1001}")
+@example("(?<=x)y")
+@example("a{,3}")
+@example("\\pL+")
+def test_a_regex_rule_is_refused_or_runs_in_both_engines(regex):
+    """Rules run in Polars at ingest (Rust regex) and in DuckDB at plan (RE2, the pattern from a column)."""
+    import duckdb
+
+    from tasks.rules import blocked_by, parse_rule
+
+    try:
+        rule = parse_rule(f"re:{regex}", "block")
+    except MailflowError as exc:
+        assert "\n" not in str(exc)
+        return
+    pl.DataFrame({"email": ["test1@example.com", "a@b.c"]}).select(blocked_by([rule], pl.col("email")))
+    with duckdb.connect() as con:
+        con.execute("SELECT regexp_matches(e, r) FROM (VALUES ('a@b.c', $r), ('x@y.z', $r)) AS t(e, r)", {"r": rule.value}).fetchall()
 
 
 def test_role_and_disposable_addresses_are_flagged_or_rejected(con, tmp_path):

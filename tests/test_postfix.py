@@ -79,9 +79,9 @@ def composers(tmp_path_factory, rsa_private):  # noqa: F811 - the fixture import
     """The sample campaign as `mailflow send` composes it, and a campaign with a minified template."""
     home = tmp_path_factory.mktemp("home")
     settings = load_settings(overrides={
-        "home": str(home), "tracking": {"secret": SECRET, "base_url": "https://t.example"},
-        "dkim": {"domain": DKIM_DOMAIN, "selector": SELECTOR, "private_key": pem(rsa_private).decode()},
-    }, environ={})
+        "home": str(home), "tracking": {"base_url": "https://t.example"},
+        "dkim": {"domain": DKIM_DOMAIN, "selector": SELECTOR},
+    }, environ={"MAILFLOW_TRACKING__SECRET": SECRET, "MAILFLOW_DKIM__PRIVATE_KEY": pem(rsa_private).decode()})
     newsletter = composer_for(settings, load_campaign(SAMPLES_DIR / "campaign.yaml"))
     (home / "minified.html.j2").write_text(MINIFIED_HTML, encoding="utf-8")
     (home / "minified.txt.j2").write_text(MINIFIED_TEXT, encoding="utf-8")

@@ -23,7 +23,7 @@ def test_greeting_throttle_suspends(tmp_path):
         settings = load_settings(overrides={
             "home": str(tmp_path / "h"), "smtp": {"mx_port": port, "allow_private_mx": True},
             "dns": {"nameservers": ["127.0.0.1"], "port": dns.port}, "shaping": {"gmail": {"connections": 1}},
-            "tracking": {"secret": "test-secret", "base_url": "https://t.example"}}, environ={})
+            "tracking": {"base_url": "https://t.example"}}, environ={"MAILFLOW_TRACKING__SECRET": "test-secret"})
         chunk = write_chunk(tmp_path / "c.parquet", [f"g{i}@gmail.com" for i in range(10)])
         lanes = {}
         asyncio.run(send_chunk(settings, replace(SPEC, transport="mx"), chunk, lanes=lanes))

@@ -19,7 +19,7 @@ def test_lone_recipient_never_delivered(tmp_path):
         settings = load_settings(overrides={
             "home": str(tmp_path / "h"), "smtp": {"mx_port": port, "allow_private_mx": True},
             "dns": {"nameservers": ["127.0.0.1"], "port": dns.port},
-            "tracking": {"secret": "test-secret", "base_url": "https://t.example"}}, environ={})
+            "tracking": {"base_url": "https://t.example"}}, environ={"MAILFLOW_TRACKING__SECRET": "test-secret"})
         chunk = write_chunk(tmp_path / "c.parquet", ["a@one.example"])
         runs = [asyncio.run(send_chunk(settings, spec, chunk, lanes={}))]
         for hours in (1, 3, 7, 15):

@@ -35,7 +35,7 @@ def test_settings_are_frozen():
 
 def test_relay_with_credentials_and_tls():
     r = Relay.parse("user%40x:p%3Ass@smtp.example.com:587?tls=starttls")
-    assert (r.host, r.port, r.username, r.password, r.tls) == ("smtp.example.com", 587, "user@x", "p:ss", "starttls")
+    assert (r.host, r.port, r.username, r.password.reveal(), r.tls) == ("smtp.example.com", 587, "user@x", "p:ss", "starttls")
     assert "p:ss" not in repr(r)
 
 
@@ -92,3 +92,69 @@ def test_shaping_overrides_one_key_and_keeps_the_other_defaults():
     s = load_settings(overrides={"shaping": {"gmail": {"rate": 5}}}, environ={})
     assert s.shaping["gmail"].rate == 5.0 and s.shaping["gmail"].connections == 4
     assert s.shaping["yahoo"].rate == 20.0
+
+
+SECRETS = {"MAILFLOW_TRACKING__SECRET": "tok-3f9a1c", "MAILFLOW_DKIM__PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----\nkey-77e0\n",
+           "MAILFLOW_SMTP__POOLS__BULK__RELAYS": '["10.0.0.1:25", "mailer:pw-51d2@10.0.0.2:587?tls=starttls"]'}
+
+
+def test_settings_pickled_into_a_worker_carry_no_secret_and_it_rereads_them(monkeypatch, tmp_path):
+    import pickle
+
+    import cloudpickle
+
+    monkeypatch.chdir(tmp_path)
+    for name in SECRETS:
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings(environ=SECRETS)
+    relay = settings.pool("bulk").relays[1]
+    assert (settings.tracking.secret.reveal(), relay.password.reveal()) == ("tok-3f9a1c", "pw-51d2")
+    shown = [repr(settings), str(settings.tracking.secret), f"{relay.password}", pickle.dumps(settings),
+             cloudpickle.dumps(settings)]  # what Prefect prints, logs, or pickles for a process pool
+    for needle in ("tok-3f9a1c", "key-77e0", "pw-51d2"):
+        assert not any(needle in (s if isinstance(s, str) else s.decode("latin-1")) for s in shown), needle
+
+    # The worker process: the secrets are read from its environment, as Prefect's process pool passes it on.
+    unset = pickle.loads(pickle.dumps(settings))
+    assert not unset.tracking.secret and not unset.pool("bulk").relays[1].password
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    worker = pickle.loads(cloudpickle.dumps(settings))
+    assert worker.tracking.secret.reveal() == "tok-3f9a1c"
+    assert worker.dkim.private_key.reveal() == SECRETS["MAILFLOW_DKIM__PRIVATE_KEY"]
+    assert worker.pool("bulk").relays[1].password.reveal() == "pw-51d2" and not worker.pool("bulk").relays[0].password
+
+
+def test_a_secret_in_the_config_file_is_read_there_again_after_pickling(tmp_path):
+    import pickle
+
+    config = tmp_path / "m.toml"
+    config.write_text('[tracking]\nsecret = "from-file-9c"\n')
+    settings = load_settings(config, environ={})
+    pickled = pickle.dumps(settings)
+    assert b"from-file-9c" not in pickled
+    assert pickle.loads(pickled).tracking.secret.reveal() == "from-file-9c"
+
+
+@pytest.mark.parametrize("overrides,needle", [
+    ({"tracking": {"secret": "s"}}, "MAILFLOW_TRACKING__SECRET"),
+    ({"dkim": {"private_key": "k"}}, "MAILFLOW_DKIM__PRIVATE_KEY"),
+    ({"dkim": {"ed25519_private_key": "k"}}, "MAILFLOW_DKIM__ED25519_PRIVATE_KEY"),
+    ({"smtp": {"pools": {"bulk": {"relays": ["u:pw-0@h:25"]}}}}, "MAILFLOW_SMTP__POOLS__BULK__RELAYS"),
+])
+def test_overrides_never_carry_a_secret(overrides, needle):
+    # Overrides are what flows take as parameters: Prefect stores those and shows them in its UI.
+    with pytest.raises(MailflowError, match=needle) as caught:
+        load_settings(overrides=overrides, environ={})
+    assert "pw-0" not in str(caught.value)
+
+
+def test_secrets_are_taken_verbatim_from_the_environment():
+    settings = load_settings(environ={"MAILFLOW_TRACKING__SECRET": "1_000", "MAILFLOW_DKIM__PRIVATE_KEY": "true"})
+    assert (settings.tracking.secret.reveal(), settings.dkim.private_key.reveal()) == ("1_000", "true")
+
+
+def test_a_bad_relay_is_named_without_its_password():
+    with pytest.raises(MailflowError) as caught:
+        Relay.parse("mailer:pw-83aa@smtp.example.com:25?tls=maybe")
+    assert "pw-83aa" not in str(caught.value) and "mailer:***@smtp.example.com:25" in str(caught.value)

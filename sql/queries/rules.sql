@@ -8,3 +8,8 @@ DELETE FROM address_rules WHERE pattern = $pattern RETURNING pattern;
 
 -- name: list_rules
 SELECT pattern, action, kind, value FROM address_rules ORDER BY action, pattern;
+
+-- name: check_regex
+-- Runs a new regex rule the way freeze_audience applies rules (RE2, the pattern a column value, not
+-- a constant), on a throwaway in-memory connection, so `lists block` refuses what plans could not run.
+SELECT regexp_matches(email, regex) FROM (VALUES ($email, $regex)) AS rule(email, regex);
