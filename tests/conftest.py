@@ -21,6 +21,15 @@ from mailflow.settings import load_settings  # noqa: E402
 from tasks.warehouse import connect  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _keep_umask():
+    """Commands run in-process set umask 077 (as the CLI does); the next test starts from the same umask."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    yield
+    os.umask(umask)
+
+
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     return tmp_path / "home"

@@ -163,7 +163,8 @@ def test_an_unencodable_address_fails_that_recipient_and_the_chunk_finishes(sett
 
 def relay_settings(home, port):
     return load_settings(overrides={"home": str(home), "smtp": {"pools": {"default": {"relays": [f"127.0.0.1:{port}"]}}},
-                                    "tracking": {"secret": "test-secret", "base_url": "https://t.example"}}, environ={})
+                                    "tracking": {"base_url": "https://t.example"}},
+                         environ={"MAILFLOW_TRACKING__SECRET": "test-secret"})
 
 
 @pytest.mark.parametrize("smtputf8", [True, False], ids=["relay with SMTPUTF8", "relay without"])
