@@ -222,7 +222,8 @@ def _elements(path: Path, read: Callable[[], bytes]) -> Iterator[tuple[int, obje
             while True:
                 try:
                     value, end = decoder.raw_decode(text, pos)
-                    if end < len(text) or eof:  # a number or literal at the window's edge may go on
+                    after = _SPACE.match(text, end).end()  # `0` of `0.5` cut at the window's edge: see what follows
+                    if eof or (after < len(text) and (text[after] in ",]" or after < len(text) - 16)):
                         break
                 except json.JSONDecodeError as exc:
                     near_end = exc.pos >= len(text) - 16 or exc.msg.startswith("Unterminated string")

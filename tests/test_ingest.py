@@ -387,17 +387,19 @@ def test_a_header_line_longer_than_the_limit_is_refused(con, tmp_path):
 
 @pytest.mark.parametrize("batch_bytes", [BATCH_BYTES, 4096])
 def test_an_over_long_line_in_a_gzip_bomb_is_quarantined_shortened_with_its_hash(con, tmp_path, batch_bytes):
-    long_field = b"x" * (8 * MAX_RECORD_BYTES)
+    long_field = (b"x" * MAX_RECORD_BYTES + b"\n") * 8  # a quoted field: its newlines do not end the record
     line = b'bob@example.com,"' + long_field + b'",Lee,JP'
-    body = HEADER.encode() + b"ann@example.com,Ann,Lee,JP\n" + line + b"\r\ncid@example.com,Cid,Lee,JP\n"
+    body = (HEADER.encode() + b"ann@example.com,Ann,Lee,JP\n" + line + b"\r\nnot-an-email,Cid,Lee,JP\n"
+            + b"cid@example.com,Cid,Lee,JP\n")
     result = ingest_bytes(con, tmp_path, gzip.compress(body, 9), name="bomb.csv.gz", batch_bytes=batch_bytes)
-    assert (result.rows_read, result.accepted, result.quarantined) == (3, 2, 1)
+    assert (result.rows_read, result.accepted, result.quarantined) == (4, 2, 2)
     assert emails(con) == ["ann@example.com", "cid@example.com"]
-    [(at, rule, reason, raw, sha, count)] = quarantine_entries(con)
+    [(at, rule, reason, raw, sha, count), after] = quarantine_entries(con)
     assert (at, rule, count) == (3, "line_too_long", 1)
     assert reason == f"line_too_long: {len(line):,} bytes, more than the limit of {MAX_RECORD_BYTES:,}"
     assert raw == line[:RAW_LIMIT].decode() + f" …[truncated: {len(line):,} bytes]"
     assert sha == hashlib.sha256(line).hexdigest()
+    assert after[:2] == (3 + 8 + 1, "gx:expect_column_values_to_match_regex(email)"), "lines counted through it"
     assert failing_checks(con) == []
 
 
