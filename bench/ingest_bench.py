@@ -219,7 +219,8 @@ def child(path: str, warehouse: str, home: str, list_name: str) -> None:
     out = result.as_dict()
     batches = len(out.pop("validation", None) or [])  # one validation run per batch the reader yielded
     print(json.dumps({
-        "result": out, "batches": batches, "entries": entries, "import_s": imported - start, "connect_s": connected - imported, "call_s": called - connected,
+        "result": out, "batches": batches, "entries": entries, "import_s": imported - start,
+        "connect_s": connected - imported, "call_s": called - connected,
         "close_s": closed - called, "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }), flush=True)
 

@@ -40,15 +40,15 @@ class _Gunzip(io.RawIOBase):
     200 MB of one byte) and notices a truncated stream (GzipFile.read(n) just stops short)."""
 
     def __init__(self, fh):
-        self._fh, self._buffer = fh, b""
+        self._fh = fh
         self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, target) -> int:
-        want = len(target)
-        while len(self._buffer) < want:
+        view, filled = memoryview(target).cast("B"), 0
+        while filled < len(view):
             if self._inflate.eof:  # end of a member: another may follow (multi-member gzip)
                 rest = self._inflate.unused_data or self._fh.read(GZIP_STEP)
                 if not rest:
@@ -56,14 +56,12 @@ class _Gunzip(io.RawIOBase):
                 self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
             else:
                 rest = self._inflate.unconsumed_tail or self._fh.read(GZIP_STEP)
-            out = self._inflate.decompress(rest, want - len(self._buffer))
+            out = self._inflate.decompress(rest, len(view) - filled)  # at most what there is room for
             if not rest and not out and not self._inflate.eof:
                 raise EOFError("the gzip stream ends early (the file is truncated)")
-            self._buffer += out
-        size = min(want, len(self._buffer))
-        target[:size] = self._buffer[:size]
-        self._buffer = self._buffer[size:]
-        return size
+            view[filled:filled + len(out)] = out
+            filled += len(out)
+        return filled
 
     def close(self) -> None:
         self._fh.close()
@@ -84,11 +82,10 @@ def text_encoding(name: str | None) -> str | None:
     return name
 
 
-def check_width(path: Path, columns: int) -> None:
+def check_width(path: Path, columns: int, what: str = "columns", hint: str = "") -> None:
     """Before any per-column work: header handling stays linear in a file's size."""
     if columns > MAX_COLUMNS:
-        raise MailflowError(f"{path}: {columns:,} columns, more than the limit of {MAX_COLUMNS:,} "
-                            "(is the delimiter right?)")
+        raise MailflowError(f"{path}: {columns:,} {what}, more than the limit of {MAX_COLUMNS:,}{hint}")
 
 
 def shorten(text: str, size: int | None = None) -> str:

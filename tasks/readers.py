@@ -137,7 +137,7 @@ def _csv(path: Path, fh, encoding: str | None, delimiter: str | None, batch_byte
     if delimiter is None:
         delimiter = _sniff(header_text)
     raw_header = next(csv.reader([header_text.rstrip("\r\n")], delimiter=delimiter), [])
-    check_width(path, len(raw_header))
+    check_width(path, len(raw_header), hint=" (is the delimiter right?)")
     columns = header_names(raw_header)
     first_line = 1 + buffer[:header_end].count(b"\n") + (0 if buffer[:header_end].endswith(b"\n") else 1)
     buffer = buffer[header_end:]

@@ -18,6 +18,7 @@ from tasks.bounds import (MAX_COLUMNS, MAX_RECORD_BYTES, LongRecord, check_width
 from tasks.readers import BATCH_ROWS, Batch, Rejected, header_names
 
 READ_STEP = 1 << 20
+NOT_UTF8 = "invalid_utf8: bytes that are not UTF-8 (pass --encoding if the file is in another encoding)"
 _SPACE = re.compile(r"[ \t\r\n]*")
 
 
@@ -56,7 +57,7 @@ class _Records:
                     rejected.append(Rejected(first, reason, raw, n))
                     continue
                 if len(value) > MAX_COLUMNS:
-                    check_width(self.path, len(value))
+                    check_width(self.path, len(value), f"fields in the record at line {first}")
                 rows.append({header_names([str(k)])[0]: _text(v) for k, v in value.items()})
                 lines.append(last)
                 raws.append(raw)
@@ -65,7 +66,7 @@ class _Records:
         except RecursionError:  # a value nested just below the parser's limit, too deep to encode again
             raise MailflowError(f"{self.path}: line {first} is nested too deeply") from None
         columns = list(dict.fromkeys(k for r in rows for k in r))
-        check_width(self.path, len(columns))
+        check_width(self.path, len(columns), "distinct fields in its records")
         frame = pl.DataFrame({c: [r.get(c) for r in rows] for c in columns}, schema={c: pl.String for c in columns})
         frame = frame.with_columns(line=pl.Series(lines, dtype=pl.Int64))
         return Batch(frame, lambda idx: [raws[i] for i in idx], rejected,
@@ -145,8 +146,7 @@ def ndjson(path: Path, fh, to_utf8, batch_bytes: int):
                     text = line.decode("utf-8")
                 except UnicodeDecodeError:
                     lossy = line.decode("utf-8", "replace")
-                    records.add(number, line, lambda: lossy, lambda: (None, "invalid_utf8: bytes that are not UTF-8 "
-                                                                      "(pass --encoding if the file is in another encoding)"))
+                    records.add(number, line, lambda: lossy, lambda: (None, NOT_UTF8))
                 else:
                     records.add(number, line, lambda: text, lambda: _parse(text))
                 if records.full(batch_bytes):
@@ -274,8 +274,8 @@ def parquet(path: Path, fh):
                 if last.size != frame.height:
                     frame = frame[pl.Series(last)]
                 lines = frame["line"].to_numpy()
-                yield Batch(frame, lambda idx, r=raw, p=last: r.gather(pl.Series(p[list(idx)], dtype=pl.Int64)).to_list(), [], copies,
-                            lines - (last - first))
+                yield Batch(frame, lambda idx, r=raw, p=last: r.gather(pl.Series(p[list(idx)], dtype=pl.Int64)).to_list(),
+                            [], copies, lines - (last - first))
 
     return names, batches()
 

@@ -47,7 +47,8 @@ class Screened:
 def screen(batch: Batch, raw_header: list[str], options: ScreenOptions, now: datetime) -> Screened:
     if not batch.frame.height:  # nothing parsed, perhaps rows refused by the reader
         nothing = pl.DataFrame(schema={"_pos": pl.Int64, "line": pl.Int64, "reason": pl.String})
-        return Screened(pl.DataFrame(schema=dict.fromkeys(SUBSCRIBER_COLUMNS, pl.String)), _quarantine_rows(batch, nothing), None)
+        return Screened(pl.DataFrame(schema=dict.fromkeys(SUBSCRIBER_COLUMNS, pl.String)),
+                        _quarantine_rows(batch, nothing), None)
     frame = rename_columns(batch.frame, raw_header, options.mapping).with_columns(_pos=pl.int_range(pl.len()))
     require_email_column(frame.columns)
     fields = [c for c in frame.columns if c not in ("line", "_pos")]
@@ -89,7 +90,8 @@ def _earlier_copies(batch: Batch, kept: pl.DataFrame) -> list[pl.DataFrame]:
     if batch.copies is None or not (batch.copies > 1).any():
         return []
     repeated = np.flatnonzero(batch.copies > 1)
-    earlier = pl.DataFrame({"_pos": repeated, "_copies": batch.copies[repeated] - 1}, schema={"_pos": pl.Int64, "_copies": pl.Int64})
+    earlier = pl.DataFrame({"_pos": repeated, "_copies": batch.copies[repeated] - 1},
+                           schema={"_pos": pl.Int64, "_copies": pl.Int64})
     return [kept.select("_pos", "line").join(earlier, on="_pos").with_columns(
         reason=pl.format("duplicate: superseded by line {}", pl.col("line")))]
 
@@ -97,8 +99,8 @@ def _earlier_copies(batch: Batch, kept: pl.DataFrame) -> list[pl.DataFrame]:
 def require_email_header(raw_header: list[str], mapping: Mapping_) -> None:
     """A file with a header (CSV, Parquet) names its email column there, rows or not."""
     if raw_header:
-        names = header_names(raw_header)
-        require_email_column(rename_columns(pl.DataFrame(schema=dict.fromkeys(names, pl.String)), raw_header, mapping).columns)
+        empty = pl.DataFrame(schema=dict.fromkeys(header_names(raw_header), pl.String))
+        require_email_column(rename_columns(empty, raw_header, mapping).columns)
 
 
 def require_email_column(columns: list[str]) -> None:

@@ -379,6 +379,15 @@ def test_a_header_wider_than_the_limit_is_refused_before_names_are_built(con, tm
     assert con.execute("SELECT count(*) FROM ingest_batches").fetchone()[0] == 0
 
 
+def test_records_wider_than_the_limit_are_refused_in_every_format(con, tmp_path):
+    wide = {"email": "a@example.com"} | {f"f{i}": "x" for i in range(1_500)}
+    with pytest.raises(MailflowError, match="1,501 fields in the record at line 1, more than the limit of 1,000"):
+        ingest_bytes(con, tmp_path, json.dumps(wide).encode() + b"\n", name="wide.ndjson")
+    pl.DataFrame(wide).write_parquet(tmp_path / "wide.parquet")
+    with pytest.raises(MailflowError, match="wide.parquet: 1,501 columns, more than the limit of 1,000"):
+        ingest_file(con, tmp_path / "wide.parquet")
+
+
 def test_a_header_line_longer_than_the_limit_is_refused(con, tmp_path):
     data = b"email," + b"x" * (MAX_RECORD_BYTES + 10) + b"\na@example.com,1\n"
     with pytest.raises(MailflowError, match=f"header line is longer than the limit of {MAX_RECORD_BYTES:,} bytes"):
