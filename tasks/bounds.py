@@ -128,8 +128,9 @@ class _Digest:
         body = text.rstrip("\r")
         if body:
             piece = "\r" * self.crs + body
-            self.sha.update(piece.encode("utf-8"))
-            self.size += len(piece.encode("utf-8"))
+            encoded = piece.encode("utf-8")
+            self.sha.update(encoded)
+            self.size += len(encoded)
             if self._kept <= RAW_LIMIT:
                 self.head.append(piece[: RAW_LIMIT + 1 - self._kept])
                 self._kept += len(self.head[-1])

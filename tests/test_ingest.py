@@ -456,6 +456,10 @@ def test_identical_bad_rows_are_one_quarantine_entry_with_their_count(con, tmp_p
     assert (at, rule, raw, count) == (3, "gx:expect_column_values_to_match_regex(email)", "not-an-email,Ann,Lee,JP", 200_000)
     assert sha == hashlib.sha256(b"not-an-email,Ann,Lee,JP").hexdigest()
     assert failing_checks(con) == []
+    from tasks.export import export_table
+
+    assert export_table(con, "quarantine", tmp_path / "q.csv") == 1
+    assert pl.read_csv(tmp_path / "q.csv")["count"].to_list() == [200_000]
 
 
 @pytest.mark.parametrize("batch_bytes", [BATCH_BYTES, 64 << 10])
