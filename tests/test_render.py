@@ -8,8 +8,8 @@ from jinja2 import StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 
-from tasks.message import HeaderInjection, build_message
-from tasks.render import CampaignTemplates, RenderError, subscriber_context
+from mailflow.tasks.compose.message import HeaderInjection, build_message
+from mailflow.tasks.compose.render import CampaignTemplates, RenderError, subscriber_context
 
 CAMPAIGN = {"name": "News", "id": "news"}
 
@@ -132,7 +132,7 @@ def test_faster_lookups_and_escaping_render_exactly_as_jinja_does(tmp_path, name
 
 
 def ours_source(directory) -> str:
-    from tasks.render import _inline
+    from mailflow.tasks.compose.render import _inline
 
     return _inline((directory / "t.html.j2").read_text())
 

@@ -7,8 +7,8 @@ from collections import Counter
 import pytest
 
 from mailflow.settings import Relay
-from tasks.providers import DEFAULT_LIMITS, provider_of
-from tasks.shaping import GlobalGate, ProviderLane, RelayChooser, TokenBucket, is_throttle
+from mailflow.providers import DEFAULT_LIMITS, provider_of
+from mailflow.tasks.deliver.shaping import GlobalGate, ProviderLane, RelayChooser, TokenBucket, is_throttle
 
 
 class FakeClock:

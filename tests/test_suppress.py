@@ -2,7 +2,7 @@
 
 import polars as pl
 
-from tasks.suppress import SuppressionCheck, SuppressionLog, write_snapshot
+from mailflow.tasks.files.suppress import SuppressionCheck, SuppressionLog, write_snapshot
 
 
 class Clock:
