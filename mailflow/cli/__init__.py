@@ -20,20 +20,22 @@ from mailflow.home import private_umask
 from mailflow.cli.output import ProgressBar, print_demo, print_ingest, print_retry, print_rows, print_send
 
 
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--home", type=click.Path(file_okay=False), help="Where the warehouse and logs live (default ./data).")
 @click.option("--config", type=click.Path(dir_okay=False), help="Settings file (default mailflow.toml if present).")
+@click.option("--templates", type=click.Path(file_okay=False),
+              help="Your campaign templates, looked up before the built-in ones (default ./templates).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a human summary.")
 @click.option("--debug", is_flag=True, help="Show tracebacks and Prefect's logs.")
 @click.version_option(package_name="mailflow")
 @click.pass_context
-def cli(ctx: click.Context, home: str | None, config: str | None, as_json: bool, debug: bool) -> None:
+def cli(ctx: click.Context, home: str | None, config: str | None, templates: str | None, as_json: bool,
+        debug: bool) -> None:
     """mailflow: bulk email delivery as Prefect data pipelines over DuckDB."""
     private_umask()  # the home holds subscriber data: nothing this command (or its workers) writes is for others
     prefect_env.prepare(verbose=debug)
-    ctx.obj = Context(config, {"home": home} if home else {}, as_json, debug)
+    overrides = ({"home": home} if home else {}) | ({"templates_dir": str(Path(templates).absolute())} if templates else {})
+    ctx.obj = Context(config, overrides, as_json, debug)
 
 
 @cli.command()

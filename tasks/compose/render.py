@@ -129,9 +129,10 @@ def _link_filter(origins: list[str]) -> Callable[[str, int], str]:
     return track_link
 
 
-def _environment(directory: Path, html: bool, origins: list[str] | None = None) -> ImmutableSandboxedEnvironment:
-    # StrictUndefined: a misspelt field fails the dry run instead of sending blanks.
-    env = _Sandbox(loader=FileSystemLoader(str(directory)), undefined=StrictUndefined, autoescape=html,
+def _environment(directories: tuple[Path, ...], html: bool, origins: list[str] | None = None) -> ImmutableSandboxedEnvironment:
+    # StrictUndefined: a misspelt field fails the dry run instead of sending blanks. The loader searches
+    # the folders in order: a user's template may extend or include a built-in one by its name.
+    env = _Sandbox(loader=FileSystemLoader([str(d) for d in directories]), undefined=StrictUndefined, autoescape=html,
                    keep_trailing_newline=True)
     if origins is not None:  # only the HTML part has rewritten links
         env.filters[TRACK_FILTER] = _link_filter(origins)
@@ -148,12 +149,12 @@ class _Compiled:
 
 
 @lru_cache(maxsize=16)
-def _compile(directory: Path, name: str, subject: str, html_source: str | None, text_source: str | None,
+def _compile(directories: tuple[Path, ...], name: str, subject: str, html_source: str | None, text_source: str | None,
              track_opens: bool, track_clicks: bool) -> _Compiled:
     """Compiled once per process: every chunk task of a campaign in a worker reuses it (CSS inlining
     and compiling cost ~40 ms). The sources are part of the key, so an edited template recompiles."""
     links = LinkTable()
-    html_env, text_env = _environment(directory, True, links.origins), _environment(directory, False)
+    html_env, text_env = _environment(directories, True, links.origins), _environment(directories, False)
     inline_each = False
     try:
         html = None
@@ -177,12 +178,19 @@ def _compile(directory: Path, name: str, subject: str, html_source: str | None, 
 class CampaignTemplates:
     """Subject, HTML and text of one campaign variant: CSS inlined, links rewritten, compiled — once."""
 
-    def __init__(self, name: str, subject: str, campaign: Mapping[str, Any], directory: Path = TEMPLATES_DIR,
+    def __init__(self, name: str, subject: str, campaign: Mapping[str, Any],
+                 directory: Path | tuple[Path, ...] = TEMPLATES_DIR,
                  track_opens: bool = False, track_clicks: bool = False):
-        html_path, text_path = directory / f"{name}.html.j2", directory / f"{name}.txt.j2"
+        # `directory`: one folder, or several searched in order (the user's, then the built-ins). The
+        # first folder holding the campaign's template gives both its parts: a user's variant is never
+        # mixed with a built-in text part.
+        directories = (directory,) if isinstance(directory, Path) else tuple(directory)
+        found = [(d / f"{name}.html.j2", d / f"{name}.txt.j2") for d in directories]
+        html_path, text_path = next(((h, t) for h, t in found if h.exists() or t.exists()), found[0])
         if not html_path.exists() and not text_path.exists():
-            raise MailflowError(f"template {name!r}: neither {html_path} nor {text_path} exists")
-        compiled = _compile(directory, name, subject, _read(html_path), _read(text_path), track_opens, track_clicks)
+            looked = " nor ".join(str(p) for pair in found for p in pair)
+            raise MailflowError(f"template {name!r}: neither {looked} exists")
+        compiled = _compile(directories, name, subject, _read(html_path), _read(text_path), track_opens, track_clicks)
         self.subject, self.html, self.text = compiled.subject, compiled.html, compiled.text
         self._inline_each = compiled.inline_each
         self._globals = {t: dict(t.globals) for t in (self.subject, self.html, self.text) if t is not None}

@@ -10,6 +10,7 @@ from functools import partial
 from pathlib import Path
 
 from mailflow import interrupt
+from mailflow.tasks.files.atomic import atomic_write
 from mailflow.tasks.files.manifest import campaign_dir
 
 STOP_FILE = "stop"
@@ -27,9 +28,8 @@ def request_stop(home: Path, campaign_id: str, reason: str) -> None:
     """
     path = stop_path(home, campaign_id)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{STOP_FILE}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"reason": reason, "pid": os.getpid(), "at": datetime.now(timezone.utc).isoformat()}))
-    os.replace(tmp, path)
+    request = {"reason": reason, "pid": os.getpid(), "at": datetime.now(timezone.utc).isoformat()}
+    atomic_write(path, lambda p: p.write_text(json.dumps(request)))
 
 
 def stop_requested(home: Path, campaign_id: str) -> bool:

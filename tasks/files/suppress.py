@@ -18,6 +18,8 @@ from pathlib import Path
 
 import polars as pl
 
+from mailflow.tasks.files.atomic import atomic_write
+
 SNAPSHOT = "snapshot.parquet"
 OFFSETS = "mailflow.loaded_log_bytes"
 
@@ -36,12 +38,10 @@ def write_snapshot(home: Path, frame: pl.DataFrame, loaded: dict[str, int] | Non
     """
     path = suppression_dir(home) / SNAPSHOT
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{SNAPSHOT}.{os.getpid()}.tmp")
     logs = suppression_dir(home) / "log"
     offsets = {p: n for p, n in (loaded or {}).items() if Path(p).parent == logs}
-    frame.select("email", "cause").write_parquet(tmp, metadata={OFFSETS: json.dumps(offsets)})
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: frame.select("email", "cause").write_parquet(
+        tmp, metadata={OFFSETS: json.dumps(offsets)}))
 
 
 class SuppressionLog:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import polars as pl
 
+from mailflow import TEMPLATES_DIR
 from mailflow.errors import MailflowError, NeedsAttention
 from mailflow.settings import SendSettings, Settings
 from mailflow.tasks.bounces.classify import classify_reply
@@ -37,6 +38,7 @@ def composer_for(settings: Settings, spec: CampaignSpec) -> Composer:
     if not settings.tracking.secret:
         raise MailflowError("set MAILFLOW_TRACKING__SECRET: List-Unsubscribe links and bounce addresses are signed with it")
     templates = CampaignTemplates(spec.template, spec.subject, {"name": spec.name, "id": spec.campaign_id},
+                                  (settings.templates_dir, TEMPLATES_DIR),
                                   track_opens=spec.tracking.get("opens", True),
                                   track_clicks=spec.tracking.get("clicks", True))
     return Composer(spec, templates, TokenSigner(settings.tracking.secret.reveal()), settings.tracking.base_url,
