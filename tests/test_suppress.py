@@ -1,6 +1,7 @@
 """Send-time suppression: the snapshot, the logs written since, and their refresh."""
 
 import polars as pl
+import pytest
 
 from mailflow.tasks.files.suppress import SuppressionCheck, SuppressionLog, write_snapshot
 
