@@ -167,8 +167,8 @@ def compose_stages(settings, spec, chunks) -> dict[str, float]:
 
 
 def end_to_end(settings, spec, chunks) -> tuple[dict[str, float], int]:
-    import mailflow.tasks.files.ledger
     import mailflow.tasks.deliver.client
+    import mailflow.tasks.files.ledger
     from mailflow.tasks.compose.compose import Composer
     from mailflow.tasks.send.chunk import send_chunk
 

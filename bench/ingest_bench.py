@@ -202,8 +202,8 @@ def child(path: str, warehouse: str, home: str, list_name: str) -> None:
 
     prefect_env.prepare()
     from mailflow.errors import MailflowError
-    from mailflow.tasks.ingest.ingest import IngestOptions, ingest_file
     from mailflow.tasks.core.warehouse import connect
+    from mailflow.tasks.ingest.ingest import IngestOptions, ingest_file
 
     imported = time.perf_counter()
     with connect(warehouse) as con:

@@ -8,9 +8,9 @@ from prefect import flow
 
 from mailflow.settings import load_settings
 from mailflow.tasks.ingest.ingest import IngestOptions
-from mailflow.tasks.ingest.tasks import ingest_file_task
 from mailflow.tasks.ingest.normalise import load_mapping
 from mailflow.tasks.ingest.screen import ScreenOptions
+from mailflow.tasks.ingest.tasks import ingest_file_task
 
 
 @flow(name="ingest")

@@ -9,10 +9,10 @@ from prefect.task_runners import ProcessPoolTaskRunner
 
 from mailflow import interrupt
 from mailflow.errors import Interrupted
-from mailflow.settings import load_settings
 from mailflow.flows.progress import follow_chunks
-from mailflow.tasks.files.control import stop_watch
+from mailflow.settings import load_settings
 from mailflow.tasks.aggregate.report import sum_counts
+from mailflow.tasks.files.control import stop_watch
 from mailflow.tasks.send.tasks import load_plan_task, preflight_task, send_chunk_task
 
 WORKERS = os.cpu_count() or 2

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from mailflow.errors import MailflowError
+from mailflow.providers import DEFAULT_LIMITS, ProviderLimits
 from mailflow.relays import Relay, is_ip
 from mailflow.secret import Secret
 from mailflow.sources import SECRET_KEYS, env_name, from_environment, merge, read_config
-from mailflow.providers import DEFAULT_LIMITS, ProviderLimits
 
 DEFAULTS: dict[str, Any] = {
     "home": "data",

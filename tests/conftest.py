@@ -16,9 +16,9 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from mailflow.tasks.demo.receiver import USER_UNKNOWN, Receiver  # noqa: E402
 from mailflow.settings import load_settings  # noqa: E402
 from mailflow.tasks.core.warehouse import connect  # noqa: E402
+from mailflow.tasks.demo.receiver import USER_UNKNOWN, Receiver  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -8,12 +8,12 @@ from email.policy import default
 
 import pytest
 
-from mailflow.tasks.plan.campaign import CampaignSpec
 from mailflow.tasks.compose.compose import Composer
 from mailflow.tasks.compose.render import CampaignTemplates
-from mailflow.tasks.send.chunk import composer_for, write_link_table
-from mailflow.tasks.deliver.smtp import Outcome
 from mailflow.tasks.compose.tokens import TokenSigner
+from mailflow.tasks.deliver.smtp import Outcome
+from mailflow.tasks.plan.campaign import CampaignSpec
+from mailflow.tasks.send.chunk import composer_for, write_link_table
 
 SPEC = CampaignSpec(name="Spring", campaign_id="spring", from_addr="Shop News <news@example.com>",
                     subject="Hi {{ subscriber.first_name }}", template="t", reply_to="help@example.com")
@@ -124,9 +124,9 @@ def test_failed_render_is_an_outcome_not_an_exception(composer):
 def test_sending_needs_a_secret_and_writes_the_link_table(settings, home):
     from dataclasses import replace
 
+    from mailflow import SAMPLES_DIR
     from mailflow.errors import MailflowError
     from mailflow.tasks.plan.campaign import load_campaign
-    from mailflow import SAMPLES_DIR
 
     spec = load_campaign(SAMPLES_DIR / "campaign.yaml")
     with pytest.raises(MailflowError, match="MAILFLOW_TRACKING__SECRET"):

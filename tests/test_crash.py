@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from mailflow.tasks.demo.receiver import Fault, Receiver
 from mailflow.settings import Relay
 from mailflow.tasks.aggregate.aggregate import load_logs
+from mailflow.tasks.demo.receiver import Fault, Receiver
 from mailflow.tasks.files.ledger import ledger_path, logged_subscribers
 from mailflow.tasks.send.chunk import send_chunk
 from tests.test_send import SPEC, write_chunk
@@ -110,10 +110,10 @@ INTERRUPTED = "mailflow: interrupted — run the same command to resume"
 
 def planned_campaign(tmp_path, recipients=160, chunk_size=20) -> tuple[Path, list[str]]:
     """A home with a campaign "stopped" planned for `recipients` addresses, without Prefect."""
-    from mailflow.tasks.plan.campaign import load_campaign
+    from mailflow.tasks.core.warehouse import connect
     from mailflow.tasks.ingest.ingest import IngestOptions, ingest_file
     from mailflow.tasks.plan.audience import plan
-    from mailflow.tasks.core.warehouse import connect
+    from mailflow.tasks.plan.campaign import load_campaign
     from tests.conftest import write_csv
 
     home, emails = tmp_path / "home", [f"r{i:03d}@example.com" for i in range(recipients)]

@@ -7,11 +7,11 @@ from collections import Counter
 
 import pytest
 
-from mailflow.tasks.demo.receiver import USER_UNKNOWN, Fault, Receiver, free_port
 from mailflow.settings import load_settings
+from mailflow.tasks.demo.receiver import USER_UNKNOWN, Fault, Receiver, free_port
 from mailflow.tasks.files.ledger import ledger_path
-from mailflow.tasks.send.chunk import send_chunk
 from mailflow.tasks.files.suppress import SuppressionLog, write_snapshot
+from mailflow.tasks.send.chunk import send_chunk
 from tests.test_send import SPEC, write_chunk
 
 pytestmark = pytest.mark.integration

@@ -4,8 +4,8 @@ import mailbox
 
 import pytest
 
-from mailflow.flows.demo import REJECTED_DOMAIN, demo
 from mailflow import SAMPLES_DIR
+from mailflow.flows.demo import REJECTED_DOMAIN, demo
 from mailflow.tasks.core.warehouse import connect
 
 pytestmark = [pytest.mark.flow, pytest.mark.integration]
@@ -89,10 +89,10 @@ def test_send_and_retry_flows_with_the_global_rate_deferred_then_delivered(prefe
     from mailflow.flows.plan_campaign import plan_campaign
     from mailflow.flows.retry_deferred import retry_deferred
     from mailflow.flows.send_campaign import send_campaign
-    from mailflow.tasks.demo.receiver import Fault, Receiver
     from mailflow.settings import load_settings
-    from mailflow.tasks.ingest.ingest import ingest_file
     from mailflow.tasks.deliver.tasks import ensure_rate_limit
+    from mailflow.tasks.demo.receiver import Fault, Receiver
+    from mailflow.tasks.ingest.ingest import ingest_file
     from tests.conftest import write_csv
 
     emails = [f"u{i}@example.com" for i in range(30)] + [f"b{i}@busy.example" for i in range(5)]
@@ -153,9 +153,9 @@ def test_send_flow_keeps_a_live_table_by_variant_and_provider(prefect_harness, s
 
     import mailflow.flows.progress
     from mailflow.flows.send_campaign import send_campaign
-    from mailflow.tasks.plan.campaign import CampaignSpec
     from mailflow.tasks.ingest.ingest import IngestOptions, ingest_file
     from mailflow.tasks.plan.audience import plan
+    from mailflow.tasks.plan.campaign import CampaignSpec
     from tests.conftest import write_csv
 
     emails = [f"p{i}@example.com" for i in range(50)] + [f"g{i}@gmail.com" for i in range(12)] + [f"x{i}@gone.example" for i in range(5)]

@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 
 from mailflow import SAMPLES_DIR
 from mailflow.errors import MailflowError
-from mailflow.tasks.ingest.bounds import MAX_COLUMNS, MAX_RECORD_BYTES, RAW_LIMIT
 from mailflow.tasks.core.checks import failing_checks
+from mailflow.tasks.core.rules import add_rule
+from mailflow.tasks.ingest.bounds import MAX_COLUMNS, MAX_RECORD_BYTES, RAW_LIMIT
 from mailflow.tasks.ingest.ingest import IngestOptions, ingest_file
 from mailflow.tasks.ingest.normalise import Mapping_
 from mailflow.tasks.ingest.readers import BATCH_BYTES
-from mailflow.tasks.core.rules import add_rule
 from mailflow.tasks.ingest.screen import ScreenOptions
 from tests.conftest import write_csv
 

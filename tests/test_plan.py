@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 from mailflow import SAMPLES_DIR
 from mailflow.errors import MailflowError
-from mailflow.tasks.plan.campaign import campaign_id_for, load_campaign
+from mailflow.tasks.files.manifest import read_manifest
 from mailflow.tasks.ingest.ingest import IngestOptions, ingest_file
 from mailflow.tasks.plan.audience import plan
-from mailflow.tasks.files.manifest import read_manifest
+from mailflow.tasks.plan.campaign import campaign_id_for, load_campaign
 from tests.conftest import write_csv
 
 CAMPAIGN = """name: {name}

@@ -6,8 +6,8 @@ import pytest
 from mailflow.errors import NeedsAttention
 import polars as pl
 from mailflow.tasks.demo.receiver import free_port
-from mailflow.tasks.send.chunk import send_chunk
 from mailflow.tasks.files.suppress import write_snapshot
+from mailflow.tasks.send.chunk import send_chunk
 from tests.test_dispatch import settings_for
 from tests.test_send import SPEC, write_chunk
 

@@ -2,8 +2,8 @@
 import asyncio, ssl
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from mailflow.tasks.demo.receiver import Receiver, free_port
 from mailflow.settings import load_settings
+from mailflow.tasks.demo.receiver import Receiver, free_port
 from mailflow.tasks.send.chunk import send_chunk
 from tests.dnsstub import DnsStub
 

@@ -176,8 +176,8 @@ def test_a_missing_template_names_every_folder_looked_in(tmp_path):
 
 
 def test_the_send_stage_reads_templates_from_the_templates_dir_setting(tmp_path):
-    from mailflow.settings import load_settings
     from mailflow import SAMPLES_DIR
+    from mailflow.settings import load_settings
     from mailflow.tasks.plan.campaign import load_campaign
     from mailflow.tasks.send.chunk import composer_for
 

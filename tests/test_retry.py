@@ -6,11 +6,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from mailflow.tasks.demo.receiver import Fault, Receiver
-from mailflow.tasks.plan.campaign import CampaignSpec
 from mailflow.tasks.ingest.ingest import ingest_file
 from mailflow.tasks.plan.audience import plan
-from mailflow.tasks.send.retry import deferred_chunks
+from mailflow.tasks.plan.campaign import CampaignSpec
 from mailflow.tasks.send.chunk import load_plan, send_chunk
+from mailflow.tasks.send.retry import deferred_chunks
 from tests.conftest import write_csv
 from tests.test_dispatch import final_records, settings_for
 from tests.test_send import SPEC, write_chunk

@@ -6,8 +6,8 @@ from collections import Counter
 
 import pytest
 
-from mailflow.settings import Relay
 from mailflow.providers import DEFAULT_LIMITS, provider_of
+from mailflow.settings import Relay
 from mailflow.tasks.deliver.shaping import GlobalGate, ProviderLane, RelayChooser, TokenBucket, is_throttle
 
 

@@ -12,14 +12,13 @@ from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from mailflow.tasks.demo.receiver import USER_UNKNOWN, Fault, Receiver
 from mailflow.settings import Relay
 from mailflow.tasks.compose.message import Envelope, build_message
 from mailflow.tasks.compose.mime import CrlfMessage
 from mailflow.tasks.deliver.smtp import Outcome, SmtpConnection
+from mailflow.tasks.demo.receiver import USER_UNKNOWN, Fault, Receiver
 from tests.reference_pool import deliver_all
-from mailflow.tasks.deliver.client import PipeliningConnection
-from mailflow.tasks.deliver.client import wire_data
+from mailflow.tasks.deliver.client import PipeliningConnection, wire_data
 
 pytestmark = pytest.mark.integration
 

@@ -13,11 +13,11 @@ import click
 
 from mailflow import interrupt
 from mailflow.cli import prefect_env
-from mailflow.errors import Interrupted, MailflowError, NeedsAttention
-from mailflow.cli.lists import lists
 from mailflow.cli.context import Context, pass_ctx
-from mailflow.home import private_umask
+from mailflow.cli.lists import lists
 from mailflow.cli.output import ProgressBar, print_demo, print_ingest, print_retry, print_rows, print_send
+from mailflow.errors import Interrupted, MailflowError, NeedsAttention
+from mailflow.home import private_umask
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

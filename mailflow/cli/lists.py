@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from mailflow.cli.context import Context, pass_ctx
-from mailflow.errors import MailflowError
 from mailflow.cli.output import print_rows
+from mailflow.errors import MailflowError
 
 
 @click.group()

@@ -13,10 +13,10 @@ import duckdb
 import polars as pl
 
 from mailflow.settings import Settings
-from mailflow.tasks.files.ledger import LEDGER_DIR
 from mailflow.tasks.core.sqlfiles import q
-from mailflow.tasks.files.suppress import suppression_dir, write_snapshot
 from mailflow.tasks.core.warehouse import INPUT_SCHEMAS, inputs, transaction
+from mailflow.tasks.files.ledger import LEDGER_DIR
+from mailflow.tasks.files.suppress import suppression_dir, write_snapshot
 
 
 def changed_files(con: duckdb.DuckDBPyConnection, found: list[Path]) -> list[Path]:

@@ -8,15 +8,15 @@ from email.utils import format_datetime, parseaddr
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
-from mailflow.tasks.plan.campaign import CampaignSpec
-from mailflow.tasks.compose.message import Envelope, HeaderInjection
 from mailflow.tasks.compose.headers import check, encode_list, encode_mailbox, encode_text
+from mailflow.tasks.compose.message import Envelope, HeaderInjection
 from mailflow.tasks.compose.mime import CrlfMessage, Multipart
 from mailflow.tasks.compose.render import CampaignTemplates, Helpers, RenderError
-from mailflow.tasks.deliver.smtp import ADDRESS, Outcome
 from mailflow.tasks.compose.tokens import TokenSigner
 from mailflow.tasks.compose.tracking import Redirects
 from mailflow.tasks.core.validate import SMTPUTF8, UnsendableAddress, sendable_address
+from mailflow.tasks.deliver.smtp import ADDRESS, Outcome
+from mailflow.tasks.plan.campaign import CampaignSpec
 
 SEND, UNSUBSCRIBE, VIEW, OPEN, CLICK = "send", "unsubscribe", "view", "open", "click"
 

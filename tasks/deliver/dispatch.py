@@ -18,9 +18,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
+from mailflow.providers import OTHER, ProviderLimits, provider_of
 from mailflow.settings import Relay
 from mailflow.tasks.compose.message import Envelope
-from mailflow.providers import OTHER, ProviderLimits, provider_of
 from mailflow.tasks.deliver.shaping import GlobalGate, ProviderLane, RelayChooser, is_throttle
 from mailflow.tasks.deliver.smtp import Outcome, Transport
 

@@ -16,8 +16,8 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from mailflow.settings import Relay
 from mailflow.providers import ProviderLimits
+from mailflow.settings import Relay
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]

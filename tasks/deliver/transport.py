@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from mailflow.settings import Relay, Settings
+from mailflow.tasks.deliver.client import PipeliningConnection
 from mailflow.tasks.deliver.dispatch import Connections, Dispatcher, RelayRoutes
 from mailflow.tasks.deliver.shaping import GlobalGate, ProviderLane, RelayChooser, rendezvous
 from mailflow.tasks.deliver.smtp import Outcome
-from mailflow.tasks.deliver.client import PipeliningConnection
 
 MX = "mx"
 

@@ -15,16 +15,16 @@ from pathlib import Path
 import duckdb
 
 from mailflow.errors import MailflowError
-from mailflow.tasks.ingest.bounds import RAW_LIMIT
+from mailflow.tasks.aggregate.report import markdown_table
 from mailflow.tasks.core.checks import failing_checks
+from mailflow.tasks.core.rules import load_rules
+from mailflow.tasks.core.sqlfiles import q
+from mailflow.tasks.core.warehouse import empty_input, transaction, views
+from mailflow.tasks.ingest.bounds import RAW_LIMIT
 from mailflow.tasks.ingest.expectations import SUITE, write_result
 from mailflow.tasks.ingest.normalise import rename_columns
 from mailflow.tasks.ingest.readers import BATCH_BYTES, read_batches
-from mailflow.tasks.aggregate.report import markdown_table
-from mailflow.tasks.core.rules import load_rules
 from mailflow.tasks.ingest.screen import ScreenOptions, require_email_column, require_email_header, screen
-from mailflow.tasks.core.sqlfiles import q
-from mailflow.tasks.core.warehouse import empty_input, transaction, views
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,12 @@ import numpy as np
 import polars as pl
 
 from mailflow.errors import MailflowError
-from mailflow.tasks.ingest.expectations import Validation, validate
-from mailflow.tasks.ingest.normalise import Mapping_, idna_domains, normalise, parse_timestamps, rename_columns
-from mailflow.tasks.ingest.bounds import sha256_text, shorten
-from mailflow.tasks.ingest.readers import Batch, header_names
 from mailflow.tasks.core.rules import Rule, blocked_by
 from mailflow.tasks.core.validate import address_flags, check_addresses, field_errors
+from mailflow.tasks.ingest.bounds import sha256_text, shorten
+from mailflow.tasks.ingest.expectations import Validation, validate
+from mailflow.tasks.ingest.normalise import Mapping_, idna_domains, normalise, parse_timestamps, rename_columns
+from mailflow.tasks.ingest.readers import Batch, header_names
 
 SUBSCRIBER_COLUMNS = ["line", "email", "email_original", "first_name", "last_name", "status", "opted_in_at",
                       "consent_source", "double_opt_in", "is_role_account", "is_disposable", "needs_smtputf8", "attributes"]

@@ -9,13 +9,13 @@ from pathlib import Path
 import duckdb
 
 from mailflow.errors import MailflowError
-from mailflow.tasks.plan.campaign import CampaignSpec
-from mailflow.tasks.plan.condition import matching
 from mailflow.tasks.core.sqlfiles import q
-from mailflow.tasks.files.suppress import write_snapshot
 from mailflow.tasks.core.warehouse import transaction, views
 from mailflow.tasks.files.atomic import atomic_write
 from mailflow.tasks.files.manifest import MANIFEST, campaign_dir, read_manifest, write_manifest
+from mailflow.tasks.files.suppress import write_snapshot
+from mailflow.tasks.plan.campaign import CampaignSpec
+from mailflow.tasks.plan.condition import matching
 
 
 @dataclass(frozen=True)

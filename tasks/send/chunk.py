@@ -13,24 +13,24 @@ import polars as pl
 
 from mailflow import TEMPLATES_DIR
 from mailflow.errors import MailflowError, NeedsAttention
+from mailflow.providers import provider_of
 from mailflow.settings import SendSettings, Settings
 from mailflow.tasks.bounces.classify import classify_reply
-from mailflow.tasks.plan.campaign import CampaignSpec
 from mailflow.tasks.compose.compose import Composer
-from mailflow.tasks.files.control import stop_requested
-from mailflow.tasks.deliver.dispatch import SUSPENDED
-from mailflow.tasks.files.ledger import (IN_FLIGHT, ChunkBusy, LedgerRecord, LedgerWriter, RecipientState, ledger_path,
-                                         ledger_state)
 from mailflow.tasks.compose.message import Envelope
-from mailflow.tasks.files.atomic import atomic_write
-from mailflow.tasks.files.manifest import campaign_dir, read_manifest
-from mailflow.providers import provider_of
 from mailflow.tasks.compose.render import CampaignTemplates
+from mailflow.tasks.compose.tokens import TokenSigner
+from mailflow.tasks.deliver.dispatch import SUSPENDED
 from mailflow.tasks.deliver.shaping import ProviderLane
 from mailflow.tasks.deliver.smtp import ADDRESS, Outcome
-from mailflow.tasks.files.suppress import SuppressionCheck, SuppressionLog
-from mailflow.tasks.compose.tokens import TokenSigner
 from mailflow.tasks.deliver.transport import MX, dispatcher_for
+from mailflow.tasks.files.atomic import atomic_write
+from mailflow.tasks.files.control import stop_requested
+from mailflow.tasks.files.ledger import (IN_FLIGHT, ChunkBusy, LedgerRecord, LedgerWriter, RecipientState, ledger_path,
+                                         ledger_state)
+from mailflow.tasks.files.manifest import campaign_dir, read_manifest
+from mailflow.tasks.files.suppress import SuppressionCheck, SuppressionLog
+from mailflow.tasks.plan.campaign import CampaignSpec
 
 
 def composer_for(settings: Settings, spec: CampaignSpec) -> Composer:

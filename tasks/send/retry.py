@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from mailflow.settings import Settings
-from mailflow.tasks.plan.campaign import CampaignSpec
 from mailflow.tasks.files.ledger import LEDGER_DIR, ledger_state
+from mailflow.tasks.plan.campaign import CampaignSpec
 from mailflow.tasks.send.chunk import load_plan
 
 
