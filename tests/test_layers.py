@@ -108,3 +108,11 @@ def test_each_kind_of_violation_is_reported_with_the_module_and_the_import(tmp_p
     for start in expected:
         assert any(line.startswith(start) for line in found), (start, found)
     assert not any(line.startswith("tasks/send/tasks.py") for line in found), found
+
+
+def test_tests_and_bench_use_the_installed_names_too():
+    found = [f"{path.relative_to(ROOT)} imports {name}"
+             for folder in ("tests", "bench") for path in sorted((ROOT / folder).rglob("*.py"))
+             if path.name != "test_layers.py"
+             for name in imports(path.read_text(encoding="utf-8")) if within(name, "tasks") or within(name, "flows")]
+    assert not found, "top-level tasks/flows are installed as mailflow.tasks/mailflow.flows:\n" + "\n".join(found)
