@@ -123,22 +123,22 @@ def key_operation_ms(signer) -> float:
 
 # (module, class or None, function, label): wrapped where present, so older code measures too
 STAGES = [
-    ("tasks.compose", "Composer", "compose", "all, with the stage timers on"),
-    ("tasks.tokens", "TokenSigner", "sign", "tokens (5 a recipient)"),
-    ("tasks.tokens", "TokenSigner", "sign_link", "templated-link signatures (in render)"),
-    ("tasks.render", "CampaignTemplates", "render", "render: subject, HTML, text"),
-    ("tasks.mime", "Multipart", "write", "MIME parts"),
-    ("tasks.compose", None, "build_mime", "MIME parts"),
-    ("tasks.dkim", "DkimSigner", "signatures", "DKIM"),
-    ("tasks.dkim", "DkimSigner", "sign", "DKIM"),
-    ("tasks.dkim", None, "relaxed_body", "DKIM relaxed body canonicalization"),
+    ("mailflow.tasks.compose.compose", "Composer", "compose", "all, with the stage timers on"),
+    ("mailflow.tasks.compose.tokens", "TokenSigner", "sign", "tokens (5 a recipient)"),
+    ("mailflow.tasks.compose.tokens", "TokenSigner", "sign_link", "templated-link signatures (in render)"),
+    ("mailflow.tasks.compose.render", "CampaignTemplates", "render", "render: subject, HTML, text"),
+    ("mailflow.tasks.compose.mime", "Multipart", "write", "MIME parts"),
+    ("mailflow.tasks.compose.compose", None, "build_mime", "MIME parts"),
+    ("mailflow.tasks.compose.dkim", "DkimSigner", "signatures", "DKIM"),
+    ("mailflow.tasks.compose.dkim", "DkimSigner", "sign", "DKIM"),
+    ("mailflow.tasks.compose.dkim", None, "relaxed_body", "DKIM relaxed body canonicalization"),
 ]
 
 
 def compose_stages(settings, spec, chunks) -> dict[str, float]:
     import importlib
 
-    from tasks.send import composer_for
+    from mailflow.tasks.send.chunk import composer_for
 
     rows = [r for path in chunks for r in pl.read_parquet(path).to_dicts()]
     composer = composer_for(settings, spec)
@@ -167,15 +167,15 @@ def compose_stages(settings, spec, chunks) -> dict[str, float]:
 
 
 def end_to_end(settings, spec, chunks) -> tuple[dict[str, float], int]:
-    import tasks.ledger
-    import tasks.smtpclient
-    from tasks.compose import Composer
-    from tasks.send import send_chunk
+    import mailflow.tasks.deliver.client
+    import mailflow.tasks.files.ledger
+    from mailflow.tasks.compose.compose import Composer
+    from mailflow.tasks.send.chunk import send_chunk
 
     stages = Stages()
     stages.wrap(Composer, "compose", "compose")
-    stages.wrap(tasks.ledger.LedgerWriter, "append", "ledger (2 records a recipient)")
-    stages.wrap(tasks.smtpclient, "wire_data", "wire_data (SIZE, dot-stuffing)")
+    stages.wrap(mailflow.tasks.files.ledger.LedgerWriter, "append", "ledger (2 records a recipient)")
+    stages.wrap(mailflow.tasks.deliver.client, "wire_data", "wire_data (SIZE, dot-stuffing)")
     before = resource.getrusage(resource.RUSAGE_SELF)
     start = time.process_time()
     delivered = 0
@@ -195,21 +195,21 @@ def end_to_end(settings, spec, chunks) -> tuple[dict[str, float], int]:
 
 
 def measure(n: int = N) -> tuple[dict[str, float], dict[str, float], int]:
-    from mailflow import prefect_env
+    from mailflow.cli import prefect_env
     prefect_env.prepare()
-    import tasks.dkim
-    import tasks.send
+    import mailflow.tasks.compose.dkim
+    import mailflow.tasks.send.chunk
 
-    # Until tasks/send.py builds its signer with signer_for, which knows dkim.algorithm
-    original = tasks.send.dkim_signer
-    if hasattr(tasks.dkim, "signer_for"):
-        tasks.send.dkim_signer = lambda settings: tasks.dkim.signer_for(settings.dkim)
+    # Until tasks/send/chunk.py builds its signer with signer_for, which knows dkim.algorithm
+    original = mailflow.tasks.send.chunk.dkim_signer
+    if hasattr(mailflow.tasks.compose.dkim, "signer_for"):
+        mailflow.tasks.send.chunk.dkim_signer = lambda settings: mailflow.tasks.compose.dkim.signer_for(settings.dkim)
     try:
         with campaign_home(n) as (settings, spec, chunks):
             compose = compose_stages(settings, spec, chunks)
             e2e, delivered = end_to_end(settings, spec, chunks)
     finally:
-        tasks.send.dkim_signer = original
+        mailflow.tasks.send.chunk.dkim_signer = original
     return compose, e2e, delivered
 
 

@@ -3,7 +3,7 @@ and of three small hostile files (issue 8) that once cost minutes and gigabytes.
 
 mailflow runs in a subprocess (`python -m bench.ingest_bench child ...`), so its wall time
 includes the Python imports a `mailflow ingest` run pays, and its peak RSS is its own.
-Prefect is imported (tasks.ingest needs it) but not run: the plain function is called.
+Prefect is imported (mailflow.tasks.ingest.ingest needs it) but not run: the plain function is called.
 `python -m bench.ingest_bench hostile` runs only the hostile files.
 """
 
@@ -198,12 +198,12 @@ def child(path: str, warehouse: str, home: str, list_name: str) -> None:
     import resource
 
     start = time.perf_counter()
-    from mailflow import prefect_env
+    from mailflow.cli import prefect_env
 
     prefect_env.prepare()
     from mailflow.errors import MailflowError
-    from tasks.ingest import IngestOptions, ingest_file
-    from tasks.warehouse import connect
+    from mailflow.tasks.core.warehouse import connect
+    from mailflow.tasks.ingest.ingest import IngestOptions, ingest_file
 
     imported = time.perf_counter()
     with connect(warehouse) as con:

@@ -4,7 +4,7 @@ Baselines are measured in the same run; figures and ratios are printed, never as
 1. smtp-source -> smtp-sink, messages of the mean size mailflow composes here: the transport limit;
 2. the naive loop (bench/send_naive.py: Jinja2, EmailMessage, dkimpy, smtplib; one process);
 3. mailflow end to end: BENCH_SEND_N recipients of the `digest` template, tracking on, DKIM
-   RSA-2048, planned into chunk files as tasks/plan.py writes them and sent as
+   RSA-2048, planned into chunk files as tasks/plan/audience.py writes them and sent as
    flows/send_campaign.py sends them (a spawned process per core, asyncio.run(send_chunk(...))
    per chunk). The send stage runs in a subprocess of its own, standing in for the flow
    process, so its peak RSS and its workers' belong to that campaign alone;
@@ -50,7 +50,7 @@ SCHEMA = {"chunk_id": pl.Int32, "subscriber_id": pl.Int64, "variant": pl.String,
 
 
 def campaign(label: str):
-    from tasks.campaign import CampaignSpec
+    from mailflow.tasks.plan.campaign import CampaignSpec
 
     return CampaignSpec(name=f"Bench digest {label}", campaign_id=f"bench-digest-{label}",
                         from_addr="News <news@example.com>", subject="{{ subscriber.first_name }}, your weekly digest",
@@ -58,9 +58,9 @@ def campaign(label: str):
 
 
 def plan_chunks(home: Path, spec, n: int, chunk_size: int) -> list[dict]:
-    """Chunk files, then the manifest, as tasks/plan.py writes them, generated a chunk at a time
+    """Chunk files, then the manifest, as tasks/plan/audience.py writes them, generated a chunk at a time
     (so that a 1M campaign never sits in memory here); returns SAMPLE rows spread over the campaign."""
-    from tasks.plan import MANIFEST, campaign_dir
+    from mailflow.tasks.files.manifest import MANIFEST, campaign_dir
 
     out = campaign_dir(home, spec.campaign_id)
     (out / "chunks").mkdir(parents=True, exist_ok=True)
@@ -87,7 +87,7 @@ def _atomic(path: Path, write) -> None:
 
 def send_one(settings, spec, chunk: Path) -> dict[str, int]:
     """One chunk in a pool worker, as send_chunk_task runs it."""
-    from tasks.send import send_chunk
+    from mailflow.tasks.send.chunk import send_chunk
 
     return asyncio.run(send_chunk(settings, spec, chunk))
 
@@ -98,10 +98,10 @@ def sender_main() -> None:
     Reads {"overrides", "campaign_id"} as JSON on stdin and prints its figures as JSON.
     """
     job = json.load(sys.stdin)
-    from mailflow import prefect_env
+    from mailflow.cli import prefect_env
     prefect_env.prepare()
     from mailflow.settings import load_settings
-    from tasks.send import load_plan, preflight
+    from mailflow.tasks.send.chunk import load_plan, preflight
 
     settings = load_settings(overrides=job["overrides"])
     workers = os.cpu_count() or 2
@@ -162,13 +162,13 @@ def send_planned(home: Path, overrides: dict, spec, n: int) -> tuple[dict, Count
 
 def run() -> list[dict]:
     postfix_tool("smtp-sink"), postfix_tool("smtp-source")
-    from mailflow import prefect_env
+    from mailflow.cli import prefect_env
     prefect_env.prepare()
     from bench.send_naive import dkim_verified, naive_send, rsa_key_pem
     from mailflow.settings import load_settings
-    from tasks.dkim import dns_record
-    from tasks.message import envelope_sender
-    from tasks.send import composer_for
+    from mailflow.tasks.compose.dkim import dns_record
+    from mailflow.tasks.compose.message import envelope_sender
+    from mailflow.tasks.send.chunk import composer_for
 
     pem = rsa_key_pem(2048)
     home = Path(tempfile.mkdtemp(prefix="mailflow-bench-send-"))

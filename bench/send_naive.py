@@ -1,7 +1,7 @@
 """Send benchmark baselines: smtp-sink/smtp-source (the transport limit), the naive send loop; dkimpy checks.
 
 The naive loop is what one would write first: for each recipient, render the campaign's
-Jinja2 templates, build an `email.message.EmailMessage` (tasks.message.build_message), sign
+Jinja2 templates, build an `email.message.EmailMessage` (mailflow.tasks.compose.message.build_message), sign
 it with dkimpy and send it with smtplib over one persistent connection, all in one process.
 It renders the same templates with the same signed per-recipient URLs and adds the same
 list headers as mailflow's Composer, so both send the same content.
@@ -22,11 +22,11 @@ from typing import Any
 import dkim
 
 from bench import MissingTool
-from tasks.message import build_message
+from mailflow.tasks.compose.message import build_message
 
 CONNECTIONS = 8  # the default pool's connections (mailflow/settings.py), and smtp-source's sessions
 
-# The header fields mailflow's DkimSigner signs (tasks.dkim.DEFAULT_HEADERS), for dkimpy
+# The header fields mailflow's DkimSigner signs (mailflow.tasks.compose.dkim.DEFAULT_HEADERS), for dkimpy
 SIGNED = [b"from", b"to", b"subject", b"date", b"message-id", b"list-unsubscribe", b"list-unsubscribe-post"]
 
 
@@ -100,7 +100,7 @@ def naive_send(composer, rows: Iterable[Mapping[str, Any]], host: str, port: int
                selector: str, domain: str, pem: str) -> tuple[int, float, int]:
     """(messages sent, seconds, total message bytes) of the naive loop over `rows`.
 
-    `composer` (tasks.compose.Composer) lends its compiled CampaignTemplates and the signed
+    `composer` (mailflow.tasks.compose.compose.Composer) lends its compiled CampaignTemplates and the signed
     per-recipient URLs; everything else is the standard library and dkimpy.
     """
     spec, templates, bounce_domain = composer.spec, composer.templates, composer.bounce_domain

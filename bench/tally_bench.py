@@ -1,7 +1,7 @@
-"""Tally benchmark: what one poll of tasks/tally.py costs on a 1,000,000-recipient ledger.
+"""Tally benchmark: what one poll of tasks/files/tally.py costs on a 1,000,000-recipient ledger.
 
 Writes BENCH_TALLY_N recipients (default 1,000,000) in chunk files of 1,000, each with an
-`in_flight` mark and an outcome as tasks/ledger.py writes them, five chunks still half
+`in_flight` mark and an outcome as tasks/files/ledger.py writes them, five chunks still half
 written, then times: the first poll (everything), an idle poll, and the poll after the five
 chunks append 5,000 more records. `python -m bench.tally_bench` prints the rows.
 """
@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 from bench import row
-from tasks.ledger import LedgerRecord
-from tasks.tally import LedgerTally
+from mailflow.tasks.files.ledger import LedgerRecord
+from mailflow.tasks.files.tally import LedgerTally
 
 N = int(os.environ.get("BENCH_TALLY_N", "1000000"))
 PER_CHUNK = 1000

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from mailflow.settings import load_settings
-from tasks.aggregate import load_logs_task
+from mailflow.tasks.aggregate.tasks import load_logs_task
 
 
 @flow(name="aggregate_engagement")

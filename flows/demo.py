@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flows.aggregate_engagement import aggregate_engagement
-from flows.ingest import ingest
-from flows.plan_campaign import plan_campaign
-from flows.send_campaign import send_campaign
 from mailflow import SAMPLES_DIR, interrupt
-from mailflow.demo import REJECTED_DOMAIN, demo_overrides, secret_in_environment
-from mailflow.receiver import USER_UNKNOWN, Receiver
+from mailflow.flows.aggregate_engagement import aggregate_engagement
+from mailflow.flows.ingest import ingest
+from mailflow.flows.plan_campaign import plan_campaign
+from mailflow.flows.send_campaign import send_campaign
 from mailflow.settings import load_settings
-from tasks.report import report_from_warehouse
+from mailflow.tasks.aggregate.report import report_from_warehouse
+from mailflow.tasks.demo.receiver import USER_UNKNOWN, Receiver
+from mailflow.tasks.demo.setup import REJECTED_DOMAIN, demo_overrides, secret_in_environment
 
 
 @flow(name="demo")

@@ -7,9 +7,10 @@ from pathlib import Path
 from prefect import flow
 
 from mailflow.settings import load_settings
-from tasks.ingest import IngestOptions, ingest_file_task
-from tasks.normalise import load_mapping
-from tasks.screen import ScreenOptions
+from mailflow.tasks.ingest.ingest import IngestOptions
+from mailflow.tasks.ingest.normalise import load_mapping
+from mailflow.tasks.ingest.screen import ScreenOptions
+from mailflow.tasks.ingest.tasks import ingest_file_task
 
 
 @flow(name="ingest")

@@ -8,8 +8,8 @@ from pathlib import Path
 from prefect import flow
 
 from mailflow.settings import load_settings
-from tasks.campaign import load_campaign
-from tasks.plan import plan_task
+from mailflow.tasks.plan.campaign import load_campaign
+from mailflow.tasks.plan.tasks import plan_task
 
 
 @flow(name="plan_campaign")

@@ -15,12 +15,12 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import ArtifactUpdate
 from prefect.futures import PrefectFuture
 
-from tasks.plan import read_manifest
-from tasks.tally import LedgerTally, Tally, ledger_tally, table_rows
+from mailflow.tasks.files.manifest import read_manifest
+from mailflow.tasks.files.tally import LedgerTally, Tally, ledger_tally, table_rows
 
 STATUSES = ("delivered", "deferred", "bounced", "failed", "in_doubt", "skipped")
 T = TypeVar("T")
-POLL_SECONDS = 3.0  # a poll reads only new ledger bytes (tasks/tally.py), each refresh is two API calls
+POLL_SECONDS = 3.0  # a poll reads only new ledger bytes (tasks/files/tally.py), each refresh is two API calls
 
 
 def outcome_rows(counts: Counter) -> list[dict[str, Any]]:

@@ -5,15 +5,14 @@ from __future__ import annotations
 from prefect import flow
 from prefect.task_runners import ProcessPoolTaskRunner
 
-from flows.progress import in_window
-from flows.send_campaign import WORKERS
 from mailflow import interrupt
 from mailflow.errors import Interrupted
+from mailflow.flows.progress import in_window
+from mailflow.flows.send_campaign import WORKERS
 from mailflow.settings import load_settings
-from tasks.control import stop_watch
-from tasks.report import sum_counts
-from tasks.retry import deferred_chunks_task
-from tasks.send import send_chunk_task
+from mailflow.tasks.aggregate.report import sum_counts
+from mailflow.tasks.files.control import stop_watch
+from mailflow.tasks.send.tasks import deferred_chunks_task, send_chunk_task
 
 
 @flow(name="retry_deferred", task_runner=ProcessPoolTaskRunner(max_workers=WORKERS, initializer=interrupt.stop_on_signal))

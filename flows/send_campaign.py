@@ -9,11 +9,11 @@ from prefect.task_runners import ProcessPoolTaskRunner
 
 from mailflow import interrupt
 from mailflow.errors import Interrupted
+from mailflow.flows.progress import follow_chunks
 from mailflow.settings import load_settings
-from flows.progress import follow_chunks
-from tasks.control import stop_watch
-from tasks.report import sum_counts
-from tasks.send import load_plan_task, preflight_task, send_chunk_task
+from mailflow.tasks.aggregate.report import sum_counts
+from mailflow.tasks.files.control import stop_watch
+from mailflow.tasks.send.tasks import load_plan_task, preflight_task, send_chunk_task
 
 WORKERS = os.cpu_count() or 2
 

@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from mailflow.errors import MailflowError
+from mailflow.providers import DEFAULT_LIMITS, ProviderLimits
 from mailflow.relays import Relay, is_ip
 from mailflow.secret import Secret
 from mailflow.sources import SECRET_KEYS, env_name, from_environment, merge, read_config
-from tasks.providers import DEFAULT_LIMITS, ProviderLimits
 
 DEFAULTS: dict[str, Any] = {
     "home": "data",
+    "templates_dir": "templates",  # the user's campaign templates (relative to the working directory), then the built-ins
     "smtp": {
         "helo": "mailer.example.com",
         "bounce_domain": "bounces.example.com",
@@ -113,6 +114,7 @@ class Settings:
     soft_bounce_limit: int = 3  # soft bounces within the window that suppress an address
     soft_bounce_window_days: int = 30
     shaping: dict[str, ProviderLimits] = field(default_factory=dict)  # per provider group, per sending process
+    templates_dir: Path = Path("templates")  # campaign templates found here first, then the built-in ones
 
     @property
     def warehouse(self) -> Path:
@@ -197,6 +199,7 @@ def _build(tree: dict[str, Any], config: str | None) -> Settings:
     }
     return Settings(
         home=Path(str(tree["home"])),
+        templates_dir=Path(str(tree["templates_dir"])),
         smtp=SmtpSettings(
             helo=str(smtp["helo"]),
             bounce_domain=str(smtp["bounce_domain"]),

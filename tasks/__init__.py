@@ -1,1 +1,1 @@
-"""Prefect tasks and the plain functions under them, one module per concern."""
+"""The stages' plain logic, one subpackage a stage; each stage's Prefect @task wrappers are in its tasks.py."""

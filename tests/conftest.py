@@ -16,9 +16,9 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from mailflow.receiver import USER_UNKNOWN, Receiver  # noqa: E402
 from mailflow.settings import load_settings  # noqa: E402
-from tasks.warehouse import connect  # noqa: E402
+from mailflow.tasks.core.warehouse import connect  # noqa: E402
+from mailflow.tasks.demo.receiver import USER_UNKNOWN, Receiver  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -81,7 +81,7 @@ def unfolded(data: bytes, name: bytes) -> bytes:
 
 def rfc2047_display_name(data: bytes, name: bytes = b"To") -> str:
     """The display name of a mailbox field as an RFC 2047 decoder reads it, which drops the white space
-    between encoded-words; CPython's parser keeps a space there (tasks/headers.py)."""
+    between encoded-words; CPython's parser keeps a space there (tasks/compose/headers.py)."""
     value = unfolded(data, name).decode("ascii")
     if "<" not in value:
         return ""

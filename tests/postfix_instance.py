@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from mailflow.receiver import free_port
+from mailflow.tasks.demo.receiver import free_port
 
 SBIN = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"])
 POSTFIX, POSTCONF = shutil.which("postfix", path=SBIN), shutil.which("postconf", path=SBIN)

@@ -1,6 +1,6 @@
 """The reference delivery pool the tests check mailflow against: N persistent connections of a
 transport (aiosmtplib's SmtpConnection by default) over one relay, with none of the dispatcher's
-shaping. Production sends through tasks/dispatch.py."""
+shaping. Production sends through tasks/deliver/dispatch.py."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable
 
 from mailflow.settings import Relay
-from tasks.message import Envelope
-from tasks.smtp import Outcome, SmtpConnection, Transport
+from mailflow.tasks.compose.message import Envelope
+from mailflow.tasks.deliver.smtp import Outcome, SmtpConnection, Transport
 
 
 async def deliver_all(

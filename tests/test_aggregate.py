@@ -3,11 +3,11 @@
 import json
 
 from mailflow.settings import load_settings
-from tasks.aggregate import load_logs
-from tasks.ledger import LedgerRecord, LedgerWriter, ledger_path
-from tasks.plan import plan
-from tasks.campaign import CampaignSpec
-from tasks.ingest import ingest_file
+from mailflow.tasks.aggregate.aggregate import load_logs
+from mailflow.tasks.files.ledger import LedgerRecord, LedgerWriter, ledger_path
+from mailflow.tasks.ingest.ingest import ingest_file
+from mailflow.tasks.plan.audience import plan
+from mailflow.tasks.plan.campaign import CampaignSpec
 from tests.conftest import write_csv
 
 SPEC = CampaignSpec(name="News", campaign_id="news", from_addr="a@example.com", subject="s", template="newsletter")

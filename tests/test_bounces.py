@@ -10,8 +10,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from tasks.bounces import (KINDS, REASONS, Verdict, classify_reply, classify_text, extract_status,
-                           suppresses_at_once)
+from mailflow.tasks.bounces.classify import (KINDS, REASONS, Verdict, classify_reply, classify_text, extract_status,
+                                             suppresses_at_once)
 
 # CI lays the shared corpora out beside the repository (../shared), as on the workers.
 CORPUS = Path(__file__).parents[1] / ".." / "shared" / "corpora" / "bounces-crisp"

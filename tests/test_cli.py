@@ -123,8 +123,8 @@ def test_lists_rules_round_trip(tmp_path):
 
 
 def test_export_neutralises_formulas(tmp_path, con):
-    from tasks.ingest import ingest_file
-    from tasks.export import export_table
+    from mailflow.tasks.aggregate.export import export_table
+    from mailflow.tasks.ingest.ingest import ingest_file
     from tests.conftest import write_csv
 
     ingest_file(con, write_csv(tmp_path / "a.csv", 'email,first_name,last_name\na@example.com,=HYPERLINK("http://x"),@SUM(A1)\nb@example.com,-1+2,\tTab\n'))
@@ -134,7 +134,7 @@ def test_export_neutralises_formulas(tmp_path, con):
     assert "'=HYPERLINK" in text and "'@SUM(A1)" in text and "'-1+2" in text
     import polars as pl
 
-    from tasks.export import formula_safe
+    from mailflow.tasks.aggregate.export import formula_safe
 
     assert formula_safe(pl.DataFrame({"a": ["\tx", "\rx", "+1", "ok", None]}))["a"].to_list() == ["'\tx", "'\rx", "'+1", "ok", None]
     assert export_table(con, "subscribers", tmp_path / "s.parquet") == 2
@@ -177,10 +177,10 @@ def test_a_regex_rule_either_engine_cannot_run_is_refused(tmp_path, pattern, eng
 
 
 def test_a_regex_rule_both_engines_run_is_accepted_and_applied_by_both(tmp_path):
-    from tasks.campaign import CampaignSpec
-    from tasks.ingest import ingest_file
-    from tasks.plan import plan
-    from tasks.warehouse import connect
+    from mailflow.tasks.core.warehouse import connect
+    from mailflow.tasks.ingest.ingest import ingest_file
+    from mailflow.tasks.plan.audience import plan
+    from mailflow.tasks.plan.campaign import CampaignSpec
     from tests.conftest import write_csv
 
     home = tmp_path / "h"

@@ -8,12 +8,12 @@ from email.policy import default
 
 import pytest
 
-from tasks.campaign import CampaignSpec
-from tasks.compose import Composer
-from tasks.render import CampaignTemplates
-from tasks.send import composer_for, write_link_table
-from tasks.smtp import Outcome
-from tasks.tokens import TokenSigner
+from mailflow.tasks.compose.compose import Composer
+from mailflow.tasks.compose.render import CampaignTemplates
+from mailflow.tasks.compose.tokens import TokenSigner
+from mailflow.tasks.deliver.smtp import Outcome
+from mailflow.tasks.plan.campaign import CampaignSpec
+from mailflow.tasks.send.chunk import composer_for, write_link_table
 
 SPEC = CampaignSpec(name="Spring", campaign_id="spring", from_addr="Shop News <news@example.com>",
                     subject="Hi {{ subscriber.first_name }}", template="t", reply_to="help@example.com")
@@ -68,7 +68,7 @@ def dkim_key():
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from tasks.dkim import load_key
+    from mailflow.tasks.compose.dkim import load_key
 
     private = rsa.generate_private_key(public_exponent=65537, key_size=1024)
     return load_key("example.com", "mf1", private.private_bytes(
@@ -79,7 +79,7 @@ def dkim_key():
 def test_long_names_and_subjects_fold_to_short_lines_that_verify_and_read_back(tmp_path, dkim_key, first_name):
     import dkim
 
-    from tasks.dkim import DkimSigner, dns_record
+    from mailflow.tasks.compose.dkim import DkimSigner, dns_record
     from tests.conftest import rfc2047_display_name
 
     (tmp_path / "t.html.j2").write_text(HTML)
@@ -103,7 +103,7 @@ def test_long_names_and_subjects_fold_to_short_lines_that_verify_and_read_back(t
 def test_a_non_ascii_recipient_gets_a_utf8_header_that_verifies(tmp_path, dkim_key):
     import dkim
 
-    from tasks.dkim import DkimSigner, dns_record
+    from mailflow.tasks.compose.dkim import DkimSigner, dns_record
 
     (tmp_path / "t.html.j2").write_text(HTML)
     templates = CampaignTemplates("t", SPEC.subject, {"name": "Spring", "id": "spring"}, tmp_path)
@@ -124,9 +124,9 @@ def test_failed_render_is_an_outcome_not_an_exception(composer):
 def test_sending_needs_a_secret_and_writes_the_link_table(settings, home):
     from dataclasses import replace
 
-    from mailflow.errors import MailflowError
-    from tasks.campaign import load_campaign
     from mailflow import SAMPLES_DIR
+    from mailflow.errors import MailflowError
+    from mailflow.tasks.plan.campaign import load_campaign
 
     spec = load_campaign(SAMPLES_DIR / "campaign.yaml")
     with pytest.raises(MailflowError, match="MAILFLOW_TRACKING__SECRET"):

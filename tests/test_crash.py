@@ -13,18 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from mailflow.receiver import Fault, Receiver
 from mailflow.settings import Relay
-from tasks.aggregate import load_logs
-from tasks.ledger import ledger_path, logged_subscribers
-from tasks.send import send_chunk
+from mailflow.tasks.aggregate.aggregate import load_logs
+from mailflow.tasks.demo.receiver import Fault, Receiver
+from mailflow.tasks.files.ledger import ledger_path, logged_subscribers
+from mailflow.tasks.send.chunk import send_chunk
 from tests.test_send import SPEC, write_chunk
 
 pytestmark = pytest.mark.integration
 
 RUN_CHUNK = """
 import asyncio, pickle, sys
-from tasks.send import send_chunk
+from mailflow.tasks.send.chunk import send_chunk
 settings, spec, chunk = pickle.load(open(sys.argv[1], "rb"))
 asyncio.run(send_chunk(settings, spec, chunk))
 """
@@ -81,8 +81,8 @@ def test_sigkill_leaves_exactly_the_messages_on_the_wire_in_doubt(settings, tmp_
     assert resumed == emails[14:], "nothing delivered is resent, in-doubt messages are not resent by default"
     assert set(first_run).isdisjoint(resumed)
 
-    from tasks.warehouse import connect
-    from tasks.ingest import ingest_file
+    from mailflow.tasks.core.warehouse import connect
+    from mailflow.tasks.ingest.ingest import ingest_file
     from tests.conftest import write_csv
 
     with connect(settings.warehouse) as con:
@@ -110,10 +110,10 @@ INTERRUPTED = "mailflow: interrupted — run the same command to resume"
 
 def planned_campaign(tmp_path, recipients=160, chunk_size=20) -> tuple[Path, list[str]]:
     """A home with a campaign "stopped" planned for `recipients` addresses, without Prefect."""
-    from tasks.campaign import load_campaign
-    from tasks.ingest import IngestOptions, ingest_file
-    from tasks.plan import plan
-    from tasks.warehouse import connect
+    from mailflow.tasks.core.warehouse import connect
+    from mailflow.tasks.ingest.ingest import IngestOptions, ingest_file
+    from mailflow.tasks.plan.audience import plan
+    from mailflow.tasks.plan.campaign import load_campaign
     from tests.conftest import write_csv
 
     home, emails = tmp_path / "home", [f"r{i:03d}@example.com" for i in range(recipients)]
@@ -194,7 +194,7 @@ def test_ctrl_c_mid_send_lets_messages_on_the_wire_finish_and_a_rerun_completes_
 
 
 def test_a_second_ctrl_c_exits_at_once_and_leaves_the_messages_on_the_wire_in_doubt(tmp_path):
-    from tasks.control import stop_path
+    from mailflow.tasks.files.control import stop_path
 
     home, emails = planned_campaign(tmp_path)
     # Messages stall on the wire for a minute and the grace is two: only the second signal ends the command soon.

@@ -7,11 +7,11 @@ from collections import Counter
 
 import pytest
 
-from mailflow.receiver import USER_UNKNOWN, Fault, Receiver, free_port
 from mailflow.settings import load_settings
-from tasks.ledger import ledger_path
-from tasks.send import send_chunk
-from tasks.suppress import SuppressionLog, write_snapshot
+from mailflow.tasks.demo.receiver import USER_UNKNOWN, Fault, Receiver, free_port
+from mailflow.tasks.files.ledger import ledger_path
+from mailflow.tasks.files.suppress import SuppressionLog, write_snapshot
+from mailflow.tasks.send.chunk import send_chunk
 from tests.test_send import SPEC, write_chunk
 
 pytestmark = pytest.mark.integration
@@ -182,7 +182,7 @@ def test_an_unknown_pool_stops_the_campaign_at_preflight(tmp_path):
     from dataclasses import replace
 
     from mailflow.errors import MailflowError
-    from tasks.send import preflight
+    from mailflow.tasks.send.chunk import preflight
 
     settings = settings_for(tmp_path / "h", "127.0.0.1:25")
     chunk = write_chunk(tmp_path / "c.parquet", ["a@example.com"])

@@ -21,9 +21,8 @@ from dkim.util import parse_tag_value
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from tasks.dkim import (
-    DEFAULT_HEADERS, ED25519_SHA256, RSA_SHA256, DkimSigner, dns_record, load_key, relaxed_body,
-)
+from mailflow.tasks.compose.dkim import (DEFAULT_HEADERS, ED25519_SHA256, RSA_SHA256, DkimSigner, dns_record, load_key,
+                                         relaxed_body)
 
 DOMAIN, SELECTOR = "example.com", "mf2026"
 HEADERS = (

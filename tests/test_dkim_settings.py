@@ -8,10 +8,10 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from mailflow.errors import MailflowError
 from mailflow.settings import load_settings
-from tasks.compose import Composer
-from tasks.dkim import DkimSigner, dns_record, signer_for
-from tasks.render import CampaignTemplates
-from tasks.tokens import TokenSigner
+from mailflow.tasks.compose.compose import Composer
+from mailflow.tasks.compose.dkim import DkimSigner, dns_record, signer_for
+from mailflow.tasks.compose.render import CampaignTemplates
+from mailflow.tasks.compose.tokens import TokenSigner
 from tests.test_compose import SPEC
 from tests.test_dkim import DOMAIN, HEADERS, ed25519_verification, pem, signature_tags  # noqa: F401 - a fixture
 

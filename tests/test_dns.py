@@ -8,9 +8,8 @@ from datetime import datetime, timedelta, timezone
 import dns.asyncresolver
 import pytest
 
-from tasks.dns import (DomainStatus, check_domains, lookup_domains, make_resolver,
-                       normalise_domain)
-from tasks.warehouse import connect
+from mailflow.tasks.core.dns import DomainStatus, check_domains, lookup_domains, make_resolver, normalise_domain
+from mailflow.tasks.core.warehouse import connect
 from tests.dnsstub import DnsStub
 
 pytestmark = pytest.mark.integration

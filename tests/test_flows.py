@@ -4,9 +4,9 @@ import mailbox
 
 import pytest
 
-from flows.demo import REJECTED_DOMAIN, demo
 from mailflow import SAMPLES_DIR
-from tasks.warehouse import connect
+from mailflow.flows.demo import REJECTED_DOMAIN, demo
+from mailflow.tasks.core.warehouse import connect
 
 pytestmark = [pytest.mark.flow, pytest.mark.integration]
 
@@ -42,7 +42,7 @@ def test_ingest_flow_records_validation_as_an_artifact(prefect_harness, home):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-    from flows.ingest import ingest
+    from mailflow.flows.ingest import ingest
 
     results = ingest([str(SAMPLES_DIR / "subscribers.csv")], list_name="flow-test", overrides={"home": str(home)})
     assert results[0]["rows_read"] == 3003 and results[0]["validation"][0]["success"] is False
@@ -73,7 +73,7 @@ def test_global_rate_limit_is_created_by_init_and_taken_in_batches(prefect_harne
     from prefect.client.orchestration import get_client
 
     from mailflow.settings import load_settings
-    from tasks.transport import RATE_LIMIT, ensure_rate_limit, prefect_rate_limit
+    from mailflow.tasks.deliver.tasks import RATE_LIMIT, ensure_rate_limit, prefect_rate_limit
 
     # A very slow decay, so the slots taken are still held when read back.
     settings = load_settings(overrides={"home": str(home), "send": {"rate": 0.01, "rate_batch": 40}}, environ={})
@@ -86,13 +86,13 @@ def test_global_rate_limit_is_created_by_init_and_taken_in_batches(prefect_harne
 
 
 def test_send_and_retry_flows_with_the_global_rate_deferred_then_delivered(prefect_harness, home, tmp_path, monkeypatch):
-    from flows.plan_campaign import plan_campaign
-    from flows.retry_deferred import retry_deferred
-    from flows.send_campaign import send_campaign
-    from mailflow.receiver import Fault, Receiver
+    from mailflow.flows.plan_campaign import plan_campaign
+    from mailflow.flows.retry_deferred import retry_deferred
+    from mailflow.flows.send_campaign import send_campaign
     from mailflow.settings import load_settings
-    from tasks.ingest import ingest_file
-    from tasks.transport import ensure_rate_limit
+    from mailflow.tasks.deliver.tasks import ensure_rate_limit
+    from mailflow.tasks.demo.receiver import Fault, Receiver
+    from mailflow.tasks.ingest.ingest import ingest_file
     from tests.conftest import write_csv
 
     emails = [f"u{i}@example.com" for i in range(30)] + [f"b{i}@busy.example" for i in range(5)]
@@ -118,10 +118,10 @@ def test_send_and_retry_flows_with_the_global_rate_deferred_then_delivered(prefe
 
 
 def test_a_campaign_with_one_non_ascii_recipient_sends_the_others(prefect_harness, home, tmp_path, monkeypatch):
-    from flows.plan_campaign import plan_campaign
-    from flows.send_campaign import send_campaign
-    from mailflow.receiver import Receiver
-    from tasks.ingest import ingest_file
+    from mailflow.flows.plan_campaign import plan_campaign
+    from mailflow.flows.send_campaign import send_campaign
+    from mailflow.tasks.demo.receiver import Receiver
+    from mailflow.tasks.ingest.ingest import ingest_file
     from tests.conftest import write_csv
 
     emails = ["josé@example.com"] + [f"u{i}@example.com" for i in range(12)]  # first: in the dry run's sample
@@ -151,11 +151,11 @@ def read_artifacts(key: str, flow_run_id=None):
 def test_send_flow_keeps_a_live_table_by_variant_and_provider(prefect_harness, settings, receiver, con, tmp_path, monkeypatch):
     import json
 
-    import flows.progress
-    from flows.send_campaign import send_campaign
-    from tasks.campaign import CampaignSpec
-    from tasks.ingest import IngestOptions, ingest_file
-    from tasks.plan import plan
+    import mailflow.flows.progress
+    from mailflow.flows.send_campaign import send_campaign
+    from mailflow.tasks.ingest.ingest import IngestOptions, ingest_file
+    from mailflow.tasks.plan.audience import plan
+    from mailflow.tasks.plan.campaign import CampaignSpec
     from tests.conftest import write_csv
 
     emails = [f"p{i}@example.com" for i in range(50)] + [f"g{i}@gmail.com" for i in range(12)] + [f"x{i}@gone.example" for i in range(5)]
@@ -163,7 +163,7 @@ def test_send_flow_keeps_a_live_table_by_variant_and_provider(prefect_harness, s
     spec = CampaignSpec(name="Live", campaign_id="live-table", from_addr="News <news@example.com>",
                         subject="Hi", template="newsletter", lists=("live",))
     assert plan(con, settings.home, spec, 50).chunk_count == 2
-    monkeypatch.setattr(flows.progress, "POLL_SECONDS", 0.05)  # refresh many times while the chunks run
+    monkeypatch.setattr(mailflow.flows.progress, "POLL_SECONDS", 0.05)  # refresh many times while the chunks run
     monkeypatch.setenv("MAILFLOW_TRACKING__SECRET", "s")  # the flow and its worker processes read it there
     overrides = {"home": str(settings.home), "send": {"chunk_size": 50}, "tracking": {"base_url": "https://t.example"},
                  "smtp": {"pools": {"default": {"relays": [f"127.0.0.1:{receiver.port}"], "connections": 4}}}}
@@ -190,9 +190,9 @@ def test_live_artifacts_follow_the_ledger_between_refreshes(prefect_harness, hom
 
     from prefect import flow
 
-    from flows.progress import LiveArtifacts
-    from tasks.ledger import LedgerRecord, LedgerWriter, ledger_path
-    from tasks.tally import ledger_tally
+    from mailflow.flows.progress import LiveArtifacts
+    from mailflow.tasks.files.ledger import LedgerRecord, LedgerWriter, ledger_path
+    from mailflow.tasks.files.tally import ledger_tally
 
     def rec(sid, status):
         return LedgerRecord("between", sid, "A", 0, status, None, None, "", 1, provider="yahoo")
@@ -224,7 +224,7 @@ def test_chunks_are_submitted_as_workers_free_up_and_none_after_a_stop_request()
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    from flows.progress import in_window
+    from mailflow.flows.progress import in_window
 
     submitted: list[int] = []
     done: list[int] = []

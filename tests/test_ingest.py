@@ -13,13 +13,13 @@ from hypothesis import strategies as st
 
 from mailflow import SAMPLES_DIR
 from mailflow.errors import MailflowError
-from tasks.bounds import MAX_COLUMNS, MAX_RECORD_BYTES, RAW_LIMIT
-from tasks.checks import failing_checks
-from tasks.ingest import IngestOptions, ingest_file
-from tasks.normalise import Mapping_
-from tasks.readers import BATCH_BYTES
-from tasks.rules import add_rule
-from tasks.screen import ScreenOptions
+from mailflow.tasks.core.checks import failing_checks
+from mailflow.tasks.core.rules import add_rule
+from mailflow.tasks.ingest.bounds import MAX_COLUMNS, MAX_RECORD_BYTES, RAW_LIMIT
+from mailflow.tasks.ingest.ingest import IngestOptions, ingest_file
+from mailflow.tasks.ingest.normalise import Mapping_
+from mailflow.tasks.ingest.readers import BATCH_BYTES
+from mailflow.tasks.ingest.screen import ScreenOptions
 from tests.conftest import write_csv
 
 HEADER = "email,first_name,last_name,country\n"
@@ -91,7 +91,7 @@ def test_a_file_that_fails_midway_writes_nothing(con, tmp_path):
 
 
 def test_batches_give_the_same_result_as_one_pass(con, tmp_path, home):
-    from tasks.warehouse import connect
+    from mailflow.tasks.core.warehouse import connect
 
     ingest_file(con, SAMPLES_DIR / "subscribers.csv", IngestOptions(batch_bytes=8192), tmp_path)
     with connect(tmp_path / "other.duckdb") as other:
@@ -306,7 +306,7 @@ def test_a_regex_rule_is_refused_or_runs_in_both_engines(regex):
     """Rules run in Polars at ingest (Rust regex) and in DuckDB at plan (RE2, the pattern from a column)."""
     import duckdb
 
-    from tasks.rules import blocked_by, parse_rule
+    from mailflow.tasks.core.rules import blocked_by, parse_rule
 
     try:
         rule = parse_rule(f"re:{regex}", "block")
@@ -329,7 +329,7 @@ def test_role_and_disposable_addresses_are_flagged_or_rejected(con, tmp_path):
 
 
 def test_a_non_ascii_local_part_is_kept_and_marked_as_needing_smtputf8(con, tmp_path):
-    from tasks.validate import SMTPUTF8, sendable_address
+    from mailflow.tasks.core.validate import SMTPUTF8, sendable_address
 
     text = HEADER + "josé@example.com,A,B,JP\n日本@Bücher.example,A,B,JP\nann@example.com,A,B,JP\na..b@example.com,A,B,JP\n"
     result = ingest_bytes(con, tmp_path, text.encode())
@@ -340,7 +340,7 @@ def test_a_non_ascii_local_part_is_kept_and_marked_as_needing_smtputf8(con, tmp_
 
 
 def test_check_mx_quarantines_domains_that_cannot_receive_mail(con, tmp_path):
-    from tasks.dns import make_resolver
+    from mailflow.tasks.core.dns import make_resolver
     from tests.dnsstub import DnsStub
 
     zone = {"example.com": {"MX": ["10 mx.example.com."]}, "nullmx.example": {"MX": ["0 ."]},
@@ -366,11 +366,11 @@ def quarantine_entries(con):
 
 
 def test_a_header_wider_than_the_limit_is_refused_before_names_are_built(con, tmp_path, monkeypatch):
-    import tasks.readers
+    import mailflow.tasks.ingest.readers
 
     widths = []
-    real = tasks.readers.header_names
-    monkeypatch.setattr(tasks.readers, "header_names", lambda raw: widths.append(len(raw)) or real(raw))
+    real = mailflow.tasks.ingest.readers.header_names
+    monkeypatch.setattr(mailflow.tasks.ingest.readers, "header_names", lambda raw: widths.append(len(raw)) or real(raw))
     data = ("email," + ",".join(["name"] * 150_000) + "\n").encode()  # ≈750 KB: under the line limit
     with pytest.raises(MailflowError, match=f"150,001 columns, more than the limit of {MAX_COLUMNS:,}") as err:
         ingest_bytes(con, tmp_path, data, name="wide.csv")
@@ -415,7 +415,7 @@ def test_an_over_long_line_in_a_gzip_bomb_is_quarantined_shortened_with_its_hash
 def test_reading_a_gzip_bomb_holds_no_more_than_a_batch_and_the_limit(tmp_path):
     import tracemalloc
 
-    from tasks.readers import read_batches
+    from mailflow.tasks.ingest.readers import read_batches
 
     path = tmp_path / "bomb.csv.gz"
     path.write_bytes(gzip.compress(HEADER.encode() + b"a@example.com," + b"x" * (64 << 20) + b",B,JP\n", 9))
@@ -456,7 +456,7 @@ def test_identical_bad_rows_are_one_quarantine_entry_with_their_count(con, tmp_p
     assert (at, rule, raw, count) == (3, "gx:expect_column_values_to_match_regex(email)", "not-an-email,Ann,Lee,JP", 200_000)
     assert sha == hashlib.sha256(b"not-an-email,Ann,Lee,JP").hexdigest()
     assert failing_checks(con) == []
-    from tasks.export import export_table
+    from mailflow.tasks.aggregate.export import export_table
 
     assert export_table(con, "quarantine", tmp_path / "q.csv") == 1
     assert pl.read_csv(tmp_path / "q.csv")["count"].to_list() == [200_000]
@@ -493,7 +493,7 @@ ELEMENTS = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(al
 def test_a_streamed_json_array_gives_what_json_loads_gives(items, step, indent):
     import io
 
-    import tasks.readers_structured as structured
+    import mailflow.tasks.ingest.structured as structured
 
     text = json.dumps(items, indent=indent, ensure_ascii=False)
     data = io.BytesIO(text.encode())

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from tasks.headers import encode_mailbox, encode_text
-from tasks.message import HeaderInjection, build_message
-from tasks.mime import Multipart, _short_lines, build_mime
-from tasks.tokens import BadToken, TokenSigner, _encode, campaign_digest
+from mailflow.tasks.compose.headers import encode_mailbox, encode_text
+from mailflow.tasks.compose.message import HeaderInjection, build_message
+from mailflow.tasks.compose.mime import Multipart, _short_lines, build_mime
+from mailflow.tasks.compose.tokens import BadToken, TokenSigner, _encode, campaign_digest
 from tests.conftest import rfc2047_display_name
 
 TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=300)
@@ -70,7 +70,7 @@ def test_text_only_message_and_quoted_printable_fallback():
 @pytest.mark.parametrize("name,address", [("Eve\r\nBcc: x@y.z", "a@b.c"), ("Eve\x85Bcc: x@y.z", "a@b.c"), ("Eve\u2028x", "a@b.c"), ("Eve", "a@b.c\r\nBcc: x@y.z"), ("", "üser@example.com"),
                                           ("", "a b@example.com"), ("", "<a@b.c>")])
 def test_mailbox_refuses_injection_and_non_ascii_addresses(name, address):
-    from tasks.headers import check
+    from mailflow.tasks.compose.headers import check
 
     with pytest.raises(HeaderInjection):
         encode_mailbox(check("To", name), check("To", address))
@@ -126,7 +126,7 @@ def test_a_display_name_of_any_length_folds_within_78_octets_and_reads_back_the_
     if name:
         assert rfc2047_display_name(head) == name
     words = re.findall(rb"=\?utf-8\?b\?", head)
-    if len(words) <= 1 and "  " not in name:  # CPython's reading of encoded names: see tasks/headers.py
+    if len(words) <= 1 and "  " not in name:  # CPython's reading of encoded names: see tasks/compose/headers.py
         assert msg["To"].addresses[0].display_name == name
 
 

@@ -7,17 +7,17 @@ import random
 
 import pytest
 
-from mailflow.receiver import USER_UNKNOWN, Fault, Receiver, free_port
-from tasks.dns import make_resolver
-from tasks.message import Envelope
-from tasks.smtp import Outcome
-from tasks.mx import (DOMAIN_UNKNOWN, MAX_TTL, MIN_TTL, NULL_MX, POLICY, TEMPORARY, TEMPORARY_TTL,
-                      MxHost, MxRouter, Route, RouteError)
-from tasks.dispatch import Connections, Dispatcher
-from tasks.providers import DEFAULT_LIMITS
-from tasks.shaping import GlobalGate
-from tasks.smtpclient import PipeliningConnection
-from tasks.transport import MxRoutes
+from mailflow.providers import DEFAULT_LIMITS
+from mailflow.tasks.compose.message import Envelope
+from mailflow.tasks.core.dns import make_resolver
+from mailflow.tasks.deliver.client import PipeliningConnection
+from mailflow.tasks.deliver.dispatch import Connections, Dispatcher
+from mailflow.tasks.deliver.mx import (DOMAIN_UNKNOWN, MAX_TTL, MIN_TTL, NULL_MX, POLICY, TEMPORARY, TEMPORARY_TTL,
+                                       MxHost, MxRouter, Route, RouteError)
+from mailflow.tasks.deliver.shaping import GlobalGate
+from mailflow.tasks.deliver.smtp import Outcome
+from mailflow.tasks.deliver.transport import MxRoutes
+from mailflow.tasks.demo.receiver import USER_UNKNOWN, Fault, Receiver, free_port
 from tests.dnsstub import DnsStub
 
 pytestmark = pytest.mark.integration

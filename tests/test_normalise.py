@@ -7,8 +7,9 @@ import polars as pl
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from tasks.normalise import CASELESS_PROVIDERS, Mapping_, canonical_email, idna_domains, normalise, parse_timestamp
-from tasks.readers import header_names
+from mailflow.tasks.ingest.normalise import (CASELESS_PROVIDERS, Mapping_, canonical_email, idna_domains, normalise,
+                                             parse_timestamp)
+from mailflow.tasks.ingest.readers import header_names
 
 LOCAL = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=12)
 DOMAIN = st.one_of(st.sampled_from(["Example.COM", "GMail.com", "outlook.com", "bücher.DE", "x.org"]),

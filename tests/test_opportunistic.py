@@ -4,10 +4,10 @@ import ssl
 
 import pytest
 
-from mailflow.receiver import Receiver
 from mailflow.settings import Relay
-from tasks.smtpclient import PipeliningConnection
-from tasks.transport import MxRoutes
+from mailflow.tasks.deliver.client import PipeliningConnection
+from mailflow.tasks.deliver.transport import MxRoutes
+from mailflow.tasks.demo.receiver import Receiver
 from tests.test_smtpclient import HELO, certificate, good, key, send_all, server_tls  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.integration

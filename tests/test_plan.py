@@ -12,9 +12,10 @@ from hypothesis import strategies as st
 
 from mailflow import SAMPLES_DIR
 from mailflow.errors import MailflowError
-from tasks.campaign import campaign_id_for, load_campaign
-from tasks.ingest import IngestOptions, ingest_file
-from tasks.plan import plan, read_manifest
+from mailflow.tasks.files.manifest import read_manifest
+from mailflow.tasks.ingest.ingest import IngestOptions, ingest_file
+from mailflow.tasks.plan.audience import plan
+from mailflow.tasks.plan.campaign import campaign_id_for, load_campaign
 from tests.conftest import write_csv
 
 CAMPAIGN = """name: {name}
@@ -141,7 +142,7 @@ def test_a_condition_may_read_list_memberships_and_delivery_history(people, home
 
 
 def test_no_condition_widens_the_audience_past_the_mandatory_filters(people, home, tmp_path):
-    from tasks.rules import add_rule
+    from mailflow.tasks.core.rules import add_rule
 
     people.execute("UPDATE subscribers SET status = 'unsubscribed' WHERE email = 'p2@example.com'")
     people.execute("INSERT INTO suppressions (email, cause) VALUES ('p3@example.com', 'hard_bounce')")
@@ -156,7 +157,7 @@ def test_no_condition_widens_the_audience_past_the_mandatory_filters(people, hom
 
 def test_a_condition_cannot_read_files_even_through_a_view(people, home, tmp_path):
     """External access is off while the condition runs: the second wall behind the parser's check."""
-    from tasks.condition import matching
+    from mailflow.tasks.plan.condition import matching
 
     matching(people, "TRUE")
     with pytest.raises(duckdb.PermissionException):
@@ -169,7 +170,7 @@ def test_unplanned_campaign_is_a_clear_error(home):
 
 
 def test_block_rules_added_after_ingest_keep_addresses_out_of_plans(people, home, tmp_path):
-    from tasks.rules import add_rule
+    from mailflow.tasks.core.rules import add_rule
 
     add_rule(people, "re:^p1[0-9]@", "block")      # p10..p19
     add_rule(people, "p15@example.com", "allow")

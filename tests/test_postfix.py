@@ -10,17 +10,17 @@ from email.policy import default
 import pytest
 
 from mailflow import SAMPLES_DIR
-from mailflow.receiver import Receiver
 from mailflow.settings import Relay, load_settings
-from tasks.campaign import CampaignSpec, load_campaign
-from tasks.compose import Composer
-from tasks.dkim import DkimSigner
-from tasks.message import Envelope
-from tasks.render import CampaignTemplates
-from tasks.send import composer_for
+from mailflow.tasks.compose.compose import Composer
+from mailflow.tasks.compose.dkim import DkimSigner
+from mailflow.tasks.compose.message import Envelope
+from mailflow.tasks.compose.render import CampaignTemplates
+from mailflow.tasks.demo.receiver import Receiver
+from mailflow.tasks.plan.campaign import CampaignSpec, load_campaign
+from mailflow.tasks.send.chunk import composer_for
 from tests.reference_pool import deliver_all
-from tasks.smtpclient import PipeliningConnection
-from tasks.tokens import TokenSigner
+from mailflow.tasks.compose.tokens import TokenSigner
+from mailflow.tasks.deliver.client import PipeliningConnection
 from tests.postfix_instance import DOMAIN, RELAY_DOMAIN, WAIT, PostfixInstance, poll, unavailable
 from tests.test_dkim import DOMAIN as DKIM_DOMAIN, SELECTOR, pem, rsa_private, verify  # noqa: F401 - a fixture
 

@@ -2,9 +2,9 @@
 import asyncio
 import pytest
 from mailflow.errors import NeedsAttention
-from mailflow.receiver import free_port
-from tasks.ledger import ledger_path, ledger_state
-from tasks.send import send_chunk
+from mailflow.tasks.demo.receiver import free_port
+from mailflow.tasks.files.ledger import ledger_path, ledger_state
+from mailflow.tasks.send.chunk import send_chunk
 from tests.test_dispatch import settings_for
 from tests.test_send import SPEC, write_chunk
 
@@ -18,7 +18,7 @@ def test_pause_leaves_in_flight_rows(tmp_path):
     state = ledger_state(ledger_path(settings.home, "news", 0))
     stuck = sorted(s for s, st in state.items() if st.status == "in_flight")
     # the relay was never reached: every taken recipient must be retryable
-    from tasks.send import select_recipients
+    from mailflow.tasks.send.chunk import select_recipients
     import polars as pl
     from datetime import datetime, timezone, timedelta
     frame = pl.read_parquet(chunk)

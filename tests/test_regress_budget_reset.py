@@ -5,9 +5,9 @@ import pytest
 
 from mailflow.errors import NeedsAttention
 import polars as pl
-from mailflow.receiver import free_port
-from tasks.send import send_chunk
-from tasks.suppress import write_snapshot
+from mailflow.tasks.demo.receiver import free_port
+from mailflow.tasks.files.suppress import write_snapshot
+from mailflow.tasks.send.chunk import send_chunk
 from tests.test_dispatch import settings_for
 from tests.test_send import SPEC, write_chunk
 

@@ -1,9 +1,9 @@
 """Regression (review of the sending engine): Fail-over to another destination logs one in_flight record per attempt, not one per destination tried."""
 import asyncio, json
 from collections import Counter
-from mailflow.receiver import Receiver, free_port
-from tasks.ledger import ledger_path
-from tasks.send import send_chunk
+from mailflow.tasks.demo.receiver import Receiver, free_port
+from mailflow.tasks.files.ledger import ledger_path
+from mailflow.tasks.send.chunk import send_chunk
 from tests.test_dispatch import settings_for
 from tests.test_send import SPEC, write_chunk
 

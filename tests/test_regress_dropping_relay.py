@@ -1,8 +1,8 @@
 """Regression (review of the sending engine): A relay that accepts TCP and then closes (or never greets) is failed over and leaves the rotation."""
 import asyncio, socket, threading
 import pytest
-from mailflow.receiver import Receiver
-from tasks.send import send_chunk
+from mailflow.tasks.demo.receiver import Receiver
+from mailflow.tasks.send.chunk import send_chunk
 from tests.test_dispatch import settings_for
 from tests.test_send import SPEC, write_chunk
 

@@ -1,9 +1,9 @@
 """Regression (review of the sending engine): Direct to MX, a provider that throttles at connect time (421 4.7.0 greeting) suspends its lane."""
 import asyncio, socket, threading
 from dataclasses import replace
-from mailflow.receiver import free_port
 from mailflow.settings import load_settings
-from tasks.send import send_chunk
+from mailflow.tasks.demo.receiver import free_port
+from mailflow.tasks.send.chunk import send_chunk
 from tests.dnsstub import DnsStub
 from tests.test_dispatch import final_records
 from tests.test_send import SPEC, write_chunk

@@ -4,8 +4,8 @@ import asyncio
 import pytest
 
 from mailflow.errors import NeedsAttention
-from mailflow.receiver import Receiver
-from tasks.send import send_chunk
+from mailflow.tasks.demo.receiver import Receiver
+from mailflow.tasks.send.chunk import send_chunk
 from tests.test_dispatch import settings_for, final_records
 from tests.test_send import SPEC, write_chunk
 

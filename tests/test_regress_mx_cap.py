@@ -4,7 +4,7 @@ holds open, over all exchangers (idle ones included: the oldest idle one is clos
 import asyncio
 
 from mailflow.settings import Relay
-from tasks.dispatch import Connections
+from mailflow.tasks.deliver.dispatch import Connections
 
 
 class Session:

@@ -2,9 +2,9 @@
 import asyncio, ssl
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from mailflow.receiver import Receiver, free_port
 from mailflow.settings import load_settings
-from tasks.send import send_chunk
+from mailflow.tasks.demo.receiver import Receiver, free_port
+from mailflow.tasks.send.chunk import send_chunk
 from tests.dnsstub import DnsStub
 
 from tests.test_send import SPEC, write_chunk

@@ -2,8 +2,8 @@
 import asyncio
 from dataclasses import replace
 import polars as pl
-from mailflow.receiver import Receiver
-from tasks.send import send_chunk
+from mailflow.tasks.demo.receiver import Receiver
+from mailflow.tasks.send.chunk import send_chunk
 from tests.test_dispatch import final_records, settings_for
 from tests.test_send import SPEC
 

@@ -1,10 +1,10 @@
 """Regression (review of the sending engine): A TLS error after the message was accepted is final: no fail-over, so never two copies."""
 import asyncio, os, socket, threading
-from mailflow.receiver import Receiver
 from mailflow.settings import Relay
-from tasks.dispatch import Connections, Dispatcher
-from tasks.shaping import GlobalGate
-from tasks.smtpclient import PipeliningConnection
+from mailflow.tasks.deliver.client import PipeliningConnection
+from mailflow.tasks.deliver.dispatch import Connections, Dispatcher
+from mailflow.tasks.deliver.shaping import GlobalGate
+from mailflow.tasks.demo.receiver import Receiver
 from tests.test_smtpclient import certificate, server_tls, good, HELO  # noqa: F401 - fixtures
 
 

@@ -8,8 +8,8 @@ from jinja2 import StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 
-from tasks.message import HeaderInjection, build_message
-from tasks.render import CampaignTemplates, RenderError, subscriber_context
+from mailflow.tasks.compose.message import HeaderInjection, build_message
+from mailflow.tasks.compose.render import CampaignTemplates, RenderError, subscriber_context
 
 CAMPAIGN = {"name": "News", "id": "news"}
 
@@ -132,7 +132,7 @@ def test_faster_lookups_and_escaping_render_exactly_as_jinja_does(tmp_path, name
 
 
 def ours_source(directory) -> str:
-    from tasks.render import _inline
+    from mailflow.tasks.compose.render import _inline
 
     return _inline((directory / "t.html.j2").read_text())
 
@@ -141,3 +141,52 @@ def test_an_edited_template_is_compiled_again(tmp_path):
     assert templates(tmp_path, text="one").render({"first_name": "A"}).text == "one"
     assert templates(tmp_path, text="two").render({"first_name": "A"}).text == "two"
     assert templates(tmp_path, text="two").text is templates(tmp_path, text="two").text, "compiled once"
+
+
+# -- user-owned templates: the user's folder first, then the built-in ones -----------------------
+
+def test_a_user_template_is_found_before_a_built_in_of_the_same_name(tmp_path):
+    from mailflow import TEMPLATES_DIR
+
+    (tmp_path / "newsletter.txt.j2").write_text("ours, {{ subscriber.first_name }}")
+    out = CampaignTemplates("newsletter", "Hi", CAMPAIGN, (tmp_path, TEMPLATES_DIR)).render({"first_name": "Ann"})
+    assert out.text == "ours, Ann"
+    assert out.html is None, "the user's variant is not mixed with the built-in HTML part"
+
+
+def test_a_user_template_may_include_a_built_in_one_and_built_ins_stay_reachable(tmp_path):
+    from mailflow import TEMPLATES_DIR
+
+    (tmp_path / "mine.txt.j2").write_text('P.S. {% include "newsletter.txt.j2" %}')
+    folders = (tmp_path, TEMPLATES_DIR)
+    mine = CampaignTemplates("mine", "Hi", CAMPAIGN, folders).render({"email": "a@example.com", "attributes": "{}"})
+    builtin = CampaignTemplates("newsletter", "Hi", CAMPAIGN, folders).render({"email": "a@example.com",
+                                                                               "attributes": "{}"})
+    assert mine.text.startswith("P.S. ") and builtin.text in mine.text and "Hello friend," in mine.text
+    assert builtin.html is not None, "a name only the built-ins have is still found there"
+
+
+def test_a_missing_template_names_every_folder_looked_in(tmp_path):
+    from mailflow import TEMPLATES_DIR
+    from mailflow.errors import MailflowError
+
+    with pytest.raises(MailflowError, match="neither") as err:
+        CampaignTemplates("absent", "Hi", CAMPAIGN, (tmp_path, TEMPLATES_DIR))
+    assert str(tmp_path / "absent.html.j2") in str(err.value) and str(TEMPLATES_DIR / "absent.txt.j2") in str(err.value)
+
+
+def test_the_send_stage_reads_templates_from_the_templates_dir_setting(tmp_path):
+    from mailflow import SAMPLES_DIR
+    from mailflow.settings import load_settings
+    from mailflow.tasks.plan.campaign import load_campaign
+    from mailflow.tasks.send.chunk import composer_for
+
+    (tmp_path / "newsletter.txt.j2").write_text("from the user's folder")
+    settings = load_settings(overrides={"home": str(tmp_path / "home"), "templates_dir": str(tmp_path)},
+                             environ={"MAILFLOW_TRACKING__SECRET": "s" * 32})
+    assert settings.templates_dir == tmp_path
+    assert load_settings(environ={}).templates_dir.as_posix() == "templates", "default: ./templates"
+    spec = load_campaign(SAMPLES_DIR / "campaign.yaml")
+    assert spec.template == "newsletter"
+    out = composer_for(settings, spec).templates.render({"email": "a@example.com", "attributes": "{}"})
+    assert out.text == "from the user's folder"

@@ -5,12 +5,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from mailflow.receiver import Fault, Receiver
-from tasks.campaign import CampaignSpec
-from tasks.ingest import ingest_file
-from tasks.plan import plan
-from tasks.retry import deferred_chunks
-from tasks.send import load_plan, send_chunk
+from mailflow.tasks.demo.receiver import Fault, Receiver
+from mailflow.tasks.ingest.ingest import ingest_file
+from mailflow.tasks.plan.audience import plan
+from mailflow.tasks.plan.campaign import CampaignSpec
+from mailflow.tasks.send.chunk import load_plan, send_chunk
+from mailflow.tasks.send.retry import deferred_chunks
 from tests.conftest import write_csv
 from tests.test_dispatch import final_records, settings_for
 from tests.test_send import SPEC, write_chunk
@@ -75,7 +75,7 @@ def test_retry_finds_only_chunks_with_deferred_recipients(con, home, tmp_path):
 
 
 def test_a_retry_skips_a_chunk_another_sender_holds(tmp_path):
-    from tasks.ledger import LedgerWriter, ledger_path
+    from mailflow.tasks.files.ledger import LedgerWriter, ledger_path
 
     chunk = write_chunk(tmp_path / "c.parquet", ["a@busy.example"])
     settings = settings_for(tmp_path / "h", "127.0.0.1:9")

@@ -9,14 +9,14 @@ from email.policy import default
 import polars as pl
 import pytest
 
-from mailflow.receiver import Receiver, free_port
 from mailflow.settings import Relay, load_settings
-from tasks.campaign import CampaignSpec
-from tasks.control import clear_stop, request_stop
-from tasks.ledger import LedgerWriter, ledger_path, logged_subscribers
-from tasks.message import Envelope
-from tasks.send import preflight, send_chunk
-from tasks.smtp import outcome_of_reply
+from mailflow.tasks.compose.message import Envelope
+from mailflow.tasks.deliver.smtp import outcome_of_reply
+from mailflow.tasks.demo.receiver import Receiver, free_port
+from mailflow.tasks.files.control import clear_stop, request_stop
+from mailflow.tasks.files.ledger import LedgerWriter, ledger_path, logged_subscribers
+from mailflow.tasks.plan.campaign import CampaignSpec
+from mailflow.tasks.send.chunk import preflight, send_chunk
 from tests.reference_pool import deliver_all
 
 pytestmark = pytest.mark.integration

@@ -6,9 +6,9 @@ from collections import Counter
 
 import pytest
 
+from mailflow.providers import DEFAULT_LIMITS, provider_of
 from mailflow.settings import Relay
-from tasks.providers import DEFAULT_LIMITS, provider_of
-from tasks.shaping import GlobalGate, ProviderLane, RelayChooser, TokenBucket, is_throttle
+from mailflow.tasks.deliver.shaping import GlobalGate, ProviderLane, RelayChooser, TokenBucket, is_throttle
 
 
 class FakeClock:

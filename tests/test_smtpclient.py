@@ -12,14 +12,13 @@ from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from mailflow.receiver import USER_UNKNOWN, Fault, Receiver
 from mailflow.settings import Relay
-from tasks.message import Envelope, build_message
-from tasks.mime import CrlfMessage
-from tasks.smtp import Outcome, SmtpConnection
+from mailflow.tasks.compose.message import Envelope, build_message
+from mailflow.tasks.compose.mime import CrlfMessage
+from mailflow.tasks.deliver.smtp import Outcome, SmtpConnection
+from mailflow.tasks.demo.receiver import USER_UNKNOWN, Fault, Receiver
 from tests.reference_pool import deliver_all
-from tasks.smtpclient import PipeliningConnection
-from tasks.smtpwire import wire_data
+from mailflow.tasks.deliver.client import PipeliningConnection, wire_data
 
 pytestmark = pytest.mark.integration
 

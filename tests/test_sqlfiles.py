@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from tasks.sqlfiles import parse_queries, queries, schema_migrations
-from tasks.warehouse import INPUT_SCHEMAS, empty_input, migrate
+from mailflow.tasks.core.sqlfiles import parse_queries, queries, schema_migrations
+from mailflow.tasks.core.warehouse import INPUT_SCHEMAS, empty_input, migrate
 
 
 def test_parse_names_docs_and_sql():
@@ -57,7 +57,7 @@ def test_migration_004_gives_old_quarantine_rows_a_hash_a_count_and_a_bounded_ra
 
     import duckdb
 
-    from tasks.sqlfiles import schema_migrations
+    from mailflow.tasks.core.sqlfiles import schema_migrations
 
     con = duckdb.connect(str(tmp_path / "old.duckdb"))
     for version, _, sql in schema_migrations():

@@ -1,8 +1,9 @@
 """Send-time suppression: the snapshot, the logs written since, and their refresh."""
 
 import polars as pl
+import pytest
 
-from tasks.suppress import SuppressionCheck, SuppressionLog, write_snapshot
+from mailflow.tasks.files.suppress import SuppressionCheck, SuppressionLog, write_snapshot
 
 
 class Clock:
@@ -55,3 +56,18 @@ def test_log_lines_the_snapshot_already_holds_are_not_applied_again(tmp_path):
     check = SuppressionCheck(tmp_path)
     assert check.cause("a@example.com") is None and check.cause("b@example.com") == "unsubscribe"
     assert check.cause("z@example.com") == "blocked"
+
+
+def test_an_atomic_write_that_fails_leaves_the_old_file_and_no_temporary_file(tmp_path):
+    from mailflow.tasks.files.atomic import atomic_write
+
+    path = tmp_path / "campaign.json"
+    atomic_write(path, lambda p: p.write_text("old"))
+
+    def half_then_fail(p):
+        p.write_text("ha")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(path, half_then_fail)
+    assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["campaign.json"]

@@ -2,9 +2,9 @@
 
 import io
 
-from mailflow.output import ProgressBar, Speed, progress_line
-from tasks.ledger import LedgerRecord, LedgerWriter, ledger_path
-from tasks.tally import LedgerTally, ledger_tally, parse_lines, table_rows
+from mailflow.cli.output import ProgressBar, Speed, progress_line
+from mailflow.tasks.files.ledger import LedgerRecord, LedgerWriter, ledger_path
+from mailflow.tasks.files.tally import LedgerTally, ledger_tally, parse_lines, table_rows
 
 
 def rec(sid, status, variant="A", provider="gmail", chunk_id=0):

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from tasks.campaign import CampaignSpec
-from tasks.compose import Composer
-from tasks.render import CampaignTemplates
-from tasks.tokens import BadToken, TokenSigner, campaign_digest
-from tasks.tracking import LinkTable, Redirects, rewrite_links, verify_redirect
+from mailflow.tasks.compose.compose import Composer
+from mailflow.tasks.compose.render import CampaignTemplates
+from mailflow.tasks.compose.tokens import BadToken, TokenSigner, campaign_digest
+from mailflow.tasks.compose.tracking import LinkTable, Redirects, rewrite_links, verify_redirect
+from mailflow.tasks.plan.campaign import CampaignSpec
 
 SPEC = CampaignSpec(name="Spring", campaign_id="spring", from_addr="Shop <news@example.com>",
                     subject="Hi", template="t")

@@ -1,0 +1,168 @@
+"""Human summaries the command prints (JSON output skips these)."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections import deque
+from typing import TextIO
+
+import click
+
+from mailflow.tasks.aggregate.report import report_markdown
+
+
+def print_rows(names: list[str], rows: list[tuple]) -> None:
+    if not names:
+        return
+    cells = [[("" if v is None else str(v)) for v in row] for row in rows]
+    widths = [max([len(n)] + [len(r[i]) for r in cells]) for i, n in enumerate(names)]
+    click.echo("  ".join(n.ljust(w) for n, w in zip(names, widths)))
+    click.echo("  ".join("-" * w for w in widths))
+    for row in cells:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths)))
+    click.echo(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+
+
+def print_ingest(results: list[dict]) -> None:
+    for r in results:
+        note = " (same file ingested before: nothing changed)" if r["already_ingested"] else f" in {r['seconds']:.1f} s"
+        click.echo(
+            f"{r['source']}: {r['rows_read']} rows read = {r['accepted']} new + {r['updated']} updated"
+            f" + {r['unchanged']} unchanged + {r['quarantined']} quarantined{note}"
+        )
+        if r.get("resubscribes_refused"):
+            click.echo(f"  {r['resubscribes_refused']} rows asked to re-subscribe an unsubscribed address and were not allowed"
+                       " (needs --allow-resubscribe and consent newer than the unsubscribe)")
+        if r.get("needs_smtputf8"):
+            click.echo(f"  {r['needs_smtputf8']} addresses have a non-ASCII local part: kept, marked needs_smtputf8, and sent"
+                       " only through a relay that offers SMTPUTF8 (elsewhere each fails alone, with the reason)")
+        for run in r.get("validation", []):
+            failed = [f"{e['rule']} ({e['unexpected']})" for e in run["expectations"] if not e["success"]]
+            click.echo(f"  expectations: {'all passed' if not failed else 'failed ' + ', '.join(failed)}")
+    if any(r["quarantined"] for r in results):
+        click.echo("see the quarantine: mailflow sql \"select source, line, count, reason from quarantine order by ingested_at desc, line\"")
+
+
+def outcome_parts(counts: dict) -> str:
+    return ", ".join(f"{counts.get(k, 0)} {k}" for k in ("delivered", "deferred", "bounced", "suppressed", "failed"))
+
+
+def send_line(counts: dict) -> str:
+    doubt = counts.get("in_doubt", 0)  # on the wire when an earlier send was killed: left alone (send.resend_in_doubt)
+    return ("sent: " + outcome_parts(counts) + f"; {counts.get('skipped', 0)} already sent before"
+            + (f"; {doubt} in doubt, not resent" if doubt else ""))
+
+
+def print_send(counts: dict) -> None:
+    click.echo(send_line(counts))
+    click.echo("run `mailflow aggregate` to load the outcomes into the warehouse")
+
+
+def print_retry(counts: dict) -> None:
+    if not counts.get("chunks"):
+        click.echo("nothing deferred: no retry needed")
+        return
+    click.echo(f"retried {counts['chunks']} chunks: " + outcome_parts(counts) + f"; {counts.get('not_due', 0)} not due yet")
+    if counts.get("busy"):
+        click.echo(f"{counts['busy']} chunks are being sent right now; their deferred recipients wait for the next retry")
+    click.echo("run `mailflow aggregate` to load the outcomes into the warehouse")
+
+
+def progress_line(done: int, audience: int, rate: float, totals: dict, width: int = 100) -> str:
+    """One line of the send's progress bar: recipients with an outcome of the audience, speed, outcomes."""
+    share = min(done / audience, 1.0) if audience else 1.0
+    eta = f"  eta {duration((audience - done) / rate)}" if rate > 0 and done < audience else ""
+    tail = (f" {share:6.1%}  {done:,}/{audience:,}  {rate:,.0f} msgs/s{eta}  "
+            f"delivered {totals.get('delivered', 0):,}  deferred {totals.get('deferred', 0):,}  "
+            f"bounced {totals.get('bounced', 0):,}")
+    cells = max(10, min(40, width - len(tail) - 2))
+    filled = int(share * cells)
+    return f"[{'#' * filled}{'.' * (cells - filled)}]{tail}"[:width]
+
+
+def duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+class Speed:
+    """Recipients per second from (time, done) samples: over the last `window` seconds while
+    the send runs, and over this run's sending time at the end. Recipients an earlier run
+    logged and the wait for Prefect to start count in neither."""
+
+    def __init__(self, window: float = 5.0):
+        self.window = window
+        self.samples: deque[tuple[float, int]] = deque()
+        self.base: int | None = None  # done at the first sample
+        self.idle_until = self.last_change = 0.0  # the run's sending time lies between these
+
+    def add(self, now: float, done: int) -> float:
+        if self.base is None or done == self.base:
+            self.base, self.idle_until = done, now
+        elif done != self.samples[-1][1]:
+            self.last_change = now
+        self.samples.append((now, done))
+        while now - self.samples[0][0] > self.window:
+            self.samples.popleft()
+        start, first = self.samples[0]
+        return (done - first) / (now - start) if now > start else 0.0
+
+    def average(self) -> float:
+        if self.base is None or self.last_change <= self.idle_until:
+            return 0.0
+        return (self.samples[-1][1] - self.base) / (self.last_change - self.idle_until)
+
+
+class ProgressBar:
+    """Redraws the progress line on a terminal from a ledger tally, in a thread, until stopped;
+    `poll` is a LedgerTally's poll. The last line stays, with the run's average speed."""
+
+    def __init__(self, poll, audience: int, stream: TextIO, interval: float = 0.5):
+        self.poll, self.audience, self.stream, self.interval = poll, audience, stream, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="mailflow-progress", daemon=True)
+        self.speed = Speed()
+
+    def __enter__(self) -> ProgressBar:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                self.draw()
+                if self._stop.wait(self.interval):
+                    break
+            self.draw(final=True)
+            self.stream.write("\n")
+        except Exception:  # noqa: BLE001 - the bar is a view: whatever breaks it (a closed terminal) must not stop the send
+            pass
+
+    def draw(self, final: bool = False) -> None:
+        tally = self.poll()
+        rate = self.speed.add(time.monotonic(), tally.done)
+        width = shutil.get_terminal_size().columns - 1  # the last column would wrap on some terminals
+        line = progress_line(tally.done, self.audience, self.speed.average() if final else rate, tally.totals, width)
+        self.stream.write("\r" + line + "\x1b[K")
+        self.stream.flush()
+
+
+def print_demo(d: dict) -> None:
+    print_ingest(d["ingested"])
+    p = d["planned"]
+    click.echo(f"planned {p['campaign_id']}: {p['audience_size']} recipients in {p['chunk_count']} chunks")
+    click.echo(send_line(d["sent"]))
+    click.echo(f"aggregated: {d['aggregated']['deliveries']} deliveries in the warehouse; "
+               f"{d['aggregated']['suppressions']} addresses suppressed (hard bounces are not mailed again)\n")
+    click.echo(report_markdown(d["report"]))
+    click.echo(f"bounced: every recipient at {d['rejected_domain']} (the demo receiver answers 550 5.1.1)")
+    click.echo(f"warehouse: {d['warehouse']}   (mailflow sql \"select status, count(*) from deliveries group by all\")")
+    click.echo(f"maildir:   {d['maildir']}   (one file per delivered message under new/)")
+    click.echo("Prefect UI: run `prefect server start`, open http://127.0.0.1:4200, then set "
+               "PREFECT_API_URL=http://127.0.0.1:4200/api so later commands report there")

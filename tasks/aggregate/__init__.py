@@ -1,0 +1,1 @@
+"""Aggregate: logs into the warehouse, the report and exports."""

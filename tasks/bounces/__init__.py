@@ -1,0 +1,1 @@
+"""Bounces: classify an SMTP reply or a bounce message."""

@@ -1,0 +1,1 @@
+"""Compose: render, tracking, tokens, headers, MIME and DKIM of one message."""

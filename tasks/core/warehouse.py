@@ -1,0 +1,143 @@
+"""The DuckDB warehouse: open it briefly, migrate it, and the input relations queries read."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from mailflow.errors import MailflowError
+from mailflow.tasks.core.sqlfiles import q, schema_migrations, view_definitions
+
+# Python hands frames to SQL under these names (con.register); the named-query test
+# registers empty frames of these shapes so every query can be prepared.
+INPUT_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
+    "input_subscribers": {
+        "line": pl.Int64(), "email": pl.String(), "email_original": pl.String(), "first_name": pl.String(),
+        "last_name": pl.String(), "status": pl.String(), "opted_in_at": pl.Datetime("us", "UTC"),
+        "consent_source": pl.String(), "double_opt_in": pl.String(), "is_role_account": pl.Boolean(),
+        "is_disposable": pl.Boolean(), "needs_smtputf8": pl.Boolean(), "attributes": pl.String(),
+    },
+    "input_quarantine": {"line": pl.Int64(), "rule": pl.String(), "reason": pl.String(), "raw": pl.String(),
+                         "raw_sha256": pl.String(), "count": pl.Int64()},
+    "input_ledger": {
+        "campaign_id": pl.String(), "subscriber_id": pl.Int64(), "variant": pl.String(),
+        "chunk_id": pl.Int32(), "status": pl.String(), "smtp_code": pl.Int32(),
+        "enhanced_status": pl.String(), "detail": pl.String(), "attempt": pl.Int32(),
+        "logged_at": pl.Datetime("us", "UTC"), "seq": pl.Int64(), "kind": pl.String(), "reason": pl.String(),
+        "provider": pl.String(), "retry_at": pl.String(),
+    },
+    "campaign_condition": {"subscriber_id": pl.Int64()},  # a campaign's checked `where` (tasks/plan/condition.py)
+    "input_suppression_log": {"email": pl.String(), "cause": pl.String(), "source": pl.String(), "at": pl.String()},
+}
+
+
+# An analyst's connection (`mailflow sql`, exports): the warehouse and nothing else. No files
+# read or written (COPY, EXPORT, ATTACH, read_text('/proc/self/environ') ...), no extension
+# installed or loaded, and no SET to undo any of it. Order matters: the lock comes last.
+LOCKED_DOWN = {
+    "enable_external_access": False,
+    "allow_community_extensions": False,
+    "autoload_known_extensions": False,
+    "autoinstall_known_extensions": False,
+    "lock_configuration": True,
+}
+
+
+def empty_input(name: str) -> pl.DataFrame:
+    return pl.DataFrame(schema=INPUT_SCHEMAS[name])
+
+
+@contextmanager
+def connect(path: Path | str, read_only: bool = False, memory_limit: str = "2GB",
+            locked: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse for one step and close it after: no process holds it for long.
+
+    DuckDB's default memory limit is 80% of RAM; a bounded one makes big loads spill to
+    disk (next to the file) instead of growing the process. `locked` opens it read-only
+    for analysts, with LOCKED_DOWN.
+    """
+    path, read_only = Path(path), read_only or locked
+    if read_only and not path.exists():
+        raise MailflowError(f"{path}: no warehouse yet (run `mailflow init` or ingest something)")
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        config = {"memory_limit": memory_limit} | (LOCKED_DOWN if locked else {})
+        con = duckdb.connect(str(path), read_only=read_only, config=config)
+    except duckdb.IOException as exc:
+        raise MailflowError(f"{path}: cannot open the warehouse ({_first_line(exc)})") from None
+    try:
+        if not read_only:
+            migrate(con)
+        yield con
+    finally:
+        con.close()
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """All of the block or none of it."""
+    con.begin()
+    try:
+        yield
+    except BaseException:
+        con.rollback()
+        raise
+    con.commit()
+
+
+@contextmanager
+def inputs(con: duckdb.DuckDBPyConnection, **frames: pl.DataFrame) -> Iterator[None]:
+    """Frames visible to named queries under their INPUT_SCHEMAS names for the block."""
+    for name, frame in frames.items():
+        assert name in INPUT_SCHEMAS, f"{name} is not a declared input relation"
+        con.register(name, frame)
+    try:
+        yield
+    finally:
+        for name in frames:
+            con.unregister(name)
+
+
+@contextmanager
+def views(con: duckdb.DuckDBPyConnection, **relations: duckdb.DuckDBPyRelation | pl.DataFrame) -> Iterator[None]:
+    """Relations (e.g. over staged Parquet files) or frames, visible to named queries under their input names."""
+    for name, relation in relations.items():
+        assert name in INPUT_SCHEMAS, f"{name} is not a declared input relation"
+        if isinstance(relation, pl.DataFrame):
+            con.register(name, relation)
+        else:
+            relation.create_view(name, replace=True)
+    try:
+        yield
+    finally:
+        for name in relations:
+            con.unregister(name)
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Apply the numbered migrations not yet recorded, then the views; return the names applied."""
+    migrations = schema_migrations()
+    bootstrap = [sql for version, _, sql in migrations if version == 0]
+    for sql in bootstrap:
+        con.execute(sql)
+    applied = {row[0] for row in con.execute(q("applied_migrations")).fetchall()}
+    done = []
+    for version, name, sql in migrations:
+        if version == 0 or version in applied:
+            continue
+        with transaction(con):
+            con.execute(sql)
+            con.execute(q("record_migration"), {"version": version, "name": name})
+        done.append(name)
+    for _, sql in view_definitions():  # views are code, not data: always the current definition
+        con.execute(sql)
+    return done
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

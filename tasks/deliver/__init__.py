@@ -1,0 +1,1 @@
+"""Deliver: the SMTP client, relay pool or MX routing, shaping and dispatch."""

@@ -1,0 +1,146 @@
+"""SMTP delivery over a pool of persistent aiosmtplib connections, and the one outcome mapping."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+import aiosmtplib
+
+from mailflow.settings import Relay
+from mailflow.tasks.compose.message import Envelope
+
+_ENHANCED = re.compile(r"^\s*([245]\.\d{1,3}\.\d{1,3})\b")
+# Servers echo the recipient in their replies; the ledger is a log, so addresses are masked.
+_ADDRESS = re.compile(r"<?[^\s<>@]+@[^\s<>@]+>?")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # delivered | deferred | bounced | failed
+    smtp_code: int | None = None
+    enhanced_status: str | None = None
+    detail: str = ""
+    # Nothing of the message reached the server (no session, or the sender was refused): another
+    # server may be tried at once without risking a second copy.
+    unsent: bool = False
+    cause: str = ""  # ADDRESS: the recipient's address, not the campaign, is what failed
+
+
+ADDRESS = "address"
+
+
+def outcome_of_reply(code: int, message: str) -> Outcome:
+    """The only mapping from an SMTP reply to an outcome: 2xx delivered, 4xx deferred, 5xx bounced."""
+    match = _ENHANCED.match(message or "")
+    enhanced = match.group(1) if match else None
+    detail = _ADDRESS.sub("<address>", " ".join((message or "").split()))[:500]
+    if 200 <= code < 300:
+        return Outcome("delivered", code, enhanced, detail)
+    if 400 <= code < 500:
+        return Outcome("deferred", code, enhanced, detail)
+    if 500 <= code < 600:
+        return Outcome("bounced", code, enhanced, detail)
+    return Outcome("deferred", code, enhanced, f"unexpected reply: {detail}")
+
+
+def outcome_of_session_refusal(code: int, message: str) -> Outcome:
+    """The relay refused the session itself (greeting, EHLO, STARTTLS, AUTH): nothing is known
+    of the recipient, so it is deferred, never bounced — a wrong relay password must not bounce a list."""
+    outcome = outcome_of_reply(code, message)
+    return Outcome("deferred", outcome.smtp_code, outcome.enhanced_status, f"relay refused the session: {outcome.detail}",
+                   unsent=True)
+
+
+def outcome_of_mail_refusal(code: int, message: str) -> Outcome:
+    """MAIL FROM refused. A message too large for the server (552, 5.3.4: our SIZE) bounces; any
+    other 5xx (530 authentication required, 550 sender rejected) means the server takes nothing
+    from us, whoever the recipient: deferred like a refused session, never bounced. Either way
+    nothing of the message was sent, so another server may be tried."""
+    outcome = outcome_of_reply(code, message)
+    if code == 552 or outcome.enhanced_status == "5.3.4" or code // 100 != 5:
+        return replace(outcome, unsent=True)
+    return Outcome("deferred", outcome.smtp_code, outcome.enhanced_status, f"relay refused the sender: {outcome.detail}",
+                   unsent=True)
+
+
+def outcome_of_error(exc: BaseException, unsent: bool = False) -> Outcome:
+    """Connection trouble is retried later: deferred, with no SMTP code."""
+    text = _ADDRESS.sub("<address>", " ".join(str(exc).split()))[:300]
+    return Outcome("deferred", None, None, f"{type(exc).__name__}: {text}", unsent=unsent)
+
+
+class Transport(Protocol):
+    """What the sender needs of a transport: send one envelope, close."""
+
+    async def send(self, envelope: Envelope) -> Outcome: ...
+
+    async def close(self) -> None: ...
+
+
+class SmtpConnection:
+    """One persistent connection to a relay, opened on first use and reopened after trouble."""
+
+    def __init__(self, relay: Relay, helo: str, timeout: float):
+        self.relay, self.helo, self.timeout = relay, helo, timeout
+        self._smtp: aiosmtplib.SMTP | None = None
+
+    async def _connected(self) -> aiosmtplib.SMTP:
+        if self._smtp is None or not self._smtp.is_connected:
+            smtp = aiosmtplib.SMTP(
+                hostname=self.relay.host,
+                port=self.relay.port,
+                local_hostname=self.helo,
+                timeout=self.timeout,
+                use_tls=self.relay.tls == "implicit",
+                start_tls=True if self.relay.tls == "starttls" else False,
+                username=self.relay.username or None,
+                password=self.relay.password.reveal() or None,
+            )
+            try:
+                await smtp.connect()
+            except BaseException:
+                smtp.close()
+                raise
+            self._smtp = smtp
+        return self._smtp
+
+    async def send(self, envelope: Envelope) -> Outcome:
+        try:
+            smtp = await self._connected()
+        except aiosmtplib.SMTPResponseException as exc:
+            await self.close()
+            return outcome_of_session_refusal(exc.code, exc.message)
+        except Exception as exc:  # noqa: BLE001 - connection trouble: deferred like any other
+            await self.close()
+            return outcome_of_error(exc, unsent=True)
+        try:
+            errors, message = await smtp.sendmail(envelope.sender, [envelope.recipient], envelope.data)
+            return outcome_of_reply(250, message)
+        except aiosmtplib.SMTPSenderRefused as exc:
+            if exc.code == 421:
+                await self.close()
+            return outcome_of_mail_refusal(exc.code, exc.message)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            refused = exc.recipients[0]
+            return outcome_of_reply(refused.code, refused.message)
+        except aiosmtplib.SMTPResponseException as exc:
+            if exc.code in (421,):  # the server is closing the connection
+                await self.close()
+            return outcome_of_reply(exc.code, exc.message)
+        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+            await self.close()
+            return outcome_of_error(exc)
+        except Exception as exc:  # noqa: BLE001 - any other failure must still give this recipient an outcome
+            await self.close()
+            return outcome_of_error(exc)
+
+    async def close(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None and smtp.is_connected:
+            try:
+                await smtp.quit()
+            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+                smtp.close()

@@ -1,0 +1,1 @@
+"""The demo: its loopback SMTP receiver and its settings."""

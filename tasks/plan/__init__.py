@@ -1,0 +1,1 @@
+"""Plan: a campaign's spec, its where guard, its frozen audience and chunk files."""

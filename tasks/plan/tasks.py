@@ -1,0 +1,17 @@
+"""The plan stage's Prefect tasks: thin wrappers over plan.audience."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from mailflow.settings import Settings
+from mailflow.tasks.core.warehouse import connect
+from mailflow.tasks.plan.audience import PlanResult, plan
+from mailflow.tasks.plan.campaign import CampaignSpec
+
+
+@task(name="plan_campaign", cache_policy=NO_CACHE)
+def plan_task(settings: Settings, spec: CampaignSpec) -> PlanResult:
+    with connect(settings.warehouse) as con:
+        return plan(con, settings.home, spec, settings.send.chunk_size)

@@ -1,0 +1,1 @@
+"""Send: one chunk through the transport, the deferred retry and the dry run."""
