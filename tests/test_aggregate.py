@@ -8,7 +8,7 @@ from tasks.ledger import LedgerRecord, LedgerWriter, ledger_path
 from tasks.plan import plan
 from tasks.campaign import CampaignSpec
 from tasks.ingest import ingest_file
-from tests.conftest import write_csv
+from tests.support.inputs import write_csv
 
 SPEC = CampaignSpec(name="News", campaign_id="news", from_addr="a@example.com", subject="s", template="newsletter")
 

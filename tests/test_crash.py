@@ -18,7 +18,7 @@ from mailflow.settings import Relay
 from tasks.aggregate import load_logs
 from tasks.ledger import ledger_path, logged_subscribers
 from tasks.send import send_chunk
-from tests.test_send import SPEC, write_chunk
+from tests.support.campaign import SPEC, write_chunk
 
 pytestmark = pytest.mark.integration
 
@@ -83,7 +83,7 @@ def test_sigkill_leaves_exactly_the_messages_on_the_wire_in_doubt(settings, tmp_
 
     from tasks.warehouse import connect
     from tasks.ingest import ingest_file
-    from tests.conftest import write_csv
+    from tests.support.inputs import write_csv
 
     with connect(settings.warehouse) as con:
         ingest_file(con, write_csv(tmp_path / "s.csv", "email\n" + "\n".join(emails) + "\n"))
@@ -114,7 +114,7 @@ def planned_campaign(tmp_path, recipients=160, chunk_size=20) -> tuple[Path, lis
     from tasks.ingest import IngestOptions, ingest_file
     from tasks.plan import plan
     from tasks.warehouse import connect
-    from tests.conftest import write_csv
+    from tests.support.inputs import write_csv
 
     home, emails = tmp_path / "home", [f"r{i:03d}@example.com" for i in range(recipients)]
     csv = write_csv(tmp_path / "s.csv", "email,first_name\n" + "".join(f"{e},R{i}\n" for i, e in enumerate(emails)))

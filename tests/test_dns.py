@@ -11,7 +11,7 @@ import pytest
 from tasks.dns import (DomainStatus, check_domains, lookup_domains, make_resolver,
                        normalise_domain)
 from tasks.warehouse import connect
-from tests.dnsstub import DnsStub
+from tests.support.dnsstub import DnsStub
 
 pytestmark = pytest.mark.integration
 

@@ -93,7 +93,7 @@ def test_send_and_retry_flows_with_the_global_rate_deferred_then_delivered(prefe
     from mailflow.settings import load_settings
     from tasks.ingest import ingest_file
     from tasks.transport import ensure_rate_limit
-    from tests.conftest import write_csv
+    from tests.support.inputs import write_csv
 
     emails = [f"u{i}@example.com" for i in range(30)] + [f"b{i}@busy.example" for i in range(5)]
     with connect(home / "mailflow.duckdb") as con:
@@ -117,19 +117,20 @@ def test_send_and_retry_flows_with_the_global_rate_deferred_then_delivered(prefe
     assert retry_deferred(overrides=overrides) == {"chunks": 0}
 
 
-def test_a_campaign_with_one_non_ascii_recipient_sends_the_others(prefect_harness, home, tmp_path):
+def test_a_campaign_with_one_non_ascii_recipient_sends_the_others(prefect_harness, home, tmp_path, monkeypatch):
     from flows.plan_campaign import plan_campaign
     from flows.send_campaign import send_campaign
     from mailflow.receiver import Receiver
     from tasks.ingest import ingest_file
-    from tests.conftest import write_csv
+    from tests.support.inputs import write_csv
 
     emails = ["josé@example.com"] + [f"u{i}@example.com" for i in range(12)]  # first: in the dry run's sample
     with connect(home / "mailflow.duckdb") as con:
         ingest_file(con, write_csv(tmp_path / "s.csv", "email,first_name\n" + "".join(f"{e},N\n" for e in emails)))
     campaign = tmp_path / "c.yaml"
     campaign.write_text("name: utf8-news\nfrom: News <news@example.com>\ntemplate: newsletter\nsubject: Hi\n")
-    base = {"home": str(home), "tracking": {"secret": "s", "base_url": "https://t.example"}}
+    monkeypatch.setenv("MAILFLOW_TRACKING__SECRET", "s")  # secrets never travel as flow parameters
+    base = {"home": str(home), "tracking": {"base_url": "https://t.example"}}
     with Receiver(record=True, server_options={"enable_SMTPUTF8": False}) as rx:
         overrides = {**base, "smtp": {"pools": {"default": {"relays": [f"127.0.0.1:{rx.port}"]}}}}
         planned = plan_campaign(str(campaign), overrides=overrides)
@@ -155,7 +156,7 @@ def test_send_flow_keeps_a_live_table_by_variant_and_provider(prefect_harness, s
     from tasks.campaign import CampaignSpec
     from tasks.ingest import IngestOptions, ingest_file
     from tasks.plan import plan
-    from tests.conftest import write_csv
+    from tests.support.inputs import write_csv
 
     emails = [f"p{i}@example.com" for i in range(50)] + [f"g{i}@gmail.com" for i in range(12)] + [f"x{i}@gone.example" for i in range(5)]
     ingest_file(con, write_csv(tmp_path / "p.csv", "email\n" + "\n".join(emails) + "\n"), IngestOptions(list_name="live"))

@@ -13,7 +13,7 @@ from tasks.headers import encode_mailbox, encode_text
 from tasks.message import HeaderInjection, build_message
 from tasks.mime import Multipart, _short_lines, build_mime
 from tasks.tokens import BadToken, TokenSigner, _encode, campaign_digest
-from tests.conftest import rfc2047_display_name
+from tests.support.headers import rfc2047_display_name
 
 TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=300)
 

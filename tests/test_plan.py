@@ -15,7 +15,7 @@ from mailflow.errors import MailflowError
 from tasks.campaign import campaign_id_for, load_campaign
 from tasks.ingest import IngestOptions, ingest_file
 from tasks.plan import plan, read_manifest
-from tests.conftest import write_csv
+from tests.support.inputs import write_csv
 
 CAMPAIGN = """name: {name}
 from: "News <news@example.com>"

@@ -18,11 +18,11 @@ from tasks.dkim import DkimSigner
 from tasks.message import Envelope
 from tasks.render import CampaignTemplates
 from tasks.send import composer_for
-from tests.reference_pool import deliver_all
 from tasks.smtpclient import PipeliningConnection
 from tasks.tokens import TokenSigner
-from tests.postfix_instance import DOMAIN, RELAY_DOMAIN, WAIT, PostfixInstance, poll, unavailable
-from tests.test_dkim import DOMAIN as DKIM_DOMAIN, SELECTOR, pem, rsa_private, verify  # noqa: F401 - a fixture
+from tests.support.dkimkeys import DOMAIN as DKIM_DOMAIN, SELECTOR, pem, verify
+from tests.support.postfix_instance import DOMAIN, RELAY_DOMAIN, WAIT, PostfixInstance, poll, unavailable
+from tests.support.reference_pool import deliver_all
 
 pytestmark = pytest.mark.integration
 
@@ -75,7 +75,7 @@ def postfix(mx):
 
 
 @pytest.fixture(scope="module")
-def composers(tmp_path_factory, rsa_private):  # noqa: F811 - the fixture imported above
+def composers(tmp_path_factory, rsa_private):
     """The sample campaign as `mailflow send` composes it, and a campaign with a minified template."""
     home = tmp_path_factory.mktemp("home")
     settings = load_settings(overrides={
