@@ -29,6 +29,15 @@ from tests.support.fakesmtp import FakeSmtp, Misbehaviour  # noqa: E402
 from tests.support.tls import make_certificate  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def process_umask():
+    """Each `mailflow` command makes its process's umask 077; one run in-process must not change what later tests create."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    yield
+    os.umask(mask)
+
+
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     return tmp_path / "home"

@@ -65,7 +65,7 @@ def test_a_relay_that_never_holds_a_session_is_failed_over_and_leaves_the_rotati
         settings = settings_for(tmp_path / "h", f"127.0.0.1:{bad.port}", f"127.0.0.1:{live.port}", timeout=1.0)
         counts = send(settings, [f"u{i}@example.com" for i in range(30)], tmp_path)
     assert counts["delivered"] == 30
-    assert bad.commands == [] and bad.messages == []
+    assert bad.commands == []
     # Out after `relay_failures` failures; each other sender (one per connection of each relay) may
     # have picked it just before. Staying in rotation would mean about one recipient in two.
     senders = settings.pool("default").connections * 2

@@ -279,6 +279,7 @@ def test_a_non_ascii_local_part_is_kept_and_marked_as_needing_smtputf8(con, tmp_
     assert [sendable_address(email) == SMTPUTF8 for email, _ in marks] == [mark for _, mark in marks], "send agrees"
 
 
+@pytest.mark.integration
 def test_check_mx_quarantines_domains_that_cannot_receive_mail(con, tmp_path):
     from tasks.dns import make_resolver
     from tests.support.dnsstub import DnsStub

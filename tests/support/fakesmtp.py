@@ -1,10 +1,4 @@
-"""One recording SMTP server for misbehaviours aiosmtpd cannot show: each behaviour has a name.
-
-`mailflow.receiver.Receiver` (aiosmtpd) covers replies and faults inside a transaction; this
-server covers what happens around it: a peer that hangs up before or after its greeting, greets
-with 421, never speaks, or breaks its TLS stream once it has taken a message. conftest.py gives
-each behaviour a fixture; the server records sessions, command lines and messages it took.
-"""
+"""One recording SMTP server for the misbehaviours aiosmtpd cannot show, each with a name."""
 
 from __future__ import annotations
 
@@ -31,8 +25,12 @@ CORRUPT_RECORD = b"\x17\x03\x03\x00\x20" + b"\x00" * 32
 class FakeSmtp:
     """`with FakeSmtp(Misbehaviour.SILENT) as server: server.port`
 
-    `sessions` counts the connections accepted, `commands` holds each command line received
-    and `messages` the content of each message taken (before the final reply, if any).
+    `mailflow.receiver.Receiver` (aiosmtpd) covers replies and faults inside a transaction; this
+    server covers what happens around one: a peer that hangs up before or after its greeting,
+    greets with 421, never speaks, or breaks its TLS stream once it has taken a message.
+    conftest.py gives each behaviour a fixture. `sessions` counts the connections accepted,
+    `commands` holds each command line received and `messages` the content of each message
+    taken (before the final reply, if any).
     """
 
     def __init__(self, behaviour: Misbehaviour, host: str = "127.0.0.1", port: int = 0,
@@ -77,7 +75,7 @@ class FakeSmtp:
         try:
             await self._misbehave(reader, writer, plain)
         except asyncio.CancelledError:
-            pass  # the server is stopping: the session just ends (asyncio would log a cancelled session)
+            pass  # the server is stopping; ending quietly keeps asyncio from logging the cancelled session
         finally:
             plain.close()
             self._tasks.discard(task)
