@@ -1,12 +1,15 @@
-"""Ingest benchmark: mailflow's ingest_file of a seeded CSV, vs DuckDB's own read_csv of the same file.
+"""Ingest benchmark: mailflow's ingest_file of a seeded CSV, vs DuckDB's own read_csv of the same file,
+and of three small hostile files (issue 8) that once cost minutes and gigabytes.
 
 mailflow runs in a subprocess (`python -m bench.ingest_bench child ...`), so its wall time
 includes the Python imports a `mailflow ingest` run pays, and its peak RSS is its own.
 Prefect is imported (tasks.ingest needs it) but not run: the plain function is called.
+`python -m bench.ingest_bench hostile` runs only the hostile files.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
@@ -28,6 +31,8 @@ LIST_NAME = "bench"
 TARGET_SECONDS = 15.0     # the issue's targets for the 1M file on the 2-core machine
 TARGET_REINGEST_SECONDS = 5.0
 TARGET_RSS_MB = 4096.0    # for the large file
+HOSTILE_SECONDS = 60.0    # each hostile file: refused or ingested within a minute
+HOSTILE_COPIES = int(os.environ.get("BENCH_HOSTILE_COPIES", "10000000"))
 
 
 def run() -> list[dict]:
@@ -94,7 +99,52 @@ def run() -> list[dict]:
             f"of {big['result']['rows_read']} rows", "-",
             big["result"]["quarantined"] / max(big["result"]["rows_read"], 1), large_problem),
     ]
+    return rows + hostile()
+
+
+def hostile() -> list[dict]:
+    """Peak RSS and time of the inputs issue 8 found: each must be bounded, whatever its size inflates to."""
+    work = Path(tempfile.mkdtemp(prefix="mailflow-bench-hostile-"))
+    rows = []
+    try:
+        wide = work / "wide.csv"  # 150k columns, under the line limit: the width check decides
+        wide.write_text("email," + ",".join(f"c{i % 1000}" for i in range(150_000)) + "\n", encoding="utf-8")
+        bomb = work / "bomb.csv.gz"  # one 200 MB line between good rows
+        with gzip.open(bomb, "wb", compresslevel=9) as out:
+            out.write(b"email,first_name,last_name,country\nann@example.com,Ann,Lee,JP\nbob@example.com,")
+            for _ in range(200):
+                out.write(b"x" * (1 << 20))
+            out.write(b",Lee,JP\ncid@example.com,Cid,Lee,JP\n")
+        same = work / "same.csv.gz"  # millions of copies of one bad row
+        with gzip.open(same, "wb", compresslevel=9) as out:
+            out.write(b"email,first_name,last_name,country\n")
+            for start in range(0, HOSTILE_COPIES, 1_000_000):
+                out.write(b"not-an-email,Ann,Lee,JP\n" * min(1_000_000, HOSTILE_COPIES - start))
+        cases = [(f"wide header, 150k columns ({size_label(wide)})", wide, ("680 s before", "4.6 GB before")),
+                 (f"gzip bomb, one 200 MB line ({size_label(bomb)})", bomb, ("-", "4.16 GB before")),
+                 (f"{label(HOSTILE_COPIES)} identical bad rows ({size_label(same)})", same, ("-", "-"))]
+        for name, path, (before_s, before_mb) in cases:
+            log(f"ingest: hostile input {name}")
+            report = child_ingest(path, work / f"{path.stem}.duckdb", work / "home", expect_error=path is wide)
+            outcome = report.get("error") or (f"read {report['result']['rows_read']}, quarantined "
+                                              f"{report['result']['quarantined']} in {report['entries']} entries")
+            log(f"ingest: {name}: {outcome}; {report['wall']:.1f}s, peak RSS {report['maxrss_mb']:.0f} MB")
+            problem = None if report["wall"] < HOSTILE_SECONDS else f"{name}: {report['wall']:.0f} s"
+            rows += [with_target(row(f"ingest hostile: {name}, wall (target < {HOSTILE_SECONDS:.0f} s)", report["wall"],
+                                     "s", before_s, problem=problem), HOSTILE_SECONDS),
+                     row(f"ingest hostile: {name}, peak RSS", report["maxrss_mb"], "MB", before_mb, problem=problem)]
+            if path is same:
+                entries = report["entries"]
+                rows.append(row(f"ingest hostile: {name}, quarantine entries", entries, "rows",
+                                f"{HOSTILE_COPIES:,} before", problem=None if entries == 1 else f"{name}: {entries} entries"))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return rows
+
+
+def size_label(path: Path) -> str:
+    size = path.stat().st_size
+    return f"{size / 2**20:.1f} MB" if size >= 2**20 else f"{size / 2**10:.0f} KB"
 
 
 def generate(writer, path: Path, n: int) -> Path:
@@ -123,7 +173,7 @@ def duckdb_floor(path: Path, n: int) -> float:
     return elapsed
 
 
-def child_ingest(path: Path, warehouse: Path, home: Path) -> dict:
+def child_ingest(path: Path, warehouse: Path, home: Path, expect_error: bool = False) -> dict:
     """Run `child` in a fresh interpreter; its JSON report plus the wall time the parent saw."""
     cmd = [sys.executable, "-m", "bench.ingest_bench", "child", str(path), str(warehouse), str(home), LIST_NAME]
     start = time.perf_counter()
@@ -133,6 +183,12 @@ def child_ingest(path: Path, warehouse: Path, home: Path) -> dict:
         raise RuntimeError(f"mailflow ingest of {path.name} exited {done.returncode}:\n{done.stderr[-4000:]}")
     report = json.loads(done.stdout.strip().splitlines()[-1])
     report["wall"] = wall
+    if "error" in report:
+        if not expect_error:
+            raise RuntimeError(f"mailflow ingest of {path.name} refused the file: {report['error']}")
+        return report
+    if expect_error:
+        raise RuntimeError(f"mailflow ingest of {path.name} did not refuse the file: {summary(report)}")
     log(f"ingest: {summary(report)}")
     return report
 
@@ -145,19 +201,26 @@ def child(path: str, warehouse: str, home: str, list_name: str) -> None:
     from mailflow import prefect_env
 
     prefect_env.prepare()
+    from mailflow.errors import MailflowError
     from tasks.ingest import IngestOptions, ingest_file
     from tasks.warehouse import connect
 
     imported = time.perf_counter()
     with connect(warehouse) as con:
         connected = time.perf_counter()
-        result = ingest_file(con, Path(path), IngestOptions(list_name=list_name), Path(home))
+        try:
+            result = ingest_file(con, Path(path), IngestOptions(list_name=list_name), Path(home))
+        except MailflowError as exc:  # a refused file: the refusal is the figure
+            print(json.dumps({"error": str(exc), "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+            return
         called = time.perf_counter()
+        entries = con.execute("SELECT count(*) FROM quarantine").fetchone()[0]
     closed = time.perf_counter()
     out = result.as_dict()
     batches = len(out.pop("validation", None) or [])  # one validation run per batch the reader yielded
     print(json.dumps({
-        "result": out, "batches": batches, "import_s": imported - start, "connect_s": connected - imported, "call_s": called - connected,
+        "result": out, "batches": batches, "entries": entries, "import_s": imported - start,
+        "connect_s": connected - imported, "call_s": called - connected,
         "close_s": closed - called, "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }), flush=True)
 
@@ -203,6 +266,11 @@ def log(message: str) -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] != ["child"] or len(sys.argv) != 6:
-        sys.exit("usage: python -m bench.ingest_bench child CSV WAREHOUSE HOME LIST_NAME")
-    child(*sys.argv[2:])
+    if sys.argv[1:] == ["hostile"]:
+        from bench.__main__ import table
+
+        print(table(hostile()))
+    elif sys.argv[1:2] != ["child"] or len(sys.argv) != 6:
+        sys.exit("usage: python -m bench.ingest_bench child CSV WAREHOUSE HOME LIST_NAME | hostile")
+    else:
+        child(*sys.argv[2:])

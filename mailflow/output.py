@@ -42,7 +42,7 @@ def print_ingest(results: list[dict]) -> None:
             failed = [f"{e['rule']} ({e['unexpected']})" for e in run["expectations"] if not e["success"]]
             click.echo(f"  expectations: {'all passed' if not failed else 'failed ' + ', '.join(failed)}")
     if any(r["quarantined"] for r in results):
-        click.echo("see the quarantine: mailflow sql \"select source, line, reason from quarantine order by ingested_at desc, line\"")
+        click.echo("see the quarantine: mailflow sql \"select source, line, count, reason from quarantine order by ingested_at desc, line\"")
 
 
 def outcome_parts(counts: dict) -> str:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 QUOTE, NEWLINE, CR = 0x22, 0x0A, 0x0D
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # long fields are judged by the row checks, not here
@@ -37,6 +38,27 @@ class Region:
         if self.raw is not None:
             return [self.raw[i] for i in rows]
         return [self.data[self.starts[i]: self.ends[i]].decode("utf-8", "replace").rstrip("\r") for i in rows]
+
+    def raw_bytes(self, row: int) -> bytes:
+        if self.raw is not None:
+            return self.raw[row].encode("utf-8")
+        return self.data[self.starts[row]: self.ends[row]]
+
+    def sizes(self) -> np.ndarray:
+        """Bytes of each record without its line end."""
+        if self.raw is not None:
+            return np.array([len(r.encode("utf-8")) for r in self.raw], dtype=np.int64)
+        width = self.ends - self.starts
+        a = np.frombuffer(self.data, dtype=np.uint8)
+        return width - ((width > 0) & (a[np.maximum(self.ends - 1, 0)] == CR))
+
+    def identity(self) -> pl.Series:
+        """Each record's bytes (the fast path: a zero-copy view of the region), to find identical records."""
+        if self.raw is not None:
+            return pl.Series(self.raw, dtype=pl.String)
+        offsets = np.append(self.starts, len(self.data)).astype(np.int64)
+        buffers = [None, pa.py_buffer(offsets), pa.py_buffer(self.data)]
+        return pl.Series(pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(self.starts), buffers))
 
 
 def record_ends(data: bytes) -> np.ndarray:

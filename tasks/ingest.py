@@ -19,13 +19,14 @@ from prefect.cache_policies import NO_CACHE
 
 from mailflow.errors import MailflowError
 from mailflow.settings import Settings
+from tasks.bounds import RAW_LIMIT
 from tasks.checks import failing_checks
 from tasks.expectations import SUITE, write_result
 from tasks.normalise import rename_columns
 from tasks.readers import BATCH_BYTES, read_batches
 from tasks.report import markdown_table
 from tasks.rules import load_rules
-from tasks.screen import ScreenOptions, require_email_column, screen
+from tasks.screen import ScreenOptions, require_email_column, require_email_header, screen
 from tasks.sqlfiles import q
 from tasks.warehouse import connect, empty_input, transaction, views
 
@@ -74,12 +75,15 @@ def file_sha256(path: Path) -> str:
 def probe(path: Path, options: IngestOptions = IngestOptions()) -> None:
     """Read the head of a file the way ingest will, so an unreadable file fails before any flow starts."""
     raw_header, batches = read_batches(path, options.encoding, options.delimiter, 1 << 20)
-    first = next(iter(batches), None)
-    if first is not None:
-        try:
+    try:
+        first = next(iter(batches), None)
+        if first is not None and first.frame.height:
             require_email_column(rename_columns(first.frame.head(0), raw_header, options.screen.mapping).columns)
-        except MailflowError as exc:
-            raise MailflowError(f"{path}: {exc}") from None
+        require_email_header(raw_header, options.screen.mapping)  # also when the file has no rows
+    except MailflowError as exc:
+        raise MailflowError(str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}") from None
+    finally:
+        batches.close()
 
 
 def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, options: IngestOptions = IngestOptions(),
@@ -127,9 +131,10 @@ def _screen_to_staging(con, path: Path, options: IngestOptions, staging: Path, n
             if frame.height:
                 names.append(str(staging / f"{kind}-{number:05d}.parquet"))
                 frame.write_parquet(names[-1], compression="lz4")
-        staged.rows_read += screened.good.height + screened.bad.height
+        staged.rows_read += screened.rows
         if screened.validation:
-            staged.validations.append((number, screened.validation, screened.good.height + screened.bad.height))
+            staged.validations.append((number, screened.validation, screened.rows))
+    require_email_header(raw_header, options.screen.mapping)  # also when no row was screened
     return staged
 
 
@@ -147,8 +152,7 @@ def _load_staging(con, path: Path, sha: str, batch_id: str, options: IngestOptio
         con.execute(q("insert_subscribers"))
         if options.list_name:
             con.execute(q("add_list_members"), {"name": options.list_name})
-        con.execute(q("insert_quarantine"), {"batch_id": batch_id, "source": source})
-        con.execute(q("quarantine_superseded_across_batches"), {"batch_id": batch_id, "source": source})
+        con.execute(q("insert_quarantine"), {"batch_id": batch_id, "source": source, "raw_limit": RAW_LIMIT})
         quarantined = staged.rows_read - accepted - updated - unchanged
         summaries = [_record_validation(con, validation, rows, batch_id, source, number, home)
                      for number, validation, rows in staged.validations]

@@ -60,12 +60,14 @@ def load_mapping(path: Path | None, pairs: tuple[str, ...] = ()) -> Mapping_:
 def rename_columns(frame: pl.DataFrame, raw_header: list[str], mapping: Mapping_) -> pl.DataFrame:
     """Apply the mapping (by original or normalised header name), then the built-in aliases."""
     by_raw = dict(zip(header_names(raw_header), raw_header)) if raw_header else {}
+    by_name = {header_names([source])[0]: target for source, target in mapping.columns.items()}  # JSON: no header
     renames = {}
     for column in frame.columns:
         if column == "line":
             continue
         original = by_raw.get(column, column)
-        target = mapping.columns.get(original) or mapping.columns.get(column) or ALIASES.get(column)
+        target = (mapping.columns.get(original) or mapping.columns.get(column) or by_name.get(column)
+                  or ALIASES.get(column))
         if target:
             renames[column] = header_names([target])[0]
     frame = frame.rename(renames)

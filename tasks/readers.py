@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import io
 import re
 import unicodedata
 import zlib
@@ -16,6 +15,8 @@ import numpy as np
 import polars as pl
 
 from mailflow.errors import MailflowError
+from tasks.bounds import (MAX_RECORD_BYTES, LongRecord, check_width, long_record, open_binary, representatives,
+                          skip_long_record, text_encoding, too_long_reason)
 from tasks.csvscan import Region, parse_region, record_ends, split_at_last_record
 
 BATCH_BYTES = 32 << 20  # ≈300k rows of a 10-column export: ≈1 GB of working memory while screened
@@ -24,13 +25,29 @@ DELIMITERS = ",;\t|"
 MAX_BAD_ENCODING = 0.01  # more records than this share of invalid UTF-8: the file is in another encoding
 
 
+@dataclass(frozen=True)
+class Rejected:
+    """A row refused before screening (it could not be parsed), standing for `copies` identical rows."""
+
+    line: int                  # of the first copy
+    reason: str
+    raw: str                   # the row's text; already shortened when `sha256` is given
+    copies: int = 1
+    sha256: str | None = None  # of the whole text, when `raw` holds only its start
+
+
 @dataclass
 class Batch:
-    """Rows of one file as text: `frame` has one column per field plus `line`; `rejected` rows failed to parse."""
+    """Rows of one file as text: `frame` has one column per field plus `line`; `rejected` rows failed to parse.
+
+    A frame row may stand for several identical records (`copies`, the first at `first_lines`);
+    its `line` is then the last copy's, the one a later row of the same address is compared to."""
 
     frame: pl.DataFrame
     raw: Callable[[list[int]], list[str]]          # original text of rows, by position in `frame`
-    rejected: list[tuple[int, str, str, str]] = field(default_factory=list)  # (line, rule, reason, raw)
+    rejected: list[Rejected] = field(default_factory=list)
+    copies: np.ndarray | None = None               # per frame row; None: one each
+    first_lines: np.ndarray | None = None
 
 
 def detect_format(path: Path, head: bytes) -> str:
@@ -45,59 +62,23 @@ def detect_format(path: Path, head: bytes) -> str:
     return "json" if stripped.startswith(b"[") else "ndjson" if stripped.startswith(b"{") else "csv"
 
 
-def open_binary(path: Path) -> io.BufferedIOBase:
-    """The file's bytes, decompressed if it is gzip (by content, not by name)."""
-    try:
-        fh = path.open("rb")
-    except FileNotFoundError:
-        raise MailflowError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise MailflowError(f"{path}: cannot open ({exc.strerror})") from None
-    if fh.peek(2)[:2] == b"\x1f\x8b":
-        return io.BufferedReader(_Gunzip(fh), buffer_size=1 << 20)
-    return fh
-
-
-class _Gunzip(io.RawIOBase):
-    """gzip decompression that notices a truncated stream (GzipFile.read(n) just stops short)."""
-
-    def __init__(self, fh):
-        self._fh, self._buffer = fh, b""
-        self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, target) -> int:
-        while len(self._buffer) < len(target):
-            compressed = self._fh.read(1 << 20)
-            if not compressed:
-                if not self._inflate.eof:
-                    raise EOFError("the gzip stream ends early (the file is truncated)")
-                break
-            self._buffer += self._inflate.decompress(compressed)
-            while self._inflate.eof and self._inflate.unused_data:  # a multi-member gzip file
-                rest = self._inflate.unused_data
-                self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                self._buffer += self._inflate.decompress(rest)
-        size = min(len(target), len(self._buffer))
-        target[:size] = self._buffer[:size]
-        self._buffer = self._buffer[size:]
-        return size
-
-    def close(self) -> None:
-        self._fh.close()
-        super().close()
-
-
 def header_names(raw: list[str]) -> list[str]:
-    """Lower-case identifiers: `E-Mail Address` -> `e_mail_address`; blanks and repeats made unique."""
+    """Lower-case identifiers: `E-Mail Address` -> `e_mail_address`; blanks and repeats made unique (`a`, `a_2`, `a_3`).
+
+    Linear in the number of names: a set answers "taken?" and each name's next suffix is remembered."""
     names: list[str] = []
+    taken: set[str] = set()
+    suffix: dict[str, int] = {}
     for i, name in enumerate(raw):
         clean = re.sub(r"[^0-9a-z]+", "_", unicodedata.normalize("NFKC", name or "").strip().lower()).strip("_")
         clean = clean or f"column_{i + 1}"
-        while clean in names:
-            clean += "_2"
+        if clean in taken:
+            n = suffix.get(clean, 2)
+            while f"{clean}_{n}" in taken:
+                n += 1
+            suffix[clean] = n + 1
+            clean = f"{clean}_{n}"
+        taken.add(clean)
         names.append(clean)
     return names
 
@@ -105,11 +86,7 @@ def header_names(raw: list[str]) -> list[str]:
 def read_batches(path: Path, encoding: str | None = None, delimiter: str | None = None,
                  batch_bytes: int = BATCH_BYTES) -> tuple[list[str], Iterator[Batch]]:
     """(original header names, batches). Raises MailflowError for a file that cannot be read at all."""
-    if encoding:
-        try:
-            codecs.lookup(encoding)
-        except LookupError:
-            raise MailflowError(f"--encoding {encoding!r} is not an encoding Python knows") from None
+    encoding = text_encoding(encoding)
     fh = open_binary(path)
     try:
         head = fh.peek(4096)[:4096] if hasattr(fh, "peek") else b""
@@ -119,7 +96,8 @@ def read_batches(path: Path, encoding: str | None = None, delimiter: str | None 
 
             if kind == "parquet":
                 return structured.parquet(path, fh)
-            return structured.json_array(path, fh, encoding) if kind == "json" else structured.ndjson(path, fh, encoding)
+            reader = structured.json_array if kind == "json" else structured.ndjson
+            return reader(path, fh, _transcoder(encoding), batch_bytes)
         return _csv(path, fh, encoding, "\t" if kind == "tsv" and not delimiter else delimiter, batch_bytes)
     except (OSError, EOFError, zlib.error) as exc:
         fh.close()
@@ -139,38 +117,55 @@ def _transcoder(encoding: str | None) -> Callable[[bytes, bool], bytes]:
 
 def _csv(path: Path, fh, encoding: str | None, delimiter: str | None, batch_bytes: int):
     to_utf8 = _transcoder(encoding)
-    buffer = to_utf8(fh.read(min(batch_bytes, 1 << 20)), False)  # enough for the header; batches follow
-    if buffer.startswith(codecs.BOM_UTF8):
-        buffer = buffer[3:]
+    buffer, eof = b"", False
+    ends = np.array([], dtype=np.int64)
+    while not eof and not ends.size and len(buffer) <= MAX_RECORD_BYTES + 1:  # the header, and no more than it may be
+        more = fh.read(1 << 20)
+        eof = not more
+        buffer += to_utf8(more, eof)
+        ends = record_ends(buffer)
+    if buffer.startswith(codecs.BOM_UTF8):  # no quote or newline in it: the ends only move
+        buffer, ends = buffer[3:], ends - 3
     if not buffer.strip():
         fh.close()
         raise MailflowError(f"{path}: the file is empty (a header row with an email column is needed)")
-    ends = record_ends(buffer)
     header_end = int(ends[0]) + 1 if ends.size else len(buffer)
+    if header_end - (1 if ends.size else 0) > MAX_RECORD_BYTES:
+        fh.close()
+        raise MailflowError(f"{path}: the header line is longer than the limit of {MAX_RECORD_BYTES:,} bytes")
     header_text = _decode_or_fail(path, buffer[:header_end], 1, encoding)
     if delimiter is None:
         delimiter = _sniff(header_text)
     raw_header = next(csv.reader([header_text.rstrip("\r\n")], delimiter=delimiter), [])
+    check_width(path, len(raw_header), hint=" (is the delimiter right?)")
     columns = header_names(raw_header)
     first_line = 1 + buffer[:header_end].count(b"\n") + (0 if buffer[:header_end].endswith(b"\n") else 1)
     buffer = buffer[header_end:]
 
+    def read(size: int) -> bytes:
+        nonlocal eof
+        if eof:
+            return b""
+        more = fh.read(size)
+        eof = not more
+        return to_utf8(more, eof)
+
     def batches() -> Iterator[Batch]:
         nonlocal buffer
         line = first_line
-        eof = False
         try:
             while buffer or not eof:
                 if not eof and len(buffer) < batch_bytes:
-                    more = fh.read(batch_bytes)
-                    eof = not more
-                    buffer += to_utf8(more, eof)
+                    buffer += read(batch_bytes)
                     continue
                 cut = len(buffer) if eof else split_at_last_record(buffer)
-                if cut == 0:  # one record longer than a batch: read on
-                    more = fh.read(batch_bytes)
-                    eof = not more
-                    buffer += to_utf8(more, eof)
+                if cut == 0 and len(buffer) <= MAX_RECORD_BYTES + 1:  # one record longer than a batch: read on
+                    buffer += read(max(batch_bytes, len(buffer)))
+                    continue
+                if cut == 0:  # longer than any row may be: step over it without holding it
+                    record, buffer = skip_long_record(buffer, lambda: read(1 << 20), line, quoted=True)
+                    yield _long_record_batch(columns, record)
+                    line += record.newlines + 1
                     continue
                 region, buffer = buffer[:cut], buffer[cut:]
                 yield _csv_batch(path, region, columns, delimiter, line, encoding)
@@ -181,25 +176,38 @@ def _csv(path: Path, fh, encoding: str | None, delimiter: str | None, batch_byte
     return raw_header, batches()
 
 
+def _long_record_batch(columns: list[str], record: LongRecord) -> Batch:
+    frame = pl.DataFrame(schema={**{c: pl.String for c in columns}, "line": pl.Int64})
+    return Batch(frame, lambda rows: [], [Rejected(record.line, too_long_reason(record.size), record.raw, 1, record.sha256)])
+
+
 def _csv_batch(path: Path, data: bytes, columns: list[str], delimiter: str, line: int, encoding: str | None) -> Batch:
     region = parse_region(data, columns, delimiter, line)
-    keep = ~region.blank
-    rejected: list[tuple[int, str, str, str]] = []
-    bad_utf8 = _invalid_utf8_rows(path, data, region, encoding)
-    ragged = np.flatnonzero(keep & (region.field_counts != len(columns)))
-    for i in ragged:
-        rejected.append((int(region.lines[i]), "structure",
-                         f"ragged_row: {int(region.field_counts[i])} fields where the header has {len(columns)}",
-                         region.raw_text([i])[0]))
-    for i in bad_utf8:
-        rejected.append((int(region.lines[i]), "encoding", "invalid_utf8: bytes that are not UTF-8 "
-                         "(pass --encoding if the file is in another encoding)", region.raw_text([i])[0]))
-    keep[ragged] = False
-    keep[bad_utf8] = False
-    positions = np.flatnonzero(keep)
-    frame = region.frame.with_columns(line=pl.Series(region.lines, dtype=pl.Int64), _pos=pl.int_range(pl.len()))
-    frame = frame.filter(pl.Series(keep))
-    return Batch(frame.drop("_pos"), lambda rows, r=region, p=positions: r.raw_text([int(p[i]) for i in rows]), rejected)
+    bad_utf8 = np.zeros(len(region.lines), dtype=bool)
+    bad_utf8[_invalid_utf8_rows(path, data, region, encoding)] = True
+    rep, first, copies = representatives(region.identity(), np.flatnonzero(~region.blank))
+    too_long = region.sizes()[rep] > MAX_RECORD_BYTES
+    ragged = region.field_counts[rep] != len(columns)
+    refused = too_long | ragged | bad_utf8[rep]
+    rejected: list[Rejected] = []
+    for j in np.flatnonzero(refused):
+        i, at, n = int(rep[j]), int(region.lines[first[j]]), int(copies[j])
+        if too_long[j]:
+            record = long_record(region.raw_bytes(i), at)
+            rejected.append(Rejected(at, too_long_reason(record.size), record.raw, n, record.sha256))
+        elif ragged[j]:
+            rejected.append(Rejected(at, f"ragged_row: {int(region.field_counts[i])} fields where the header has "
+                                     f"{len(columns)}", region.raw_text([i])[0], n))
+        else:
+            rejected.append(Rejected(at, "invalid_utf8: bytes that are not UTF-8 (pass --encoding if the file is in "
+                                     "another encoding)", region.raw_text([i])[0], n))
+    keep = np.flatnonzero(~refused)
+    rows = rep[keep]
+    frame = region.frame.with_columns(line=pl.Series(region.lines, dtype=pl.Int64))
+    if rows.size != frame.height:
+        frame = frame[pl.Series(rows)]
+    return Batch(frame, lambda idx, r=region, p=rows: r.raw_text([int(p[i]) for i in idx]), rejected,
+                 copies[keep], region.lines[first[keep]])
 
 
 def _invalid_utf8_rows(path: Path, data: bytes, region: Region, encoding: str | None) -> np.ndarray:

@@ -6,18 +6,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import numpy as np
 import polars as pl
 
 from mailflow.errors import MailflowError
 from tasks.expectations import Validation, validate
 from tasks.normalise import Mapping_, idna_domains, normalise, parse_timestamps, rename_columns
-from tasks.readers import Batch
+from tasks.bounds import sha256_text, shorten
+from tasks.readers import Batch, header_names
 from tasks.rules import Rule, blocked_by
 from tasks.validate import address_flags, check_addresses, field_errors
 
 SUBSCRIBER_COLUMNS = ["line", "email", "email_original", "first_name", "last_name", "status", "opted_in_at",
                       "consent_source", "double_opt_in", "is_role_account", "is_disposable", "needs_smtputf8", "attributes"]
-QUARANTINE_SCHEMA = {"line": pl.Int64, "rule": pl.String, "reason": pl.String, "raw": pl.String}
+QUARANTINE_SCHEMA = {"line": pl.Int64, "rule": pl.String, "reason": pl.String, "raw": pl.String,
+                     "raw_sha256": pl.String, "count": pl.Int64}
 
 
 @dataclass(frozen=True)
@@ -32,14 +35,22 @@ class ScreenOptions:
 @dataclass(frozen=True)
 class Screened:
     good: pl.DataFrame          # SUBSCRIBER_COLUMNS, one row per address (the file's last row wins)
-    bad: pl.DataFrame           # QUARANTINE_SCHEMA
+    bad: pl.DataFrame           # QUARANTINE_SCHEMA: one row per (rule, text), `count` the rows it stands for
     validation: Validation | None
+
+    @property
+    def rows(self) -> int:
+        """Rows of the file this batch read: accepted or quarantined, each copy counted."""
+        return self.good.height + int(self.bad["count"].sum() or 0)
 
 
 def screen(batch: Batch, raw_header: list[str], options: ScreenOptions, now: datetime) -> Screened:
+    if not batch.frame.height:  # nothing parsed, perhaps rows refused by the reader
+        nothing = pl.DataFrame(schema={"_pos": pl.Int64, "line": pl.Int64, "reason": pl.String})
+        return Screened(pl.DataFrame(schema=dict.fromkeys(SUBSCRIBER_COLUMNS, pl.String)),
+                        _quarantine_rows(batch, nothing), None)
     frame = rename_columns(batch.frame, raw_header, options.mapping).with_columns(_pos=pl.int_range(pl.len()))
-    if frame.height:
-        require_email_column(frame.columns)
+    require_email_column(frame.columns)
     fields = [c for c in frame.columns if c not in ("line", "_pos")]
     frame = field_errors(frame, fields)                     # on the text as it came
     frame = idna_domains(normalise(frame, options.mapping, fields))
@@ -67,9 +78,29 @@ def screen(batch: Batch, raw_header: list[str], options: ScreenOptions, now: dat
     good = frame.filter(pl.col("reason").is_null()).with_columns(last_line=pl.col("line").max().over("email"))
     superseded = good.filter(pl.col("line") != pl.col("last_line")).with_columns(
         reason=pl.format("duplicate: superseded by line {}", pl.col("last_line")))
-    bad = pl.concat([frame.filter(pl.col("reason").is_not_null()), superseded.drop("last_line")]).sort("line")
-    good = good.filter(pl.col("line") == pl.col("last_line")).select(SUBSCRIBER_COLUMNS)
-    return Screened(good, _quarantine_rows(batch, bad), validation)
+    good = good.filter(pl.col("line") == pl.col("last_line"))
+    refused = [frame.filter(pl.col("reason").is_not_null()).select("_pos", "line", "reason"),
+               superseded.select("_pos", "line", "reason")]
+    bad = pl.concat(refused + _earlier_copies(batch, good), how="diagonal")
+    return Screened(good.select(SUBSCRIBER_COLUMNS), _quarantine_rows(batch, bad), validation)
+
+
+def _earlier_copies(batch: Batch, kept: pl.DataFrame) -> list[pl.DataFrame]:
+    """A kept row standing for identical copies: the earlier copies are its duplicates."""
+    if batch.copies is None or not (batch.copies > 1).any():
+        return []
+    repeated = np.flatnonzero(batch.copies > 1)
+    earlier = pl.DataFrame({"_pos": repeated, "_copies": batch.copies[repeated] - 1},
+                           schema={"_pos": pl.Int64, "_copies": pl.Int64})
+    return [kept.select("_pos", "line").join(earlier, on="_pos").with_columns(
+        reason=pl.format("duplicate: superseded by line {}", pl.col("line")))]
+
+
+def require_email_header(raw_header: list[str], mapping: Mapping_) -> None:
+    """A file with a header (CSV, Parquet) names its email column there, rows or not."""
+    if raw_header:
+        empty = pl.DataFrame(schema=dict.fromkeys(header_names(raw_header), pl.String))
+        require_email_column(rename_columns(empty, raw_header, mapping).columns)
 
 
 def require_email_column(columns: list[str]) -> None:
@@ -88,9 +119,23 @@ def _domain_errors(frame: pl.DataFrame, options: ScreenOptions) -> pl.Expr:
 
 
 def _quarantine_rows(batch: Batch, bad: pl.DataFrame) -> pl.DataFrame:
-    raws = batch.raw(bad["_pos"].to_list()) if bad.height else []
-    rows = bad.select("line", "reason").with_columns(raw=pl.Series(raws, dtype=pl.String))
-    rejected = pl.DataFrame([(line, reason, raw) for line, _, reason, raw in batch.rejected],
-                            schema={k: v for k, v in QUARANTINE_SCHEMA.items() if k != "rule"}, orient="row")
-    out = pl.concat([rejected, rows]).sort("line")
-    return out.select("line", rule=pl.col("reason").str.split(": ").list.first(), reason="reason", raw="raw")
+    """One row per (rule, text): the first copy's line, the reason, the text shortened, its hash, the count.
+
+    `bad` has the frame position, line and reason of each refused row, and `_copies` where a
+    row stands for fewer copies than the batch says (the others were kept)."""
+    positions = bad["_pos"].to_numpy()
+    copies = np.ones(len(positions), dtype=np.int64) if batch.copies is None else batch.copies[positions]
+    if "_copies" in bad.columns:
+        copies = np.where(bad["_copies"].is_null().to_numpy(), copies, bad["_copies"].fill_null(0).to_numpy())
+    lines = bad["line"].to_numpy() if batch.first_lines is None else batch.first_lines[positions]
+    raws = batch.raw(positions.tolist()) if len(positions) else []
+    entries = [(int(line), reason, shorten(raw), sha256_text(raw), int(n))
+               for line, reason, raw, n in zip(lines, bad["reason"].to_list(), raws, copies)]
+    entries += [(r.line, r.reason, r.raw if r.sha256 else shorten(r.raw), r.sha256 or sha256_text(r.raw), r.copies)
+                for r in batch.rejected]
+    out = pl.DataFrame(entries, schema={k: v for k, v in QUARANTINE_SCHEMA.items() if k != "rule"}, orient="row")
+    out = out.with_columns(rule=pl.col("reason").str.split(": ").list.first())
+    # Texts that differ only in what the parsers drop (a CR, a trailing newline) meet here.
+    return (out.sort("line").group_by("rule", "raw_sha256", maintain_order=True)
+            .agg(pl.col("line").first(), pl.col("reason").first(), pl.col("raw").first(), pl.col("count").sum())
+            .select(*QUARANTINE_SCHEMA).sort("line"))

@@ -21,7 +21,8 @@ INPUT_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "consent_source": pl.String(), "double_opt_in": pl.String(), "is_role_account": pl.Boolean(),
         "is_disposable": pl.Boolean(), "needs_smtputf8": pl.Boolean(), "attributes": pl.String(),
     },
-    "input_quarantine": {"line": pl.Int64(), "rule": pl.String(), "reason": pl.String(), "raw": pl.String()},
+    "input_quarantine": {"line": pl.Int64(), "rule": pl.String(), "reason": pl.String(), "raw": pl.String(),
+                         "raw_sha256": pl.String(), "count": pl.Int64()},
     "input_ledger": {
         "campaign_id": pl.String(), "subscriber_id": pl.Int64(), "variant": pl.String(),
         "chunk_id": pl.Int32(), "status": pl.String(), "smtp_code": pl.Int32(),

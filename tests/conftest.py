@@ -30,12 +30,12 @@ from tests.support.tls import make_certificate  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
-def process_umask():
-    """Each `mailflow` command makes its process's umask 077; one run in-process must not change what later tests create."""
-    mask = os.umask(0o077)
-    os.umask(mask)
+def _keep_umask():
+    """Commands run in-process set umask 077 (as the CLI does); the next test starts from the same umask."""
+    umask = os.umask(0o022)
+    os.umask(umask)
     yield
-    os.umask(mask)
+    os.umask(umask)
 
 
 @pytest.fixture

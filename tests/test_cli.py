@@ -270,3 +270,22 @@ def test_a_shared_directory_as_home_is_left_open_with_a_warning(tmp_path):
     out = run("--home", str(shared), "init")
     assert out.returncode == 0 and "warning: home" in out.stderr and "open to others" in out.stderr
     assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
+
+
+@pytest.mark.parametrize(
+    "name,content,options,needle",
+    [
+        ("in.csv", b"email\na@example.com\n", ["--encoding", "rot13"], "--encoding 'rot13' is not a text encoding"),
+        ("in.csv", b"email\na@example.com\n", ["--encoding", "hex"], "--encoding 'hex' is not a text encoding"),
+        ("deep.json", b"[" * 100_000 + b"]" * 100_000, [], "deep.json: element 1 of the JSON array is nested too deeply"),
+        ("header_only.csv", b"name,country\n", [], "header_only.csv: no email column"),
+        ("wide.csv", b"email" + b",x" * 150_000 + b"\n", [], "wide.csv: 150,001 columns, more than the limit of 1,000"),
+    ],
+    ids=["rot13", "hex", "deep_json", "header_without_email", "wide_header"],
+)
+def test_hostile_ingest_input_exits_2_with_one_line(tmp_path, name, content, options, needle):
+    path = tmp_path / name
+    path.write_bytes(content)
+    out = run("--home", str(tmp_path / "h"), "ingest", *options, str(path))
+    assert out.returncode == 2, out.stderr
+    assert needle in out.stderr and out.stderr.count("\n") == 1 and "Traceback" not in out.stderr

@@ -117,7 +117,7 @@ def planned_campaign(tmp_path, recipients=160, chunk_size=20) -> tuple[Path, lis
     from tests.support.inputs import write_csv
 
     home, emails = tmp_path / "home", [f"r{i:03d}@example.com" for i in range(recipients)]
-    home.mkdir(mode=0o700)  # private, as mailflow creates it: an open home gets a warning on stderr
+    home.mkdir(mode=0o700)  # private, as the command makes it (else it says so when it tightens it)
     csv = write_csv(tmp_path / "s.csv", "email,first_name\n" + "".join(f"{e},R{i}\n" for i, e in enumerate(emails)))
     campaign = tmp_path / "stopped.yaml"
     campaign.write_text("name: stopped\nfrom: News <news@example.com>\nlists: [news]\ntemplate: newsletter\nsubject: Hi\n")

@@ -1,7 +1,9 @@
 """Ingest: every row kept or quarantined with a reason, nothing lost or doubled, bad files refused whole."""
 
 import gzip
+import hashlib
 import json
+from pathlib import Path
 from datetime import datetime, timedelta, timezone
 
 import polars as pl
@@ -11,9 +13,11 @@ from hypothesis import strategies as st
 
 from mailflow import SAMPLES_DIR
 from mailflow.errors import MailflowError
+from tasks.bounds import MAX_COLUMNS, MAX_RECORD_BYTES, RAW_LIMIT
 from tasks.checks import failing_checks
 from tasks.ingest import IngestOptions, ingest_file
 from tasks.normalise import Mapping_
+from tasks.readers import BATCH_BYTES
 from tasks.rules import add_rule
 from tasks.screen import ScreenOptions
 from tests.support.inputs import HEADER, ROW_CASES, write_csv
@@ -148,6 +152,33 @@ def test_missing_file_and_unknown_encoding(con, tmp_path):
         ingest_file(con, tmp_path / "nope.csv")
     with pytest.raises(MailflowError, match="not an encoding"):
         ingest_bytes(con, tmp_path, HEADER.encode(), encoding="klingon")
+
+
+@pytest.mark.parametrize("codec", ["rot13", "hex", "base64", "zlib"])
+def test_only_text_encodings_are_accepted(con, tmp_path, codec):
+    with pytest.raises(MailflowError, match=f"--encoding '{codec}' is not a text encoding"):
+        ingest_bytes(con, tmp_path, (HEADER + "a@example.com,A,B,JP\n").encode(), encoding=codec)
+    assert con.execute("SELECT count(*) FROM ingest_batches").fetchone()[0] == 0
+
+
+def test_a_header_without_an_email_column_is_refused_even_without_rows(con, tmp_path):
+    with pytest.raises(MailflowError, match="no email column") as err:
+        ingest_bytes(con, tmp_path, b"name,country\n", name="header_only.csv")
+    assert "header_only.csv" in str(err.value)
+    assert con.execute("SELECT count(*) FROM ingest_batches").fetchone()[0] == 0
+
+
+def test_a_deeply_nested_json_array_is_refused_with_one_line(con, tmp_path):
+    with pytest.raises(MailflowError, match="element 1 of the JSON array is nested too deeply") as err:
+        ingest_bytes(con, tmp_path, b"[" * 100_000 + b"]" * 100_000, name="deep.json")
+    assert "deep.json" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_deeply_nested_ndjson_line_is_quarantined_alone(con, tmp_path):
+    data = b'{"email": "a@example.com"}\n' + b"[" * 100_000 + b"]" * 100_000 + b'\n{"email": "b@example.com"}\n'
+    result = ingest_bytes(con, tmp_path, data, name="deep.ndjson")
+    assert emails(con) == ["a@example.com", "b@example.com"] and balanced(result)
+    assert [(line, reason) for line, _, reason, _ in quarantine(con)] == [(2, "invalid_json: nested too deeply")]
 
 
 # -- bad input: readable files with bad rows never fail the run ---------------------------------
@@ -298,3 +329,150 @@ def test_check_mx_quarantines_domains_that_cannot_receive_mail(con, tmp_path):
     cached = dict(con.execute("SELECT domain, status FROM domain_checks").fetchall())
     assert cached["gone.example"] == "no_domain" and cached["example.com"] == "ok"
     assert balanced(result)
+
+
+# -- hostile inputs: small files that must not cost minutes, gigabytes or millions of entries ----
+
+def quarantine_entries(con):
+    return con.execute("SELECT line, rule, reason, raw, raw_sha256, count FROM quarantine ORDER BY line").fetchall()
+
+
+def test_a_header_wider_than_the_limit_is_refused_before_names_are_built(con, tmp_path, monkeypatch):
+    import tasks.readers
+
+    widths = []
+    real = tasks.readers.header_names
+    monkeypatch.setattr(tasks.readers, "header_names", lambda raw: widths.append(len(raw)) or real(raw))
+    data = ("email," + ",".join(["name"] * 150_000) + "\n").encode()  # ≈750 KB: under the line limit
+    with pytest.raises(MailflowError, match=f"150,001 columns, more than the limit of {MAX_COLUMNS:,}") as err:
+        ingest_bytes(con, tmp_path, data, name="wide.csv")
+    assert "wide.csv" in str(err.value)
+    assert widths == [], "the width is checked before any per-column work"
+    assert con.execute("SELECT count(*) FROM ingest_batches").fetchone()[0] == 0
+
+
+def test_records_wider_than_the_limit_are_refused_in_every_format(con, tmp_path):
+    wide = {"email": "a@example.com"} | {f"f{i}": "x" for i in range(1_500)}
+    with pytest.raises(MailflowError, match="1,501 fields in the record at line 1, more than the limit of 1,000"):
+        ingest_bytes(con, tmp_path, json.dumps(wide).encode() + b"\n", name="wide.ndjson")
+    pl.DataFrame(wide).write_parquet(tmp_path / "wide.parquet")
+    with pytest.raises(MailflowError, match="wide.parquet: 1,501 columns, more than the limit of 1,000"):
+        ingest_file(con, tmp_path / "wide.parquet")
+
+
+def test_a_header_line_longer_than_the_limit_is_refused(con, tmp_path):
+    data = b"email," + b"x" * (MAX_RECORD_BYTES + 10) + b"\na@example.com,1\n"
+    with pytest.raises(MailflowError, match=f"header line is longer than the limit of {MAX_RECORD_BYTES:,} bytes"):
+        ingest_bytes(con, tmp_path, data, name="long_header.csv")
+
+
+@pytest.mark.parametrize("batch_bytes", [BATCH_BYTES, 4096])
+def test_an_over_long_line_in_a_gzip_bomb_is_quarantined_shortened_with_its_hash(con, tmp_path, batch_bytes):
+    long_field = (b"x" * MAX_RECORD_BYTES + b"\n") * 8  # a quoted field: its newlines do not end the record
+    line = b'bob@example.com,"' + long_field + b'",Lee,JP'
+    body = (HEADER.encode() + b"ann@example.com,Ann,Lee,JP\n" + line + b"\r\nnot-an-email,Cid,Lee,JP\n"
+            + b"cid@example.com,Cid,Lee,JP\n")
+    result = ingest_bytes(con, tmp_path, gzip.compress(body, 9), name="bomb.csv.gz", batch_bytes=batch_bytes)
+    assert (result.rows_read, result.accepted, result.quarantined) == (4, 2, 2)
+    assert emails(con) == ["ann@example.com", "cid@example.com"]
+    [(at, rule, reason, raw, sha, count), after] = quarantine_entries(con)
+    assert (at, rule, count) == (3, "line_too_long", 1)
+    assert reason == f"line_too_long: {len(line):,} bytes, more than the limit of {MAX_RECORD_BYTES:,}"
+    assert raw == line[:RAW_LIMIT].decode() + f" …[truncated: {len(line):,} bytes]"
+    assert sha == hashlib.sha256(line).hexdigest()
+    assert after[:2] == (3 + 8 + 1, "gx:expect_column_values_to_match_regex(email)"), "lines counted through it"
+    assert failing_checks(con) == []
+
+
+def test_reading_a_gzip_bomb_holds_no_more_than_a_batch_and_the_limit(tmp_path):
+    import tracemalloc
+
+    from tasks.readers import read_batches
+
+    path = tmp_path / "bomb.csv.gz"
+    path.write_bytes(gzip.compress(HEADER.encode() + b"a@example.com," + b"x" * (64 << 20) + b",B,JP\n", 9))
+    tracemalloc.start()
+    try:
+        _, batches = read_batches(path, batch_bytes=1 << 20)
+        rejected = [r for batch in batches for r in batch.rejected]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [r.reason.split(":")[0] for r in rejected] == ["line_too_long"] and rejected[0].line == 2
+    assert peak < 16 << 20, f"{peak / 2**20:.0f} MB held while reading a 64 MB line"
+
+
+def test_an_over_long_ndjson_line_is_quarantined_and_its_neighbours_kept(con, tmp_path):
+    line = b'{"email": "b@example.com", "note": "' + b"y" * (2 * MAX_RECORD_BYTES) + b'"}'
+    data = b'{"email": "a@example.com"}\n' + line + b'\n{"email": "c@example.com"}\n'
+    result = ingest_bytes(con, tmp_path, gzip.compress(data), name="long.ndjson.gz")
+    assert emails(con) == ["a@example.com", "c@example.com"] and balanced(result)
+    [(at, rule, _, raw, sha, count)] = quarantine_entries(con)
+    assert (at, rule, count, sha) == (2, "line_too_long", 1, hashlib.sha256(line).hexdigest())
+    assert len(raw) < RAW_LIMIT + 50
+
+
+def test_a_json_element_longer_than_the_limit_stops_the_run(con, tmp_path):
+    data = b'[{"email": "a@example.com"}, {"email": "b@example.com", "note": "' + b"y" * (2 * MAX_RECORD_BYTES) + b'"}]'
+    with pytest.raises(MailflowError, match="element 2 of the JSON array is longer than the limit"):
+        ingest_bytes(con, tmp_path, data, name="long.json")
+
+
+@pytest.mark.parametrize("batch_bytes", [BATCH_BYTES, 64 << 10])
+def test_identical_bad_rows_are_one_quarantine_entry_with_their_count(con, tmp_path, batch_bytes):
+    bad = b"not-an-email,Ann,Lee,JP\n" * 100_000
+    body = HEADER.encode() + b"ann@example.com,Ann,Lee,JP\n" + bad + b"bob@example.com,Bob,Lee,JP\n" + bad
+    result = ingest_bytes(con, tmp_path, gzip.compress(body), name="same.csv.gz", batch_bytes=batch_bytes)
+    assert (result.rows_read, result.accepted, result.quarantined) == (200_002, 2, 200_000)
+    [(at, rule, _, raw, sha, count)] = quarantine_entries(con)
+    assert (at, rule, raw, count) == (3, "gx:expect_column_values_to_match_regex(email)", "not-an-email,Ann,Lee,JP", 200_000)
+    assert sha == hashlib.sha256(b"not-an-email,Ann,Lee,JP").hexdigest()
+    assert failing_checks(con) == []
+    from tasks.export import export_table
+
+    assert export_table(con, "quarantine", tmp_path / "q.csv") == 1
+    assert pl.read_csv(tmp_path / "q.csv")["count"].to_list() == [200_000]
+
+
+@pytest.mark.parametrize("batch_bytes", [BATCH_BYTES, 64 << 10])
+def test_identical_good_rows_keep_the_last_and_count_the_rest_as_duplicates(con, tmp_path, batch_bytes):
+    body = HEADER.encode() + b"ann@example.com,Ann,Lee,JP\n" * 50_000 + b"ann@example.com,Anne,Lee,JP\n"
+    result = ingest_bytes(con, tmp_path, body, name="dups.csv", batch_bytes=batch_bytes)
+    assert (result.rows_read, result.accepted, result.quarantined) == (50_001, 1, 50_000)
+    assert con.execute("SELECT first_name FROM subscribers").fetchall() == [("Anne",)]
+    entries = quarantine_entries(con)
+    assert {rule for _, rule, *_ in entries} == {"duplicate"} and len(entries) <= 2, "within and across batches"
+    assert sum(count for *_, count in entries) == 50_000 and min(line for line, *_ in entries) == 2
+    assert failing_checks(con) == []
+
+
+def test_a_long_rejected_row_keeps_a_shortened_raw_and_the_whole_rows_hash(con, tmp_path):
+    line = "a@example.com," + "é" * 5_000 + ",B,JP"
+    ingest_bytes(con, tmp_path, (HEADER + line + "\n").encode())
+    [(_, rule, _, raw, sha, count)] = quarantine_entries(con)
+    assert rule == "field_too_long" and count == 1
+    assert raw == line[:RAW_LIMIT] + f" …[truncated: {len(line.encode()):,} bytes]"
+    assert sha == hashlib.sha256(line.encode()).hexdigest()
+
+
+ELEMENTS = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+                        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+                        max_leaves=8)
+
+
+@given(st.lists(ELEMENTS, max_size=6), st.integers(1, 9), st.sampled_from([None, 2]))
+@settings(max_examples=200, deadline=None)
+def test_a_streamed_json_array_gives_what_json_loads_gives(items, step, indent):
+    import io
+
+    import tasks.readers_structured as structured
+
+    text = json.dumps(items, indent=indent, ensure_ascii=False)
+    data = io.BytesIO(text.encode())
+    original, structured.READ_STEP = structured.READ_STEP, step  # the window's edge falls everywhere
+    try:
+        got = list(structured._elements(Path("x.json"), structured._reader(data, lambda d, final: d)))
+    finally:
+        structured.READ_STEP = original
+    assert [value for _, value, _ in got] == items
+    assert [json.loads(raw) for _, _, raw in got] == items

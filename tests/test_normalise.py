@@ -55,6 +55,12 @@ def test_header_names_are_unique_identifiers(names):
     assert all(n and n.replace("_", "a").isalnum() and n.isascii() for n in out)
 
 
+def test_repeated_header_names_are_numbered_not_grown():
+    assert header_names(["a", "a", "a", "a_2", "", ""]) == ["a", "a_2", "a_3", "a_2_2", "column_5", "column_6"]
+    names = header_names(["name"] * 1_000)
+    assert len(set(names)) == 1_000 and max(map(len, names)) == len("name_1000")
+
+
 @given(st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(timezone.utc)))
 def test_iso_timestamps_parse_back(moment):
     moment = moment.replace(microsecond=0)

@@ -50,3 +50,25 @@ def test_migrate_is_idempotent_and_recorded(con):
     tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
     assert {"subscribers", "quarantine", "lists", "list_memberships", "suppressions", "campaigns",
             "campaign_recipients", "deliveries", "campaign_stats"} <= tables
+
+
+def test_migration_004_gives_old_quarantine_rows_a_hash_a_count_and_a_bounded_raw(tmp_path):
+    import hashlib
+
+    import duckdb
+
+    from tasks.sqlfiles import schema_migrations
+
+    con = duckdb.connect(str(tmp_path / "old.duckdb"))
+    for version, _, sql in schema_migrations():
+        if version < 4:
+            con.execute(sql)
+    long = "a@example.com," + "x" * 10_000
+    con.execute("INSERT INTO quarantine (batch_id, source, line, reason, raw) VALUES "
+                "('b', 's.csv', 2, 'field_too_long: ...', ?), ('b', 's.csv', 3, 'invalid_email: ...', 'x,y')", [long])
+    con.execute("INSERT INTO schema_migrations (version, name) SELECT 0 + v, 'old' FROM range(1, 4) AS t(v)")
+    assert [name for name in migrate(con) if name.startswith("004")] == ["004_quarantine_bounds"]
+    rows = con.execute("SELECT line, raw, raw_sha256, count FROM quarantine ORDER BY line").fetchall()
+    assert rows[0][1] == long[:4096] + f" …[truncated: {len(long):,} bytes]"
+    assert rows[0][2] == hashlib.sha256(long.encode()).hexdigest() and rows[0][3] == 1
+    assert rows[1][1:] == ("x,y", hashlib.sha256(b"x,y").hexdigest(), 1)

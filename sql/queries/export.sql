@@ -6,6 +6,6 @@ FROM subscribers
 ORDER BY subscriber_id;
 
 -- name: export_quarantine
-SELECT source, line, rule, reason, raw, batch_id, ingested_at
+SELECT source, line, rule, reason, raw, raw_sha256, count, batch_id, ingested_at
 FROM quarantine
 ORDER BY ingested_at, source, line;

@@ -112,20 +112,38 @@ WHERE NOT EXISTS (
     SELECT 1 FROM list_memberships AS m WHERE m.list_id = l.list_id AND m.subscriber_id = s.subscriber_id);
 
 -- name: insert_quarantine
-INSERT INTO quarantine (batch_id, source, line, rule, reason, raw)
-SELECT $batch_id, $source, line, rule, reason, raw FROM input_quarantine;
-
--- name: quarantine_superseded_across_batches
--- Within a batch the screen quarantines earlier copies of an address with their original
--- text; copies in different batches meet only here, where the staged fields stand in for
--- the original text.
-INSERT INTO quarantine (batch_id, source, line, rule, reason, raw)
-SELECT $batch_id, $source, line, 'duplicate', 'duplicate: superseded by line ' || last_line,
-       to_json(struct_pack(email := email_original, first_name, last_name, attributes))::VARCHAR
-FROM (
+-- One entry per (rule, text) of the file: the first copy's line and reason, and `count`, the
+-- rows it stands for (ten million copies of one bad row are one entry, not ten million).
+-- Each batch merged its own copies; copies in different batches meet here. So do earlier
+-- copies of an address kept by another batch: their staged fields stand in for the original
+-- text, shortened like any raw ($raw_limit characters) and hashed whole.
+INSERT INTO quarantine (batch_id, source, line, rule, reason, raw, raw_sha256, count)
+WITH kept AS (
     SELECT *, max(line) OVER (PARTITION BY email) AS last_line FROM input_subscribers
+),
+superseded AS (
+    SELECT line, 'duplicate' AS rule, 'duplicate: superseded by line ' || last_line AS reason,
+           to_json(struct_pack(email := email_original, first_name, last_name, attributes))::VARCHAR AS text
+    FROM kept
+    WHERE line < last_line
+),
+entries AS (
+    SELECT line, rule, reason, raw, raw_sha256, count FROM input_quarantine
+    UNION ALL
+    SELECT line, rule, reason,
+           CASE WHEN length(text) > $raw_limit
+                THEN left(text, $raw_limit) || ' …[truncated: ' || format('{:,}', strlen(text)) || ' bytes]'
+                ELSE text END,
+           sha256(text), 1
+    FROM superseded
+),
+final AS (
+    SELECT min(line) AS line, rule, arg_min(reason, line) AS reason, arg_min(raw, line) AS raw, raw_sha256,
+           sum(count) AS count
+    FROM entries
+    GROUP BY rule, raw_sha256
 )
-WHERE line < last_line;
+SELECT $batch_id, $source, line, rule, reason, raw, raw_sha256, count FROM final;
 
 -- name: record_batch
 INSERT INTO ingest_batches

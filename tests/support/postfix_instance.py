@@ -121,7 +121,8 @@ class PostfixInstance:
             nobody = pwd.getpwnam("nobody")  # the Maildir's owner; virtual(8) refuses uids under 100
             (self.root / "mail").mkdir()
             os.chown(self.root / "mail", nobody.pw_uid, nobody.pw_gid)
-            (self.root / "queue").mkdir(mode=0o755)  # root-owned, as postfix-script's check wants
+            (self.root / "queue").mkdir()
+            (self.root / "queue").chmod(0o755)  # root-owned, as postfix-script's check wants
             conf = self.root / "conf"
             conf.mkdir()
             self.port = free_port()
@@ -168,7 +169,8 @@ class PostfixInstance:
         return found
 
     def _run(self, *command: str) -> str:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=WAIT)
+        # Postfix's own queue directories must be readable by its users, whatever the caller's umask.
+        done = subprocess.run(command, capture_output=True, text=True, timeout=WAIT, umask=0o022)
         if done.returncode != 0:
             # Postfix commands report to the log file, and to stderr only on a terminal.
             raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}): {done.stderr.strip()}\n{self.log()}")
