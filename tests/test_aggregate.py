@@ -8,7 +8,7 @@ from mailflow.tasks.files.ledger import LedgerRecord, LedgerWriter, ledger_path
 from mailflow.tasks.ingest.ingest import ingest_file
 from mailflow.tasks.plan.audience import plan
 from mailflow.tasks.plan.campaign import CampaignSpec
-from tests.conftest import write_csv
+from tests.support.inputs import write_csv
 
 SPEC = CampaignSpec(name="News", campaign_id="news", from_addr="a@example.com", subject="s", template="newsletter")
 

@@ -125,7 +125,7 @@ def test_lists_rules_round_trip(tmp_path):
 def test_export_neutralises_formulas(tmp_path, con):
     from mailflow.tasks.aggregate.export import export_table
     from mailflow.tasks.ingest.ingest import ingest_file
-    from tests.conftest import write_csv
+    from tests.support.inputs import write_csv
 
     ingest_file(con, write_csv(tmp_path / "a.csv", 'email,first_name,last_name\na@example.com,=HYPERLINK("http://x"),@SUM(A1)\nb@example.com,-1+2,\tTab\n'))
     out = tmp_path / "s.csv"
@@ -181,7 +181,7 @@ def test_a_regex_rule_both_engines_run_is_accepted_and_applied_by_both(tmp_path)
     from mailflow.tasks.ingest.ingest import ingest_file
     from mailflow.tasks.plan.audience import plan
     from mailflow.tasks.plan.campaign import CampaignSpec
-    from tests.conftest import write_csv
+    from tests.support.inputs import write_csv
 
     home = tmp_path / "h"
     with connect(home / "mailflow.duckdb") as con:

@@ -12,11 +12,9 @@ from mailflow.tasks.compose.compose import Composer
 from mailflow.tasks.compose.render import CampaignTemplates
 from mailflow.tasks.compose.tokens import TokenSigner
 from mailflow.tasks.deliver.smtp import Outcome
-from mailflow.tasks.plan.campaign import CampaignSpec
 from mailflow.tasks.send.chunk import composer_for, write_link_table
+from tests.support.campaign import COMPOSE_SPEC, settings_for
 
-SPEC = CampaignSpec(name="Spring", campaign_id="spring", from_addr="Shop News <news@example.com>",
-                    subject="Hi {{ subscriber.first_name }}", template="t", reply_to="help@example.com")
 ROW = {"subscriber_id": 42, "email": "ann@example.com", "first_name": "Ann", "last_name": "Lee", "attributes": "{}"}
 HTML = """<html><head><style>p { color: #c00 }</style></head><body>
 <p>Hello {{ subscriber.first_name }}</p>
@@ -28,9 +26,9 @@ HTML = """<html><head><style>p { color: #c00 }</style></head><body>
 @pytest.fixture
 def composer(tmp_path):
     (tmp_path / "t.html.j2").write_text(HTML)
-    templates = CampaignTemplates("t", SPEC.subject, {"name": "Spring", "id": "spring"}, tmp_path,
+    templates = CampaignTemplates("t", COMPOSE_SPEC.subject, {"name": "Spring", "id": "spring"}, tmp_path,
                                   track_opens=True, track_clicks=True)
-    return Composer(SPEC, templates, TokenSigner("k"), "https://t.example", "bounces.example.com")
+    return Composer(COMPOSE_SPEC, templates, TokenSigner("k"), "https://t.example", "bounces.example.com")
 
 
 def test_headers_of_a_bulk_sender(composer):
@@ -80,10 +78,10 @@ def test_long_names_and_subjects_fold_to_short_lines_that_verify_and_read_back(t
     import dkim
 
     from mailflow.tasks.compose.dkim import DkimSigner, dns_record
-    from tests.conftest import rfc2047_display_name
+    from tests.support.headers import rfc2047_display_name
 
     (tmp_path / "t.html.j2").write_text(HTML)
-    spec = replace(SPEC, from_addr=f"{'Shop News ' * 20}<news@example.com>",
+    spec = replace(COMPOSE_SPEC, from_addr=f"{'Shop News ' * 20}<news@example.com>",
                    subject="Spring sale for {{ subscriber.first_name }}: " + "everything must go " * 60)
     templates = CampaignTemplates("t", spec.subject, {"name": "Spring", "id": "spring"}, tmp_path)
     composer = Composer(spec, templates, TokenSigner("k"), "https://t.example", "bounces.example.com",
@@ -106,8 +104,8 @@ def test_a_non_ascii_recipient_gets_a_utf8_header_that_verifies(tmp_path, dkim_k
     from mailflow.tasks.compose.dkim import DkimSigner, dns_record
 
     (tmp_path / "t.html.j2").write_text(HTML)
-    templates = CampaignTemplates("t", SPEC.subject, {"name": "Spring", "id": "spring"}, tmp_path)
-    composer = Composer(SPEC, templates, TokenSigner("k"), "https://t.example", "bounces.example.com", DkimSigner(dkim_key))
+    templates = CampaignTemplates("t", COMPOSE_SPEC.subject, {"name": "Spring", "id": "spring"}, tmp_path)
+    composer = Composer(COMPOSE_SPEC, templates, TokenSigner("k"), "https://t.example", "bounces.example.com", DkimSigner(dkim_key))
     envelope = composer.compose({**ROW, "email": "josé@example.com", "first_name": "José"})
     assert envelope.smtputf8 and envelope.recipient == "josé@example.com"
     assert "To: =?utf-8?b?Sm9zw6kgTGVl?= <josé@example.com>\r\n".encode() in envelope.data  # RFC 6532 §3.2
@@ -121,13 +119,12 @@ def test_failed_render_is_an_outcome_not_an_exception(composer):
     assert isinstance(outcome, Outcome) and outcome.status == "failed" and "UndefinedError" in outcome.detail
 
 
-def test_sending_needs_a_secret_and_writes_the_link_table(settings, home):
-    from dataclasses import replace
-
+def test_sending_needs_a_secret_and_writes_the_link_table(home):
     from mailflow import SAMPLES_DIR
     from mailflow.errors import MailflowError
     from mailflow.tasks.plan.campaign import load_campaign
 
+    settings = settings_for(home, "127.0.0.1:25")  # composing only: no relay is asked
     spec = load_campaign(SAMPLES_DIR / "campaign.yaml")
     with pytest.raises(MailflowError, match="MAILFLOW_TRACKING__SECRET"):
         composer_for(replace(settings, tracking=replace(settings.tracking, secret="")), spec)

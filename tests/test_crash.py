@@ -18,7 +18,7 @@ from mailflow.tasks.aggregate.aggregate import load_logs
 from mailflow.tasks.demo.receiver import Fault, Receiver
 from mailflow.tasks.files.ledger import ledger_path, logged_subscribers
 from mailflow.tasks.send.chunk import send_chunk
-from tests.test_send import SPEC, write_chunk
+from tests.support.campaign import SPEC, write_chunk
 
 pytestmark = pytest.mark.integration
 
@@ -83,7 +83,7 @@ def test_sigkill_leaves_exactly_the_messages_on_the_wire_in_doubt(settings, tmp_
 
     from mailflow.tasks.core.warehouse import connect
     from mailflow.tasks.ingest.ingest import ingest_file
-    from tests.conftest import write_csv
+    from tests.support.inputs import write_csv
 
     with connect(settings.warehouse) as con:
         ingest_file(con, write_csv(tmp_path / "s.csv", "email\n" + "\n".join(emails) + "\n"))
@@ -114,7 +114,7 @@ def planned_campaign(tmp_path, recipients=160, chunk_size=20) -> tuple[Path, lis
     from mailflow.tasks.ingest.ingest import IngestOptions, ingest_file
     from mailflow.tasks.plan.audience import plan
     from mailflow.tasks.plan.campaign import load_campaign
-    from tests.conftest import write_csv
+    from tests.support.inputs import write_csv
 
     home, emails = tmp_path / "home", [f"r{i:03d}@example.com" for i in range(recipients)]
     home.mkdir(mode=0o700)  # private, as the command makes it (else it says so when it tightens it)

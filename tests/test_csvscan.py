@@ -4,7 +4,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from mailflow.tasks.ingest.csvscan import parse_region, parse_region_reference, record_ends, split_at_last_record
-from tests.test_ingest import ROW_CASES
+from tests.support.inputs import ROW_CASES
 
 COLUMNS = ["email", "first_name", "last_name", "country"]
 

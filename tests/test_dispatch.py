@@ -2,35 +2,24 @@
 send-time suppression and the fault matrix (every recipient ends in exactly one state)."""
 
 import asyncio
-import json
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 
-from mailflow.settings import load_settings
+from mailflow.providers import DEFAULT_LIMITS
+from mailflow.settings import Relay, load_settings
+from mailflow.tasks.deliver.client import PipeliningConnection
+from mailflow.tasks.deliver.dispatch import Connections, Dispatcher
+from mailflow.tasks.deliver.shaping import GlobalGate
 from mailflow.tasks.demo.receiver import USER_UNKNOWN, Fault, Receiver, free_port
-from mailflow.tasks.files.ledger import ledger_path
 from mailflow.tasks.files.suppress import SuppressionLog, write_snapshot
 from mailflow.tasks.send.chunk import send_chunk
-from tests.test_send import SPEC, write_chunk
+from tests.support.campaign import SPEC, final_records, ledger_records, mx_settings, settings_for, write_chunk
+from tests.support.dnsstub import DnsStub
+from tests.support.smtp import HELO, good
 
 pytestmark = pytest.mark.integration
-
-
-def settings_for(home, *relays, choose="message", shaping=None, timeout=5.0, **send):
-    return load_settings(overrides={
-        "home": str(home), "smtp": {"timeout": timeout, "pools": {"default": {
-            "relays": list(relays), "connections": 2, "choose": choose}}},
-        "send": {"chunk_size": 100, **send}, "shaping": shaping or {},
-        "tracking": {"base_url": "https://t.example"}}, environ={"MAILFLOW_TRACKING__SECRET": "test-secret"})
-
-
-def final_records(settings, chunk_id=0):
-    """The last record per recipient, after checking no attempt of a recipient has two outcomes."""
-    lines = [json.loads(x) for x in ledger_path(settings.home, "news", chunk_id).read_text().splitlines()]
-    outcomes = Counter((r["subscriber_id"], r["attempt"]) for r in lines if r["status"] != "in_flight")
-    assert max(outcomes.values()) == 1, "an attempt was logged with two outcomes"
-    return {r["subscriber_id"]: r for r in lines}
 
 
 def send(settings, emails, tmp_path, **kwargs):
@@ -58,6 +47,31 @@ def test_a_dead_relay_is_skipped_and_nothing_is_deferred(tmp_path):
         assert len({r for m in live.received for r in m.recipients}) == 40
 
 
+def test_failing_over_logs_one_in_flight_mark_per_attempt_not_one_per_destination(tmp_path):
+    with Receiver(record=True) as live:
+        # The dead relay stays in rotation, so many recipients try it first and fail over.
+        settings = settings_for(tmp_path / "h", f"127.0.0.1:{free_port()}", f"127.0.0.1:{live.port}", relay_failures=100)
+        counts = send(settings, [f"u{i}@example.com" for i in range(20)], tmp_path)
+    assert counts["delivered"] == 20
+    marks = Counter((r["subscriber_id"], r["attempt"]) for r in ledger_records(settings) if r["status"] == "in_flight")
+    assert sorted(marks) == [(sid, 1) for sid in range(1, 21)]
+    assert set(marks.values()) == {1}
+
+
+@pytest.mark.parametrize("bad_relay", ["closing_server", "hangup_after_greeting_server", "silent_server"])
+def test_a_relay_that_never_holds_a_session_is_failed_over_and_leaves_the_rotation(tmp_path, request, bad_relay):
+    bad = request.getfixturevalue(bad_relay)
+    with Receiver(record=True) as live:
+        settings = settings_for(tmp_path / "h", f"127.0.0.1:{bad.port}", f"127.0.0.1:{live.port}", timeout=1.0)
+        counts = send(settings, [f"u{i}@example.com" for i in range(30)], tmp_path)
+    assert counts["delivered"] == 30
+    assert bad.commands == []
+    # Out after `relay_failures` failures; each other sender (one per connection of each relay) may
+    # have picked it just before. Staying in rotation would mean about one recipient in two.
+    senders = settings.pool("default").connections * 2
+    assert 1 <= bad.sessions <= settings.send.relay_failures + senders - 1
+
+
 def test_a_throttling_provider_is_suspended_while_others_go_on(tmp_path):
     throttle = Fault("RCPT", "421 4.7.0 Try again later, closing connection. (rate limited)")
     with Receiver(record=True, faults={"gmail.com": throttle}) as rx:
@@ -76,6 +90,20 @@ def test_a_throttling_provider_is_suspended_while_others_go_on(tmp_path):
     assert len(suspended) == 29 and {r["provider"] for r in gmail} == {"gmail"}
     assert len({r["retry_at"] for r in suspended}) == 1  # all due when the back-off ends
     assert {r["kind"] for r in gmail} == {"soft"} and {r["reason"] for r in suspended} == {"rate_limited"}
+
+
+def test_straight_to_mx_a_421_greeting_suspends_the_providers_lane(tmp_path, throttling_greeting_server):
+    zone = {"gmail.com": {"MX": ["5 mx.gmail.com."]}, "mx.gmail.com": {"A": ["127.0.0.1"]}}
+    with DnsStub(zone) as dns:
+        settings = mx_settings(tmp_path / "h", dns.port, throttling_greeting_server.port,
+                               shaping={"gmail": {"connections": 1}})
+        chunk = write_chunk(tmp_path / "c.parquet", [f"g{i}@gmail.com" for i in range(10)])
+        lanes = {}
+        counts = asyncio.run(send_chunk(settings, replace(SPEC, transport="mx"), chunk, lanes=lanes))
+    assert lanes["gmail"].suspended()
+    assert counts["deferred"] == 10
+    assert {r["reason"] for r in final_records(settings).values()} == {"rate_limited"}
+    assert throttling_greeting_server.sessions == 1, "one refused greeting, then the lane stopped connecting"
 
 
 def test_a_recipient_waiting_for_its_rate_when_the_send_stops_never_reaches_the_wire(tmp_path):
@@ -152,10 +180,6 @@ def test_fault_matrix_every_recipient_ends_in_exactly_one_state(tmp_path):
 
 
 def test_transport_mx_delivers_per_domain_to_its_exchangers(tmp_path):
-    from dataclasses import replace
-
-    from tests.dnsstub import DnsStub
-
     port = free_port("127.0.0.2")
     zone = {"one.example": {"MX": ["10 mx.one.example."]}, "mx.one.example": {"A": ["127.0.0.2"]},
             "two.example": {"MX": ["10 mx.two.example."]}, "mx.two.example": {"A": ["127.0.0.3"]},
@@ -178,9 +202,43 @@ def test_transport_mx_delivers_per_domain_to_its_exchangers(tmp_path):
     assert (null["smtp_code"], null["enhanced_status"], null["kind"]) == (556, "5.1.10", "hard")
 
 
-def test_an_unknown_pool_stops_the_campaign_at_preflight(tmp_path):
-    from dataclasses import replace
+class FixedRoutes:
+    """The same destinations, in the same order, for every domain."""
 
+    def __init__(self, relays: list[Relay]):
+        self.relays = relays
+
+    async def candidates(self, domain: str) -> list[Relay]:
+        return self.relays
+
+    def failed(self, relay: Relay) -> None:
+        pass
+
+    def worked(self, relay: Relay) -> None:
+        pass
+
+
+def test_a_late_tls_error_never_fails_over(tls_breaking_server):
+    def factory(relay, max_messages):
+        return PipeliningConnection(relay, HELO, 3, max_messages)
+
+    async def deliver(dispatcher):
+        row = {"email": "reader0@example.com", "subscriber_id": 1}
+        return [r async for r in dispatcher.run([row], lambda _: good(0), lambda _: None, lambda _: None)]
+
+    with Receiver(record=True) as backup:
+        relays = [Relay("127.0.0.1", tls_breaking_server.port, tls="opportunistic"),
+                  Relay("127.0.0.1", backup.port, tls="opportunistic")]
+        dispatcher = Dispatcher(FixedRoutes(relays), Connections(factory, 2), DEFAULT_LIMITS, GlobalGate(None, 1),
+                                lane_per_domain=True)
+        [result] = asyncio.run(asyncio.wait_for(deliver(dispatcher), 60))
+    # The first server took the message before its TLS stream broke: it may deliver it, so no second copy.
+    assert "STARTTLS" in tls_breaking_server.commands and len(tls_breaking_server.messages) == 1
+    assert backup.received == []
+    assert (result.outcome.status, result.outcome.smtp_code) == ("deferred", None)
+
+
+def test_an_unknown_pool_stops_the_campaign_at_preflight(tmp_path):
     from mailflow.errors import MailflowError
     from mailflow.tasks.send.chunk import preflight
 

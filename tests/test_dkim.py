@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
 import time
-import types
 from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 import dkim
 import pytest
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from dkim.canonicalization import Relaxed
@@ -23,67 +20,9 @@ from hypothesis import strategies as st
 
 from mailflow.tasks.compose.dkim import (DEFAULT_HEADERS, ED25519_SHA256, RSA_SHA256, DkimSigner, dns_record, load_key,
                                          relaxed_body)
+from tests.support.dkimkeys import DOMAIN, HEADERS, SELECTOR, pem, signature_tags, verify
 
-DOMAIN, SELECTOR = "example.com", "mf2026"
-HEADERS = (
-    b"From: News <news@example.com>\r\n"
-    b"To: Reader <reader@example.org>\r\n"
-    b"Subject: Monthly news\r\n"
-    b"Date: Sat, 28 Nov 2026 10:00:00 +0000\r\n"
-    b"Message-ID: <1.2@example.com>\r\n"
-    b"MIME-Version: 1.0\r\n"
-    b"Content-Type: text/plain; charset=utf-8\r\n"
-)
-
-
-def _nacl_shim() -> types.SimpleNamespace:
-    """The three corners of PyNaCl that dkimpy uses for Ed25519 verification, over `cryptography`.
-
-    dkimpy only verifies Ed25519 when PyNaCl is importable, and the project does not install it.
-    Canonicalization and hashing stay dkimpy's own; only the final Ed25519 check is OpenSSL's.
-    """
-    class NaclValueError(ValueError):
-        pass
-
-    class BadSignatureError(Exception):
-        pass
-
-    class VerifyKey:
-        def __init__(self, key: bytes, encoder: object = None):
-            try:
-                self._key = ed25519.Ed25519PublicKey.from_public_bytes(base64.b64decode(key))
-            except ValueError as e:
-                raise NaclValueError(str(e)) from e
-
-        def verify(self, message: bytes, signature: bytes) -> bytes:
-            try:
-                self._key.verify(signature, message)
-            except InvalidSignature as e:
-                raise BadSignatureError("signature was forged or corrupt") from e
-            return message
-
-    return types.SimpleNamespace(
-        signing=types.SimpleNamespace(VerifyKey=VerifyKey),
-        encoding=types.SimpleNamespace(Base64Encoder=object),
-        exceptions=types.SimpleNamespace(ValueError=NaclValueError, BadSignatureError=BadSignatureError),
-    )
-
-
-@pytest.fixture(scope="module", autouse=True)
-def ed25519_verification():
-    with pytest.MonkeyPatch.context() as mp:
-        if not hasattr(dkim, "nacl"):
-            mp.setattr(dkim, "nacl", _nacl_shim(), raising=False)
-        yield
-
-
-def pem(private_key, fmt=serialization.PrivateFormat.PKCS8) -> bytes:
-    return private_key.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption())
-
-
-@pytest.fixture(scope="session")
-def rsa_private():
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+pytestmark = pytest.mark.usefixtures("ed25519_verification")
 
 
 @pytest.fixture(scope="session")
@@ -97,23 +36,6 @@ def keys(rsa_private):
 @pytest.fixture(scope="session")
 def signers(keys):
     return {kind: DkimSigner(key) for kind, key in keys.items()}
-
-
-def verify(signed: bytes, key) -> bool:
-    """dkimpy's verdict, with the key's TXT record served instead of DNS."""
-    name = f"{key.selector}._domainkey.{key.domain}."
-    record = dns_record(key).encode()
-
-    def dnsfunc(qname, timeout=5):
-        return record if qname.decode() == name else None
-
-    return dkim.verify(signed, dnsfunc=dnsfunc)
-
-
-def signature_tags(signed: bytes) -> dict[bytes, bytes]:
-    lines = re.split(rb"\r\n(?![ \t])", signed.split(b"\r\n\r\n")[0])
-    header = next(line for line in lines if line.lower().startswith(b"dkim-signature:"))
-    return parse_tag_value(header.split(b":", 1)[1].replace(b"\r\n", b""))
 
 
 def signature_lines(signed: bytes) -> list[bytes]:

@@ -12,8 +12,10 @@ from mailflow.tasks.compose.compose import Composer
 from mailflow.tasks.compose.dkim import DkimSigner, dns_record, signer_for
 from mailflow.tasks.compose.render import CampaignTemplates
 from mailflow.tasks.compose.tokens import TokenSigner
-from tests.test_compose import SPEC
-from tests.test_dkim import DOMAIN, HEADERS, ed25519_verification, pem, signature_tags  # noqa: F401 - a fixture
+from tests.support.campaign import COMPOSE_SPEC
+from tests.support.dkimkeys import DOMAIN, HEADERS, pem, signature_tags
+
+pytestmark = pytest.mark.usefixtures("ed25519_verification")
 
 ROW = {"subscriber_id": 42, "email": "ann@example.com", "first_name": "Ann", "last_name": "Lee",
        "attributes": '{"plan": "free", "country": "JP"}'}
@@ -80,7 +82,7 @@ def test_composed_messages_verify(tmp_path, pems, algorithm):
                      "ed25519_private_key": pems["ed25519"]}}[algorithm]
     signer = signer_for(dkim_settings(algorithm=algorithm, **keys))
     templates = CampaignTemplates("t", "Grüße, {{ subscriber.first_name }}", {}, tmp_path, True, True)
-    composer = Composer(SPEC, templates, TokenSigner("k"), "https://t.example", "bounces.example.com", signer)
+    composer = Composer(COMPOSE_SPEC, templates, TokenSigner("k"), "https://t.example", "bounces.example.com", signer)
     data = composer.compose(ROW).data
     assert verify_all(data, signer) == [True] * len(signer.keys)
     assert verify_all(data.replace(b"Hi Ann", b"Hi Bob"), signer) == [False] * len(signer.keys)

@@ -10,7 +10,7 @@ import pytest
 
 from mailflow.tasks.core.dns import DomainStatus, check_domains, lookup_domains, make_resolver, normalise_domain
 from mailflow.tasks.core.warehouse import connect
-from tests.dnsstub import DnsStub
+from tests.support.dnsstub import DnsStub
 
 pytestmark = pytest.mark.integration
 

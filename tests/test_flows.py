@@ -93,7 +93,7 @@ def test_send_and_retry_flows_with_the_global_rate_deferred_then_delivered(prefe
     from mailflow.tasks.deliver.tasks import ensure_rate_limit
     from mailflow.tasks.demo.receiver import Fault, Receiver
     from mailflow.tasks.ingest.ingest import ingest_file
-    from tests.conftest import write_csv
+    from tests.support.inputs import write_csv
 
     emails = [f"u{i}@example.com" for i in range(30)] + [f"b{i}@busy.example" for i in range(5)]
     with connect(home / "mailflow.duckdb") as con:
@@ -122,7 +122,7 @@ def test_a_campaign_with_one_non_ascii_recipient_sends_the_others(prefect_harnes
     from mailflow.flows.send_campaign import send_campaign
     from mailflow.tasks.demo.receiver import Receiver
     from mailflow.tasks.ingest.ingest import ingest_file
-    from tests.conftest import write_csv
+    from tests.support.inputs import write_csv
 
     emails = ["josé@example.com"] + [f"u{i}@example.com" for i in range(12)]  # first: in the dry run's sample
     with connect(home / "mailflow.duckdb") as con:
@@ -156,7 +156,7 @@ def test_send_flow_keeps_a_live_table_by_variant_and_provider(prefect_harness, s
     from mailflow.tasks.ingest.ingest import IngestOptions, ingest_file
     from mailflow.tasks.plan.audience import plan
     from mailflow.tasks.plan.campaign import CampaignSpec
-    from tests.conftest import write_csv
+    from tests.support.inputs import write_csv
 
     emails = [f"p{i}@example.com" for i in range(50)] + [f"g{i}@gmail.com" for i in range(12)] + [f"x{i}@gone.example" for i in range(5)]
     ingest_file(con, write_csv(tmp_path / "p.csv", "email\n" + "\n".join(emails) + "\n"), IngestOptions(list_name="live"))

@@ -20,9 +20,7 @@ from mailflow.tasks.ingest.ingest import IngestOptions, ingest_file
 from mailflow.tasks.ingest.normalise import Mapping_
 from mailflow.tasks.ingest.readers import BATCH_BYTES
 from mailflow.tasks.ingest.screen import ScreenOptions
-from tests.conftest import write_csv
-
-HEADER = "email,first_name,last_name,country\n"
+from tests.support.inputs import HEADER, ROW_CASES, write_csv
 
 
 def balanced(result):
@@ -185,33 +183,6 @@ def test_a_deeply_nested_ndjson_line_is_quarantined_alone(con, tmp_path):
 
 # -- bad input: readable files with bad rows never fail the run ---------------------------------
 
-ROW_CASES = [
-    # name, file bytes, expected good addresses, expected {line: rule}
-    ("broken_quote", HEADER + 'a@example.com,"Ann,Lee,JP\nb@example.com,Bo,Kim,US\n', [], {2: "ragged_row"}),
-    ("too_many_fields", HEADER + "a@example.com,A,B,JP,extra\nb@example.com,Bo,Kim,US\n", ["b@example.com"], {2: "ragged_row"}),
-    ("too_few_fields", HEADER + "a@example.com,A\nb@example.com,Bo,Kim,US\n", ["b@example.com"], {2: "ragged_row"}),
-    ("bom", "\ufeff" + HEADER + "a@example.com,A,B,JP\n", ["a@example.com"], {}),
-    ("nul_byte", HEADER + "a@example.com,A\x00nn,B,JP\nb@example.com,Bo,Kim,US\n", ["b@example.com"], {2: "control_characters"}),
-    ("long_field", HEADER + "a@example.com," + "x" * 100_000 + ",B,JP\nb@example.com,Bo,Kim,US\n", ["b@example.com"], {2: "field_too_long"}),
-    ("megabyte_line", HEADER + "a@example.com," + "x" * 1_048_576 + ",B,JP\nb@example.com,Bo,Kim,US\n", ["b@example.com"], {2: "line_too_long"}),
-    ("crlf_in_name", HEADER + 'a@example.com,"Eve\r\nBcc: x@example.org",B,JP\nb@example.com,Bo,Kim,US\n', ["b@example.com"], {2: "control_characters"}),
-    ("case_duplicates", HEADER + "Ann@Example.COM,First,B,JP\nann@example.com,Second,B,JP\n", ["Ann@example.com", "ann@example.com"], {}),
-    ("domain_case_duplicate", HEADER + "ann@Example.COM,First,B,JP\nann@example.com,Second,B,JP\n", ["ann@example.com"], {2: "duplicate"}),
-    ("caseless_provider", HEADER + "Ann@GMail.com,First,B,JP\nann@gmail.com,Second,B,JP\n", ["ann@gmail.com"], {2: "duplicate"}),
-    ("crlf_line_endings", HEADER.replace("\n", "\r\n") + "a@example.com,A,B,JP\r\nb@example.com,Bo,Kim,US\r\n", ["a@example.com", "b@example.com"], {}),
-    ("blank_lines", HEADER + "\na@example.com,A,B,JP\n\n\nbad,Bo,Kim,US\n", ["a@example.com"], {6: "gx:expect_column_values_to_match_regex(email)"}),
-    ("missing_email", HEADER + ",A,B,JP\n", [], {2: "gx:expect_column_values_to_not_be_null(email)"}),
-    ("invalid_syntax", HEADER + "a..b@example.com,A,B,JP\nx@localhost,B,C,JP\n", [], {2: "invalid_email", 3: "gx:expect_column_values_to_match_regex(email)"}),
-    ("whitespace_and_nfc", HEADER + "  a@example.com  ,  Jose\u0301 ,B,JP\n", ["a@example.com"], {}),
-    ("header_only", HEADER, [], {}),
-    ("no_trailing_newline", HEADER + "a@example.com,A,B,JP", ["a@example.com"], {}),
-    ("embedded_newline_then_bad", HEADER + 'a@example.com,"multi\nline",B,JP\nnot-an-email,C,D,US\nb@example.com,E,F,DE\n', ["b@example.com"], {2: "control_characters", 4: "gx:expect_column_values_to_match_regex(email)"}),
-    ("quote_inside_field", HEADER + 'a@example.com,O"Brien,B,JP\nb@example.com,Bo,Kim,US\n', ["a@example.com", "b@example.com"], {}),
-    ("formula_injection", HEADER + "a@example.com,=HYPERLINK(\"http://x\"),B,JP\n", ["a@example.com"], {}),
-    ("international_domain", HEADER + "a@Bücher.de,A,B,DE\n", ["a@xn--bcher-kva.de"], {}),
-]
-
-
 @pytest.mark.parametrize("name,text,good,bad", ROW_CASES, ids=[c[0] for c in ROW_CASES])
 def test_bad_rows_are_quarantined_and_good_rows_kept(con, tmp_path, name, text, good, bad):
     result = ingest_bytes(con, tmp_path, text.encode("utf-8"))
@@ -339,9 +310,10 @@ def test_a_non_ascii_local_part_is_kept_and_marked_as_needing_smtputf8(con, tmp_
     assert [sendable_address(email) == SMTPUTF8 for email, _ in marks] == [mark for _, mark in marks], "send agrees"
 
 
+@pytest.mark.integration
 def test_check_mx_quarantines_domains_that_cannot_receive_mail(con, tmp_path):
     from mailflow.tasks.core.dns import make_resolver
-    from tests.dnsstub import DnsStub
+    from tests.support.dnsstub import DnsStub
 
     zone = {"example.com": {"MX": ["10 mx.example.com."]}, "nullmx.example": {"MX": ["0 ."]},
             "aonly.example": {"A": ["127.0.0.1"]}, "nomail.example": {"TXT": ['"v=spf1 -all"']}}

@@ -13,7 +13,7 @@ from mailflow.tasks.compose.headers import encode_mailbox, encode_text
 from mailflow.tasks.compose.message import HeaderInjection, build_message
 from mailflow.tasks.compose.mime import Multipart, _short_lines, build_mime
 from mailflow.tasks.compose.tokens import BadToken, TokenSigner, _encode, campaign_digest
-from tests.conftest import rfc2047_display_name
+from tests.support.headers import rfc2047_display_name
 
 TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=300)
 

@@ -1,17 +1,21 @@
 """Direct-to-MX connections: opportunistic STARTTLS (RFC 7435) and a chosen sending IP."""
 
+import asyncio
 import ssl
+from dataclasses import replace
 
 import pytest
 
 from mailflow.settings import Relay
 from mailflow.tasks.deliver.client import PipeliningConnection
 from mailflow.tasks.deliver.transport import MxRoutes
-from mailflow.tasks.demo.receiver import Receiver
-from tests.test_smtpclient import HELO, certificate, good, key, send_all, server_tls  # noqa: F401 - fixtures
+from mailflow.tasks.demo.receiver import Receiver, free_port
+from mailflow.tasks.send.chunk import send_chunk
+from tests.support.campaign import SPEC, mx_settings, write_chunk
+from tests.support.dnsstub import DnsStub
+from tests.support.smtp import DELIVERED, HELO, good, key, send_all
 
 pytestmark = pytest.mark.integration
-DELIVERED = ("delivered", 250, "2.0.0")
 
 
 def test_opportunistic_tls_encrypts_when_offered_without_checking_the_certificate(server_tls):
@@ -37,6 +41,19 @@ def test_a_failed_opportunistic_handshake_goes_on_in_the_clear_at_once(server_tl
     assert [key(o) for o in outcomes] == [DELIVERED] * 2  # a new session in the clear, in the same send
     assert [(m.recipients, m.tls) for m in rx.received] == [(["reader0@example.com"], False),
                                                             (["reader1@example.com"], False)]
+
+
+def test_straight_to_mx_a_lone_recipient_whose_exchanger_fails_starttls_is_delivered_in_the_clear_at_once(tmp_path):
+    port = free_port("127.0.0.2")
+    zone = {"one.example": {"MX": ["10 mx.one.example."]}, "mx.one.example": {"A": ["127.0.0.2"]}}
+    broken = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)  # offers STARTTLS, no certificate
+    with DnsStub(zone) as dns, Receiver(record=True, host="127.0.0.2", port=port, tls_context=broken) as rx:
+        settings = mx_settings(tmp_path / "h", dns.port, port)
+        chunk = write_chunk(tmp_path / "c.parquet", ["a@one.example"])
+        counts = asyncio.run(send_chunk(settings, replace(SPEC, transport="mx"), chunk, lanes={}))
+    # Not deferred to a retry that would meet the same failed handshake with a new connection.
+    assert counts["delivered"] == 1
+    assert [(m.recipients, m.tls) for m in rx.received] == [(["a@one.example"], False)]
 
 
 def test_a_password_is_not_sent_where_tls_is_only_opportunistic():

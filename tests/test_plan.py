@@ -16,7 +16,7 @@ from mailflow.tasks.files.manifest import read_manifest
 from mailflow.tasks.ingest.ingest import IngestOptions, ingest_file
 from mailflow.tasks.plan.audience import plan
 from mailflow.tasks.plan.campaign import campaign_id_for, load_campaign
-from tests.conftest import write_csv
+from tests.support.inputs import write_csv
 
 CAMPAIGN = """name: {name}
 from: "News <news@example.com>"

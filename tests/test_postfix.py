@@ -15,14 +15,14 @@ from mailflow.tasks.compose.compose import Composer
 from mailflow.tasks.compose.dkim import DkimSigner
 from mailflow.tasks.compose.message import Envelope
 from mailflow.tasks.compose.render import CampaignTemplates
+from mailflow.tasks.compose.tokens import TokenSigner
+from mailflow.tasks.deliver.client import PipeliningConnection
 from mailflow.tasks.demo.receiver import Receiver
 from mailflow.tasks.plan.campaign import CampaignSpec, load_campaign
 from mailflow.tasks.send.chunk import composer_for
-from tests.reference_pool import deliver_all
-from mailflow.tasks.compose.tokens import TokenSigner
-from mailflow.tasks.deliver.client import PipeliningConnection
-from tests.postfix_instance import DOMAIN, RELAY_DOMAIN, WAIT, PostfixInstance, poll, unavailable
-from tests.test_dkim import DOMAIN as DKIM_DOMAIN, SELECTOR, pem, rsa_private, verify  # noqa: F401 - a fixture
+from tests.support.dkimkeys import DOMAIN as DKIM_DOMAIN, SELECTOR, pem, verify
+from tests.support.postfix_instance import DOMAIN, RELAY_DOMAIN, WAIT, PostfixInstance, poll, unavailable
+from tests.support.reference_pool import deliver_all
 
 pytestmark = pytest.mark.integration
 
@@ -75,7 +75,7 @@ def postfix(mx):
 
 
 @pytest.fixture(scope="module")
-def composers(tmp_path_factory, rsa_private):  # noqa: F811 - the fixture imported above
+def composers(tmp_path_factory, rsa_private):
     """The sample campaign as `mailflow send` composes it, and a campaign with a minified template."""
     home = tmp_path_factory.mktemp("home")
     settings = load_settings(overrides={

@@ -11,9 +11,8 @@ from mailflow.tasks.plan.audience import plan
 from mailflow.tasks.plan.campaign import CampaignSpec
 from mailflow.tasks.send.chunk import load_plan, send_chunk
 from mailflow.tasks.send.retry import deferred_chunks
-from tests.conftest import write_csv
-from tests.test_dispatch import final_records, settings_for
-from tests.test_send import SPEC, write_chunk
+from tests.support.inputs import write_csv
+from tests.support.campaign import SPEC, final_records, settings_for, write_chunk
 
 pytestmark = pytest.mark.integration
 BUSY = {"busy.example": Fault("RCPT", "451 4.3.0 Try again later")}

@@ -3,39 +3,26 @@
 import asyncio
 import json
 from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from email import message_from_string
 from email.policy import default
 
 import polars as pl
 import pytest
 
+from mailflow.errors import NeedsAttention
 from mailflow.settings import Relay, load_settings
 from mailflow.tasks.compose.message import Envelope
 from mailflow.tasks.deliver.smtp import outcome_of_reply
 from mailflow.tasks.demo.receiver import Receiver, free_port
 from mailflow.tasks.files.control import clear_stop, request_stop
-from mailflow.tasks.files.ledger import LedgerWriter, ledger_path, logged_subscribers
-from mailflow.tasks.plan.campaign import CampaignSpec
-from mailflow.tasks.send.chunk import preflight, send_chunk
-from tests.reference_pool import deliver_all
+from mailflow.tasks.files.ledger import LedgerWriter, ledger_path, ledger_state, logged_subscribers
+from mailflow.tasks.files.suppress import write_snapshot
+from mailflow.tasks.send.chunk import preflight, select_recipients, send_chunk
+from tests.support.campaign import SPEC, final_records, settings_for, write_chunk
+from tests.support.reference_pool import deliver_all
 
 pytestmark = pytest.mark.integration
-
-SPEC = CampaignSpec(name="News", campaign_id="news", from_addr="News <news@example.com>",
-                    subject="Hi {{ subscriber.first_name | default('there') }}", template="newsletter")
-
-
-def write_chunk(path, emails, chunk_id=0, names=None):
-    frame = pl.DataFrame({
-        "chunk_id": [chunk_id] * len(emails), "subscriber_id": list(range(1, len(emails) + 1)),
-        "variant": ["A"] * len(emails), "email": emails,
-        "first_name": names or [f"N{i}" for i in range(len(emails))], "last_name": [None] * len(emails),
-        "attributes": ['{"plan": "pro"}'] * len(emails),
-    }, schema_overrides={"chunk_id": pl.Int32, "subscriber_id": pl.Int64, "last_name": pl.String})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.write_parquet(path)
-    return path
-
 
 def ledger(settings, chunk_id=0, in_flight=False):
     """Final records (or with in_flight=True, the in-flight marks) of a chunk's ledger."""
@@ -122,6 +109,25 @@ def test_header_injection_fails_one_recipient_only(settings, receiver, tmp_path)
     assert len(receiver.received) == 1
 
 
+def test_any_error_while_rendering_one_recipient_fails_that_recipient_only(tmp_path):
+    n = 30
+    visits = ['{"visits": 3}'] * 25 + ['{"visits": "many"}'] + ['{"visits": 3}'] * 4  # the 26th makes a TypeError
+    frame = pl.DataFrame({"chunk_id": [0] * n, "subscriber_id": list(range(1, n + 1)), "variant": ["A"] * n,
+                          "email": [f"u{i}@example.com" for i in range(n)], "first_name": ["A"] * n,
+                          "last_name": [None] * n, "attributes": visits},
+                         schema_overrides={"chunk_id": pl.Int32, "subscriber_id": pl.Int64, "last_name": pl.String})
+    frame.write_parquet(tmp_path / "c.parquet")
+    spec = replace(SPEC, subject="Visit number {{ subscriber.visits + 1 }}")
+    with Receiver(record=True) as rx:
+        settings = settings_for(tmp_path / "h", f"127.0.0.1:{rx.port}")
+        counts = asyncio.run(send_chunk(settings, spec, tmp_path / "c.parquet"))
+    assert (counts["delivered"], counts["failed"]) == (29, 1)
+    assert len(rx.received) == 29
+    [failed] = [r for r in final_records(settings).values() if r["status"] == "failed"]
+    assert failed["subscriber_id"] == 26
+    assert "TypeError" in failed["detail"]
+
+
 def test_a_second_sender_of_the_same_chunk_is_refused(settings, tmp_path):
     from mailflow.errors import MailflowError
 
@@ -191,8 +197,6 @@ def test_a_non_ascii_recipient_goes_with_smtputf8_or_fails_alone_and_never_stops
 
 
 def test_the_dry_run_stops_for_a_template_error_not_for_an_address_no_relay_takes(home, tmp_path):
-    from mailflow.errors import NeedsAttention
-
     with Receiver(record=True) as rx:
         settings = relay_settings(home, rx.port)
         chunk = write_chunk(tmp_path / "c.parquet", ["a..b@example.com", "a@example.com"])
@@ -220,10 +224,6 @@ def test_an_error_while_feeding_fails_the_send_instead_of_hanging():
 
 
 def test_a_broken_relay_pauses_the_chunk_with_a_clear_message(settings, tmp_path):
-    from dataclasses import replace
-
-    from mailflow.errors import NeedsAttention
-
     dead = Relay("127.0.0.1", free_port())
     broken = replace(settings, smtp=replace(settings.smtp, pools={"default": replace(settings.pool("default"), relays=(dead,))}),
                      send=replace(settings.send, error_budget=5))
@@ -232,5 +232,34 @@ def test_a_broken_relay_pauses_the_chunk_with_a_clear_message(settings, tmp_path
         asyncio.run(send_chunk(broken, SPEC, chunk))
     finals = ledger(broken)
     assert {r["status"] for r in finals} == {"deferred"} and 5 <= len(finals) < 60, "the rest are left for the next run"
-    logged = logged_subscribers(ledger_path(broken.home, "news", 0))
-    assert "in_flight" not in logged.values(), "those on the wire when the send paused got their outcome logged"
+    state = ledger_state(ledger_path(broken.home, "news", 0))
+    assert "in_flight" not in {s.status for s in state.values()}, "those on the wire when the send paused got their outcome logged"
+    # So none is left in doubt: the next run sends the unlogged ones, a retry once due the deferred ones.
+    frame = pl.read_parquet(chunk)
+    now = datetime.now(timezone.utc)
+    unsent, _, _, counts = select_recipients(frame, state, broken, False, now)
+    deferred, _, _, _ = select_recipients(frame, state, broken, True, now + timedelta(days=1))
+    assert counts["in_doubt"] == 0
+    assert sorted(r["subscriber_id"] for r in unsent + deferred) == list(range(1, 61))
+
+
+def test_suppressed_recipients_between_failures_do_not_keep_a_dead_relay_from_pausing_the_chunk(tmp_path):
+    settings = settings_for(tmp_path / "h", f"127.0.0.1:{free_port()}", error_budget=20)
+    emails = [f"u{i}@example.com" for i in range(200)]
+    # One in ten suppressed since planning: were they to reset the count, it would never reach 20.
+    write_snapshot(settings.home, pl.DataFrame({"email": emails[::10], "cause": ["unsubscribed"] * 20}))
+    with pytest.raises(NeedsAttention, match="paused: 20 recipients in a row failed"):
+        asyncio.run(send_chunk(settings, SPEC, write_chunk(tmp_path / "c.parquet", emails)))
+    assert "suppressed" in {r["status"] for r in final_records(settings).values()}
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_a_relay_refusing_the_sender_defers_and_pauses_the_send_and_bounces_no_one(tmp_path):
+    with Receiver(record=True, auth={"user": "pw"}) as rx:  # no credentials configured for this relay
+        settings = settings_for(tmp_path / "h", f"127.0.0.1:{rx.port}", error_budget=5)
+        chunk = write_chunk(tmp_path / "c.parquet", [f"u{i}@example.com" for i in range(30)])
+        with pytest.raises(NeedsAttention, match="relay refused the sender"):
+            asyncio.run(send_chunk(settings, SPEC, chunk))
+    records = final_records(settings).values()
+    assert {(r["status"], r["kind"], r["smtp_code"]) for r in records} == {("deferred", "soft", 530)}
+    assert rx.received == []

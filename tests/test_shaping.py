@@ -1,4 +1,4 @@
-"""Shaping inside a sender: token buckets, the batched global gate, relay choice and rotation."""
+"""Shaping inside a sender: token buckets, the batched global gate, relay choice and rotation, the cap on open sessions."""
 
 import asyncio
 import random
@@ -8,6 +8,7 @@ import pytest
 
 from mailflow.providers import DEFAULT_LIMITS, provider_of
 from mailflow.settings import Relay
+from mailflow.tasks.deliver.dispatch import Connections
 from mailflow.tasks.deliver.shaping import GlobalGate, ProviderLane, RelayChooser, TokenBucket, is_throttle
 
 
@@ -116,3 +117,32 @@ def test_when_every_relay_is_out_the_one_back_soonest_is_used():
     clock.now += 10
     chooser.failed(RELAYS[0])
     assert chooser.in_rotation() == [] and chooser.pick("x.example") == RELAYS[1]
+
+
+def test_sessions_over_many_exchangers_stay_under_the_process_total_idle_ones_included():
+    count = Counter()  # sessions open now, and the most ever open at once
+
+    class Session:
+        def __init__(self, relay, max_messages):
+            count["open"] += 1
+            count["peak"] = max(count["peak"], count["open"])
+
+        async def send(self, envelope):
+            await asyncio.sleep(0)
+
+        async def close(self):
+            count["open"] -= 1
+
+    connections = Connections(Session, cap=4, total=4)
+
+    async def one(i):
+        async with connections.checkout(Relay(f"127.0.1.{i % 60 + 1}", 25), 100) as conn:
+            await conn.send(None)
+
+    async def main():
+        await asyncio.gather(*(one(i) for i in range(300)))
+        await connections.close()
+
+    asyncio.run(main())
+    assert count["peak"] == 4, "the oldest idle session is closed to make room"
+    assert count["open"] == 0

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
-import ssl
 
 import pytest
 from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
@@ -15,39 +12,16 @@ from hypothesis import strategies as st
 from mailflow.settings import Relay
 from mailflow.tasks.compose.message import Envelope, build_message
 from mailflow.tasks.compose.mime import CrlfMessage
+from mailflow.tasks.deliver.client import PipeliningConnection
+from mailflow.tasks.deliver.client import wire_data
 from mailflow.tasks.deliver.smtp import Outcome, SmtpConnection
 from mailflow.tasks.demo.receiver import USER_UNKNOWN, Fault, Receiver
-from tests.reference_pool import deliver_all
-from mailflow.tasks.deliver.client import PipeliningConnection, wire_data
+from tests.support.reference_pool import deliver_all
+from tests.support.smtp import DELIVERED, HELO, SENDER, good, key, message, send_all
 
 pytestmark = pytest.mark.integration
 
-HELO = "mailer.example.com"
-SENDER = "news@example.com"
-DELIVERED = ("delivered", 250, "2.0.0")
 TROUBLE = ("deferred", None, None)  # connection trouble: no SMTP code
-
-
-def message(subject: str, body: bytes = b"Hello.\r\n") -> bytes:
-    return b"From: News <news@example.com>\r\nSubject: " + subject.encode() + b"\r\n\r\n" + body
-
-
-def good(n: int) -> Envelope:
-    return Envelope(SENDER, f"reader{n}@example.com", message(f"good {n}"))
-
-
-def key(outcome: Outcome) -> tuple:
-    return (outcome.status, outcome.smtp_code, outcome.enhanced_status)
-
-
-def send_all(connection, envelopes) -> list[Outcome]:
-    async def run() -> list[Outcome]:
-        try:
-            return [await connection.send(e) for e in envelopes]
-        finally:
-            await connection.close()
-
-    return asyncio.run(asyncio.wait_for(run(), 60))
 
 
 def relay(rx: Receiver, **options) -> Relay:
@@ -340,51 +314,7 @@ def test_deliver_all_takes_a_connection_factory():
     assert [m.pipelined for m in rx.received] == [True] * 40 + [False] * 40, "only the factory's connections pipeline"
 
 
-# --- TLS, with a self-signed certificate made for 127.0.0.1 ---------------------------------
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory):
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    key_ = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key_.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(key_, hashes.SHA256())
-    )
-    folder = tmp_path_factory.mktemp("tls")
-    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (folder / "key.pem").write_bytes(key_.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                        serialization.NoEncryption()))
-    return folder / "cert.pem", folder / "key.pem"
-
-
-@pytest.fixture
-def server_tls(certificate) -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(*certificate)
-    return context
-
-
-@pytest.fixture
-def client_tls(certificate) -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=str(certificate[0]))
-
-
-@pytest.fixture
-def trusted(certificate, monkeypatch):
-    """Default contexts (aiosmtplib's, and ours in production) trust the test certificate."""
-    monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
+# --- TLS, with the self-signed certificate of conftest.py ----------------------------------
 
 
 def test_starttls_then_auth(server_tls, client_tls, trusted):

@@ -1,0 +1,1 @@
+"""Shared test builders and fakes: tests import from here, never from one another."""
