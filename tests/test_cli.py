@@ -289,3 +289,17 @@ def test_hostile_ingest_input_exits_2_with_one_line(tmp_path, name, content, opt
     out = run("--home", str(tmp_path / "h"), "ingest", *options, str(path))
     assert out.returncode == 2, out.stderr
     assert needle in out.stderr and out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+
+
+@pytest.mark.integration
+def test_after_the_demo_every_table_and_view_in_the_warehouse_can_be_queried(demo_run):
+    import duckdb
+
+    with duckdb.connect(str(demo_run.home / "mailflow.duckdb"), read_only=True) as con:
+        relations = con.execute("SELECT table_name, table_type FROM information_schema.tables "
+                                "WHERE table_schema = 'main' ORDER BY 1").fetchall()
+        names = {name for name, _ in relations}
+        assert {"subscribers", "quarantine", "campaign_recipients", "deliveries", "campaign_stats"} <= names
+        assert not {n for n in names if n.startswith("input_") or n == "campaign_condition"}, "staging views left"
+        for name, _ in relations:  # a view over a deleted file fails here
+            con.execute(f'SELECT * FROM "{name}" LIMIT 1').fetchall()

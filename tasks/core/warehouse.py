@@ -91,27 +91,13 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
 
 @contextmanager
-def inputs(con: duckdb.DuckDBPyConnection, **frames: pl.DataFrame) -> Iterator[None]:
-    """Frames visible to named queries under their INPUT_SCHEMAS names for the block."""
-    for name, frame in frames.items():
-        assert name in INPUT_SCHEMAS, f"{name} is not a declared input relation"
-        con.register(name, frame)
-    try:
-        yield
-    finally:
-        for name in frames:
-            con.unregister(name)
-
-
-@contextmanager
-def views(con: duckdb.DuckDBPyConnection, **relations: duckdb.DuckDBPyRelation | pl.DataFrame) -> Iterator[None]:
-    """Relations (e.g. over staged Parquet files) or frames, visible to named queries under their input names."""
+def inputs(con: duckdb.DuckDBPyConnection, **relations: pl.DataFrame | duckdb.DuckDBPyRelation) -> Iterator[None]:
+    """Frames or relations (e.g. over staged Parquet files) visible to named queries under their
+    INPUT_SCHEMAS names for the block: registered as temporary views, so nothing of them stays
+    in the warehouse (a relation's own `create_view` would make a lasting one)."""
     for name, relation in relations.items():
         assert name in INPUT_SCHEMAS, f"{name} is not a declared input relation"
-        if isinstance(relation, pl.DataFrame):
-            con.register(name, relation)
-        else:
-            relation.create_view(name, replace=True)
+        con.register(name, relation)
     try:
         yield
     finally:

@@ -19,7 +19,7 @@ from mailflow.tasks.aggregate.report import markdown_table
 from mailflow.tasks.core.checks import failing_checks
 from mailflow.tasks.core.rules import load_rules
 from mailflow.tasks.core.sqlfiles import q
-from mailflow.tasks.core.warehouse import empty_input, transaction, views
+from mailflow.tasks.core.warehouse import empty_input, inputs, transaction
 from mailflow.tasks.ingest.bounds import RAW_LIMIT
 from mailflow.tasks.ingest.expectations import SUITE, write_result
 from mailflow.tasks.ingest.normalise import rename_columns
@@ -139,7 +139,7 @@ def _load_staging(con, path: Path, sha: str, batch_id: str, options: IngestOptio
     good = con.read_parquet(staged.good) if staged.good else empty_input("input_subscribers")
     bad = con.read_parquet(staged.bad) if staged.bad else empty_input("input_quarantine")
     source = str(path)
-    with views(con, input_subscribers=good, input_quarantine=bad), transaction(con):
+    with inputs(con, input_subscribers=good, input_quarantine=bad), transaction(con):
         if options.list_name:
             con.execute(q("ensure_list"), {"name": options.list_name})
         con.execute(q("stage_subscriber_changes"), {"allow_resubscribe": options.allow_resubscribe})

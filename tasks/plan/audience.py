@@ -10,7 +10,7 @@ import duckdb
 
 from mailflow.errors import MailflowError
 from mailflow.tasks.core.sqlfiles import q
-from mailflow.tasks.core.warehouse import transaction, views
+from mailflow.tasks.core.warehouse import inputs, transaction
 from mailflow.tasks.files.atomic import atomic_write
 from mailflow.tasks.files.manifest import MANIFEST, campaign_dir, read_manifest, write_manifest
 from mailflow.tasks.files.suppress import write_snapshot
@@ -43,7 +43,7 @@ def freeze_audience(con: duckdb.DuckDBPyConnection, spec: CampaignSpec, chunk_si
     condition = matching(con, spec.where or "TRUE", "campaign field 'where'")
     params = {"campaign_id": spec.campaign_id}
     try:
-        with transaction(con), views(con, campaign_condition=condition):
+        with transaction(con), inputs(con, campaign_condition=condition):
             con.execute(q("insert_campaign"), params | {"name": spec.name, "spec": json.dumps(spec.as_dict())})
             con.execute(q("freeze_audience"), params | {"chunk_size": chunk_size, "lists": list(spec.lists)})
             con.execute(q("set_campaign_audience"), params)
