@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from mailflow.errors import MailflowError
 from mailflow.providers import DEFAULT_LIMITS, ProviderLimits

@@ -10,8 +10,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from mailflow.tasks.bounces.classify import (KINDS, REASONS, Verdict, classify_reply, classify_text, extract_status,
-                                             suppresses_at_once)
+from mailflow.tasks.bounces.classify import KINDS, REASONS, Verdict, classify_reply, classify_text, extract_status, suppresses_at_once
 
 # A copy kept in the repository, with its licence and README, so any clone runs these tests.
 CORPUS = Path(__file__).parent / "data" / "bounces-crisp"

@@ -23,7 +23,7 @@ def same(data: bytes, delimiter=","):
 
 
 def test_every_bad_input_case_parses_the_same_both_ways():
-    for name, text, _, _ in ROW_CASES:
+    for _name, text, _, _ in ROW_CASES:
         body = text.split("\n", 1)[1] if "\n" in text else ""
         same(body.encode("utf-8"))
 

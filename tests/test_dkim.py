@@ -12,14 +12,13 @@ from email.utils import formatdate, make_msgid
 import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from dkim.canonicalization import Relaxed
 from dkim.util import parse_tag_value
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from mailflow.tasks.compose.dkim import (DEFAULT_HEADERS, ED25519_SHA256, RSA_SHA256, DkimSigner, dns_record, load_key,
-                                         relaxed_body)
+from mailflow.tasks.compose.dkim import DEFAULT_HEADERS, ED25519_SHA256, RSA_SHA256, DkimSigner, dns_record, load_key, relaxed_body
 from tests.support.dkimkeys import DOMAIN, HEADERS, SELECTOR, pem, signature_tags, verify
 
 pytestmark = pytest.mark.usefixtures("ed25519_verification")

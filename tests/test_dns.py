@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import dns.asyncresolver
 import pytest
@@ -14,7 +14,7 @@ from tests.support.dnsstub import DnsStub
 
 pytestmark = pytest.mark.integration
 
-NOW = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 ZONE = {
     "example.com": {"MX": ["20 mx2.example.com.", "10 mx1.example.com."], "TTL": 3600},
     "nullmx.example": {"MX": ["0 ."], "TTL": 7200},

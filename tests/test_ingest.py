@@ -3,8 +3,8 @@
 import gzip
 import hashlib
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from datetime import datetime, timedelta, timezone
 
 import polars as pl
 import pytest
@@ -113,7 +113,7 @@ def test_import_can_unsubscribe_but_never_resubscribe_without_consent(con, tmp_p
     stale = ingest_file(con, write_csv(tmp_path / "d.csv", CONSENT + "a@example.com,active,2020-01-02,crm,\n"),
                         IngestOptions(allow_resubscribe=True))
     assert stale.resubscribes_refused == 1, "consent older than the unsubscribe does not count"
-    later = (datetime.now(timezone.utc) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    later = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     fresh = f"a@example.com,active,{later},crm,confirmed\n"
     ingest_file(con, write_csv(tmp_path / "e.csv", CONSENT + fresh), IngestOptions(allow_resubscribe=True))
     assert con.execute("SELECT status FROM subscribers").fetchone()[0] == "active"
@@ -190,7 +190,7 @@ def test_bad_rows_are_quarantined_and_good_rows_kept(con, tmp_path, name, text, 
     assert emails(con) == sorted(good)
     rows = quarantine(con)
     assert {line: rule for line, rule, _, _ in rows} == bad
-    for line, rule, reason, raw in rows:
+    for _line, rule, reason, raw in rows:
         assert reason.startswith(rule) and raw, "every quarantined row keeps its reason and original text"
 
 

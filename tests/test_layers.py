@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 # move_map: skip (the examples below import old module names on purpose)
-
 import ast
 from pathlib import Path
 

@@ -12,8 +12,19 @@ from mailflow.tasks.compose.message import Envelope
 from mailflow.tasks.core.dns import make_resolver
 from mailflow.tasks.deliver.client import PipeliningConnection
 from mailflow.tasks.deliver.dispatch import Connections, Dispatcher
-from mailflow.tasks.deliver.mx import (DOMAIN_UNKNOWN, MAX_TTL, MIN_TTL, NULL_MX, POLICY, TEMPORARY, TEMPORARY_TTL,
-                                       MxHost, MxRouter, Route, RouteError)
+from mailflow.tasks.deliver.mx import (
+    DOMAIN_UNKNOWN,
+    MAX_TTL,
+    MIN_TTL,
+    NULL_MX,
+    POLICY,
+    TEMPORARY,
+    TEMPORARY_TTL,
+    MxHost,
+    MxRouter,
+    Route,
+    RouteError,
+)
 from mailflow.tasks.deliver.shaping import GlobalGate
 from mailflow.tasks.deliver.smtp import Outcome
 from mailflow.tasks.deliver.transport import MxRoutes

@@ -1,14 +1,13 @@
 """Properties of normalisation: idempotent, canonical, nothing invented."""
 
 import unicodedata
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import polars as pl
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from mailflow.tasks.ingest.normalise import (CASELESS_PROVIDERS, Mapping_, canonical_email, idna_domains, normalise,
-                                             parse_timestamp)
+from mailflow.tasks.ingest.normalise import CASELESS_PROVIDERS, Mapping_, canonical_email, idna_domains, normalise, parse_timestamp
 from mailflow.tasks.ingest.readers import header_names
 
 LOCAL = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=12)
@@ -62,7 +61,7 @@ def test_repeated_header_names_are_numbered_not_grown():
     assert len(set(names)) == 1_000 and max(map(len, names)) == len("name_1000")
 
 
-@given(st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(timezone.utc)))
+@given(st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)))
 def test_iso_timestamps_parse_back(moment):
     moment = moment.replace(microsecond=0)
     for text in (moment.isoformat(), moment.strftime("%Y-%m-%dT%H:%M:%SZ"), moment.strftime("%Y-%m-%d %H:%M:%S")):

@@ -20,7 +20,8 @@ from mailflow.tasks.deliver.client import PipeliningConnection
 from mailflow.tasks.demo.receiver import Receiver
 from mailflow.tasks.plan.campaign import CampaignSpec, load_campaign
 from mailflow.tasks.send.chunk import composer_for
-from tests.support.dkimkeys import DOMAIN as DKIM_DOMAIN, SELECTOR, pem, verify
+from tests.support.dkimkeys import DOMAIN as DKIM_DOMAIN
+from tests.support.dkimkeys import SELECTOR, pem, verify
 from tests.support.postfix_instance import DOMAIN, RELAY_DOMAIN, WAIT, PostfixInstance, poll, unavailable
 from tests.support.reference_pool import deliver_all
 

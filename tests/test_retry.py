@@ -1,7 +1,7 @@
 """Deferred recipients: exponential back-off, retry when due, give up after send.give_up_after."""
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -11,8 +11,8 @@ from mailflow.tasks.plan.audience import plan
 from mailflow.tasks.plan.campaign import CampaignSpec
 from mailflow.tasks.send.chunk import load_plan, send_chunk
 from mailflow.tasks.send.retry import deferred_chunks
-from tests.support.inputs import write_csv
 from tests.support.campaign import SPEC, final_records, settings_for, write_chunk
+from tests.support.inputs import write_csv
 
 pytestmark = pytest.mark.integration
 BUSY = {"busy.example": Fault("RCPT", "451 4.3.0 Try again later")}
@@ -26,7 +26,7 @@ def test_deferred_backs_off_exponentially_and_is_retried_when_due(tmp_path):
     chunk = write_chunk(tmp_path / "c.parquet", ["a@busy.example", "b@example.com"])
     with Receiver(record=True, faults=BUSY) as rx:
         settings = settings_for(tmp_path / "h", f"127.0.0.1:{rx.port}", retry_first=600, retry_max_interval=3600)
-        start = datetime.now(timezone.utc)
+        start = datetime.now(UTC)
         assert run(settings, chunk)["deferred"] == 1
         first = final_records(settings)[1]
         due = datetime.fromisoformat(first["retry_at"])
@@ -36,11 +36,11 @@ def test_deferred_backs_off_exponentially_and_is_retried_when_due(tmp_path):
         assert run(settings, chunk, retry=True, now=later)["deferred"] == 1  # still busy: attempt 2
         second = final_records(settings)[1]
         assert second["attempt"] == 2
-        gap = datetime.fromisoformat(second["retry_at"]) - datetime.now(timezone.utc)
+        gap = datetime.fromisoformat(second["retry_at"]) - datetime.now(UTC)
         assert timedelta(seconds=1150) < gap <= timedelta(seconds=1200)  # doubled
     with Receiver(record=True) as rx:  # the domain accepts mail again
         settings = settings_for(tmp_path / "h", f"127.0.0.1:{rx.port}")
-        counts = run(settings, chunk, retry=True, now=datetime.now(timezone.utc) + timedelta(hours=2))
+        counts = run(settings, chunk, retry=True, now=datetime.now(UTC) + timedelta(hours=2))
         assert counts == {"not_due": 0, "delivered": 1}
         assert [r for m in rx.received for r in m.recipients] == ["a@busy.example"]  # b was not sent again
     final = final_records(settings)[1]
@@ -52,7 +52,7 @@ def test_deferred_too_long_is_given_up_as_an_expired_soft_bounce(tmp_path):
     with Receiver(record=True, faults=BUSY) as rx:
         settings = settings_for(tmp_path / "h", f"127.0.0.1:{rx.port}", give_up_after=3600)
         run(settings, chunk)
-        counts = run(settings, chunk, retry=True, now=datetime.now(timezone.utc) + timedelta(hours=2))
+        counts = run(settings, chunk, retry=True, now=datetime.now(UTC) + timedelta(hours=2))
         assert len(rx.received) == 0
     assert counts["bounced"] == 1
     record = final_records(settings)[1]

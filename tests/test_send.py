@@ -3,7 +3,7 @@
 import asyncio
 import json
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email import message_from_string
 from email.policy import default
 
@@ -236,7 +236,7 @@ def test_a_broken_relay_pauses_the_chunk_with_a_clear_message(settings, tmp_path
     assert "in_flight" not in {s.status for s in state.values()}, "those on the wire when the send paused got their outcome logged"
     # So none is left in doubt: the next run sends the unlogged ones, a retry once due the deferred ones.
     frame = pl.read_parquet(chunk)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     unsent, _, _, counts = select_recipients(frame, state, broken, False, now)
     deferred, _, _, _ = select_recipients(frame, state, broken, True, now + timedelta(days=1))
     assert counts["in_doubt"] == 0

@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 from mailflow.settings import Relay
 from mailflow.tasks.compose.message import Envelope, build_message
 from mailflow.tasks.compose.mime import CrlfMessage
-from mailflow.tasks.deliver.client import PipeliningConnection
-from mailflow.tasks.deliver.client import wire_data
+from mailflow.tasks.deliver.client import PipeliningConnection, wire_data
 from mailflow.tasks.deliver.smtp import Outcome, SmtpConnection
 from mailflow.tasks.demo.receiver import USER_UNKNOWN, Fault, Receiver
 from tests.support.reference_pool import deliver_all

@@ -5,8 +5,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from mailflow.tasks.bounces.rules import (BASIC_FALLBACK, DETAIL_FALLBACK, SENDER_RULES, STRICT_CODES, SUBJECT_FALLBACK,
-                                          TEMPORARY_POLICY, TEXT_RULES)
+from mailflow.tasks.bounces.rules import (
+    BASIC_FALLBACK,
+    DETAIL_FALLBACK,
+    SENDER_RULES,
+    STRICT_CODES,
+    SUBJECT_FALLBACK,
+    TEMPORARY_POLICY,
+    TEXT_RULES,
+)
 
 KINDS = ("hard", "soft", "complaint", "auto_reply", "delivered", "not_bounce")
 REASONS = ("user_unknown", "domain_unknown", "moved", "mailbox_full", "mailbox_disabled", "message_too_large",

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from email.utils import format_datetime, parseaddr
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any
 
 from mailflow.tasks.compose.headers import check, encode_list, encode_mailbox, encode_text
 from mailflow.tasks.compose.message import Envelope, HeaderInjection
@@ -98,5 +99,5 @@ class Composer:
     def _now(self) -> str:
         second = int(time.time())
         if second != self._date_second:
-            self._date_second, self._date = second, format_datetime(datetime.fromtimestamp(second, timezone.utc))
+            self._date_second, self._date = second, format_datetime(datetime.fromtimestamp(second, UTC))
         return self._date

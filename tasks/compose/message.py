@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, getaddresses, make_msgid, parseaddr
-from datetime import datetime, timezone
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -48,7 +48,7 @@ def build_message(
     msg["From"] = Address(display_name=sender_name, addr_spec=sender_email)
     msg["To"] = Address(display_name=safe("To", to_name or ""), addr_spec=safe("To", to_email))
     msg["Subject"] = safe("Subject", subject)
-    msg["Date"] = format_datetime(datetime.now(timezone.utc))
+    msg["Date"] = format_datetime(datetime.now(UTC))
     msg["Message-ID"] = make_msgid(domain=sender_email.rpartition("@")[2])
     if reply_to:
         msg["Reply-To"] = ", ".join(a for _, a in getaddresses([safe("Reply-To", reply_to)]))

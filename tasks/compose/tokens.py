@@ -80,7 +80,7 @@ class TokenSigner:
         """A redirect's signature: HMAC-SHA256 over a click token (campaign and recipient), a NUL and
         the UTF-8 URL; its first 96 bits in lower-case hex (24 characters)."""
         mac = self._link_mac.copy()
-        mac.update(f"{token}\0{url}".encode("utf-8"))
+        mac.update(f"{token}\0{url}".encode())
         return mac.digest()[:_LINK_MAC_BYTES].hex()
 
     def verify_link(self, token: str, url: str, signature: str) -> SendRef:

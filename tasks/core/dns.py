@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import dns.asyncresolver
 import dns.exception
@@ -126,7 +126,7 @@ def check_domains(con: duckdb.DuckDBPyConnection, domains: Iterable[str],
     Errors are returned but not cached: they are not the domain's fault, so the next run asks again.
     Runs its own event loop (asyncio.run): call it from synchronous code.
     """
-    now = datetime.now(timezone.utc) if now is None else _utc(now)
+    now = datetime.now(UTC) if now is None else _utc(now)
     given = {domain: normalise_domain(domain) for domain in domains}
     distinct = list(dict.fromkeys(given.values()))
     if not distinct:
@@ -165,4 +165,4 @@ def cache_for(ttl: int) -> timedelta:
 
 def _utc(moment: datetime) -> datetime:
     """A naive datetime is taken to be UTC, as everything in the warehouse is."""
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment

@@ -10,7 +10,6 @@ import polars as pl
 from mailflow.errors import MailflowError
 from mailflow.tasks.core.sqlfiles import q
 
-
 PROBE = "someone@example.com"  # an address to run a new regex rule over
 
 

@@ -12,8 +12,7 @@ from typing import NamedTuple
 from mailflow.settings import Relay
 from mailflow.tasks.compose.message import Envelope
 from mailflow.tasks.compose.mime import CrlfMessage
-from mailflow.tasks.deliver.smtp import (ADDRESS, Outcome, outcome_of_error, outcome_of_mail_refusal, outcome_of_reply,
-                                         outcome_of_session_refusal)
+from mailflow.tasks.deliver.smtp import ADDRESS, Outcome, outcome_of_error, outcome_of_mail_refusal, outcome_of_reply, outcome_of_session_refusal
 
 # Bare CR and LF become CRLF, as aiosmtplib does: a bare LF before a dot is how SMTP smuggling
 # ends a message early on servers that accept it, and RFC 5321 forbids sending them anyway.

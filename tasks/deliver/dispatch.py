@@ -24,6 +24,7 @@ from mailflow.tasks.compose.message import Envelope
 from mailflow.tasks.deliver.shaping import GlobalGate, ProviderLane, RelayChooser, is_throttle
 from mailflow.tasks.deliver.smtp import Outcome, Transport
 
+
 def never_sent(outcome: Outcome) -> bool:
     """A deferral from a destination that was never reached, refused the session or refused the
     sender: the client says no byte of the message left, so another destination may be tried

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from dataclasses import dataclass, replace
 from typing import Protocol
@@ -130,7 +129,7 @@ class SmtpConnection:
             if exc.code in (421,):  # the server is closing the connection
                 await self.close()
             return outcome_of_reply(exc.code, exc.message)
-        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             await self.close()
             return outcome_of_error(exc)
         except Exception as exc:  # noqa: BLE001 - any other failure must still give this recipient an outcome
@@ -142,5 +141,5 @@ class SmtpConnection:
         if smtp is not None and smtp.is_connected:
             try:
                 await smtp.quit()
-            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+            except (TimeoutError, aiosmtplib.SMTPException, OSError):
                 smtp.close()

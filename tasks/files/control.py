@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
@@ -28,7 +28,7 @@ def request_stop(home: Path, campaign_id: str, reason: str) -> None:
     """
     path = stop_path(home, campaign_id)
     path.parent.mkdir(parents=True, exist_ok=True)
-    request = {"reason": reason, "pid": os.getpid(), "at": datetime.now(timezone.utc).isoformat()}
+    request = {"reason": reason, "pid": os.getpid(), "at": datetime.now(UTC).isoformat()}
     atomic_write(path, lambda p: p.write_text(json.dumps(request)))
 
 

@@ -6,7 +6,7 @@ import fcntl
 import json
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from mailflow.errors import MailflowError
@@ -109,7 +109,7 @@ class LedgerWriter:
         """Write one record through to the OS at once (a killed process loses nothing written);
         fsync, which also survives a power cut, runs once per batch."""
         self._seq += 1
-        row = record.__dict__ | {"logged_at": datetime.now(timezone.utc).isoformat(), "seq": self._seq}
+        row = record.__dict__ | {"logged_at": datetime.now(UTC).isoformat(), "seq": self._seq}
         self._fh.write(json.dumps(row, separators=(",", ":")).encode() + b"\n")
         self._fh.flush()
         self._pending += 1

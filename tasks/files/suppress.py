@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -53,7 +53,7 @@ class SuppressionLog:
     def append(self, email: str, cause: str, source: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         line = {"email": email, "cause": cause, "source": source,
-                "at": datetime.now(timezone.utc).isoformat()}
+                "at": datetime.now(UTC).isoformat()}
         with self.path.open("ab") as fh:  # whole line in one write: readers never see half of it
             fh.write(json.dumps(line, separators=(",", ":")).encode() + b"\n")
 

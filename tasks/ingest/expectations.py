@@ -6,7 +6,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 
@@ -15,7 +15,7 @@ import polars as pl
 SUITE = "subscribers"
 STATUSES = ["active", "unsubscribed", "bounced", "complained"]
 DOUBLE_OPT_IN = ["confirmed", "pending", "none"]
-EARLIEST_CONSENT = datetime(1990, 1, 1, tzinfo=timezone.utc)
+EARLIEST_CONSENT = datetime(1990, 1, 1, tzinfo=UTC)
 CHECKED_COLUMNS = ["email", "status", "double_opt_in", "opted_in_at"]
 
 
@@ -77,7 +77,7 @@ def validate(frame: pl.DataFrame, now: datetime | None = None) -> Validation:
     """Run the suite on the batch; failing rows come back with the rule they broke."""
     import great_expectations as gx
 
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     pairs = suite(now)
     context, batch_definition = _batch_definition()
     gx_suite = gx.ExpectationSuite(name=SUITE, expectations=[expectation for expectation, _ in pairs])

@@ -9,7 +9,7 @@ import time
 import uuid
 import zlib
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -95,7 +95,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, options: IngestOptio
     previous = con.execute(q("find_batch"), {"sha": sha, "list_name": options.list_name}).fetchone()
     if previous:
         return _already_ingested(con, previous[0], str(path))
-    batch_id, now = uuid.uuid4().hex, datetime.now(timezone.utc)
+    batch_id, now = uuid.uuid4().hex, datetime.now(UTC)
     staging = Path(tempfile.mkdtemp(prefix=f"ingest-{batch_id[:8]}-", dir=_staging_root(home)))
     try:
         staged = _screen_to_staging(con, path, options, staging, now, resolver)

@@ -13,8 +13,17 @@ import polars as pl
 
 from mailflow.errors import MailflowError
 from mailflow.tasks.ingest import structured
-from mailflow.tasks.ingest.bounds import (MAX_RECORD_BYTES, LongRecord, check_width, long_record, open_binary,
-                                          representatives, skip_long_record, text_encoding, too_long_reason)
+from mailflow.tasks.ingest.bounds import (
+    MAX_RECORD_BYTES,
+    LongRecord,
+    check_width,
+    long_record,
+    open_binary,
+    representatives,
+    skip_long_record,
+    text_encoding,
+    too_long_reason,
+)
 from mailflow.tasks.ingest.csvscan import Region, parse_region, record_ends, split_at_last_record
 from mailflow.tasks.ingest.rows import Batch, Rejected, header_names
 

@@ -13,8 +13,16 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from mailflow.errors import MailflowError
-from mailflow.tasks.ingest.bounds import (MAX_COLUMNS, MAX_RECORD_BYTES, LongRecord, check_width, long_record,
-                                          representatives, skip_long_record, too_long_reason)
+from mailflow.tasks.ingest.bounds import (
+    MAX_COLUMNS,
+    MAX_RECORD_BYTES,
+    LongRecord,
+    check_width,
+    long_record,
+    representatives,
+    skip_long_record,
+    too_long_reason,
+)
 from mailflow.tasks.ingest.rows import BATCH_ROWS, Batch, Rejected, header_names
 
 READ_STEP = 1 << 20
@@ -146,9 +154,9 @@ def ndjson(path: Path, fh, to_utf8, batch_bytes: int):
                     text = line.decode("utf-8")
                 except UnicodeDecodeError:
                     lossy = line.decode("utf-8", "replace")
-                    records.add(number, line, lambda: lossy, lambda: (None, NOT_UTF8))
+                    records.add(number, line, lambda: lossy, lambda: (None, NOT_UTF8))  # noqa: B023 - add() calls them at once
                 else:
-                    records.add(number, line, lambda: text, lambda: _parse(text))
+                    records.add(number, line, lambda: text, lambda: _parse(text))  # noqa: B023 - add() calls them at once
                 if records.full(batch_bytes):
                     yield records.batch()
                     records = _Records(path)
@@ -163,7 +171,7 @@ def json_array(path: Path, fh, to_utf8, batch_bytes: int):
         records = _Records(path)
         with fh:
             for number, value, raw in _elements(path, _reader(fh, to_utf8)):
-                records.add(number, raw, lambda: raw, lambda: (value, None))
+                records.add(number, raw, lambda: raw, lambda: (value, None))  # noqa: B023 - add() calls them at once
                 if records.full(batch_bytes):
                     yield records.batch()
                     records = _Records(path)

@@ -6,7 +6,7 @@ import json
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -26,8 +26,7 @@ from mailflow.tasks.deliver.smtp import ADDRESS, Outcome
 from mailflow.tasks.deliver.transport import MX, dispatcher_for
 from mailflow.tasks.files.atomic import atomic_write
 from mailflow.tasks.files.control import stop_requested
-from mailflow.tasks.files.ledger import (IN_FLIGHT, ChunkBusy, LedgerRecord, LedgerWriter, RecipientState, ledger_path,
-                                         ledger_state)
+from mailflow.tasks.files.ledger import IN_FLIGHT, ChunkBusy, LedgerRecord, LedgerWriter, RecipientState, ledger_path, ledger_state
 from mailflow.tasks.files.manifest import campaign_dir, read_manifest
 from mailflow.tasks.files.suppress import SuppressionCheck, SuppressionLog
 from mailflow.tasks.plan.campaign import CampaignSpec
@@ -104,7 +103,7 @@ async def send_chunk(settings: Settings, spec: CampaignSpec, chunk: Path, *, ret
 
     if stopped():  # a chunk that would start after the stop request leaves its ledger alone
         return {}
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     frame = pl.read_parquet(chunk)
     chunk_id = int(frame["chunk_id"][0]) if frame.height else -1
     path = ledger_path(settings.home, spec.campaign_id, chunk_id)
@@ -195,9 +194,9 @@ class Logger:
             kind, reason = classify(outcome)
         if outcome.status == "deferred":
             delay = min(self.send.retry_first * 2 ** (attempt - 1), self.send.retry_max_interval)
-            due = datetime.now(timezone.utc) + timedelta(seconds=delay)
+            due = datetime.now(UTC) + timedelta(seconds=delay)
             if not_before is not None:
-                due = max(due, datetime.fromtimestamp(not_before, timezone.utc))
+                due = max(due, datetime.fromtimestamp(not_before, UTC))
             retry_at = due.isoformat()
         record = LedgerRecord(
             campaign_id=self.spec.campaign_id, subscriber_id=sid, variant=row["variant"], chunk_id=self.chunk_id,
