@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from typing import Protocol
 
 import aiosmtplib
@@ -17,6 +18,17 @@ _ENHANCED = re.compile(r"^\s*([245]\.\d{1,3}\.\d{1,3})\b")
 _ADDRESS = re.compile(r"<?[^\s<>@]+@[^\s<>@]+>?")
 
 
+class Cause(StrEnum):
+    """Why an outcome is what it is, when that is ours to say: code decides on this, never on `detail`
+    (the text is for people)."""
+
+    REPLY = ""  # the server's reply (or the connection's trouble) says it all
+    ADDRESS = "address"  # the recipient's address, not the campaign, is what failed
+    RELAY_REFUSED = "relay_refused"  # the relay refused our session or our sender: nothing of the recipient
+    SUSPENDED = "suspended"  # held back unsent while its provider is suspended for throttling us
+    EXPIRED = "expired"  # given up on: deferred longer than send.give_up_after
+
+
 @dataclass(frozen=True)
 class Outcome:
     status: str  # delivered | deferred | bounced | failed
@@ -26,10 +38,7 @@ class Outcome:
     # Nothing of the message reached the server (no session, or the sender was refused): another
     # server may be tried at once without risking a second copy.
     unsent: bool = False
-    cause: str = ""  # ADDRESS: the recipient's address, not the campaign, is what failed
-
-
-ADDRESS = "address"
+    cause: Cause = Cause.REPLY
 
 
 def outcome_of_reply(code: int, message: str) -> Outcome:
@@ -51,7 +60,7 @@ def outcome_of_session_refusal(code: int, message: str) -> Outcome:
     of the recipient, so it is deferred, never bounced — a wrong relay password must not bounce a list."""
     outcome = outcome_of_reply(code, message)
     return Outcome("deferred", outcome.smtp_code, outcome.enhanced_status, f"relay refused the session: {outcome.detail}",
-                   unsent=True)
+                   unsent=True, cause=Cause.RELAY_REFUSED)
 
 
 def outcome_of_mail_refusal(code: int, message: str) -> Outcome:
@@ -63,7 +72,7 @@ def outcome_of_mail_refusal(code: int, message: str) -> Outcome:
     if code == 552 or outcome.enhanced_status == "5.3.4" or code // 100 != 5:
         return replace(outcome, unsent=True)
     return Outcome("deferred", outcome.smtp_code, outcome.enhanced_status, f"relay refused the sender: {outcome.detail}",
-                   unsent=True)
+                   unsent=True, cause=Cause.RELAY_REFUSED)
 
 
 def outcome_of_error(exc: BaseException, unsent: bool = False) -> Outcome:
