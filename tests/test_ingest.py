@@ -331,6 +331,22 @@ def test_check_mx_quarantines_domains_that_cannot_receive_mail(con, tmp_path):
     assert balanced(result)
 
 
+
+@pytest.mark.integration
+def test_check_mx_keeps_an_address_whose_nxdomain_comes_without_the_zones_soa(con, tmp_path):
+    from mailflow.tasks.core.dns import make_resolver
+    from tests.support.dnsstub import DnsStub
+
+    # A bare NXDOMAIN is what broken resolvers say of every name: MX routing does not trust it, nor may ingest.
+    (tmp_path / "mx.csv").write_text(HEADER + "a@bare.example,A,B,JP\nb@gone.example,A,B,JP\n")
+    with DnsStub({"bare.example": {"BARE_NXDOMAIN": True}}) as stub:
+        resolver = make_resolver(["127.0.0.1"], port=stub.port, timeout=2)
+        ingest_file(con, tmp_path / "mx.csv", IngestOptions(check_mx=True), tmp_path, resolver)
+    assert emails(con) == ["a@bare.example"]
+    assert [(line, rule) for line, rule, _, _ in quarantine(con)] == [(3, "no_domain")]
+    assert "bare.example" not in dict(con.execute("SELECT domain, status FROM domain_checks").fetchall())
+
+
 # -- hostile inputs: small files that must not cost minutes, gigabytes or millions of entries ----
 
 def quarantine_entries(con):
