@@ -87,7 +87,7 @@ def is_loopback(host: str) -> bool:
 class PipeliningConnection:
     """One persistent connection to a relay, opened on first use and reopened after trouble.
 
-    Same interface as mailflow.tasks.deliver.smtp.SmtpConnection. `tls_context` replaces the default, verifying,
+    A Transport (mailflow.tasks.deliver.smtp). `tls_context` replaces the default, verifying,
     context (tests pass one that trusts their own certificate authority).
     """
 

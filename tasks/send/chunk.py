@@ -118,7 +118,7 @@ async def send_chunk(settings: Settings, spec: CampaignSpec, chunk: Path, *, ret
         raise
     with ledger:
         todo, expired, attempts, counts = select_recipients(frame, ledger_state(path), settings, retry, now)
-        log = Logger(ledger, spec, chunk_id, attempts, settings.send)
+        log = LedgerLog(ledger, spec, chunk_id, attempts, settings.send)
         for row in expired:
             log(row, Outcome("bounced", None, "4.4.7", "gave up: deferred too long (send.give_up_after)",
                          cause=Cause.EXPIRED),
@@ -180,7 +180,7 @@ def select_recipients(frame: pl.DataFrame, state: dict[int, RecipientState], set
     return todo, expired, attempts, counts
 
 
-class Logger:
+class LedgerLog:
     """Turns (recipient, outcome) into a classified ledger record and appends it."""
 
     def __init__(self, ledger: LedgerWriter, spec: CampaignSpec, chunk_id: int, attempts: dict[int, int],
