@@ -22,6 +22,7 @@ ZONE = {
     "aaaaonly.example": {"AAAA": ["::1"], "TTL": 900},
     "nomail.example": {"TXT": ['"v=spf1 -all"'], "TTL": 120},
     "servfail.example": {"SERVFAIL": True},
+    "bare.example": {"BARE_NXDOMAIN": True},
     "silent.example": {"DROP": True},
     "shortttl.example": {"MX": ["10 mx.shortttl.example."], "TTL": 5},
     "longttl.example": {"MX": ["10 mx.longttl.example."], "TTL": 7 * 86400},
@@ -74,6 +75,11 @@ def test_unknown_domain_is_no_domain_for_the_soa_negative_ttl(stub, resolver):
     status = lookup(["missing.example"], resolver)["missing.example"]
     assert (status.status, status.detail, status.ttl) == ("no_domain", "NXDOMAIN", 180)
     assert stub.count("missing.example") == 1  # NXDOMAIN ends it: no A/AAAA fallback
+
+
+def test_an_nxdomain_without_the_zones_soa_is_an_error_not_a_missing_domain(stub, resolver):
+    status = lookup(["bare.example"], resolver)["bare.example"]
+    assert (status.status, status.ttl) == ("error", 60) and "without the zone's SOA" in status.detail
 
 
 def test_null_mx_is_recognised(resolver):

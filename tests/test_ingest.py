@@ -289,6 +289,25 @@ def test_a_regex_rule_is_refused_or_runs_in_both_engines(regex):
         con.execute("SELECT regexp_matches(e, r) FROM (VALUES ('a@b.c', $r), ('x@y.z', $r)) AS t(e, r)", {"r": rule.value}).fetchall()
 
 
+def test_ingest_blocks_exactly_the_addresses_plans_block(con):
+    """Ingest matches rules in Polars, plans in DuckDB (the blocked_by_rule macro): one answer for each address."""
+    from mailflow.tasks.core.rules import add_rule, blocked_by, load_rules
+
+    for pattern, action in [("*@blocked.example", "block"), ("ok@blocked.example", "allow"), ("re:^spam", "block"),
+                            ("re:[0-9]{3}@", "block"), ("spam1@free.example", "allow"), ("x@Exact.example", "block"),
+                            ("*@sub.blocked.example", "allow"), ("re:^zz.*@a", "block"), ("*@a.example", "block")]:
+        add_rule(con, pattern, action)
+    addresses = ["ann@blocked.example", "ok@blocked.example", "spam@x.example", "spam1@free.example",
+                 "u123@x.example", "x@exact.example", "x@Exact.example", "y@sub.blocked.example",
+                 "spam@blocked.example", "zz@a.example", "zz@b.example", "a@b@blocked.example", "plain@x.example",
+                 "SPAM@x.example", "spam123@a.example"]
+    polars = pl.DataFrame({"email": addresses}).select(rule=blocked_by(load_rules(con), pl.col("email")))["rule"]
+    duck = [row[0] for row in con.execute("SELECT blocked_by_rule(a) FROM unnest($a::VARCHAR[]) WITH ORDINALITY AS t(a, i) "
+                                          "ORDER BY i", {"a": addresses}).fetchall()]
+    assert dict(zip(addresses, polars.to_list())) == dict(zip(addresses, duck))
+    assert sum(p is not None for p in duck) == 7  # the cases are not all one way
+
+
 def test_role_and_disposable_addresses_are_flagged_or_rejected(con, tmp_path):
     text = HEADER + "info@example.com,A,B,JP\nx@mailinator.com,A,B,JP\nann@example.com,A,B,JP\n"
     ingest_bytes(con, tmp_path, text.encode(), name="a.csv")
@@ -329,6 +348,22 @@ def test_check_mx_quarantines_domains_that_cannot_receive_mail(con, tmp_path):
     cached = dict(con.execute("SELECT domain, status FROM domain_checks").fetchall())
     assert cached["gone.example"] == "no_domain" and cached["example.com"] == "ok"
     assert balanced(result)
+
+
+
+@pytest.mark.integration
+def test_check_mx_keeps_an_address_whose_nxdomain_comes_without_the_zones_soa(con, tmp_path):
+    from mailflow.tasks.core.dns import make_resolver
+    from tests.support.dnsstub import DnsStub
+
+    # A bare NXDOMAIN is what broken resolvers say of every name: MX routing does not trust it, nor may ingest.
+    (tmp_path / "mx.csv").write_text(HEADER + "a@bare.example,A,B,JP\nb@gone.example,A,B,JP\n")
+    with DnsStub({"bare.example": {"BARE_NXDOMAIN": True}}) as stub:
+        resolver = make_resolver(["127.0.0.1"], port=stub.port, timeout=2)
+        ingest_file(con, tmp_path / "mx.csv", IngestOptions(check_mx=True), tmp_path, resolver)
+    assert emails(con) == ["a@bare.example"]
+    assert [(line, rule) for line, rule, _, _ in quarantine(con)] == [(3, "no_domain")]
+    assert "bare.example" not in dict(con.execute("SELECT domain, status FROM domain_checks").fetchall())
 
 
 # -- hostile inputs: small files that must not cost minutes, gigabytes or millions of entries ----

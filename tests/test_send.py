@@ -13,12 +13,12 @@ import pytest
 from mailflow.errors import NeedsAttention
 from mailflow.settings import Relay, load_settings
 from mailflow.tasks.compose.message import Envelope
-from mailflow.tasks.deliver.smtp import outcome_of_reply
+from mailflow.tasks.deliver.smtp import Cause, Outcome, outcome_of_reply, outcome_of_session_refusal
 from mailflow.tasks.demo.receiver import Receiver, free_port
 from mailflow.tasks.files.control import clear_stop, request_stop
 from mailflow.tasks.files.ledger import LedgerWriter, ledger_path, ledger_state, logged_subscribers
 from mailflow.tasks.files.suppress import write_snapshot
-from mailflow.tasks.send.chunk import preflight, select_recipients, send_chunk
+from mailflow.tasks.send.chunk import classify, preflight, relay_trouble, select_recipients, send_chunk
 from tests.support.campaign import SPEC, final_records, settings_for, write_chunk
 from tests.support.reference_pool import deliver_all
 
@@ -263,3 +263,25 @@ def test_a_relay_refusing_the_sender_defers_and_pauses_the_send_and_bounces_no_o
     records = final_records(settings).values()
     assert {(r["status"], r["kind"], r["smtp_code"]) for r in records} == {("deferred", "soft", 530)}
     assert rx.received == []
+
+
+def test_a_held_back_recipient_is_known_by_its_cause_not_by_words_in_its_detail():
+    suspended = Outcome("deferred", None, None, "held back while gmail cools down", cause=Cause.SUSPENDED)
+    assert classify(suspended) == ("soft", "rate_limited") and not relay_trouble(suspended)
+    # The words the suspension used to be recognised by, from a connection error: still the relay's trouble.
+    lookalike = Outcome("deferred", None, None, "not sent: provider gmail suspended (421 4.7.0 slow down)")
+    assert classify(lookalike) == ("soft", "network") and relay_trouble(lookalike)
+
+
+def test_a_recipient_given_up_on_is_known_by_its_cause_not_by_its_status_code():
+    expired = Outcome("bounced", None, "5.0.0", "deferred for a week", cause=Cause.EXPIRED)
+    assert classify(expired) == ("soft", "expired")
+    assert classify(Outcome("bounced", None, "4.4.7", "gave up: deferred too long")) == ("soft", "network")
+
+
+def test_only_a_refused_relay_has_its_detail_read_without_our_own_words():
+    refused = outcome_of_session_refusal(535, "5.7.8 Authentication credentials invalid")
+    assert refused.cause is Cause.RELAY_REFUSED and refused.detail.startswith("relay refused the session: ")
+    assert classify(refused) == ("soft", "policy")  # our "relay refused" is not read as the server's words
+    # A server whose own reply reads like our prefix: every word of it is the server's, and counts.
+    assert classify(replace(refused, cause=Cause.REPLY)) == ("soft", "relay_denied")

@@ -3,8 +3,8 @@ SELECT campaign_id, name, status, spec, audience_size, chunk_count FROM campaign
 
 -- name: freeze_audience
 -- The audience is frozen once, at plan: active subscribers, in the campaign's lists if
--- it names any, not suppressed, not blocked by an address rule (unless allowed),
--- matching its `where`. Ordered by subscriber_id so chunk
+-- it names any, not suppressed, not blocked by an address rule (unless allowed: the macro
+-- blocked_by_rule decides), matching its `where`. Ordered by subscriber_id so chunk
 -- boundaries are stable; chunk_id = position // chunk_size. The `where` is evaluated alone
 -- (tasks/condition.py) into the temporary view campaign_condition: intersected here with
 -- every mandatory filter, no condition can widen the audience.
@@ -17,15 +17,7 @@ SELECT
 FROM subscribers AS s
 WHERE s.status = 'active'
   AND s.email NOT IN (SELECT email FROM suppressions)
-  AND NOT (
-        EXISTS (SELECT 1 FROM address_rules AS r WHERE r.action = 'block' AND (
-            (r.kind = 'exact' AND r.value = s.email)
-            OR (r.kind = 'domain' AND r.value = split_part(s.email, '@', 2))
-            OR (r.kind = 'regex' AND regexp_matches(s.email, r.value))))
-        AND NOT EXISTS (SELECT 1 FROM address_rules AS r WHERE r.action = 'allow' AND (
-            (r.kind = 'exact' AND r.value = s.email)
-            OR (r.kind = 'domain' AND r.value = split_part(s.email, '@', 2))
-            OR (r.kind = 'regex' AND regexp_matches(s.email, r.value)))))
+  AND blocked_by_rule(s.email) IS NULL  -- sql/views/address_rules.sql
   AND (len($lists::VARCHAR[]) = 0 OR s.subscriber_id IN (
         SELECT m.subscriber_id
         FROM list_memberships AS m

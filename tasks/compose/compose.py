@@ -16,7 +16,7 @@ from mailflow.tasks.compose.render import CampaignTemplates, Helpers, RenderErro
 from mailflow.tasks.compose.tokens import TokenSigner
 from mailflow.tasks.compose.tracking import Redirects
 from mailflow.tasks.core.validate import SMTPUTF8, UnsendableAddress, sendable_address
-from mailflow.tasks.deliver.smtp import ADDRESS, Outcome
+from mailflow.tasks.deliver.smtp import Cause, Outcome
 from mailflow.tasks.plan.campaign import CampaignSpec
 
 SEND, UNSUBSCRIBE, VIEW, OPEN, CLICK = "send", "unsubscribe", "view", "open", "click"
@@ -56,7 +56,7 @@ class Composer:
         """The recipient's envelope, or a `failed` outcome saying why it cannot be sent.
 
         The template renders before the address is judged, so a failure for the address (cause
-        ADDRESS) says the template worked for this recipient.
+        Cause.ADDRESS) says the template worked for this recipient.
         """
         try:
             helpers, send_token = self.helpers(row["subscriber_id"])
@@ -65,7 +65,7 @@ class Composer:
             try:
                 utf8 = sendable_address(email) == SMTPUTF8
             except UnsendableAddress as exc:
-                return Outcome("failed", None, "5.1.3", f"the address cannot be sent to: {exc}", cause=ADDRESS)
+                return Outcome("failed", None, "5.1.3", f"the address cannot be sent to: {exc}", cause=Cause.ADDRESS)
             to_name = " ".join(x for x in (row.get("first_name"), row.get("last_name")) if x) or None
             headers = [
                 ("From", self.from_header),

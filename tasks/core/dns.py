@@ -10,16 +10,18 @@ from datetime import UTC, datetime, timedelta
 import dns.asyncresolver
 import dns.exception
 import dns.name
+import dns.rdatatype
 import dns.resolver
 import duckdb
 
 from mailflow.tasks.core.sqlfiles import q
 
 OK, NO_DOMAIN, NULL_MX, NO_MAIL_HOST, ERROR = "ok", "no_domain", "null_mx", "no_mail_host", "error"
-NEGATIVE_TTL = 300  # a negative answer without an SOA to say how long it holds (dnspython agrees)
+NEGATIVE_TTL = 300  # how long "not a domain name" holds: no DNS answer gives it a TTL
 ERROR_TTL = 60  # a failure says nothing about the domain: worth asking again soon
 MIN_CACHE = timedelta(seconds=60)  # a TTL of 0 must not turn every ingest into a full lookup
 MAX_CACHE = timedelta(days=1)  # domains do come back to life; a week-long TTL should not hide it
+UNPROVEN_NXDOMAIN = "NXDOMAIN without the zone's SOA (RFC 2308 §3), not trusted"
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,10 @@ async def lookup_domain(domain: str, resolver: dns.asyncresolver.Resolver) -> Do
             ttls.append(answer.chaining_result.minimum_ttl)
         return DomainStatus(domain, NO_MAIL_HOST, "no MX, A or AAAA records", min(ttls))
     except dns.resolver.NXDOMAIN as exc:
-        return DomainStatus(domain, NO_DOMAIN, "NXDOMAIN", _negative_ttl(exc))
+        ttl = proven_negative_ttl(exc)
+        if ttl is None:  # quarantining on a broken resolver's word would drop good subscribers
+            return DomainStatus(domain, ERROR, UNPROVEN_NXDOMAIN, ERROR_TTL)
+        return DomainStatus(domain, NO_DOMAIN, "NXDOMAIN", ttl)
     except dns.resolver.LifetimeTimeout as exc:
         return DomainStatus(domain, ERROR, f"timeout: {exc}", ERROR_TTL)
     except dns.resolver.NoNameservers as exc:  # SERVFAIL, REFUSED, or none configured
@@ -110,12 +115,23 @@ def _list(records: list) -> str:
     return shown + (f" (+{len(records) - 3} more)" if len(records) > 3 else "")
 
 
-def _negative_ttl(exc: dns.resolver.NXDOMAIN) -> int:
-    """RFC 2308: min(SOA TTL, SOA minimum) from the authority section, else a default."""
-    try:
-        return min(r.resolve_chaining().minimum_ttl for r in exc.responses().values())
-    except Exception:  # no response kept, or a malformed one: the default will do
-        return NEGATIVE_TTL
+def proven_negative_ttl(exc: dns.resolver.NXDOMAIN) -> int | None:
+    """The RFC 2308 negative TTL if a response carries the SOA of a zone enclosing the name, else None.
+
+    The one test of "this domain does not exist", for ingest's MX check and for MX routing alike.
+    RFC 2308 §3: an authoritative server MUST put the zone's SOA in an NXDOMAIN, and recursive
+    resolvers pass it on. A bare NXDOMAIN is what broken resolvers (this sandbox's, for one)
+    give for every name.
+    """
+    for response in exc.responses().values():
+        try:
+            chain = response.resolve_chaining()
+        except dns.exception.DNSException:
+            continue
+        if any(rrset.rdtype == dns.rdatatype.SOA and chain.canonical_name.is_subdomain(rrset.name)
+               for rrset in response.authority):
+            return chain.minimum_ttl
+    return None
 
 
 def check_domains(con: duckdb.DuckDBPyConnection, domains: Iterable[str],

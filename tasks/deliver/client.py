@@ -12,7 +12,7 @@ from typing import NamedTuple
 from mailflow.settings import Relay
 from mailflow.tasks.compose.message import Envelope
 from mailflow.tasks.compose.mime import CrlfMessage
-from mailflow.tasks.deliver.smtp import ADDRESS, Outcome, outcome_of_error, outcome_of_mail_refusal, outcome_of_reply, outcome_of_session_refusal
+from mailflow.tasks.deliver.smtp import Cause, Outcome, outcome_of_error, outcome_of_mail_refusal, outcome_of_reply, outcome_of_session_refusal
 
 # Bare CR and LF become CRLF, as aiosmtplib does: a bare LF before a dot is how SMTP smuggling
 # ends a message early on servers that accept it, and RFC 5321 forbids sending them anyway.
@@ -24,7 +24,7 @@ MAX_REPLY_LINES = 100
 # RFC 6531 §3.2: a message that needs SMTPUTF8 is not sent to a server that does not offer it;
 # X.6.7: "non-ASCII addresses not permitted for that sender/recipient" (§3.7.4.1)
 NO_SMTPUTF8 = Outcome("failed", None, "5.6.7", "not sent: the recipient's address is non-ASCII and the relay does "
-                      "not offer SMTPUTF8 (RFC 6531)", unsent=True, cause=ADDRESS)
+                      "not offer SMTPUTF8 (RFC 6531)", unsent=True, cause=Cause.ADDRESS)
 
 
 class ProtocolError(Exception):
@@ -86,7 +86,7 @@ def is_loopback(host: str) -> bool:
 class PipeliningConnection:
     """One persistent connection to a relay, opened on first use and reopened after trouble.
 
-    Same interface as mailflow.tasks.deliver.smtp.SmtpConnection. `tls_context` replaces the default, verifying,
+    A Transport (mailflow.tasks.deliver.smtp). `tls_context` replaces the default, verifying,
     context (tests pass one that trusts their own certificate authority).
     """
 

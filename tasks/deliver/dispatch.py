@@ -22,7 +22,7 @@ from mailflow.providers import OTHER, ProviderLimits, provider_of
 from mailflow.settings import Relay
 from mailflow.tasks.compose.message import Envelope
 from mailflow.tasks.deliver.shaping import GlobalGate, ProviderLane, RelayChooser, is_throttle
-from mailflow.tasks.deliver.smtp import Outcome, Transport
+from mailflow.tasks.deliver.smtp import Cause, Outcome, Transport
 
 
 def never_sent(outcome: Outcome) -> bool:
@@ -30,9 +30,6 @@ def never_sent(outcome: Outcome) -> bool:
     sender: the client says no byte of the message left, so another destination may be tried
     without risking a duplicate."""
     return outcome.status == "deferred" and outcome.unsent
-
-
-SUSPENDED = "not sent: provider"  # how a recipient held back by a suspended provider is described
 
 
 @dataclass(frozen=True)
@@ -219,7 +216,8 @@ class Dispatcher:
         if outcome is not None:
             return Result(row, outcome, provider)
         if lane.suspended():
-            return Result(row, Outcome("deferred", None, None, f"{SUSPENDED} {provider} suspended ({lane.reason})"),
+            return Result(row, Outcome("deferred", None, None, f"not sent: provider {provider} suspended ({lane.reason})",
+                                          cause=Cause.SUSPENDED),
                           provider, lane.suspended_until)
         envelope = compose(row)
         if isinstance(envelope, Outcome):

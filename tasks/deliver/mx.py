@@ -14,10 +14,9 @@ from typing import NamedTuple
 import dns.asyncresolver
 import dns.exception
 import dns.name
-import dns.rdatatype
 import dns.resolver
 
-from mailflow.tasks.core.dns import normalise_domain
+from mailflow.tasks.core.dns import UNPROVEN_NXDOMAIN, normalise_domain, proven_negative_ttl
 from mailflow.tasks.deliver.smtp import Outcome
 
 NULL_MX, DOMAIN_UNKNOWN, TEMPORARY, POLICY = "null_mx", "domain_unknown", "temporary", "policy"
@@ -194,9 +193,9 @@ class MxRouter:
         try:
             answer = await self.resolver.resolve(name, rdtype, raise_on_no_answer=False)
         except dns.resolver.NXDOMAIN as exc:
-            ttl = _proven_negative_ttl(exc)
+            ttl = proven_negative_ttl(exc)
             if ttl is None:  # a broken resolver or middlebox: hard-bouncing on its word would be wrong
-                return _Answer((), TEMPORARY_TTL, "NXDOMAIN without the zone's SOA (RFC 2308 §3), not trusted")
+                return _Answer((), TEMPORARY_TTL, UNPROVEN_NXDOMAIN)
             return _Answer((), ttl, missing=True)
         except dns.resolver.LifetimeTimeout:
             return _Answer((), TEMPORARY_TTL, f"{rdtype} lookup timed out")
@@ -205,24 +204,6 @@ class MxRouter:
         except dns.exception.DNSException as exc:
             return _Answer((), TEMPORARY_TTL, f"{rdtype} lookup failed: {type(exc).__name__}")
         return _Answer(tuple(answer.rrset or ()), answer.chaining_result.minimum_ttl)
-
-
-def _proven_negative_ttl(exc: dns.resolver.NXDOMAIN) -> int | None:
-    """The RFC 2308 negative TTL if a response carries the SOA of a zone enclosing the name, else None.
-
-    RFC 2308 §3: an authoritative server MUST put the zone's SOA in an NXDOMAIN, and recursive
-    resolvers pass it on. A bare NXDOMAIN is what broken resolvers (this sandbox's, for one)
-    give for every name.
-    """
-    for response in exc.responses().values():
-        try:
-            chain = response.resolve_chaining()
-        except dns.exception.DNSException:
-            continue
-        if any(rrset.rdtype == dns.rdatatype.SOA and chain.canonical_name.is_subdomain(rrset.name)
-               for rrset in response.authority):
-            return chain.minimum_ttl
-    return None
 
 
 def _public(address: str) -> bool:

@@ -1,19 +1,28 @@
-"""SMTP delivery over a pool of persistent aiosmtplib connections, and the one outcome mapping."""
+"""Delivery outcomes, their causes, and the one mapping from an SMTP reply to an outcome."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from typing import Protocol
 
-import aiosmtplib
-
-from mailflow.settings import Relay
 from mailflow.tasks.compose.message import Envelope
 
 _ENHANCED = re.compile(r"^\s*([245]\.\d{1,3}\.\d{1,3})\b")
 # Servers echo the recipient in their replies; the ledger is a log, so addresses are masked.
 _ADDRESS = re.compile(r"<?[^\s<>@]+@[^\s<>@]+>?")
+
+
+class Cause(StrEnum):
+    """Why an outcome is what it is, when that is ours to say: code decides on this, never on `detail`
+    (the text is for people)."""
+
+    REPLY = ""  # the server's reply (or the connection's trouble) says it all
+    ADDRESS = "address"  # the recipient's address, not the campaign, is what failed
+    RELAY_REFUSED = "relay_refused"  # the relay refused our session or our sender: nothing of the recipient
+    SUSPENDED = "suspended"  # held back unsent while its provider is suspended for throttling us
+    EXPIRED = "expired"  # given up on: deferred longer than send.give_up_after
 
 
 @dataclass(frozen=True)
@@ -25,10 +34,7 @@ class Outcome:
     # Nothing of the message reached the server (no session, or the sender was refused): another
     # server may be tried at once without risking a second copy.
     unsent: bool = False
-    cause: str = ""  # ADDRESS: the recipient's address, not the campaign, is what failed
-
-
-ADDRESS = "address"
+    cause: Cause = Cause.REPLY
 
 
 def outcome_of_reply(code: int, message: str) -> Outcome:
@@ -50,7 +56,7 @@ def outcome_of_session_refusal(code: int, message: str) -> Outcome:
     of the recipient, so it is deferred, never bounced — a wrong relay password must not bounce a list."""
     outcome = outcome_of_reply(code, message)
     return Outcome("deferred", outcome.smtp_code, outcome.enhanced_status, f"relay refused the session: {outcome.detail}",
-                   unsent=True)
+                   unsent=True, cause=Cause.RELAY_REFUSED)
 
 
 def outcome_of_mail_refusal(code: int, message: str) -> Outcome:
@@ -62,7 +68,7 @@ def outcome_of_mail_refusal(code: int, message: str) -> Outcome:
     if code == 552 or outcome.enhanced_status == "5.3.4" or code // 100 != 5:
         return replace(outcome, unsent=True)
     return Outcome("deferred", outcome.smtp_code, outcome.enhanced_status, f"relay refused the sender: {outcome.detail}",
-                   unsent=True)
+                   unsent=True, cause=Cause.RELAY_REFUSED)
 
 
 def outcome_of_error(exc: BaseException, unsent: bool = False) -> Outcome:
@@ -77,69 +83,3 @@ class Transport(Protocol):
     async def send(self, envelope: Envelope) -> Outcome: ...
 
     async def close(self) -> None: ...
-
-
-class SmtpConnection:
-    """One persistent connection to a relay, opened on first use and reopened after trouble."""
-
-    def __init__(self, relay: Relay, helo: str, timeout: float):
-        self.relay, self.helo, self.timeout = relay, helo, timeout
-        self._smtp: aiosmtplib.SMTP | None = None
-
-    async def _connected(self) -> aiosmtplib.SMTP:
-        if self._smtp is None or not self._smtp.is_connected:
-            smtp = aiosmtplib.SMTP(
-                hostname=self.relay.host,
-                port=self.relay.port,
-                local_hostname=self.helo,
-                timeout=self.timeout,
-                use_tls=self.relay.tls == "implicit",
-                start_tls=True if self.relay.tls == "starttls" else False,
-                username=self.relay.username or None,
-                password=self.relay.password.reveal() or None,
-            )
-            try:
-                await smtp.connect()
-            except BaseException:
-                smtp.close()
-                raise
-            self._smtp = smtp
-        return self._smtp
-
-    async def send(self, envelope: Envelope) -> Outcome:
-        try:
-            smtp = await self._connected()
-        except aiosmtplib.SMTPResponseException as exc:
-            await self.close()
-            return outcome_of_session_refusal(exc.code, exc.message)
-        except Exception as exc:  # noqa: BLE001 - connection trouble: deferred like any other
-            await self.close()
-            return outcome_of_error(exc, unsent=True)
-        try:
-            errors, message = await smtp.sendmail(envelope.sender, [envelope.recipient], envelope.data)
-            return outcome_of_reply(250, message)
-        except aiosmtplib.SMTPSenderRefused as exc:
-            if exc.code == 421:
-                await self.close()
-            return outcome_of_mail_refusal(exc.code, exc.message)
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            refused = exc.recipients[0]
-            return outcome_of_reply(refused.code, refused.message)
-        except aiosmtplib.SMTPResponseException as exc:
-            if exc.code in (421,):  # the server is closing the connection
-                await self.close()
-            return outcome_of_reply(exc.code, exc.message)
-        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
-            await self.close()
-            return outcome_of_error(exc)
-        except Exception as exc:  # noqa: BLE001 - any other failure must still give this recipient an outcome
-            await self.close()
-            return outcome_of_error(exc)
-
-    async def close(self) -> None:
-        smtp, self._smtp = self._smtp, None
-        if smtp is not None and smtp.is_connected:
-            try:
-                await smtp.quit()
-            except (TimeoutError, aiosmtplib.SMTPException, OSError):
-                smtp.close()

@@ -20,9 +20,8 @@ from mailflow.tasks.compose.compose import Composer
 from mailflow.tasks.compose.message import Envelope
 from mailflow.tasks.compose.render import CampaignTemplates
 from mailflow.tasks.compose.tokens import TokenSigner
-from mailflow.tasks.deliver.dispatch import SUSPENDED
 from mailflow.tasks.deliver.shaping import ProviderLane
-from mailflow.tasks.deliver.smtp import ADDRESS, Outcome
+from mailflow.tasks.deliver.smtp import Cause, Outcome
 from mailflow.tasks.deliver.transport import MX, dispatcher_for
 from mailflow.tasks.files.atomic import atomic_write
 from mailflow.tasks.files.control import stop_requested
@@ -73,7 +72,7 @@ def preflight(settings: Settings, spec: CampaignSpec, chunk: Path, sample: int) 
     envelopes = []
     for row in pl.read_parquet(chunk, n_rows=sample).to_dicts():
         result = composer.compose(row)
-        if isinstance(result, Outcome) and result.cause == ADDRESS:
+        if isinstance(result, Outcome) and result.cause is Cause.ADDRESS:
             continue
         if isinstance(result, Outcome):
             raise NeedsAttention(
@@ -118,9 +117,10 @@ async def send_chunk(settings: Settings, spec: CampaignSpec, chunk: Path, *, ret
         raise
     with ledger:
         todo, expired, attempts, counts = select_recipients(frame, ledger_state(path), settings, retry, now)
-        log = Logger(ledger, spec, chunk_id, attempts, settings.send)
+        log = LedgerLog(ledger, spec, chunk_id, attempts, settings.send)
         for row in expired:
-            log(row, Outcome("bounced", None, "4.4.7", "gave up: deferred too long (send.give_up_after)"),
+            log(row, Outcome("bounced", None, "4.4.7", "gave up: deferred too long (send.give_up_after)",
+                         cause=Cause.EXPIRED),
                 provider_of(domain_of(row)))
             counts["bounced"] += 1
 
@@ -179,7 +179,7 @@ def select_recipients(frame: pl.DataFrame, state: dict[int, RecipientState], set
     return todo, expired, attempts, counts
 
 
-class Logger:
+class LedgerLog:
     """Turns (recipient, outcome) into a classified ledger record and appends it."""
 
     def __init__(self, ledger: LedgerWriter, spec: CampaignSpec, chunk_id: int, attempts: dict[int, int],
@@ -207,19 +207,16 @@ class Logger:
         return record
 
 
-_OUR_PREFIXES = ("relay refused the session: ", "relay refused the sender: ")
-
-
 def classify(outcome: Outcome) -> tuple[str, str]:
     """(kind, reason) of a bounced or deferred outcome, by the bounce taxonomy."""
     if outcome.smtp_code is None:
-        if outcome.enhanced_status == "4.4.7":
+        if outcome.cause is Cause.EXPIRED:
             return "soft", "expired"
-        if outcome.detail.startswith(SUSPENDED):
+        if outcome.cause is Cause.SUSPENDED:
             return "soft", "rate_limited"  # held back while its provider is suspended for throttling us
         return "soft", "network"  # no reply at all: the connection failed
-    # Our own prefixes ("relay refused the session: ...") are not the server's words.
-    text = outcome.detail.partition(": ")[2] if outcome.detail.startswith(_OUR_PREFIXES) else outcome.detail
+    # A refused relay's detail leads with our own words ("relay refused the session: "), not the server's.
+    text = outcome.detail.partition(": ")[2] if outcome.cause is Cause.RELAY_REFUSED else outcome.detail
     verdict = classify_reply(outcome.smtp_code, outcome.enhanced_status, text)
     # A deferral says nothing permanent of the address (e.g. the relay refused our login with 535).
     return ("soft" if outcome.status == "deferred" else verdict.kind), verdict.reason
@@ -232,7 +229,7 @@ def domain_of(row: dict) -> str:
 def relay_trouble(outcome: Outcome) -> bool:
     """An outcome that says the relay is broken (no connection, refused session or sender, lost
     mid-transaction), not the recipient. A recipient held back by a suspended provider is neither."""
-    if outcome.status != "deferred" or outcome.detail.startswith(SUSPENDED):
+    if outcome.status != "deferred" or outcome.cause is Cause.SUSPENDED:
         return False
     return outcome.unsent or outcome.smtp_code is None
 
