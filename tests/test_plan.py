@@ -74,7 +74,7 @@ def test_plan_freezes_audience_into_chunks(people, home, tmp_path):
     result = plan(people, home, spec, chunk_size=25)
     assert (result.audience_size, result.chunk_count, result.already_planned) == (60, 3, False)
     manifest = read_manifest(home, spec.campaign_id)
-    frames = [pl.read_parquet(home / "campaigns" / spec.campaign_id / "chunks" / n) for n in manifest["chunks"]]
+    frames = [pl.read_parquet(home / "campaigns" / spec.campaign_id / c["file"]) for c in manifest["chunks"]]
     assert [f.height for f in frames] == [25, 25, 10]
     assert set(pl.concat(frames)["email"].str.ends_with("@example.com")) == {True}
     assert "other@example.com" not in pl.concat(frames)["email"].to_list()

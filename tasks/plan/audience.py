@@ -12,7 +12,7 @@ from mailflow.errors import MailflowError
 from mailflow.tasks.core.sqlfiles import q
 from mailflow.tasks.core.warehouse import inputs, transaction
 from mailflow.tasks.files.atomic import atomic_write
-from mailflow.tasks.files.manifest import MANIFEST, campaign_dir, read_manifest, write_manifest
+from mailflow.tasks.files.manifest import MANIFEST, ChunkEntry, campaign_dir, read_manifest, write_manifest
 from mailflow.tasks.files.suppress import write_snapshot
 from mailflow.tasks.plan.campaign import CampaignSpec
 from mailflow.tasks.plan.condition import matching
@@ -57,13 +57,13 @@ def write_chunks(con: duckdb.DuckDBPyConnection, spec: CampaignSpec, out_dir: Pa
     rows = con.sql(q("chunk_rows"), params={"campaign_id": spec.campaign_id}).pl()
     chunk_dir = out_dir / "chunks"
     chunk_dir.mkdir(parents=True, exist_ok=True)
-    names = []
+    entries = []
     for (chunk_id,), frame in rows.group_by("chunk_id", maintain_order=True):
         name = f"chunk-{chunk_id:05d}.parquet"
         atomic_write(chunk_dir / name, lambda p, f=frame: f.write_parquet(p))
-        names.append(name)
-    write_manifest(out_dir, spec.as_dict(), names, rows.height)
-    return names
+        entries.append(ChunkEntry(f"chunks/{name}", "A", frame.height))
+    write_manifest(out_dir, spec.as_dict(), entries, rows.height)
+    return [e.file for e in entries]
 
 
 def plan(con: duckdb.DuckDBPyConnection, home: Path, spec: CampaignSpec, chunk_size: int) -> PlanResult:

@@ -26,7 +26,7 @@ from mailflow.tasks.deliver.transport import MX, dispatcher_for
 from mailflow.tasks.files.atomic import atomic_write
 from mailflow.tasks.files.control import stop_requested
 from mailflow.tasks.files.ledger import IN_FLIGHT, ChunkBusy, LedgerRecord, LedgerWriter, RecipientState, ledger_path, ledger_state
-from mailflow.tasks.files.manifest import campaign_dir, read_manifest
+from mailflow.tasks.files.manifest import campaign_dir, chunk_entries, read_manifest
 from mailflow.tasks.files.suppress import SuppressionCheck, SuppressionLog
 from mailflow.tasks.plan.campaign import CampaignSpec
 
@@ -237,5 +237,5 @@ def relay_trouble(outcome: Outcome) -> bool:
 def load_plan(settings: Settings, campaign_id: str) -> tuple[CampaignSpec, list[Path]]:
     """The campaign as planned, from its manifest: the send stage never opens the warehouse."""
     manifest = read_manifest(settings.home, campaign_id)
-    chunk_dir = campaign_dir(settings.home, campaign_id) / "chunks"
-    return CampaignSpec.from_dict(manifest["spec"]), [chunk_dir / name for name in manifest["chunks"]]
+    folder = campaign_dir(settings.home, campaign_id)
+    return CampaignSpec.from_dict(manifest["spec"]), [folder / entry.file for entry in chunk_entries(manifest)]
