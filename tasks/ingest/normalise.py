@@ -13,9 +13,13 @@ from mailflow.errors import MailflowError
 from mailflow.tasks.ingest.readers import header_names
 
 # Columns mailflow keeps in their own fields; everything else lands in `attributes`.
-KNOWN = ("email", "first_name", "last_name", "status", "opted_in_at", "consent_source", "double_opt_in")
+KNOWN = ("email", "first_name", "last_name", "status", "opted_in_at", "consent_source", "double_opt_in", "opt_out")
+# Opt-out columns as CRMs and list managers export them (after header_names: `Do Not Email` -> do_not_email).
+OPT_OUT_COLUMNS = ("unsubscribed", "unsubscribe", "optout", "opted_out", "optedout", "do_not_email", "donotemail",
+                   "do_not_mail", "email_opt_out", "emailoptout", "has_opted_out_of_email", "hasoptedoutofemail",
+                   "unsubscribed_from_all_email")
 ALIASES = {"e_mail": "email", "email_address": "email", "mail": "email", "firstname": "first_name",
-           "lastname": "last_name", "source": "consent_source", "optin_at": "opted_in_at"}
+           "lastname": "last_name", "source": "consent_source", "optin_at": "opted_in_at"} | dict.fromkeys(OPT_OUT_COLUMNS, "opt_out")
 TYPES = ("string", "integer", "number", "boolean", "date", "datetime")
 # Providers that treat the local part case-insensitively: there `Ann@` and `ann@` are one mailbox.
 CASELESS_PROVIDERS = ("gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com", "msn.com",
@@ -23,6 +27,13 @@ CASELESS_PROVIDERS = ("gmail.com", "googlemail.com", "outlook.com", "hotmail.com
                       "web.de", "yandex.ru", "mail.ru", "proton.me", "protonmail.com")
 _TRUE = ("true", "t", "yes", "y", "1")
 _FALSE = ("false", "f", "no", "n", "0")
+# An opt-out column is often a spreadsheet's tick box. Any other non-empty value is not read as "no":
+# the row is quarantined (bad_value) and still counts as an opt-out — mailing someone who opted out is
+# the mistake that cannot be taken back.
+OPT_OUT_TRUE = (*_TRUE, "x", "on", "\u2713", "\u2714")
+OPT_OUT_FALSE = (*_FALSE, "off")
+# Status spellings of an unsubscribe that other tools export; GX then sees the canonical value.
+STATUS_SYNONYMS = dict.fromkeys(("unsubscribe", "opted_out", "opted-out", "opt-out", "opt_out", "optout"), "unsubscribed")
 
 
 @dataclass(frozen=True)
