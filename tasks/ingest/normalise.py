@@ -81,10 +81,23 @@ def rename_columns(frame: pl.DataFrame, raw_header: list[str], mapping: Mapping_
                   or ALIASES.get(column))
         if target:
             renames[column] = header_names([target])[0]
-    frame = frame.rename(renames)
-    if len(set(frame.columns)) != len(frame.columns):
+    opt_outs = [c for c in frame.columns if renames.get(c, c) == "opt_out"]
+    if len(opt_outs) > 1:  # `unsubscribed` and `Do Not Email` in one export: either one opts out
+        frame = frame.with_columns(_merge_opt_outs(opt_outs)).drop(c for c in opt_outs if c != "opt_out")
+        renames = {c: t for c, t in renames.items() if c not in opt_outs}
+    targets = [renames.get(c, c) for c in frame.columns]
+    if len(set(targets)) != len(targets):
         raise MailflowError("mapping: two columns map to the same name")
-    return frame
+    return frame.rename(renames)
+
+
+def _merge_opt_outs(columns: list[str]) -> pl.Expr:
+    """One opt-out value from several columns: yes if any is ticked, else the first that is not a plain no."""
+    values = [pl.col(c).str.strip_chars() for c in columns]
+    lows = [v.str.to_lowercase() for v in values]
+    ticked = pl.any_horizontal([low.is_in(OPT_OUT_TRUE) for low in lows])
+    unclear = [pl.when((low.str.len_bytes() > 0) & ~low.is_in(OPT_OUT_FALSE)).then(v) for low, v in zip(lows, values)]
+    return pl.when(ticked).then(pl.lit("yes")).otherwise(pl.coalesce(*unclear, *values)).alias("opt_out")
 
 
 def normalise(frame: pl.DataFrame, mapping: Mapping_, fields: list[str] | None = None) -> pl.DataFrame:
