@@ -7,7 +7,7 @@ import polars as pl
 
 from mailflow.tasks.core.sqlfiles import q
 from mailflow.tasks.core.validate import CONTROL_CHARS
-from mailflow.tasks.ingest.normalise import OPT_OUT_FALSE, OPT_OUT_TRUE
+from mailflow.tasks.ingest.normalise import OPT_OUT_FALSE, OPT_OUT_TRUE, STATUS_SYNONYMS
 
 # Suppression causes, `kind:source` like the send stage's `bounce:user_unknown`. A complaint is an
 # opt-out too, and the stronger one; `bounced` is not: it says nothing of the person's wish, and a
@@ -22,17 +22,23 @@ def mark_opt_outs(frame: pl.DataFrame) -> pl.DataFrame:
     """Add `opt_out_cause` (null unless the row opts out), `opt_out_error` (an opt-out value that is
     neither yes nor no), and turn a ticked opt-out column into status `unsubscribed`.
 
-    Runs on normalised rows (status lower-cased, `opt_out` trimmed); a row that opts out in any
-    way keeps its cause whether or not it is later accepted."""
-    flag = pl.col("opt_out").str.to_lowercase()
-    ticked = flag.is_in(OPT_OUT_TRUE).fill_null(False)
-    unclear = (flag.is_not_null() & ~flag.is_in(OPT_OUT_TRUE) & ~flag.is_in(OPT_OUT_FALSE)).fill_null(False)
+    Runs on normalised rows (`opt_out` trimmed); a row that opts out in any way keeps its cause
+    whether or not it is later accepted. Columns a file lacks are all null: their checks are
+    skipped, so a file without them pays nothing (about 0.1 s per million rows otherwise)."""
     status = pl.col("status")
+    if frame["status"].null_count() < frame.height:
+        frame = frame.with_columns(status.str.to_lowercase().replace(STATUS_SYNONYMS))
+    ticked = unclear = pl.lit(False)
+    if frame["opt_out"].null_count() < frame.height:
+        flag = pl.col("opt_out").str.to_lowercase()
+        ticked = flag.is_in(OPT_OUT_TRUE).fill_null(False)
+        unclear = (flag.is_not_null() & ~flag.is_in(OPT_OUT_TRUE) & ~flag.is_in(OPT_OUT_FALSE)).fill_null(False)
+        frame = frame.with_columns(
+            status=pl.when(ticked & (status.is_null() | (status == "active"))).then(pl.lit("unsubscribed")).otherwise(status))
     return frame.with_columns(
         opt_out_cause=pl.when(status == "complained").then(pl.lit(COMPLAINT))
         .when((status == "unsubscribed") | ticked | unclear).then(pl.lit(UNSUBSCRIBE)),
         opt_out_error=pl.when(unclear).then(pl.lit("bad_value: field opt_out is neither yes nor no")),
-        status=pl.when(ticked & (status.is_null() | (status == "active"))).then(pl.lit("unsubscribed")).otherwise(status),
     ).drop("opt_out")
 
 

@@ -14,14 +14,7 @@ from mailflow.tasks.core.rules import Rule, blocked_by
 from mailflow.tasks.core.validate import address_flags, check_addresses, field_errors
 from mailflow.tasks.ingest.bounds import sha256_text, shorten
 from mailflow.tasks.ingest.expectations import Validation, validate
-from mailflow.tasks.ingest.normalise import (
-    STATUS_SYNONYMS,
-    Mapping_,
-    idna_domains,
-    normalise,
-    parse_timestamps,
-    rename_columns,
-)
+from mailflow.tasks.ingest.normalise import Mapping_, idna_domains, normalise, parse_timestamps, rename_columns
 from mailflow.tasks.ingest.optouts import OPT_OUT_SCHEMA, mark_opt_outs, note_opt_outs, opt_out_rows
 from mailflow.tasks.ingest.readers import Batch, header_names
 
@@ -63,15 +56,14 @@ def screen(batch: Batch, raw_header: list[str], options: ScreenOptions, now: dat
     fields = [c for c in frame.columns if c not in ("line", "_pos")]
     frame = field_errors(frame, fields)                     # on the text as it came
     frame = idna_domains(normalise(frame, options.mapping, fields))
-    frame = frame.with_columns(
-        pl.col("status").str.to_lowercase().replace(STATUS_SYNONYMS),
+    frame = mark_opt_outs(frame).with_columns(
         pl.col("double_opt_in").str.to_lowercase(),
         opted_in_ts=parse_timestamps(frame["opted_in_at"]),
     ).with_columns(
         consent_error=pl.when(pl.col("opted_in_at").is_not_null() & pl.col("opted_in_ts").is_null())
         .then(pl.lit("bad_value: field opted_in_at is not a date or date-time")),
     ).with_columns(opted_in_at=pl.col("opted_in_ts")).drop("opted_in_ts")
-    frame = address_flags(mark_opt_outs(frame))
+    frame = address_flags(frame)
     validation = validate(frame, now) if frame.height else None
     gx = validation.failures.select("line", gx_error="reason") if validation else pl.DataFrame(schema={"line": pl.Int64, "gx_error": pl.String})
     frame = check_addresses(frame.join(gx, on="line", how="left"))
