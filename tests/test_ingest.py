@@ -17,7 +17,7 @@ from mailflow.errors import MailflowError
 from mailflow.tasks.core.checks import failing_checks
 from mailflow.tasks.core.rules import add_rule
 from mailflow.tasks.ingest.bounds import MAX_COLUMNS, MAX_RECORD_BYTES, RAW_LIMIT
-from mailflow.tasks.ingest.ingest import IngestOptions, ingest_file
+from mailflow.tasks.ingest.ingest import IngestOptions, ingest_file, validation_markdown
 from mailflow.tasks.ingest.normalise import Mapping_
 from mailflow.tasks.ingest.readers import BATCH_BYTES
 from mailflow.tasks.ingest.screen import ScreenOptions
@@ -209,6 +209,7 @@ def test_an_opt_out_column_unsubscribes_every_ticked_spelling(con, tmp_path, hom
     assert {e for e, s in statuses(con).items() if s == "unsubscribed"} == opted_out - {"bad address", "odd@example.com"}
     assert [(line, rule) for line, rule, _, _ in quarantine(con)] == [(14, "bad_value"), (15, "gx:expect_column_values_to_match_regex(email)")]
     assert con.execute("SELECT count(*) FROM subscribers WHERE attributes <> '{}'").fetchone()[0] == 0, "not an attribute"
+    assert "| opted out |" in validation_markdown(result) and f"| {len(opted_out)} |" in validation_markdown(result)
     planned, _ = audience(con, home, f"Column {header}")
     assert planned == {f"p{i}@example.com" for i in range(len(plain))}
 

@@ -213,9 +213,9 @@ def _already_ingested(con, batch_id: str, source: str) -> IngestResult:
 
 def validation_markdown(result: IngestResult) -> str:
     lines = [f"# Ingest of `{result.source}`", "",
-             markdown_table(["rows read", "new", "updated", "unchanged", "quarantined", "seconds"],
+             markdown_table(["rows read", "new", "updated", "unchanged", "quarantined", "opted out", "seconds"],
                             [[result.rows_read, result.accepted, result.updated, result.unchanged,
-                              result.quarantined, result.seconds]])]
+                              result.quarantined, result.opt_outs, result.seconds]])]
     for run in result.validation:
         lines += ["", f"## Great Expectations suite `{SUITE}` — {'passed' if run['success'] else 'failed'}", "",
                   markdown_table(["expectation", "success", "unexpected rows"],
