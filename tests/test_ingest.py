@@ -3,6 +3,7 @@
 import gzip
 import hashlib
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from mailflow.errors import MailflowError
 from mailflow.tasks.core.checks import failing_checks
 from mailflow.tasks.core.rules import add_rule
 from mailflow.tasks.ingest.bounds import MAX_COLUMNS, MAX_RECORD_BYTES, RAW_LIMIT
-from mailflow.tasks.ingest.ingest import IngestOptions, ingest_file
+from mailflow.tasks.ingest.ingest import IngestOptions, ingest_file, validation_markdown
 from mailflow.tasks.ingest.normalise import Mapping_
 from mailflow.tasks.ingest.readers import BATCH_BYTES
 from mailflow.tasks.ingest.screen import ScreenOptions
@@ -117,6 +118,171 @@ def test_import_can_unsubscribe_but_never_resubscribe_without_consent(con, tmp_p
     fresh = f"a@example.com,active,{later},crm,confirmed\n"
     ingest_file(con, write_csv(tmp_path / "e.csv", CONSENT + fresh), IngestOptions(allow_resubscribe=True))
     assert con.execute("SELECT status FROM subscribers").fetchone()[0] == "active"
+
+
+# -- opt-outs always win ------------------------------------------------------------------------
+
+OPT_OUT = "email,first_name,status\n"
+
+
+def suppressed(con):
+    return dict(con.execute("SELECT email, cause FROM suppressions").fetchall())
+
+
+def statuses(con):
+    return dict(con.execute("SELECT email, status FROM subscribers").fetchall())
+
+
+def audience(con, home, name):
+    """Plan a campaign to everyone and return its recipients' addresses, and the send-time suppression check."""
+    from mailflow.tasks.files.suppress import SuppressionCheck
+    from mailflow.tasks.plan.audience import plan
+    from mailflow.tasks.plan.campaign import campaign_id_for
+    from tests.support.campaign import SPEC
+
+    spec = replace(SPEC, name=name, campaign_id=campaign_id_for(name))
+    plan(con, home, spec, 50)
+    rows = con.execute("SELECT email FROM campaign_recipients JOIN subscribers USING (subscriber_id) "
+                       "WHERE campaign_id = $c", {"c": spec.campaign_id}).fetchall()
+    return {email for (email,) in rows}, SuppressionCheck(home)
+
+
+def test_an_unsubscribe_with_a_bad_address_is_quarantined_and_still_suppressed(con, tmp_path, home):
+    ingest_file(con, write_csv(tmp_path / "a.csv", OPT_OUT + "ann@example.com,Ann,\nzed@example.com,Zed,\n"))
+    text = (OPT_OUT + "  NOT-AN-ADDRESS ,X,unsubscribed\n" "Bad@Example..COM,B,Opted-Out\n"
+            "ann@example.com\x07,Ann,unsubscribed\n" "worse@@example.com,W,active\n")
+    result = ingest_bytes(con, tmp_path, text.encode(), name="b.csv")
+    assert result.quarantined == 4 and result.opt_outs == 3 and balanced(result)
+    assert suppressed(con) == {"not-an-address": "unsubscribe:ingest", "Bad@example..com": "unsubscribe:ingest",
+                               "ann@example.com": "unsubscribe:ingest"}, "a plain row with a bad address is not an opt-out"
+    reasons = [reason for _, _, reason, _ in quarantine(con)]
+    assert [r.endswith("(an opt-out: the address is suppressed)") for r in reasons] == [True, True, True, False]
+    assert reasons[2].startswith("control_characters") and statuses(con)["ann@example.com"] == "unsubscribed"
+    planned, check = audience(con, home, "After bad unsubscribes")
+    assert planned == {"zed@example.com"} and check.cause("ann@example.com") and check.cause("not-an-address")
+    assert failing_checks(con) == []
+
+
+@pytest.mark.integration
+def test_an_unsubscribe_failing_check_mx_is_quarantined_and_still_suppressed(con, tmp_path, home):
+    from mailflow.tasks.core.dns import make_resolver
+    from tests.support.dnsstub import DnsStub
+
+    ingest_file(con, write_csv(tmp_path / "a.csv", OPT_OUT + "a@nullmx.example,A,\nb@example.com,B,\n"))
+    write_csv(tmp_path / "b.csv", OPT_OUT + "A@NullMX.example,A,unsubscribed\nb@example.com,B,\n")
+    with DnsStub({"example.com": {"MX": ["10 mx.example.com."]}, "nullmx.example": {"MX": ["0 ."]}}) as stub:
+        resolver = make_resolver(["127.0.0.1"], port=stub.port, timeout=2)
+        result = ingest_file(con, tmp_path / "b.csv", IngestOptions(check_mx=True), home, resolver)
+    assert (result.quarantined, result.unchanged, result.opt_outs) == (1, 1, 1)
+    assert [(rule, reason.endswith("the address is suppressed)")) for _, rule, reason, _ in quarantine(con)] == [("null_mx", True)]
+    assert suppressed(con) == {"A@nullmx.example": "unsubscribe:ingest", "a@nullmx.example": "unsubscribe:ingest"}
+    assert statuses(con) == {"a@nullmx.example": "unsubscribed", "b@example.com": "active"}
+    planned, check = audience(con, home, "After MX unsubscribe")
+    assert planned == {"b@example.com"} and check.cause("a@nullmx.example") == "unsubscribe:ingest"
+
+
+def test_an_unsubscribe_of_a_blocked_address_outlives_the_block_rule(con, tmp_path, home):
+    from mailflow.tasks.core.rules import remove_rule
+
+    ingest_file(con, write_csv(tmp_path / "a.csv", OPT_OUT + "x@spam.example,X,\ny@example.com,Y,\n"))
+    add_rule(con, "*@spam.example", "block")
+    result = ingest_file(con, write_csv(tmp_path / "b.csv", OPT_OUT + "x@spam.example,X,unsubscribed\n"))
+    assert result.quarantined == 1 and result.opt_outs == 1
+    assert quarantine(con)[0][2] == "blocked: matches rule *@spam.example (an opt-out: the address is suppressed)"
+    remove_rule(con, "*@spam.example")  # the block was the list owner's; the opt-out was the person's
+    planned, check = audience(con, home, "After the block is lifted")
+    assert planned == {"y@example.com"} and check.cause("x@spam.example") == "unsubscribe:ingest"
+    assert statuses(con)["x@spam.example"] == "unsubscribed"
+
+
+@pytest.mark.parametrize("header", ["Unsubscribed", "Opt-Out", "opted_out", "Do Not Email", "Email Opt Out"])
+def test_an_opt_out_column_unsubscribes_every_ticked_spelling(con, tmp_path, home, header):
+    ticked = ["yes", "TRUE", "1", "y", "x", " X ", "Yes"]
+    plain = ["no", "0", "", "false", "N"]
+    rows = [f"t{i}@example.com,{value}" for i, value in enumerate(ticked)]
+    rows += [f"p{i}@example.com,{value}" for i, value in enumerate(plain)]
+    rows += ["odd@example.com,maybe", "bad address,yes", "known@example.com,yes"]
+    ingest_file(con, write_csv(tmp_path / "a.csv", "email\nknown@example.com\n"))
+    result = ingest_file(con, write_csv(tmp_path / "b.csv", f"email,{header}\n" + "\n".join(rows) + "\n"))
+    opted_out = {f"t{i}@example.com" for i in range(len(ticked))} | {"odd@example.com", "bad address", "known@example.com"}
+    assert result.opt_outs == len(opted_out) and set(suppressed(con)) == opted_out
+    assert {e for e, s in statuses(con).items() if s == "unsubscribed"} == opted_out - {"bad address", "odd@example.com"}
+    assert [(line, rule) for line, rule, _, _ in quarantine(con)] == [(14, "bad_value"), (15, "gx:expect_column_values_to_match_regex(email)")]
+    assert con.execute("SELECT count(*) FROM subscribers WHERE attributes <> '{}'").fetchone()[0] == 0, "not an attribute"
+    assert "| opted out |" in validation_markdown(result) and f"| {len(opted_out)} |" in validation_markdown(result)
+    planned, _ = audience(con, home, f"Column {header}")
+    assert planned == {f"p{i}@example.com" for i in range(len(plain))}
+
+
+def test_two_opt_out_columns_in_one_file_opt_out_when_either_is_ticked(con, tmp_path):
+    text = "email,unsubscribed,Do Not Email\na@example.com,no,yes\nb@example.com,,\nc@example.com,x,\n"
+    result = ingest_file(con, write_csv(tmp_path / "a.csv", text))
+    assert result.opt_outs == 2 and statuses(con) == {"a@example.com": "unsubscribed", "b@example.com": "active",
+                                                      "c@example.com": "unsubscribed"}
+
+
+def test_a_valid_unsubscribe_holds_against_later_plain_rows_until_newer_consent(tmp_path, home):
+    from mailflow.tasks.core.warehouse import connect
+
+    def step():  # one connection per step, as each command opens one (a plan closes its connection to files)
+        return connect(home / "mailflow.duckdb")
+
+    with step() as con:
+        ingest_file(con, write_csv(tmp_path / "a.csv", CONSENT + "a@example.com,,2024-01-01,form,confirmed\n"))
+        unsub = ingest_file(con, write_csv(tmp_path / "b.csv", CONSENT + "a@example.com,unsubscribed,,,\n"))
+        assert (unsub.updated, unsub.quarantined, unsub.opt_outs) == (1, 0, 1)
+        assert suppressed(con) == {"a@example.com": "unsubscribe:ingest"}
+        ingest_file(con, write_csv(tmp_path / "c.csv", CONSENT + "a@example.com,,,,\n"))
+        ingest_file(con, write_csv(tmp_path / "d.csv", CONSENT + "a@example.com,active,,,\n"), IngestOptions(allow_resubscribe=True))
+        assert statuses(con) == {"a@example.com": "unsubscribed"} and "a@example.com" in suppressed(con)
+    with step() as con:
+        assert audience(con, home, "Still out")[0] == set()
+    later = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with step() as con:
+        ingest_file(con, write_csv(tmp_path / "e.csv", CONSENT + f"a@example.com,active,{later},crm,confirmed\n"),
+                    IngestOptions(allow_resubscribe=True))
+        assert statuses(con) == {"a@example.com": "active"} and suppressed(con) == {}, "newer consent lifts the opt-out"
+    with step() as con:
+        assert audience(con, home, "Back in")[0] == {"a@example.com"}
+
+
+def test_an_opt_out_anywhere_in_a_file_wins_over_a_later_plain_row(con, tmp_path):
+    result = ingest_file(con, write_csv(tmp_path / "a.csv", OPT_OUT + "c@example.com,C,unsubscribed\nc@example.com,C,\n"))
+    assert (result.accepted, result.quarantined, result.opt_outs) == (1, 1, 1)
+    assert statuses(con) == {"c@example.com": "unsubscribed"} and "c@example.com" in suppressed(con)
+    assert quarantine(con)[0][2] == "duplicate: superseded by line 3 (an opt-out: the address is suppressed)"
+
+
+def test_a_complaint_is_an_opt_out_and_a_bounce_is_not(con, tmp_path):
+    text = OPT_OUT + "c@example.com,C,complained\nbad@x,B,bounced\nk@example.com,K,bounced\n"
+    result = ingest_file(con, write_csv(tmp_path / "a.csv", text))
+    assert result.opt_outs == 1 and suppressed(con) == {"c@example.com": "complaint:ingest"}
+    assert statuses(con) == {"c@example.com": "complained", "k@example.com": "bounced"}
+
+
+def test_an_opt_out_reaches_the_stored_address_in_another_letter_case(con, tmp_path, home):
+    ingest_file(con, write_csv(tmp_path / "a.csv", OPT_OUT + "Ann.Lee@example.com,Ann,\nbo@example.com,Bo,\n"))
+    ingest_file(con, write_csv(tmp_path / "b.csv", OPT_OUT + "ANN.LEE@example.com.,Ann,unsubscribed\n"), IngestOptions(check_mx=False))
+    assert statuses(con)["Ann.Lee@example.com"] == "unsubscribed"
+    assert suppressed(con) == {"ANN.LEE@example.com": "unsubscribe:ingest", "Ann.Lee@example.com": "unsubscribe:ingest"}
+    assert audience(con, home, "Case")[0] == {"bo@example.com"}
+
+
+@pytest.mark.flow
+def test_the_ingest_command_applies_opt_outs_from_a_mapped_column_and_counts_them(prefect_harness, tmp_path, capsys):
+    from mailflow.cli import main
+    from mailflow.tasks.core.warehouse import connect
+
+    home = tmp_path / "cli-home"
+    path = write_csv(tmp_path / "crm.csv", "email,Newsletter: leave?\nkeep@example.com,\nleave@example.com,x\n"
+                                           "leave@@example.com,yes\n")
+    assert main(["--home", str(home), "ingest", "--map", "Newsletter: leave?=opt_out", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "3 rows read = 2 new + 0 updated + 0 unchanged + 1 quarantined" in out
+    assert "2 addresses opted out: suppressed" in out
+    with connect(home / "mailflow.duckdb") as con:
+        assert suppressed(con) == {"leave@example.com": "unsubscribe:ingest", "leave@@example.com": "unsubscribe:ingest"}
+        assert audience(con, home, "From the CLI")[0] == {"keep@example.com"}
 
 
 _FULL_GZIP = gzip.compress(HEADER.encode() + b"".join(f"u{i}@example.com,N{i},L,JP\n".encode() for i in range(5000)))

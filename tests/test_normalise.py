@@ -4,10 +4,20 @@ import unicodedata
 from datetime import UTC, datetime
 
 import polars as pl
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from mailflow.tasks.ingest.normalise import CASELESS_PROVIDERS, Mapping_, canonical_email, idna_domains, normalise, parse_timestamp
+from mailflow.errors import MailflowError
+from mailflow.tasks.ingest.normalise import (
+    CASELESS_PROVIDERS,
+    Mapping_,
+    canonical_email,
+    idna_domains,
+    normalise,
+    parse_timestamp,
+    rename_columns,
+)
 from mailflow.tasks.ingest.readers import header_names
 
 LOCAL = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=12)
@@ -66,3 +76,10 @@ def test_iso_timestamps_parse_back(moment):
     moment = moment.replace(microsecond=0)
     for text in (moment.isoformat(), moment.strftime("%Y-%m-%dT%H:%M:%SZ"), moment.strftime("%Y-%m-%d %H:%M:%S")):
         assert pl.select(parse_timestamp(pl.lit(text)))[0, 0] == moment
+
+
+def test_two_columns_aliased_to_one_field_are_refused_in_one_line():
+    """`mail` and `e_mail` both mean email: which one is meant is the user's call, not a crash in the rename."""
+    frame = pl.DataFrame({"mail": ["a@example.com"], "e_mail": ["b@example.com"], "line": [2]})
+    with pytest.raises(MailflowError, match="^mapping: two columns map to the same name$"):
+        rename_columns(frame, ["mail", "e_mail"], Mapping_())

@@ -35,6 +35,9 @@ def print_ingest(results: list[dict]) -> None:
         if r.get("resubscribes_refused"):
             click.echo(f"  {r['resubscribes_refused']} rows asked to re-subscribe an unsubscribed address and were not allowed"
                        " (needs --allow-resubscribe and consent newer than the unsubscribe)")
+        if r.get("opt_outs"):
+            click.echo(f"  {r['opt_outs']} addresses opted out: suppressed, and unsubscribed where they were subscribers"
+                       " (even from quarantined rows)")
         if r.get("needs_smtputf8"):
             click.echo(f"  {r['needs_smtputf8']} addresses have a non-ASCII local part: kept, marked needs_smtputf8, and sent"
                        " only through a relay that offers SMTPUTF8 (elsewhere each fails alone, with the reason)")

@@ -99,6 +99,67 @@ SELECT email, email_original, first_name, last_name, new_status,
 FROM staged_subscriber_changes
 WHERE NOT known;
 
+-- name: lift_opt_out_suppressions
+-- A re-subscription this run allowed (--allow-resubscribe and consent newer than the opt-out)
+-- ends the opt-out's suppression too, or the address would stay active yet never mailed.
+-- Bounces and soft-bounce counts stay: they are facts about the mailbox, not the person's wish.
+DELETE FROM suppressions
+WHERE (cause LIKE 'unsubscribe%' OR cause LIKE 'complaint%')
+  AND email IN (SELECT email FROM staged_subscriber_changes WHERE known AND status_changed AND new_status = 'active');
+
+-- name: stage_opt_outs
+-- Every address the file opted out, accepted or quarantined (tasks/ingest/optouts.py), once:
+-- a complaint outranks an unsubscribe. mailflow keeps a local part's case (outside the caseless
+-- providers), yet an opt-out of ANN@example.com means the mailbox stored as ann@example.com too:
+-- subscribers matching case-insensitively are opted out under their stored address as well.
+CREATE OR REPLACE TEMP TABLE staged_opt_outs AS
+WITH opt_outs AS (
+    SELECT email, cause FROM input_opt_outs
+),
+by_address AS (
+    SELECT email,
+           CASE WHEN bool_or(cause LIKE 'complaint%') THEN 'complaint:ingest' ELSE 'unsubscribe:ingest' END AS cause,
+           TRUE AS in_file
+    FROM opt_outs
+    GROUP BY email
+),
+case_variants AS (
+    SELECT s.email, b.cause, FALSE AS in_file
+    FROM subscribers AS s
+    JOIN by_address AS b ON lower(s.email) = lower(b.email)
+    WHERE s.email <> b.email
+),
+final AS (
+    SELECT email, cause, in_file,
+           CASE WHEN cause LIKE 'complaint%' THEN 'complained' ELSE 'unsubscribed' END AS status
+    FROM (SELECT * FROM by_address UNION ALL SELECT * FROM case_variants)
+    QUALIFY row_number() OVER (PARTITION BY email ORDER BY in_file DESC, cause) = 1
+)
+SELECT * FROM final;
+
+-- name: count_opt_outs
+-- The summary's `opt_outs`: the file's own addresses (a case variant found is the same opt-out).
+SELECT count(*) FILTER (WHERE in_file), count(*) FROM staged_opt_outs;
+
+-- name: suppress_opt_outs
+-- No plan or send mails these addresses, subscriber or not. An address suppressed before keeps
+-- its cause, except a soft-bounce suppression, which decays: the opt-out must not decay with it.
+INSERT INTO suppressions (email, cause, created_at)
+SELECT email, cause, now() FROM staged_opt_outs
+ON CONFLICT (email) DO UPDATE SET cause = excluded.cause, created_at = excluded.created_at
+WHERE suppressions.cause = 'soft_bounces';
+
+-- name: unsubscribe_opted_out
+-- Runs after this file's rows were written, so an opt-out anywhere in the file wins over a plain
+-- row of the same address, and a quarantined opt-out still reaches the subscriber it names.
+-- The precedence of stage_subscriber_changes holds: only an active subscriber moves.
+UPDATE subscribers AS s SET status = o.status, status_changed_at = now(), updated_at = now()
+FROM staged_opt_outs AS o
+WHERE s.email = o.email AND s.status = 'active';
+
+-- name: drop_staged_opt_outs
+DROP TABLE IF EXISTS staged_opt_outs;
+
 -- name: ensure_list
 INSERT INTO lists (name) VALUES ($name) ON CONFLICT (name) DO NOTHING;
 
@@ -148,9 +209,9 @@ SELECT $batch_id, $source, line, rule, reason, raw, raw_sha256, count FROM final
 -- name: record_batch
 INSERT INTO ingest_batches
     (batch_id, source, file_sha256, list_name, rows_read, accepted, updated, unchanged, quarantined,
-     resubscribes_refused, seconds)
+     resubscribes_refused, opt_outs, seconds)
 VALUES ($batch_id, $source, $sha, $list_name, $rows_read, $accepted, $updated, $unchanged, $quarantined,
-        $resubscribes_refused, $seconds);
+        $resubscribes_refused, $opt_outs, $seconds);
 
 -- name: record_validation_run
 INSERT INTO validation_runs (run_id, batch_id, source, suite, success, evaluated, failed, rows_checked,

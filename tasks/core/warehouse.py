@@ -23,6 +23,7 @@ INPUT_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     },
     "input_quarantine": {"line": pl.Int64(), "rule": pl.String(), "reason": pl.String(), "raw": pl.String(),
                          "raw_sha256": pl.String(), "count": pl.Int64()},
+    "input_opt_outs": {"line": pl.Int64(), "email": pl.String(), "cause": pl.String()},  # tasks/ingest/optouts.py
     "input_ledger": {
         "campaign_id": pl.String(), "subscriber_id": pl.Int64(), "variant": pl.String(),
         "chunk_id": pl.Int32(), "status": pl.String(), "smtp_code": pl.Int32(),

@@ -23,6 +23,7 @@ from mailflow.tasks.core.warehouse import empty_input, inputs, transaction
 from mailflow.tasks.ingest.bounds import RAW_LIMIT
 from mailflow.tasks.ingest.expectations import SUITE, write_result
 from mailflow.tasks.ingest.normalise import rename_columns
+from mailflow.tasks.ingest.optouts import apply_opt_outs
 from mailflow.tasks.ingest.readers import BATCH_BYTES, read_batches
 from mailflow.tasks.ingest.screen import ScreenOptions, require_email_column, require_email_header, screen
 
@@ -48,6 +49,7 @@ class IngestResult:
     unchanged: int
     quarantined: int
     resubscribes_refused: int = 0
+    opt_outs: int = 0  # addresses the file opted out: suppressed, and unsubscribed if they were subscribers
     seconds: float = 0.0
     needs_smtputf8: int = 0  # addresses kept that only a relay offering SMTPUTF8 can take
     already_ingested: bool = False
@@ -112,6 +114,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, options: IngestOptio
 class _Staged:
     good: list[str] = field(default_factory=list)
     bad: list[str] = field(default_factory=list)
+    opt_outs: list[str] = field(default_factory=list)
     rows_read: int = 0
     validations: list = field(default_factory=list)
 
@@ -123,7 +126,8 @@ def _screen_to_staging(con, path: Path, options: IngestOptions, staging: Path, n
     staged = _Staged()
     for number, batch in enumerate(batches):
         screened = screen(batch, raw_header, screening, now)
-        for frame, names, kind in ((screened.good, staged.good, "good"), (screened.bad, staged.bad, "bad")):
+        for frame, names, kind in ((screened.good, staged.good, "good"), (screened.bad, staged.bad, "bad"),
+                                   (screened.opt_outs, staged.opt_outs, "optout")):
             if frame.height:
                 names.append(str(staging / f"{kind}-{number:05d}.parquet"))
                 frame.write_parquet(names[-1], compression="lz4")
@@ -138,8 +142,9 @@ def _load_staging(con, path: Path, sha: str, batch_id: str, options: IngestOptio
                   home: Path | None, started: float) -> IngestResult:
     good = con.read_parquet(staged.good) if staged.good else empty_input("input_subscribers")
     bad = con.read_parquet(staged.bad) if staged.bad else empty_input("input_quarantine")
+    opt_outs = con.read_parquet(staged.opt_outs) if staged.opt_outs else empty_input("input_opt_outs")
     source = str(path)
-    with inputs(con, input_subscribers=good, input_quarantine=bad), transaction(con):
+    with inputs(con, input_subscribers=good, input_quarantine=bad, input_opt_outs=opt_outs), transaction(con):
         if options.list_name:
             con.execute(q("ensure_list"), {"name": options.list_name})
         con.execute(q("stage_subscriber_changes"), {"allow_resubscribe": options.allow_resubscribe})
@@ -148,12 +153,14 @@ def _load_staging(con, path: Path, sha: str, batch_id: str, options: IngestOptio
         con.execute(q("insert_subscribers"))
         if options.list_name:
             con.execute(q("add_list_members"), {"name": options.list_name})
+        con.execute(q("lift_opt_out_suppressions"))
+        opted_out = apply_opt_outs(con)  # after the lift: an opt-out in this file outranks a re-subscription in it
         con.execute(q("insert_quarantine"), {"batch_id": batch_id, "source": source, "raw_limit": RAW_LIMIT})
         quarantined = staged.rows_read - accepted - updated - unchanged
         summaries = [_record_validation(con, validation, rows, batch_id, source, number, home)
                      for number, validation, rows in staged.validations]
         result = IngestResult(source, batch_id, staged.rows_read, accepted, updated, unchanged, quarantined, refused,
-                              validation=summaries, needs_smtputf8=utf8)
+                              opt_outs=opted_out, validation=summaries, needs_smtputf8=utf8)
         con.execute(q("record_batch"), {k: v for k, v in result.as_dict().items()
                                         if k not in ("already_ingested", "validation", "needs_smtputf8")}
                     | {"sha": sha, "list_name": options.list_name, "seconds": round(time.perf_counter() - started, 3)})
@@ -206,9 +213,9 @@ def _already_ingested(con, batch_id: str, source: str) -> IngestResult:
 
 def validation_markdown(result: IngestResult) -> str:
     lines = [f"# Ingest of `{result.source}`", "",
-             markdown_table(["rows read", "new", "updated", "unchanged", "quarantined", "seconds"],
+             markdown_table(["rows read", "new", "updated", "unchanged", "quarantined", "opted out", "seconds"],
                             [[result.rows_read, result.accepted, result.updated, result.unchanged,
-                              result.quarantined, result.seconds]])]
+                              result.quarantined, result.opt_outs, result.seconds]])]
     for run in result.validation:
         lines += ["", f"## Great Expectations suite `{SUITE}` — {'passed' if run['success'] else 'failed'}", "",
                   markdown_table(["expectation", "success", "unexpected rows"],

@@ -13,9 +13,13 @@ from mailflow.errors import MailflowError
 from mailflow.tasks.ingest.readers import header_names
 
 # Columns mailflow keeps in their own fields; everything else lands in `attributes`.
-KNOWN = ("email", "first_name", "last_name", "status", "opted_in_at", "consent_source", "double_opt_in")
+KNOWN = ("email", "first_name", "last_name", "status", "opted_in_at", "consent_source", "double_opt_in", "opt_out")
+# Opt-out columns as CRMs and list managers export them (after header_names: `Do Not Email` -> do_not_email).
+OPT_OUT_COLUMNS = ("unsubscribed", "unsubscribe", "optout", "opted_out", "optedout", "do_not_email", "donotemail",
+                   "do_not_mail", "email_opt_out", "emailoptout", "has_opted_out_of_email", "hasoptedoutofemail",
+                   "unsubscribed_from_all_email")
 ALIASES = {"e_mail": "email", "email_address": "email", "mail": "email", "firstname": "first_name",
-           "lastname": "last_name", "source": "consent_source", "optin_at": "opted_in_at"}
+           "lastname": "last_name", "source": "consent_source", "optin_at": "opted_in_at"} | dict.fromkeys(OPT_OUT_COLUMNS, "opt_out")
 TYPES = ("string", "integer", "number", "boolean", "date", "datetime")
 # Providers that treat the local part case-insensitively: there `Ann@` and `ann@` are one mailbox.
 CASELESS_PROVIDERS = ("gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com", "msn.com",
@@ -23,6 +27,13 @@ CASELESS_PROVIDERS = ("gmail.com", "googlemail.com", "outlook.com", "hotmail.com
                       "web.de", "yandex.ru", "mail.ru", "proton.me", "protonmail.com")
 _TRUE = ("true", "t", "yes", "y", "1")
 _FALSE = ("false", "f", "no", "n", "0")
+# An opt-out column is often a spreadsheet's tick box. Any other non-empty value is not read as "no":
+# the row is quarantined (bad_value) and still counts as an opt-out — mailing someone who opted out is
+# the mistake that cannot be taken back.
+OPT_OUT_TRUE = (*_TRUE, "x", "on", "\u2713", "\u2714")
+OPT_OUT_FALSE = (*_FALSE, "off")
+# Status spellings of an unsubscribe that other tools export; GX then sees the canonical value.
+STATUS_SYNONYMS = dict.fromkeys(("unsubscribe", "opted_out", "opted-out", "opt-out", "opt_out", "optout"), "unsubscribed")
 
 
 @dataclass(frozen=True)
@@ -70,10 +81,23 @@ def rename_columns(frame: pl.DataFrame, raw_header: list[str], mapping: Mapping_
                   or ALIASES.get(column))
         if target:
             renames[column] = header_names([target])[0]
-    frame = frame.rename(renames)
-    if len(set(frame.columns)) != len(frame.columns):
+    opt_outs = [c for c in frame.columns if renames.get(c, c) == "opt_out"]
+    if len(opt_outs) > 1:  # `unsubscribed` and `Do Not Email` in one export: either one opts out
+        frame = frame.with_columns(_merge_opt_outs(opt_outs)).drop(c for c in opt_outs if c != "opt_out")
+        renames = {c: t for c, t in renames.items() if c not in opt_outs}
+    targets = [renames.get(c, c) for c in frame.columns]
+    if len(set(targets)) != len(targets):
         raise MailflowError("mapping: two columns map to the same name")
-    return frame
+    return frame.rename(renames)
+
+
+def _merge_opt_outs(columns: list[str]) -> pl.Expr:
+    """One opt-out value from several columns: yes if any is ticked, else the first that is not a plain no."""
+    values = [pl.col(c).str.strip_chars() for c in columns]
+    lows = [v.str.to_lowercase() for v in values]
+    ticked = pl.any_horizontal([low.is_in(OPT_OUT_TRUE) for low in lows])
+    unclear = [pl.when((low.str.len_bytes() > 0) & ~low.is_in(OPT_OUT_FALSE)).then(v) for low, v in zip(lows, values)]
+    return pl.when(ticked).then(pl.lit("yes")).otherwise(pl.coalesce(*unclear, *values)).alias("opt_out")
 
 
 def normalise(frame: pl.DataFrame, mapping: Mapping_, fields: list[str] | None = None) -> pl.DataFrame:

@@ -15,6 +15,7 @@ from mailflow.tasks.core.validate import address_flags, check_addresses, field_e
 from mailflow.tasks.ingest.bounds import sha256_text, shorten
 from mailflow.tasks.ingest.expectations import Validation, validate
 from mailflow.tasks.ingest.normalise import Mapping_, idna_domains, normalise, parse_timestamps, rename_columns
+from mailflow.tasks.ingest.optouts import OPT_OUT_SCHEMA, mark_opt_outs, note_opt_outs, opt_out_rows
 from mailflow.tasks.ingest.readers import Batch, header_names
 
 SUBSCRIBER_COLUMNS = ["line", "email", "email_original", "first_name", "last_name", "status", "opted_in_at",
@@ -37,6 +38,7 @@ class Screened:
     good: pl.DataFrame          # SUBSCRIBER_COLUMNS, one row per address (the file's last row wins)
     bad: pl.DataFrame           # QUARANTINE_SCHEMA: one row per (rule, text), `count` the rows it stands for
     validation: Validation | None
+    opt_outs: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=OPT_OUT_SCHEMA))  # kept or not
 
     @property
     def rows(self) -> int:
@@ -54,8 +56,8 @@ def screen(batch: Batch, raw_header: list[str], options: ScreenOptions, now: dat
     fields = [c for c in frame.columns if c not in ("line", "_pos")]
     frame = field_errors(frame, fields)                     # on the text as it came
     frame = idna_domains(normalise(frame, options.mapping, fields))
-    frame = frame.with_columns(
-        pl.col("status", "double_opt_in").str.to_lowercase(),
+    frame = mark_opt_outs(frame).with_columns(
+        pl.col("double_opt_in").str.to_lowercase(),
         opted_in_ts=parse_timestamps(frame["opted_in_at"]),
     ).with_columns(
         consent_error=pl.when(pl.col("opted_in_at").is_not_null() & pl.col("opted_in_ts").is_null())
@@ -68,7 +70,7 @@ def screen(batch: Batch, raw_header: list[str], options: ScreenOptions, now: dat
     frame = frame.with_columns(blocked=blocked_by(list(options.rules), pl.col("email")))
     frame = frame.with_columns(mx_error=_domain_errors(frame, options))
     reason = pl.coalesce(
-        "row_error", "gx_error", "email_error", "type_error", "consent_error",
+        "row_error", "gx_error", "email_error", "type_error", "consent_error", "opt_out_error",
         pl.when(pl.col("blocked").is_not_null()).then(pl.format("blocked: matches rule {}", pl.col("blocked"))),
         "mx_error",
         pl.when(pl.lit(options.reject_role_accounts) & pl.col("is_role_account")).then(pl.lit("role_account: a shared mailbox, not a person")),
@@ -81,8 +83,9 @@ def screen(batch: Batch, raw_header: list[str], options: ScreenOptions, now: dat
     good = good.filter(pl.col("line") == pl.col("last_line"))
     refused = [frame.filter(pl.col("reason").is_not_null()).select("_pos", "line", "reason"),
                superseded.select("_pos", "line", "reason")]
-    bad = pl.concat(refused + _earlier_copies(batch, good), how="diagonal")
-    return Screened(good.select(SUBSCRIBER_COLUMNS), _quarantine_rows(batch, bad), validation)
+    opt_outs = opt_out_rows(frame)
+    bad = pl.concat([note_opt_outs(r, opt_outs) for r in refused] + _earlier_copies(batch, good), how="diagonal")
+    return Screened(good.select(SUBSCRIBER_COLUMNS), _quarantine_rows(batch, bad), validation, opt_outs)
 
 
 def _earlier_copies(batch: Batch, kept: pl.DataFrame) -> list[pl.DataFrame]:
