@@ -6,9 +6,12 @@ class MissingTool(RuntimeError):
 
 
 def row(benchmark: str, figure: float, unit: str, baseline: str = "-", ratio: float | None = None,
-        problem: str | None = None) -> dict:
-    """One table row; a `problem` marks a run whose figures should not be trusted."""
+        problem: str | None = None, note: str | None = None) -> dict:
+    """One table row; a `problem` marks a run whose figures should not be trusted, a `note` says what
+    they stand for (e.g. "partial: ..." when the code measured does only part of the scenario)."""
     out = {"benchmark": benchmark, "figure": figure, "unit": unit, "baseline": baseline, "ratio": ratio}
     if problem:
         out["problem"] = problem
+    if note:
+        out["note"] = note
     return out
