@@ -1,5 +1,7 @@
 """Benchmarks: `make bench` runs them and prints figures as ratios to same-run baselines."""
 
+import sys
+
 
 class MissingTool(RuntimeError):
     """A program a benchmark needs is not installed; the message says how to install it."""
@@ -15,3 +17,16 @@ def row(benchmark: str, figure: float, unit: str, baseline: str = "-", ratio: fl
     if note:
         out["note"] = note
     return out
+
+
+def label(n: int) -> str:
+    """A row count as rows are named in benchmark labels: 20k, 1M, 10M."""
+    for size, suffix in ((1_000_000, "M"), (1_000, "k")):
+        if n >= size:
+            return f"{n / size:g}{suffix}"
+    return str(n)
+
+
+def log(message: str) -> None:
+    """Progress for the person watching: stderr, so the table on stdout stays whole."""
+    print(message, file=sys.stderr, flush=True)

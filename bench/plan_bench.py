@@ -25,7 +25,7 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from bench import row
+from bench import label, log, row
 from bench.plan_data import BLOCKED_DOMAIN, BLOCKED_REGEX, RULES, cached_warehouse, copy_warehouse
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,7 +90,7 @@ def run() -> list[dict]:
         if n <= 0:
             log("plan: a size of 0 rows asked (BENCH_PLAN_ROWS / BENCH_PLAN_ROWS_LARGE): skipped")
             continue
-        source, meta = cached_warehouse(n, log)
+        source, meta = cached_warehouse(n)
         work = Path(tempfile.mkdtemp(prefix="mailflow-bench-plan-"))
         try:
             facts = measure(source, meta, work)
@@ -106,7 +106,7 @@ def run() -> list[dict]:
 def measure(source: Path, meta: dict, work: Path) -> dict:
     """Floor, plan in a subprocess, and the checks of what it planned, on private copies of `source`."""
     anchor = datetime.fromisoformat(meta["anchor"])
-    where = WHERE.format(since=(anchor - timedelta(days=900)).date().isoformat())
+    where = " ".join(WHERE.format(since=(anchor - timedelta(days=900)).date().isoformat()).split())
     fields = dict.fromkeys(OPTIONAL_FIELDS, True)
     notes = []
     while True:
@@ -308,17 +308,6 @@ def rows_for(n: int, meta: dict, facts: dict) -> list[dict]:
 def breakdown(counts: dict[str, int]) -> str:
     return (f"matched {counts['matched']:,} - inactive {counts['inactive']:,} - suppressed {counts['suppressed']:,} "
             f"- blocked {counts['blocked']:,} - capped {counts['capped']:,} = {counts['expected']:,}")
-
-
-def label(n: int) -> str:
-    for size, suffix in ((1_000_000, "M"), (1_000, "k")):
-        if n >= size:
-            return f"{n / size:g}{suffix}"
-    return str(n)
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -15,10 +15,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from bench import log
 
 GENERATOR_VERSION = 1
 CACHE = Path(os.environ.get("BENCH_PLAN_CACHE", Path(__file__).resolve().parent / "out" / "plan-cache"))
@@ -178,9 +179,8 @@ UNION ALL SELECT * FROM elsewhere
 """
 
 
-def cached_warehouse(n: int, log=None) -> tuple[Path, dict]:
+def cached_warehouse(n: int) -> tuple[Path, dict]:
     """The cached warehouse of `n` subscribers (made if missing or stale) and its meta: anchor, seconds."""
-    log = log or _log
     CACHE.mkdir(parents=True, exist_ok=True)
     path = CACHE / f"plan-{n}-v{GENERATOR_VERSION}.duckdb"
     meta_path = path.with_suffix(".json")
@@ -240,7 +240,3 @@ def copy_warehouse(source: Path, target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, target)
     return target
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
