@@ -39,6 +39,7 @@ TARGET_RSS_MB = 4096.0  # at 10M
 CAP = {"campaigns": 2, "days": 30}  # the generator's past campaigns give ~3% two or more within 30 days
 SOFT_LIMIT, SOFT_DAYS = 3, 30  # the settings' defaults
 AB = {"variants": ("A", "B", "C"), "test_fraction": 0.2, "holdout_fraction": 0.05}
+PROFILE = bool(os.environ.get("BENCH_PLAN_PROFILE"))  # the child logs the time of each statement plan() executes
 OPTIONAL_FIELDS = ("variants", "ab", "send_at", "frequency_cap")  # dropped one by one if plan() refuses them
 
 WHERE = """attributes->>'country' IN ('US', 'JP', 'DE', 'GB', 'FR', 'AU')
@@ -170,6 +171,9 @@ def child_plan(warehouse: Path, home: Path, campaign: Path) -> dict:
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"mailflow plan exited {done.returncode}:\n{done.stderr[-4000:]}")
+    for line in done.stderr.splitlines():
+        if line.startswith("plan profile:"):
+            log(line)
     report = json.loads(done.stdout.strip().splitlines()[-1]) | {"wall": wall}
     if "error" not in report:
         log(f"plan: wall {wall:.2f}s (imports {report['import_s']:.2f}s, connect {report['connect_s']:.2f}s, "
@@ -193,8 +197,11 @@ def child(warehouse: str, home: str, campaign: str, chunk_size: str) -> None:
         spec = load_campaign(Path(campaign))
         with connect(warehouse) as con:
             connected = time.perf_counter()
-            result = plan(con, Path(home), spec, int(chunk_size))
+            timed = TimedConnection(con) if PROFILE else con
+            result = plan(timed, Path(home), spec, int(chunk_size))
             called = time.perf_counter()
+            if PROFILE:
+                timed.report(called - connected)
     except MailflowError as exc:  # a field this plan() refuses: the parent drops it and plans again
         print(json.dumps({"error": str(exc)}), flush=True)
         return
@@ -204,6 +211,32 @@ def child(warehouse: str, home: str, campaign: str, chunk_size: str) -> None:
         "connect_s": connected - imported, "call_s": called - connected, "close_s": closed - called,
         "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }), flush=True)
+
+
+class TimedConnection:
+    """BENCH_PLAN_PROFILE=1: the plan's connection, adding up the time of each statement it executes, by the
+    name of its named query. Relations (`con.sql(...)`) run when read, so their time is in "the rest"."""
+
+    def __init__(self, con):
+        from mailflow.tasks.core.sqlfiles import queries
+
+        self._con, self._names, self._spent = con, {query.sql: name for name, query in queries().items()}, {}
+
+    def __getattr__(self, name):
+        return getattr(self._con, name)
+
+    def execute(self, sql, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return self._con.execute(sql, *args, **kwargs)
+        finally:
+            key = self._names.get(sql) or " ".join(sql.split())[:60]
+            self._spent[key] = self._spent.get(key, 0.0) + time.perf_counter() - start
+
+    def report(self, total: float) -> None:
+        for key, seconds in sorted(self._spent.items(), key=lambda kv: -kv[1]):
+            log(f"plan profile: {seconds:7.2f}s  {key}")
+        log(f"plan profile: {total - sum(self._spent.values()):7.2f}s  the rest (relations read, Python, files)")
 
 
 def expected_counts(warehouse: Path, where: str) -> dict[str, int]:
