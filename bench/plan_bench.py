@@ -188,17 +188,23 @@ def child(warehouse: str, home: str, campaign: str, chunk_size: str) -> None:
 
     start = time.perf_counter()
     from mailflow.errors import MailflowError
+    from mailflow.settings import load_settings
     from mailflow.tasks.core.warehouse import connect
-    from mailflow.tasks.plan.audience import plan
+    from mailflow.tasks.plan import audience
     from mailflow.tasks.plan.campaign import load_campaign
 
     imported = time.perf_counter()
+    # As `mailflow plan` calls it (tasks/plan/tasks.py), with the default settings: their memory limit
+    # and plan options where the code under test has them.
+    settings = load_settings(overrides={"home": home}, environ={})
+    memory = getattr(getattr(settings, "plan", None), "memory_limit", None)
+    options = (audience.PlanOptions.from_settings(settings),) if hasattr(audience, "PlanOptions") else ()
     try:
         spec = load_campaign(Path(campaign))
-        with connect(warehouse) as con:
+        with connect(warehouse, **({"memory_limit": memory} if memory else {})) as con:
             connected = time.perf_counter()
             timed = TimedConnection(con) if PROFILE else con
-            result = plan(timed, Path(home), spec, int(chunk_size))
+            result = audience.plan(timed, Path(home), spec, int(chunk_size), *options)
             called = time.perf_counter()
             if PROFILE:
                 timed.report(called - connected)
