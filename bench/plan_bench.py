@@ -187,6 +187,7 @@ def child(warehouse: str, home: str, campaign: str, chunk_size: str) -> None:
     import resource
 
     start = time.perf_counter()
+    from bench.plan_profile import TimedConnection
     from mailflow.errors import MailflowError
     from mailflow.settings import load_settings
     from mailflow.tasks.core.warehouse import connect
@@ -217,32 +218,6 @@ def child(warehouse: str, home: str, campaign: str, chunk_size: str) -> None:
         "connect_s": connected - imported, "call_s": called - connected, "close_s": closed - called,
         "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }), flush=True)
-
-
-class TimedConnection:
-    """BENCH_PLAN_PROFILE=1: the plan's connection, adding up the time of each statement it executes, by the
-    name of its named query. Relations (`con.sql(...)`) run when read, so their time is in "the rest"."""
-
-    def __init__(self, con):
-        from mailflow.tasks.core.sqlfiles import queries
-
-        self._con, self._names, self._spent = con, {query.sql: name for name, query in queries().items()}, {}
-
-    def __getattr__(self, name):
-        return getattr(self._con, name)
-
-    def execute(self, sql, *args, **kwargs):
-        start = time.perf_counter()
-        try:
-            return self._con.execute(sql, *args, **kwargs)
-        finally:
-            key = self._names.get(sql) or " ".join(sql.split())[:60]
-            self._spent[key] = self._spent.get(key, 0.0) + time.perf_counter() - start
-
-    def report(self, total: float) -> None:
-        for key, seconds in sorted(self._spent.items(), key=lambda kv: -kv[1]):
-            log(f"plan profile: {seconds:7.2f}s  {key}")
-        log(f"plan profile: {total - sum(self._spent.values()):7.2f}s  the rest (relations read, Python, files)")
 
 
 def expected_counts(warehouse: Path, where: str) -> dict[str, int]:
