@@ -1,13 +1,14 @@
 """The planning benchmark's warehouse: N subscribers with history, generated in DuckDB and cached.
 
 Everything is made by SQL over `range()` (no Python per row) into a warehouse that mailflow's own
-`connect` has migrated, then kept under bench/out/plan-cache/ keyed by N and GENERATOR_VERSION, so
-a re-run skips generation. The data carries every rule a plan applies: statuses (~3% not active),
-suppressions (~2%, and addresses of no subscriber), block rules (a domain, a regex, an address, one
-allow), three past campaigns (~3 deliveries per 10 subscribers, hard and soft bounces, soft-bounce
-suppressions as `aggregate` leaves them) for frequency capping, two lists, and attributes (country,
-source, and a `timezone` on ~30%). Times are relative to the generation instant (`anchor`), so a
-cache older than MAX_AGE_DAYS is made again: the capping window would otherwise drift.
+`connect` has migrated, then kept under bench/out/plan-cache/ keyed by N and GENERATOR_VERSION, so a
+re-run skips generation. The data carries every rule a plan applies: statuses (~3% not active),
+suppressions (of those addresses, as `aggregate` leaves them, of ~0.7% of active subscribers, and of
+1% addresses of no subscriber), block rules (a domain, a regex, an address, one allow), three past
+campaigns (~3 deliveries per 10 subscribers, hard and soft bounces, soft-bounce suppressions as
+`aggregate` leaves them) for frequency capping, two lists, and attributes (country, source, and a
+`timezone` on ~30%). Times are relative to the generation instant (`anchor`), so a cache older than
+MAX_AGE_DAYS is made again: the capping window would otherwise drift.
 """
 
 from __future__ import annotations
