@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import row
+from bench import label, log, row
 
 ROOT = Path(__file__).resolve().parent.parent
 ROWS = int(os.environ.get("BENCH_INGEST_ROWS", "1000000"))
@@ -250,19 +250,8 @@ def with_target(out: dict, target: float) -> dict:
     return out
 
 
-def label(n: int) -> str:
-    for size, suffix in ((1_000_000, "M"), (1_000, "k")):
-        if n >= size:
-            return f"{n / size:g}{suffix}"
-    return str(n)
-
-
 def sql_text(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":
