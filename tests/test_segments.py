@@ -164,7 +164,7 @@ def test_segment_parameters_parse_durations_and_dates():
     assert parse_params({"since": "2026-01-02"}, now=now)["since"] == datetime(2026, 1, 2, tzinfo=UTC)
     assert parse_params({"since": "2026-01-02T09:00:00+09:00"}, now=now)["since"] == datetime(2026, 1, 2, tzinfo=UTC)
     assert parse_params({"campaign": "Spring Sale!"}, campaign_id="other")["campaign"] == "spring-sale"
-    with pytest.raises(MailflowError, match=r"params\.since: 'soon' is neither"):
+    with pytest.raises(MailflowError, match=r"^params: since 'soon' is neither"):
         parse_params({"since": "soon"})
     with pytest.raises(MailflowError, match="unknown parameter 'until'"):
         parse_params({"until": "1d"})
@@ -178,7 +178,7 @@ def test_campaign_file_fields_for_segments_and_params_parse():
     assert parse_params_field({"since": dt.date(2026, 1, 2), "campaign": "x"}) == {"since": "2026-01-02", "campaign": "x"}
     with pytest.raises(MailflowError, match="segment: a segment name, or a mapping"):
         parse_segment_field({"only": ["a"]})
-    with pytest.raises(MailflowError, match=r"segment\.exclude: must be a list"):
+    with pytest.raises(MailflowError, match=r"^segment: exclude must be a list"):
         parse_segment_field({"exclude": [1]})
 
 
@@ -227,6 +227,30 @@ def test_a_segment_on_delivery_history(history, project):
     write(project, "bounced_before", "EXISTS (SELECT 1 FROM deliveries AS d WHERE d.subscriber_id = subscribers.subscriber_id "
                                      "AND d.status = 'bounced')")
     assert target(history, project, include=["news"], exclude=["bounced_before"]) == {ANN, BOB, FAY}
+
+
+def test_targeting_is_validated_without_a_warehouse_before_prefect_starts(project, tmp_path):
+    from mailflow.tasks.plan.segments import known_lists, validate_targeting
+
+    assert known_lists(tmp_path / "none.duckdb") == set()
+    write(project, "a", "segment('b')")
+    write(project, "b", "segment('a')")
+    with pytest.raises(MailflowError, match="a -> b -> a"):
+        validate_targeting(include=["a"], exclude=[], where=None, params={}, campaign_id="c", segment_dirs=segment_dirs(project),
+                           list_names=known_lists(tmp_path / "none.duckdb"))
+    with pytest.raises(MailflowError, match="^c.yaml: field 'params': since 'x' is neither"):
+        validate_targeting(include=[], exclude=[], where=None, params={"since": "x"}, campaign_id="c",
+                           segment_dirs=segment_dirs(project), list_names=set(), origin="c.yaml:")
+    ok = validate_targeting(include=["gmail", "news"], exclude=["lapsed"], where="segment('gmail')", params={}, campaign_id="c",
+                            segment_dirs=segment_dirs(project), list_names={"news"})
+    assert (ok.include_segments, ok.include_lists, ok.exclude_segments) == (("gmail",), ("news",), ("lapsed",))
+
+
+def test_known_lists_reads_a_warehouse_read_only(history, home):
+    from mailflow.tasks.plan.segments import known_lists
+
+    history.close()
+    assert known_lists(home / "mailflow.duckdb") == {"news", "vip"}
 
 
 def test_targeting_runs_with_external_access_off(history):
@@ -291,6 +315,14 @@ def test_segments_list_shows_source_description_and_includes(cli_home, capsys):
     assert rows["lapsed"]["source"] == "built-in" and rows["lapsed"]["includes"] == "recent_signups, engaged_90d"
     code, out, _ = run(capsys, cli_home, "segments", "list")
     assert code == 0 and "gmail_vips" in out and "Gmail people on the vip list" in out
+
+
+def test_segments_list_shows_a_broken_file_and_goes_on(cli_home, capsys, project):
+    write(project, "broken", "email = 'x' AND")
+    code, out, _ = run(capsys, cli_home, "--json", "segments", "list")
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert code == 0 and rows["broken"]["description"].startswith("INVALID: sql/segments/broken.sql: syntax error")
+    assert rows["gmail"]["description"] == "Addresses at Gmail (gmail.com and googlemail.com)."
 
 
 def test_segments_count_prints_the_size_and_a_sample(cli_home, capsys):

@@ -141,7 +141,7 @@ def switch_off_external_access(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _parse(query: str, field: str) -> dict[str, Any]:
-    with duckdb.connect() as parser:
+    with _parser().cursor() as parser:  # a cursor per call: one per thread, and no database start-up each time
         try:
             tree = json.loads(parser.execute(q("parse_condition"), {"query": query}).fetchone()[0])
         except duckdb.Error as exc:  # e.g. text that is not valid Unicode
@@ -226,6 +226,12 @@ def _segment_call(node: dict[str, Any], field: str, nested: bool) -> SegmentCall
 
 def _name(function: Any) -> str:
     return str((function or {}).get("function_name", "")).lower()
+
+
+@cache
+def _parser() -> duckdb.DuckDBPyConnection:
+    """An empty in-memory database, only ever asked to parse."""
+    return duckdb.connect()
 
 
 @cache

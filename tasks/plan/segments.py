@@ -13,7 +13,7 @@ import duckdb
 
 from mailflow.errors import MailflowError
 from mailflow.tasks.core.sqlfiles import q
-from mailflow.tasks.core.warehouse import inputs
+from mailflow.tasks.core.warehouse import connect, inputs
 from mailflow.tasks.plan.condition import PARAMETERS, Condition, matching, require_boolean
 from mailflow.tasks.plan.segment_files import Library
 
@@ -115,6 +115,14 @@ def list_names(con: duckdb.DuckDBPyConnection) -> set[str]:
     return {name for (name,) in con.execute(q("list_names")).fetchall()}
 
 
+def known_lists(warehouse: Path) -> set[str]:
+    """The list names in a warehouse, read-only, for validate_targeting before Prefect starts (none yet: empty)."""
+    if not warehouse.exists():
+        return set()
+    with connect(warehouse, locked=True) as con:
+        return list_names(con)
+
+
 def parse_params(params: Mapping[str, Any], field: str = "params", *, campaign_id: str | None = None,
                  now: datetime | None = None) -> dict[str, Any]:
     """The values of $since (default: 90 days ago) and $campaign (default: the planned campaign's id).
@@ -128,8 +136,8 @@ def parse_params(params: Mapping[str, Any], field: str = "params", *, campaign_i
     if unknown:
         raise MailflowError(f"{field}: unknown parameter {unknown[0]!r} (segments take since and campaign)")
     now = now or datetime.now(UTC)
-    since = now - DEFAULT_SINCE if params.get("since") is None else _since(params["since"], f"{field}.since", now)
-    campaign = campaign_id if params.get("campaign") is None else _campaign(params["campaign"], f"{field}.campaign")
+    since = now - DEFAULT_SINCE if params.get("since") is None else _since(params["since"], field, now)
+    campaign = campaign_id if params.get("campaign") is None else _campaign(params["campaign"], field)
     return {"since": since, "campaign": campaign}
 
 
@@ -154,7 +162,7 @@ def parse_segment_field(value: Any, field: str = "segment") -> tuple[tuple[str, 
         names = value.get(key) or []
         names = [names] if isinstance(names, str) else names
         if not isinstance(names, list) or not all(isinstance(n, str) and n.strip() for n in names):
-            raise MailflowError(f"{field}.{key}: must be a list of segment or list names")
+            raise MailflowError(f"{field}: {key} must be a list of segment or list names")
         out.append(tuple(n.strip() for n in names))
     return out[0], out[1]
 
@@ -185,7 +193,7 @@ def _since(value: Any, field: str, now: datetime) -> datetime:
         try:
             moment = datetime.fromisoformat(str(value).strip())
         except ValueError:
-            raise MailflowError(f"{field}: {value!r} is neither an ISO date/time nor a duration like 90d, 12h or 8w") from None
+            raise MailflowError(f"{field}: since {value!r} is neither an ISO date/time nor a duration like 90d, 12h or 8w") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -194,7 +202,7 @@ def _campaign(value: Any, field: str) -> str:
 
     campaign = campaign_id_for(str(value))
     if not campaign:
-        raise MailflowError(f"{field}: {value!r} is not a campaign name or id")
+        raise MailflowError(f"{field}: campaign {value!r} is not a campaign name or id")
     return campaign
 
 
