@@ -132,6 +132,16 @@ def test_a_bad_segment_fails_naming_its_file_and_writes_nothing(history, project
     assert ("campaign_target",) not in tables and ("segment_members",) not in tables
 
 
+def test_a_segment_that_fails_on_some_row_names_its_file(history, project):
+    history.execute("UPDATE subscribers SET attributes = '{\"age\": \"old\"}' WHERE subscriber_id = 4")
+    bad = write(project, "adults", "(attributes->>'age')::INTEGER >= 18")
+    with pytest.raises(MailflowError, match="Could not convert") as refused:
+        target(history, project, include=["adults"])
+    assert str(refused.value).startswith(f"{bad}: ")
+    with pytest.raises(MailflowError, match="^campaign field 'where': .*Could not convert"):
+        target(history, where="(attributes->>'age')::INTEGER >= 18")
+
+
 @pytest.mark.parametrize("text,message", [
     ("length(read_text('/etc/hostname')) > 0", "'read_text' is not allowed"),
     ("EXISTS (SELECT 1 FROM read_csv('/etc/passwd'))", "'read_csv' are not allowed"),
@@ -261,7 +271,8 @@ def test_targeting_runs_with_external_access_off(history):
 
 def test_a_segment_compiles_to_hash_joins_over_a_million_subscribers(con):
     """Set-based SQL: semi-, anti- and mark hash joins DuckDB runs over all cores, never a subquery per row."""
-    from mailflow.tasks.plan.segments import list_names, validate_targeting
+    from mailflow.tasks.core.sqlfiles import q
+    from mailflow.tasks.plan.segments import compute_sets, list_names, validate_targeting
 
     con.execute("""INSERT INTO subscribers (subscriber_id, email, email_original, attributes, created_at)
         SELECT i, 'u' || i || '@example.com', 'x', '{"country": "JP"}', now() - to_days((i % 400)::INTEGER)
@@ -276,11 +287,15 @@ def test_a_segment_compiles_to_hash_joins_over_a_million_subscribers(con):
              "WHERE d.subscriber_id = subscribers.subscriber_id AND d.status = 'bounced')")
     targeting = validate_targeting(include=["lapsed", "engaged_90d"], exclude=[], where=where, params={"since": "365d"},
                                    campaign_id="c", segment_dirs=(BUILTIN_DIR,), list_names=list_names(con))
-    for _, _, condition in targeting.sets:
-        used = {k: v for k, v in targeting.params.items() if k in condition.parameters}
-        explained = con.execute("EXPLAIN " + condition.query, used).fetchall()[0][1].upper()
-        assert "HASH JOIN" in explained.replace("_", " "), explained
-        for slow in ("NESTED_LOOP", "NESTED LOOP", "CROSS_PRODUCT", "CROSS PRODUCT", "PIECEWISE", "BLOCKWISE"):
+    plans = [con.execute("EXPLAIN " + c.query, {k: v for k, v in targeting.params.items() if k in c.parameters}).fetchall()[0][1]
+             for _, _, c in targeting.sets]
+    compute_sets(con, targeting)
+    plans.append(con.execute("EXPLAIN " + q("stage_campaign_target"), {
+        "lists": ["news"], "include_lists": ["news"], "include_segments": ["engaged_90d"], "exclude_lists": ["news"],
+        "exclude_segments": ["lapsed"], "has_where": True}).fetchall()[0][1])
+    for explained in (p.upper().replace("_", " ") for p in plans):
+        assert "HASH JOIN" in explained, explained
+        for slow in ("NESTED LOOP", "CROSS PRODUCT", "PIECEWISE", "BLOCKWISE", "CTE"):  # a CTE: materialised whole
             assert slow not in explained, explained
     assert target(con, lists=["news"], include=["engaged_90d"], where=where, params={"since": "365d"}) != set()
 

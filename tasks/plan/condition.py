@@ -113,7 +113,9 @@ def require_boolean(con: duckdb.DuckDBPyConnection, checked: Condition, field: s
     node = tree["statements"][0]["node"] if len(tree.get("statements") or []) == 1 else {}
     expressions = node.get("select_list") or []
     checked_tree = _parse(checked.query, field)["statements"][0]["node"]["where_clause"]
-    if len(expressions) != 1 or _unplaced(dict(expressions[0], alias="")) != _unplaced(checked_tree):
+    probe_shaped = (node.get("from_table", {}).get("table_name") == "subscribers" and node.get("where_clause") is None
+                    and not node.get("modifiers") and len(expressions) == 1)
+    if not probe_shaped or _unplaced(dict(expressions[0], alias="")) != _unplaced(checked_tree):
         raise MailflowError(f"{field}: must be a single condition on subscribers")
     switch_off_external_access(con)
     try:
