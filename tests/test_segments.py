@@ -341,8 +341,10 @@ def test_segments_list_shows_a_broken_file_and_goes_on(cli_home, capsys, project
 
 
 def test_segments_count_prints_the_size_and_a_sample(cli_home, capsys):
+    code, out, _ = run(capsys, cli_home, "segments", "count", "recent_signups")
+    assert code == 0 and out.startswith("segment recent_signups: 3 subscribers (2 active)\n")  # fay unsubscribed
     code, out, _ = run(capsys, cli_home, "segments", "count", "gmail")
-    assert code == 0 and out.startswith("segment gmail: 3 subscribers\n")
+    assert code == 0 and out.startswith("segment gmail: 3 subscribers (3 active)\n")
     assert "ann@gmail.com" in out and "bob@googlemail.com" in out and "cat@example.com" not in out
     code, out, _ = run(capsys, cli_home, "--json", "segments", "count", "engaged_gmail")
     assert code == 0 and json.loads(out)["sample"] == [{"subscriber_id": ANN, "email": "ann@gmail.com"}]

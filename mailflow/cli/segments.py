@@ -45,12 +45,12 @@ def segments_count(ctx: Context, name: str, params: tuple[str, ...]) -> None:
     values = parse_params(_pairs(params), "--param")
     settings = ctx.settings()
     with connect(settings.warehouse, locked=True) as con:
-        size, sample = segment_members(con, name, values, _dirs(ctx, settings))
-    data = {"segment": name, "size": size, "params": {k: v for k, v in values.items() if v is not None},
+        (size, active), sample = segment_members(con, name, values, _dirs(ctx, settings))
+    data = {"segment": name, "size": size, "active": active, "params": {k: v for k, v in values.items() if v is not None},
             "sample": [{"subscriber_id": i, "email": e} for i, e in sample]}
 
     def human(d: dict) -> None:
-        click.echo(f"segment {name}: {size} subscriber{'s' if size != 1 else ''}")
+        click.echo(f"segment {name}: {size} subscriber{'s' if size != 1 else ''} ({active} active)")
         if sample:
             print_rows(["subscriber_id", "email"], sample)
     ctx.emit(data, human)

@@ -72,8 +72,12 @@ SELECT subscriber_id FROM final;
 SELECT count(*) FROM campaign_target;
 
 -- name: segment_size
--- `segments count`: how many subscribers a segment holds now (any status).
-SELECT count(*) FROM segment_members WHERE segment = $segment;
+-- `segments count`: how many subscribers a segment holds now, and how many of them are active
+-- (a plan mails only those, less suppressions and block rules).
+SELECT count(*), count(*) FILTER (WHERE s.status = 'active')
+FROM segment_members AS m
+JOIN subscribers AS s USING (subscriber_id)
+WHERE m.segment = $segment;
 
 -- name: segment_sample
 -- `segments count`: the first ten members by id, so the same warehouse shows the same sample.

@@ -100,14 +100,14 @@ def compute_sets(con: duckdb.DuckDBPyConnection, targeting: Targeting) -> None:
 
 
 def segment_members(con: duckdb.DuckDBPyConnection, name: str, params: Mapping[str, Any],
-                    segment_dirs: Sequence[Path]) -> tuple[int, list[tuple[int, str]]]:
-    """A segment's size now (any status) and its first ten members (id, email): `segments count`."""
+                    segment_dirs: Sequence[Path]) -> tuple[tuple[int, int], list[tuple[int, str]]]:
+    """A segment's size now (any status, and active) and its first ten members (id, email): `segments count`."""
     if Library(segment_dirs).find(name) is None:
         raise MailflowError(f"no segment named {name!r} (see `mailflow segments list`)")
     targeting = validate_targeting(include=[f"segment:{name}"], exclude=[], where=None, params=params, campaign_id=None,
                                    segment_dirs=segment_dirs, list_names=(), origin="segments count")
     compute_sets(con, targeting)
-    size = con.execute(q("segment_size"), {"segment": name}).fetchall()[0][0]
+    size = con.execute(q("segment_size"), {"segment": name}).fetchall()[0]
     return size, con.execute(q("segment_sample"), {"segment": name}).fetchall()
 
 
