@@ -12,7 +12,7 @@ import pytest
 from mailflow.cli import main
 from mailflow.errors import MailflowError
 from mailflow.tasks.plan.segment_files import BUILTIN_DIR, all_segments, segment_dirs
-from mailflow.tasks.plan.segments import parse_params, parse_params_field, parse_segment_field, target_audience
+from mailflow.tasks.plan.segments import parse_params, target_audience
 from tests.support.history import add_delivery, add_event, add_subscriber
 
 ANN, BOB, CAT, DAN, EVE, FAY = range(1, 7)
@@ -178,18 +178,6 @@ def test_segment_parameters_parse_durations_and_dates():
         parse_params({"since": "soon"})
     with pytest.raises(MailflowError, match="unknown parameter 'until'"):
         parse_params({"until": "1d"})
-
-
-def test_campaign_file_fields_for_segments_and_params_parse():
-    import datetime as dt
-
-    assert parse_segment_field("engaged_90d") == (("engaged_90d",), ())
-    assert parse_segment_field({"include": ["a", "list:b"], "exclude": "c"}) == (("a", "list:b"), ("c",))
-    assert parse_params_field({"since": dt.date(2026, 1, 2), "campaign": "x"}) == {"since": "2026-01-02", "campaign": "x"}
-    with pytest.raises(MailflowError, match="segment: a segment name, or a mapping"):
-        parse_segment_field({"only": ["a"]})
-    with pytest.raises(MailflowError, match=r"^segment: exclude must be a list"):
-        parse_segment_field({"exclude": [1]})
 
 
 def test_a_since_parameter_changes_what_a_segment_holds(history):

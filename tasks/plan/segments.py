@@ -141,32 +141,6 @@ def parse_params(params: Mapping[str, Any], field: str = "params", *, campaign_i
     return {"since": since, "campaign": campaign}
 
 
-def parse_params_field(value: Any, field: str = "params") -> dict[str, str]:
-    """A campaign file's `params:` mapping, checked and kept as text (as the spec stores it)."""
-    if value is None:
-        return {}
-    parse_params(value, field)
-    return {k: v.isoformat() if isinstance(v, date) else str(v) for k, v in value.items() if v is not None}
-
-
-def parse_segment_field(value: Any, field: str = "segment") -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """A campaign file's `segment:` as (include, exclude): one name, or {include: [...], exclude: [...]}."""
-    if value is None:
-        return (), ()
-    if isinstance(value, str):
-        value = {"include": [value]}
-    if not isinstance(value, dict) or not set(value) <= {"include", "exclude"}:
-        raise MailflowError(f"{field}: a segment name, or a mapping with include and/or exclude")
-    out = []
-    for key in ("include", "exclude"):
-        names = value.get(key) or []
-        names = [names] if isinstance(names, str) else names
-        if not isinstance(names, list) or not all(isinstance(n, str) and n.strip() for n in names):
-            raise MailflowError(f"{field}: {key} must be a list of segment or list names")
-        out.append(tuple(n.strip() for n in names))
-    return out[0], out[1]
-
-
 def _resolve(written: str, field: str, library: Library, list_names: Collection[str]) -> tuple[str, str]:
     """("segment" | "list", name) for a name as a campaign writes it: NAME, segment:NAME or list:NAME."""
     kind, _, name = written.partition(":") if written.startswith(("segment:", "list:")) else ("", "", written)
