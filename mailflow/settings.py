@@ -18,6 +18,7 @@ from mailflow.sources import SECRET_KEYS, env_name, from_environment, merge, rea
 DEFAULTS: dict[str, Any] = {
     "home": "data",
     "templates_dir": "templates",  # the user's campaign templates (relative to the working directory), then the built-ins
+    "segments_dir": "sql/segments",  # the user's saved segments (relative to the working directory), then the built-ins
     "smtp": {
         "helo": "mailer.example.com",
         "bounce_domain": "bounces.example.com",
@@ -116,6 +117,7 @@ class Settings:
     soft_bounce_window_days: int = 30
     shaping: dict[str, ProviderLimits] = field(default_factory=dict)  # per provider group, per sending process
     templates_dir: Path = Path("templates")  # campaign templates found here first, then the built-in ones
+    segments_dir: Path = Path("sql/segments")  # saved segments found here first, then the built-in ones
 
     @property
     def warehouse(self) -> Path:
@@ -201,6 +203,7 @@ def _build(tree: dict[str, Any], config: str | None) -> Settings:
     return Settings(
         home=Path(str(tree["home"])),
         templates_dir=Path(str(tree["templates_dir"])),
+        segments_dir=Path(str(tree["segments_dir"])),
         smtp=SmtpSettings(
             helo=str(smtp["helo"]),
             bounce_domain=str(smtp["bounce_domain"]),

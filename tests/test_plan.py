@@ -126,7 +126,7 @@ def test_a_condition_that_is_not_one_expression_over_the_warehouse_is_refused_at
     assert "field 'where'" in str(refused.value) and "\n" not in str(refused.value)
 
 
-@pytest.mark.parametrize("where", ["nosuchcolumn = 1", "EXISTS (SELECT 1 FROM events)"])
+@pytest.mark.parametrize("where", ["nosuchcolumn = 1", "EXISTS (SELECT 1 FROM events WHERE nosuch = 1)"])
 def test_a_condition_that_does_not_bind_fails_at_plan_and_plans_nothing(people, home, tmp_path, where):
     spec = campaign(tmp_path, extra=f"where: {json.dumps(where)}")
     with pytest.raises(MailflowError, match="campaign field 'where'"):

@@ -69,6 +69,7 @@ def test_the_wheel_ships_sql_templates_and_samples_under_mailflow_only(wheel):
     assert tops == {"mailflow", wheel.name.split("-")[0] + "-" + wheel.name.split("-")[1] + ".dist-info"}, tops
     for needed in ("mailflow/sql/schema/001_init.sql", "mailflow/sql/queries/plan.sql",
                    "mailflow/sql/views/campaign_stats.sql", "mailflow/sql/checks/assert_unique_subscriber_email.sql",
+                   "mailflow/sql/segments/engaged_90d.sql",
                    "mailflow/templates/newsletter.html.j2", "mailflow/samples/subscribers.csv",
                    "mailflow/samples/campaign.yaml", "mailflow/tasks/send/tasks.py", "mailflow/flows/demo.py",
                    "mailflow/cli/__main__.py"):

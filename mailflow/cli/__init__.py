@@ -16,6 +16,7 @@ from mailflow.cli import prefect_env
 from mailflow.cli.context import Context, pass_ctx
 from mailflow.cli.lists import lists
 from mailflow.cli.output import ProgressBar, print_demo, print_ingest, print_retry, print_rows, print_send
+from mailflow.cli.segments import segments
 from mailflow.errors import Interrupted, MailflowError, NeedsAttention
 from mailflow.home import private_umask
 
@@ -248,6 +249,7 @@ def demo(ctx: Context) -> None:
 
 
 cli.add_command(lists)
+cli.add_command(segments)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,6 +32,7 @@ INPUT_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "provider": pl.String(), "retry_at": pl.String(),
     },
     "campaign_condition": {"subscriber_id": pl.Int64()},  # a campaign's checked `where` (tasks/plan/condition.py)
+    "segment_condition": {"subscriber_id": pl.Int64()},  # one checked segment or `where` (tasks/plan/segments.py)
     "input_suppression_log": {"email": pl.String(), "cause": pl.String(), "source": pl.String(), "at": pl.String()},
 }
 

@@ -4,16 +4,20 @@ A condition is checked by structure, not by scanning its text: DuckDB's own pars
 `SELECT subscriber_id FROM subscribers WHERE <condition>` into a syntax tree
 (`json_serialize_sql`), and the tree must be exactly that one SELECT with one WHERE
 expression, whose subqueries read only the warehouse tables in READABLE_TABLES, with no
-table functions (file readers, `query`, `glob` ...), no CTEs, no parameters and no
-function that reads the database's configuration or state. The very text that was checked
-is then run as its own query on a connection with external access off; the planner
-intersects its result with every mandatory filter (lists, status, suppressions, rules)
-outside it, so no condition can widen an audience.
+table functions (file readers, `query`, `glob` ...), no CTEs, no parameters but `$since` and
+`$campaign`, and no function that reads the database's configuration or state. Calls
+`segment('name')` (a saved segment, tasks/plan/segment_files.py) are found in the same tree
+and reported with their place in the text. The very text that was checked is then run as
+its own query on a connection with external access off; the planner intersects its result
+with every mandatory filter (lists, status, suppressions, rules) outside it, so no
+condition can widen an audience.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -33,41 +37,113 @@ REFUSED_FUNCTIONS = frozenset({"current_setting", "getvariable", "nextval", "cur
 _REFUSED_REFS = frozenset({"SHOW_REF", "PIVOT", "COLUMN_DATA"})
 # Table functions with a harmless scalar form (unnest(list) in a select list).
 _ALSO_SCALAR = frozenset({"unnest"})
+# The only parameters a condition may use; their values come from the campaign (tasks/plan/segments.py).
+PARAMETERS = frozenset({"since", "campaign"})
+# A saved segment's name: its file's stem, and what `segment('...')` takes.
+SEGMENT_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 _SELECT = "SELECT subscriber_id FROM subscribers WHERE "
+_PROBE = "SELECT (\n{condition}\n) AS matches FROM subscribers"  # its lines: a trailing -- comment stays inside
 _MAX_LENGTH = 20_000
 
 
-def condition_query(condition: str, field: str = "where") -> str:
-    """The query that selects the subscribers matching `condition`, after checking its tree.
+@dataclass(frozen=True)
+class SegmentCall:
+    """One `segment('name')` in a condition: the name and its span in the condition's UTF-8 bytes."""
+    name: str
+    start: int
+    end: int
 
-    Raises MailflowError naming `field` when the condition is anything but one boolean
-    expression over the readable tables.
-    """
-    if len(condition) > _MAX_LENGTH:
-        raise MailflowError(f"{field}: longer than {_MAX_LENGTH:,} characters")
+
+@dataclass(frozen=True)
+class Condition:
+    """A checked condition: the query to run, the parameters it uses and the segments it calls."""
+    text: str
+    query: str
+    parameters: frozenset[str]
+    calls: tuple[SegmentCall, ...]
+
+
+def check_condition(condition: str, field: str = "where", max_length: int = _MAX_LENGTH) -> Condition:
+    """Check `condition` by its syntax tree; raises MailflowError naming `field` when it is
+    anything but one boolean expression over the readable tables."""
+    if len(condition) > max_length:
+        raise MailflowError(f"{field}: longer than {max_length:,} characters")
     query = _SELECT + condition
     tree = _parse(query, field)
     _check_shape(tree, field)
-    _check_nodes(tree["statements"][0]["node"]["where_clause"], field)
-    return query
+    calls: list[SegmentCall] = []
+    _check_nodes(tree["statements"][0]["node"]["where_clause"], field, calls, nested=False)
+    offset = len(_SELECT.encode())
+    spans = [SegmentCall(c.name, c.start - offset, c.end - offset) for c in calls]
+    parameters = frozenset(p["key"] for p in tree["statements"][0].get("named_param_map") or [])
+    return Condition(condition, query, parameters, tuple(sorted(spans, key=lambda c: c.start)))
 
 
-def matching(con: duckdb.DuckDBPyConnection, condition: str, field: str = "where") -> duckdb.DuckDBPyRelation:
+def condition_query(condition: str, field: str = "where") -> str:
+    """The query that selects the subscribers matching `condition`, after checking its tree."""
+    return check_condition(condition, field).query
+
+
+def matching(con: duckdb.DuckDBPyConnection, condition: str | Condition, field: str = "where",
+             params: dict[str, object] | None = None) -> duckdb.DuckDBPyRelation:
     """The subscriber ids matching a checked condition, as a relation, with external access off.
 
     Binding errors (a misspelt column, a wrong type) surface here, naming the field.
     """
-    query = condition_query(condition, field)
-    # Only ever switched off: the rest of this connection's step needs no files either.
-    con.execute("SET enable_external_access = false")
+    checked = condition if isinstance(condition, Condition) else check_condition(condition, field)
+    if checked.calls:
+        raise MailflowError(f"{field}: segment({checked.calls[0].name!r}) must be expanded first (tasks/plan/segment_files.py)")
+    missing = sorted(checked.parameters - set(params or {}))
+    if missing:
+        raise MailflowError(f"{field}: no value for ${missing[0]}")
+    switch_off_external_access(con)
     try:
-        return con.sql(query)
+        return con.sql(checked.query, params={k: v for k, v in (params or {}).items() if k in checked.parameters})
     except duckdb.Error as exc:
         raise MailflowError(f"{field}: {_first_line(exc)}") from None
 
 
+def require_boolean(con: duckdb.DuckDBPyConnection, checked: Condition, field: str,
+                    params: dict[str, object] | None = None) -> None:
+    """Refuse a condition that is no true/false value (`email`, `1`): WHERE would cast it, and fail
+    only on some rows. Its type is read by binding it as a column, never by running it; the
+    probe must parse to the very expression that was checked."""
+    probe = _PROBE.format(condition=checked.text)
+    tree = _parse(probe, field)
+    node = tree["statements"][0]["node"] if len(tree.get("statements") or []) == 1 else {}
+    expressions = node.get("select_list") or []
+    checked_tree = _parse(checked.query, field)["statements"][0]["node"]["where_clause"]
+    probe_shaped = (node.get("from_table", {}).get("table_name") == "subscribers" and node.get("where_clause") is None
+                    and not node.get("modifiers") and len(expressions) == 1)
+    if not probe_shaped or _unplaced(dict(expressions[0], alias="")) != _unplaced(checked_tree):
+        raise MailflowError(f"{field}: must be a single condition on subscribers")
+    switch_off_external_access(con)
+    try:
+        kind = str(con.sql(probe, params={k: v for k, v in (params or {}).items() if k in checked.parameters}).types[0])
+    except duckdb.Error as exc:
+        raise MailflowError(f"{field}: {_first_line(exc)}") from None
+    if kind not in ("BOOLEAN", '"NULL"'):
+        raise MailflowError(f"{field}: is not a true/false condition (it gives {kind})")
+
+
+def _unplaced(node: Any) -> Any:
+    """A syntax tree without its positions in the text, to compare two parses of one expression."""
+    if isinstance(node, dict):
+        return {k: _unplaced(v) for k, v in node.items() if k not in ("query_location", "query_location_length")}
+    if isinstance(node, list):
+        return [_unplaced(v) for v in node]
+    return node
+
+
+def switch_off_external_access(con: duckdb.DuckDBPyConnection) -> None:
+    """Only ever switched off: the rest of this connection's step needs no files either.
+    (An analyst's locked connection has it off already, and may not SET it.)"""
+    if con.execute(q("external_access")).fetchall()[0][0]:
+        con.execute("SET enable_external_access = false")
+
+
 def _parse(query: str, field: str) -> dict[str, Any]:
-    with duckdb.connect() as parser:
+    with _parser().cursor() as parser:  # a cursor per call: one per thread, and no database start-up each time
         try:
             tree = json.loads(parser.execute(q("parse_condition"), {"query": query}).fetchone()[0])
         except duckdb.Error as exc:  # e.g. text that is not valid Unicode
@@ -94,21 +170,26 @@ def _check_shape(tree: dict[str, Any], field: str) -> None:
         and node.get("where_clause") is not None
         and not node.get("group_expressions") and not node.get("group_sets")
         and node.get("having") is None and node.get("qualify") is None and node.get("sample") is None
-        and not tree["statements"][0].get("named_param_map")
+        and {p["key"] for p in tree["statements"][0].get("named_param_map") or []} <= PARAMETERS
     )
     if not shaped:
-        raise MailflowError(f"{field}: must be a single condition on subscribers (no ORDER BY, LIMIT, UNION, parameters ...)")
+        raise MailflowError(f"{field}: must be a single condition on subscribers (no ORDER BY, LIMIT, UNION, "
+                            "parameters other than $since and $campaign ...)")
 
 
-def _check_nodes(node: Any, field: str) -> None:
-    """Walk every nested node: tables from the allow-list only, no table functions, no CTEs."""
+def _check_nodes(node: Any, field: str, calls: list[SegmentCall], nested: bool) -> None:
+    """Walk every nested node: tables from the allow-list only, no table functions, no CTEs;
+    collect the segment() calls (only outside subqueries, where `subscriber_id` is the subscriber's)."""
     if isinstance(node, list):
         for item in node:
-            _check_nodes(item, field)
+            _check_nodes(item, field, calls, nested)
         return
     if not isinstance(node, dict):
         return
     kind = node.get("type")
+    if kind == "FUNCTION" and _name(node) == "segment":
+        calls.append(_segment_call(node, field, nested))
+        return
     if kind == "TABLE_FUNCTION":
         raise MailflowError(f"{field}: table functions such as {_name(node.get('function'))!r} are not allowed")
     if kind in _REFUSED_REFS:
@@ -123,13 +204,36 @@ def _check_nodes(node: Any, field: str) -> None:
         raise MailflowError(f"{field}: WITH (common table expressions) is not allowed; use a subquery")
     if "function_name" in node and _name(node) in _refused_functions():
         raise MailflowError(f"{field}: the function {_name(node)!r} is not allowed")
+    nested = nested or kind == "SELECT_NODE"
     for value in node.values():
         if isinstance(value, dict | list):
-            _check_nodes(value, field)
+            _check_nodes(value, field, calls, nested)
+
+
+def _segment_call(node: dict[str, Any], field: str, nested: bool) -> SegmentCall:
+    args = node.get("arguments") or node.get("children") or []
+    arg = (args[0].get("expression", args[0]) if len(args) == 1 else {})
+    literal = arg.get("literal") if isinstance(arg.get("literal"), dict) else {}
+    name = literal.get("text") if arg.get("class") == "CONSTANT" and literal.get("kind") == "STRING" else None
+    plain = not (node.get("schema") or node.get("catalog") or node.get("distinct") or node.get("filter")
+                 or (node.get("order_bys") or {}).get("orders") or (len(args) == 1 and args[0].get("name")))
+    if name is None or not plain:
+        raise MailflowError(f"{field}: segment() takes one quoted segment name, like segment('engaged_90d')")
+    if not SEGMENT_NAME.fullmatch(name):
+        raise MailflowError(f"{field}: {name!r} is not a segment name (lower-case letters, digits and _)")
+    if nested:
+        raise MailflowError(f"{field}: segment({name!r}) may not stand inside a subquery")
+    return SegmentCall(name, node["query_location"], node["query_location"] + node["query_location_length"])
 
 
 def _name(function: Any) -> str:
     return str((function or {}).get("function_name", "")).lower()
+
+
+@cache
+def _parser() -> duckdb.DuckDBPyConnection:
+    """An empty in-memory database, only ever asked to parse."""
+    return duckdb.connect()
 
 
 @cache
