@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 from email.utils import getaddresses
 from pathlib import Path
 from typing import Any
@@ -257,9 +257,9 @@ class _Reader:
         self.known(value, {"since", "campaign"}, "params.")
         out = {}
         for key, item in value.items():
-            if isinstance(item, bool) or not isinstance(item, str | int | float | datetime) or str(item).strip() == "":
+            if isinstance(item, bool) or not isinstance(item, str | int | float | date) or str(item).strip() == "":
                 raise self.fail(f"params.{key}", "must be a string")
-            out[key] = item.isoformat() if isinstance(item, datetime) else str(item).strip()
+            out[key] = item.isoformat() if isinstance(item, date) else str(item).strip()  # YAML reads 2026-01-02 as a date
         return out
 
     def variants(self, value: Any) -> tuple[Variant, ...]:
