@@ -17,19 +17,7 @@ from mailflow.tasks.ingest.ingest import IngestOptions, ingest_file
 from mailflow.tasks.plan.audience import plan
 from mailflow.tasks.plan.campaign import campaign_id_for, load_campaign
 from tests.support.inputs import write_csv
-
-CAMPAIGN = """name: {name}
-from: "News <news@example.com>"
-template: newsletter
-subject: "Hi {{{{ subscriber.first_name }}}}"
-{extra}
-"""
-
-
-def campaign(tmp_path, name="Spring Sale!", extra=""):
-    path = tmp_path / f"{campaign_id_for(name) or 'x'}.yaml"
-    path.write_text(CAMPAIGN.format(name=name, extra=extra))
-    return load_campaign(path)
+from tests.support.planning import campaign
 
 
 @pytest.fixture
@@ -72,7 +60,7 @@ def test_bad_campaign_files_name_the_field(tmp_path, text, message):
 def test_plan_freezes_audience_into_chunks(people, home, tmp_path):
     spec = campaign(tmp_path, extra="lists: [news]\nwhere: \"attributes->>'country' = 'JP'\"")
     result = plan(people, home, spec, chunk_size=25)
-    assert (result.audience_size, result.chunk_count, result.already_planned) == (60, 3, False)
+    assert (result.audience_size, result.chunk_count, result.status, result.replanned) == (60, 3, "planned", False)
     manifest = read_manifest(home, spec.campaign_id)
     frames = [pl.read_parquet(home / "campaigns" / spec.campaign_id / c["file"]) for c in manifest["chunks"]]
     assert [f.height for f in frames] == [25, 25, 10]
@@ -81,15 +69,37 @@ def test_plan_freezes_audience_into_chunks(people, home, tmp_path):
     assert json.loads(pl.concat(frames)["attributes"][0])["country"] == "JP"
 
 
-def test_replanning_is_idempotent_and_a_changed_file_is_refused(people, home, tmp_path):
+def test_replanning_an_unsent_campaign_recomputes_it_and_swaps_its_chunks(people, home, tmp_path):
+    spec = campaign(tmp_path, extra="lists: [news]")
+    first = plan(people, home, spec, 50)
+    old = read_manifest(home, spec.campaign_id)
+    changed = campaign(tmp_path, extra="lists: [other]")
+    again = plan(people, home, changed, 50)
+    assert (first.audience_size, again.audience_size, again.replanned) == (120, 1, True)
+    new = read_manifest(home, spec.campaign_id)
+    assert new["plan_id"] != old["plan_id"] and new["spec"]["lists"] == ["other"]
+    folder = home / "campaigns" / spec.campaign_id
+    assert sorted(p.name for p in folder.glob("chunks*")) == [f"chunks-{new['plan_id']}"]  # the old folder is gone
+    assert [pl.read_parquet(folder / c["file"])["email"].to_list() for c in new["chunks"]] == [["other@example.com"]]
+    assert people.execute("SELECT count(*) FROM campaign_recipients").fetchone()[0] == 1
+
+
+def test_a_campaign_that_started_sending_is_not_replanned(people, home, tmp_path):
     spec = campaign(tmp_path, extra="lists: [news]")
     plan(people, home, spec, 50)
-    people.execute("INSERT INTO subscribers (email, email_original) VALUES ('late@example.com', 'late@example.com')")
-    again = plan(people, home, spec, 50)
-    assert again.already_planned and again.audience_size == 120
-    changed = campaign(tmp_path, extra="lists: [other]")
-    with pytest.raises(MailflowError, match="already planned with a different file"):
-        plan(people, home, changed, 50)
+    ledger = home / "ledger" / spec.campaign_id / "chunk-00000.ndjson"
+    ledger.parent.mkdir(parents=True)
+    ledger.write_text("{}\n")
+    before = read_manifest(home, spec.campaign_id)
+    kept = plan(people, home, spec, 50)  # the same file: nothing to do, and no error (a rerun of the demo)
+    assert kept.already_planned and kept.audience_size == 120
+    with pytest.raises(MailflowError, match=r"started sending .*mailflow campaigns cancel spring-sale.* new name"):
+        plan(people, home, campaign(tmp_path, extra="lists: [other]"), 50)
+    assert read_manifest(home, spec.campaign_id) == before
+    people.execute("UPDATE campaigns SET status = 'paused'")
+    ledger.unlink()
+    with pytest.raises(MailflowError, match="status paused"):
+        plan(people, home, campaign(tmp_path, extra="lists: [other]"), 50)
 
 
 def test_suppressed_and_inactive_subscribers_are_left_out(people, home, tmp_path):

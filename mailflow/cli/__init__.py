@@ -15,7 +15,7 @@ from mailflow import interrupt
 from mailflow.cli import prefect_env
 from mailflow.cli.context import Context, pass_ctx
 from mailflow.cli.lists import lists
-from mailflow.cli.output import ProgressBar, print_demo, print_ingest, print_retry, print_rows, print_send
+from mailflow.cli.output import ProgressBar, print_demo, print_ingest, print_plan, print_retry, print_rows, print_send
 from mailflow.errors import Interrupted, MailflowError, NeedsAttention
 from mailflow.home import private_umask
 
@@ -123,7 +123,7 @@ def export(ctx: Context, table: str, output: str, fmt: str | None) -> None:
 @click.argument("campaign_file", type=click.Path())
 @pass_ctx
 def plan(ctx: Context, campaign_file: str) -> None:
-    """Register a campaign, freeze its audience and write its chunks."""
+    """Register (or re-plan) a campaign: freeze its audience, split A/B, write its chunks."""
     from mailflow.tasks.plan.campaign import load_campaign
 
     spec = load_campaign(Path(campaign_file))  # fail fast, before Prefect starts
@@ -133,9 +133,9 @@ def plan(ctx: Context, campaign_file: str) -> None:
     from mailflow.flows.plan_campaign import plan_campaign
 
     result = plan_campaign(campaign_file, ctx.config, ctx.overrides)
-    ctx.emit(result, lambda d: click.echo(
-        f"campaign {d['campaign_id']}: {d['audience_size']} recipients in {d['chunk_count']} chunks"
-        + (" (already planned)" if d["already_planned"] else "") + f"\n  chunks: {d['campaign_dir']}"))
+    ctx.emit(result, print_plan)
+    for warning in result["warnings"]:
+        click.echo(f"mailflow: warning: {warning}", err=True)
 
 
 @cli.command()

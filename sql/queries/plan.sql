@@ -1,6 +1,12 @@
 -- name: campaign_by_id
 SELECT campaign_id, name, status, spec, audience_size, chunk_count, plan_id FROM campaigns WHERE campaign_id = $campaign_id;
 
+-- name: campaign_plan
+-- A sending campaign's plan as it was made (planning its unchanged file again changes nothing).
+SELECT status, audience_size, chunk_count, matched,
+       (SELECT count(*) FROM campaign_recipients WHERE campaign_id = $campaign_id AND variant = 'holdout')
+FROM campaigns WHERE campaign_id = $campaign_id;
+
 -- name: drop_target_excluded
 -- The targeting step may leave who its `segment.exclude` removed (tasks/plan/exclusions.py);
 -- none is left over from an earlier plan on the same connection.
@@ -9,14 +15,10 @@ DROP TABLE IF EXISTS temp.campaign_target_excluded;
 -- name: stage_target_excluded
 CREATE TEMP TABLE IF NOT EXISTS campaign_target_excluded (subscriber_id BIGINT, rule VARCHAR);
 
--- name: stage_plan_classified
--- Every matched subscriber once, with the first rule that excludes it (NULL: planned). The order,
--- most lasting first: the subscriber's own status, a suppression (a soft-bounce one is counted as
--- soft_bounces, once), the soft-bounce threshold in deliveries (what aggregate has not yet turned
--- into a suppression), an address rule, the campaign's segment.exclude, the frequency cap (the
--- only rule that depends on other campaigns). All joins on keys, so DuckDB hashes them in parallel;
--- the frequency cap reads only campaigns planned within its days.
-CREATE OR REPLACE TEMP TABLE plan_classified AS
+-- name: stage_plan_matched
+-- Every matched subscriber once: the targeting's campaign_target, and who its segment.exclude
+-- removed (campaign_target_excluded, if it left one), with what the rules read.
+CREATE OR REPLACE TEMP TABLE plan_matched AS
 WITH matched AS (
     SELECT subscriber_id, NULL::VARCHAR AS excluded_by FROM campaign_target
     UNION ALL
@@ -25,7 +27,46 @@ WITH matched AS (
     GROUP BY subscriber_id
 ),
 
-soft_bounced AS (
+final AS (
+    SELECT m.subscriber_id, m.excluded_by, s.email, s.status,
+           CASE WHEN $zones THEN s.attributes ->> 'timezone' END AS zone
+    FROM matched AS m
+    JOIN subscribers AS s USING (subscriber_id)
+)
+
+SELECT * FROM final;
+
+-- name: stage_plan_rule_hits
+-- The address rules each matched address hits, as sql/views/address_rules.sql rule_matches
+-- defines them (a test holds this to blocked_by_rule): exact and domain rules by hash joins.
+-- Regex rules are added one by one (regex_rules, insert_regex_rule_hits): a pattern read from a
+-- column is compiled again for every row (3.6 s per million addresses here), a parameter once.
+CREATE OR REPLACE TEMP TABLE plan_rule_hits AS
+SELECT m.subscriber_id, r.pattern, r.action
+FROM plan_matched AS m
+JOIN address_rules AS r ON r.kind = 'exact' AND r.value = m.email
+UNION ALL
+SELECT m.subscriber_id, r.pattern, r.action
+FROM plan_matched AS m
+JOIN address_rules AS r ON r.kind = 'domain' AND r.value = split_part(m.email, '@', 2);
+
+-- name: regex_rules
+SELECT pattern, action, value FROM address_rules WHERE kind = 'regex' ORDER BY pattern;
+
+-- name: insert_regex_rule_hits
+INSERT INTO plan_rule_hits (subscriber_id, pattern, action)
+SELECT subscriber_id, $pattern, $action FROM plan_matched WHERE regexp_matches(email, $value);
+
+-- name: stage_plan_classified
+-- Every matched subscriber once, with the first rule that excludes it (NULL: planned). The order,
+-- most lasting first: the subscriber's own status, a suppression (a soft-bounce one is counted as
+-- soft_bounces, once), the soft-bounce threshold in deliveries (what aggregate has not yet turned
+-- into a suppression), an address rule (blocked unless an allow rule matches too; the first block
+-- pattern), the campaign's segment.exclude, the frequency cap (the only rule that depends on other
+-- campaigns). All joins on keys, so DuckDB hashes them in parallel; the frequency cap reads only
+-- campaigns planned within its days.
+CREATE OR REPLACE TEMP TABLE plan_classified AS
+WITH soft_bounced AS (
     SELECT subscriber_id
     FROM deliveries
     WHERE status = 'bounced' AND kind = 'soft'
@@ -50,31 +91,32 @@ capped AS (
     HAVING count(*) >= $cap
 ),
 
-subscribed AS (
-    SELECT m.subscriber_id, m.excluded_by, s.email, s.status, blocked_by_rule(s.email) AS blocked,
-           CASE WHEN $zones THEN s.attributes ->> 'timezone' END AS zone
-    FROM matched AS m
-    JOIN subscribers AS s USING (subscriber_id)
+blocked AS (
+    SELECT subscriber_id, min(pattern) FILTER (WHERE action = 'block') AS pattern
+    FROM plan_rule_hits
+    GROUP BY subscriber_id
+    HAVING NOT bool_or(action = 'allow') AND min(pattern) FILTER (WHERE action = 'block') IS NOT NULL
 ),
 
 final AS (
     SELECT
-        s.subscriber_id,
-        s.email,
-        s.zone,
+        m.subscriber_id,
+        m.email,
+        m.zone,
         CASE
-            WHEN s.status <> 'active' THEN 'status:' || s.status
+            WHEN m.status <> 'active' THEN 'status:' || m.status
             WHEN x.cause = 'soft_bounces' THEN 'soft_bounces'
             WHEN x.cause IS NOT NULL THEN 'suppressed:' || x.cause
             WHEN b.subscriber_id IS NOT NULL THEN 'soft_bounces'
-            WHEN s.blocked IS NOT NULL THEN 'rule:' || s.blocked  -- sql/views/address_rules.sql
-            WHEN s.excluded_by IS NOT NULL THEN s.excluded_by
+            WHEN k.pattern IS NOT NULL THEN 'rule:' || k.pattern
+            WHEN m.excluded_by IS NOT NULL THEN m.excluded_by
             WHEN f.subscriber_id IS NOT NULL THEN 'frequency_cap'
         END AS rule
-    FROM subscribed AS s
-    LEFT JOIN suppressions AS x ON x.email = s.email
-    LEFT JOIN soft_bounced AS b ON b.subscriber_id = s.subscriber_id
-    LEFT JOIN capped AS f ON f.subscriber_id = s.subscriber_id
+    FROM plan_matched AS m
+    LEFT JOIN suppressions AS x ON x.email = m.email
+    LEFT JOIN soft_bounced AS b ON b.subscriber_id = m.subscriber_id
+    LEFT JOIN blocked AS k ON k.subscriber_id = m.subscriber_id
+    LEFT JOIN capped AS f ON f.subscriber_id = m.subscriber_id
 )
 
 SELECT * FROM final;
@@ -84,25 +126,49 @@ INSERT INTO campaign_exclusions (campaign_id, subscriber_id, rule)
 SELECT $campaign_id, subscriber_id, rule FROM plan_classified WHERE rule IS NOT NULL;
 
 -- name: stage_plan_split
--- The A/B split. u is md5's lower 64 bits (md5_number_lower: defined by MD5, not by DuckDB's
--- version; tasks/plan/split.py unit_hash is its reference), top 53 bits, so it is exactly a
--- double in [0, 1); the campaign id in the hash makes campaigns independent. The ASOF join
--- gives each u the last band (plan_bands: holdout, variants, remainder) starting at or below it.
--- zone_key: the recipient's `timezone` attribute where its variant sends at a local time.
+-- The A/B split. u: MurmurHash3's 64-bit finaliser (fmix64) of the subscriber id XOR a key made
+-- from the campaign id (md5_number_lower): plain integer arithmetic, so its value is defined by
+-- the formula, not by DuckDB's version (tasks/plan/split.py unit_hash is the reference); the key
+-- makes campaigns independent; its top 53 bits are exactly a double in [0, 1). md5 of each
+-- 'campaign:subscriber' string cost 0.67 s per million rows of CPU here, fmix64 0.013 s.
+-- Each u gets the last band ($names: holdout, variants, remainder, starting at $los) starting at
+-- or below it: a list lookup (an ASOF join sorted both sides, 3.5 times the CPU). zone_key: the
+-- `timezone` attribute, where the variant sends at a local time.
 CREATE OR REPLACE TEMP TABLE plan_split AS
-WITH planned AS (
-    SELECT subscriber_id, email, zone,
-           (md5_number_lower($campaign_id || ':' || subscriber_id) >> 11)::DOUBLE / 9007199254740992.0 AS u
+WITH keyed AS (
+    SELECT subscriber_id, email, zone, xor(subscriber_id::UBIGINT, md5_number_lower($campaign_id)) AS h
     FROM plan_classified
     WHERE rule IS NULL
 ),
 
+mixed_once AS (
+    SELECT subscriber_id, email, zone,
+           ((xor(h, h >> 33)::UHUGEINT * 18397679294719823053) & 18446744073709551615)::UBIGINT AS h
+    FROM keyed
+),
+
+mixed_twice AS (
+    SELECT subscriber_id, email, zone,
+           ((xor(h, h >> 33)::UHUGEINT * 14181476777654086739) & 18446744073709551615)::UBIGINT AS h
+    FROM mixed_once
+),
+
+planned AS (
+    SELECT subscriber_id, email, zone, (xor(h, h >> 33) >> 11)::DOUBLE / 9007199254740992.0 AS u
+    FROM mixed_twice
+),
+
+banded AS (
+    SELECT subscriber_id, email, zone,
+           ($names::VARCHAR[])[len(list_filter($los::DOUBLE[], lambda lo: lo <= u))] AS variant
+    FROM planned
+),
+
 final AS (
-    SELECT p.subscriber_id, p.email, b.variant,
-           CASE WHEN list_contains($local_variants::VARCHAR[], b.variant) THEN coalesce(p.zone, '') ELSE '' END
+    SELECT subscriber_id, email, variant,
+           CASE WHEN list_contains($local_variants::VARCHAR[], variant) THEN coalesce(zone, '') ELSE '' END
                AS zone_key
-    FROM planned AS p
-    ASOF JOIN plan_bands AS b ON p.u >= b.lo
+    FROM banded
 )
 
 SELECT * FROM final;
@@ -115,9 +181,9 @@ SELECT DISTINCT variant, zone_key FROM plan_split WHERE list_contains($local_var
 -- name: stage_plan_chunked
 -- Chunks per (variant, not_before), cut every $chunk_size recipients, numbered across the
 -- campaign. Within a group, recipients are dealt out across domains: each gets its place within
--- its domain as a fraction ((rank - 0.5) / domain size, Sainte-Laguë's order), and the group is
--- ordered by it, then provider group and domain, so every chunk holds each domain (and provider)
--- in proportion instead of one provider's block after another. The holdout gets no chunk.
+-- its domain as a fraction, and the group is ordered by it (then provider group), so every chunk
+-- holds each domain, and so each provider, in proportion instead of one block after another.
+-- The holdout gets no chunk.
 CREATE OR REPLACE TEMP TABLE plan_chunked AS
 WITH timed AS (
     SELECT s.subscriber_id, s.variant, t.not_before, split_part(s.email, '@', 2) AS domain
@@ -126,17 +192,27 @@ WITH timed AS (
     WHERE s.variant <> 'holdout'
 ),
 
+domains AS (
+    SELECT variant, not_before, domain, list(subscriber_id) AS ids
+    FROM timed
+    GROUP BY ALL
+),
+
 spread AS (
-    SELECT t.*, coalesce(p.provider, 'other') AS provider,
-           (row_number() OVER (PARTITION BY t.variant, t.not_before, t.domain ORDER BY t.subscriber_id) - 0.5)
-               / count(*) OVER (PARTITION BY t.variant, t.not_before, t.domain) AS place
-    FROM timed AS t
+    -- (rank - 1 + offset) / size: the domain's members evenly spaced over [0, 1), starting at an
+    -- offset of its own (a hash of the name), so small domains scatter instead of all sitting at
+    -- the middle. Ranks by unnesting each domain's list: a window over 8M rows cost twice as much.
+    SELECT d.variant, d.not_before, d.domain, coalesce(p.provider, 'other') AS provider,
+           unnest(d.ids) AS subscriber_id,
+           (generate_subscripts(d.ids, 1) - 1 + (md5_number_lower(d.domain) >> 11) / 9007199254740992.0)
+               / len(d.ids) AS place
+    FROM domains AS d
     LEFT JOIN provider_domains AS p USING (domain)
 ),
 
 positioned AS (
     SELECT subscriber_id, variant, not_before,
-           row_number() OVER (PARTITION BY variant, not_before ORDER BY place, provider, domain, subscriber_id) - 1
+           row_number() OVER (PARTITION BY variant, not_before ORDER BY place, provider, subscriber_id) - 1
                AS position
     FROM spread
 ),

@@ -31,8 +31,7 @@ INPUT_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "provider": pl.String(), "retry_at": pl.String(),
     },
     "campaign_condition": {"subscriber_id": pl.Int64()},  # a campaign's checked `where` (tasks/plan/condition.py)
-    # The plan's small tables (tasks/plan/): the A/B bands, each variant's times by zone, the provider map
-    "plan_bands": {"variant": pl.String(), "lo": pl.Float64()},
+    # The plan's small tables (tasks/plan/): each variant's times by zone, the provider map
     "plan_times": {"variant": pl.String(), "zone_key": pl.String(), "not_before": pl.Datetime("us", "UTC")},
     "provider_domains": {"domain": pl.String(), "provider": pl.String()},
     "input_suppression_log": {"email": pl.String(), "cause": pl.String(), "source": pl.String(), "at": pl.String()},

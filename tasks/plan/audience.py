@@ -11,14 +11,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
-import polars as pl
 
 from mailflow.errors import MailflowError
 from mailflow.settings import Settings
 from mailflow.tasks.core.sqlfiles import q
-from mailflow.tasks.core.warehouse import inputs, transaction
+from mailflow.tasks.core.warehouse import transaction
 from mailflow.tasks.files.ledger import ledger_path
-from mailflow.tasks.files.manifest import campaign_dir, write_manifest
+from mailflow.tasks.files.manifest import campaign_dir, chunk_entries, read_manifest, write_manifest
 from mailflow.tasks.files.suppress import write_snapshot
 from mailflow.tasks.plan import exclusions
 from mailflow.tasks.plan.campaign import CampaignSpec
@@ -29,6 +28,7 @@ from mailflow.tasks.plan.split import HOLDOUT, REMAINDER, bands
 from mailflow.tasks.plan.target import target_audience  # fix/segments: tasks.plan.segments
 
 REPLANNABLE = ("draft", "planned", "scheduled", "aborted")  # and only with no ledger record
+SENDING = "sending"  # refuse_if_sending: it has started, and the file is the one planned
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,7 @@ class PlanResult:
     campaign_dir: str
     status: str  # planned, or scheduled when a chunk waits for its time
     replanned: bool
+    already_planned: bool = False  # it has started sending and the file is unchanged: nothing was done
     matched: int = 0
     excluded: dict[str, int] = field(default_factory=dict)  # by rule
     holdout: int = 0
@@ -73,7 +74,9 @@ def plan(con: duckdb.DuckDBPyConnection, home: Path, spec: CampaignSpec, chunk_s
     then the old folder is removed: a reader sees the old plan or the new one. A failing check
     (a condition, a template) changes nothing."""
     now = options.now or datetime.now(UTC)
-    previous = refuse_if_sending(con, home, spec.campaign_id)
+    previous = refuse_if_sending(con, home, spec)
+    if previous == SENDING:
+        return as_planned(con, home, spec)
     plan_id = f"{now:%Y%m%dT%H%M%S}-{os.urandom(3).hex()}"
     out_dir, folder = campaign_dir(home, spec.campaign_id), chunk_folder(plan_id)
     allow_chunk_writes(con, home)
@@ -109,10 +112,9 @@ def _compute(con: duckdb.DuckDBPyConnection, spec: CampaignSpec, chunk_size: int
         exclusions.classify(con, spec, options.limits, now, zones=bool(local))
     except duckdb.Error as exc:  # e.g. a bad regex rule
         raise MailflowError(f"campaign {cid!r}: {str(exc).strip().splitlines()[0]}") from None
-    table = pl.DataFrame([(b.variant, b.lo) for b in bands(spec)], schema={"variant": pl.String(), "lo": pl.Float64()},
-                         orient="row")
-    with inputs(con, plan_bands=table):
-        con.execute(q("stage_plan_split"), {"campaign_id": cid, "local_variants": local})
+    table = bands(spec)
+    con.execute(q("stage_plan_split"), {"campaign_id": cid, "local_variants": local,
+                                        "names": [b.variant for b in table], "los": [b.lo for b in table]})
     assign(con, spec, groups, chunk_size, now)
     matched, excluded, planned, audience, holdout = con.execute(q("plan_counts")).fetchall()[0]
     con.execute(q("delete_recipients"), {"campaign_id": cid})
@@ -134,7 +136,7 @@ def _compute(con: duckdb.DuckDBPyConnection, spec: CampaignSpec, chunk_size: int
         variants[variant] = variants.get(variant, 0) + rows
     if holdout:
         variants[HOLDOUT] = holdout
-    return PlanResult(cid, audience, len(entries), "", status, replanned, matched, by_rule, holdout, variants,
+    return PlanResult(cid, audience, len(entries), "", status, replanned, False, matched, by_rule, holdout, variants,
                       waiting[0].astimezone(UTC).isoformat() if waiting else None,
                       empty_audience_warnings(matched, audience, by_rule))
 
@@ -144,18 +146,36 @@ def record_transition(con: duckdb.DuckDBPyConnection, campaign_id: str, status: 
     con.execute(q("set_campaign_status"), {"campaign_id": campaign_id, "status": status})
 
 
-def refuse_if_sending(con: duckdb.DuckDBPyConnection, home: Path, campaign_id: str) -> str | None:
-    """A campaign may be re-planned until it starts sending; the status it had, or None when new."""
+def refuse_if_sending(con: duckdb.DuckDBPyConnection, home: Path, spec: CampaignSpec) -> str | None:
+    """A campaign may be re-planned until it starts sending: the status it had (None when new), or
+    SENDING when it has started and the file is unchanged (nothing to do). A changed file is refused."""
+    campaign_id = spec.campaign_id
     rows = con.execute(q("campaign_by_id"), {"campaign_id": campaign_id}).fetchall()
     status = rows[0][2] if rows else None
     ledger = ledger_path(home, campaign_id, 0).parent
     started = ledger.is_dir() and any(ledger.iterdir())
-    if (status is not None and status not in REPLANNABLE) or started:
-        why = f"status {status}" if status not in (None, *REPLANNABLE) else f"it has send records in {ledger}"
-        raise MailflowError(
-            f"campaign {campaign_id!r} has started sending ({why}) and cannot be re-planned: stop it with "
-            f"`mailflow campaigns cancel {campaign_id}` and plan the changed file under a new name")
-    return status
+    if (status is None or status in REPLANNABLE) and not started:
+        return status
+    if status is not None and json.loads(rows[0][3]) == spec.as_dict():
+        return SENDING
+    why = f"status {status}" if status not in (None, *REPLANNABLE) else f"it has send records in {ledger}"
+    raise MailflowError(
+        f"campaign {campaign_id!r} has started sending ({why}) and cannot be re-planned: stop it with "
+        f"`mailflow campaigns cancel {campaign_id}` and plan the changed file under a new name")
+
+
+def as_planned(con: duckdb.DuckDBPyConnection, home: Path, spec: CampaignSpec) -> PlanResult:
+    """The plan of a campaign that is sending, as it was made."""
+    row = con.execute(q("campaign_plan"), {"campaign_id": spec.campaign_id}).fetchall()[0]
+    status, audience, chunks, matched, holdout = row
+    manifest = read_manifest(home, spec.campaign_id)
+    variants: dict[str, int] = {}
+    for entry in chunk_entries(manifest):
+        variants[entry.variant] = variants.get(entry.variant, 0) + entry.rows
+    if holdout:
+        variants[HOLDOUT] = holdout
+    return PlanResult(spec.campaign_id, audience, chunks, str(campaign_dir(home, spec.campaign_id)), status, False,
+                      True, matched, exclusions.counts_by_rule(con, spec.campaign_id), holdout, variants)
 
 
 def empty_audience_warnings(matched: int, audience: int, by_rule: dict[str, int]) -> list[str]:

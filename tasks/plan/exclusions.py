@@ -38,10 +38,13 @@ def classify(con: duckdb.DuckDBPyConnection, spec: CampaignSpec, limits: Limits,
     segment.exclude removed, if it left campaign_target_excluded) with the rule that excludes it, or NULL."""
     con.execute(q("stage_target_excluded"))
     limits = limits.for_campaign(spec)
+    con.execute(q("stage_plan_matched"), {"zones": zones})
+    con.execute(q("stage_plan_rule_hits"))
+    for pattern, action, value in con.execute(q("regex_rules")).fetchall():
+        con.execute(q("insert_regex_rule_hits"), {"pattern": pattern, "action": action, "value": value})
     con.execute(q("stage_plan_classified"), {
         "campaign_id": spec.campaign_id, "now": now, "soft_limit": limits.soft_limit,
         "soft_window_days": limits.soft_window_days, "cap": limits.frequency_cap, "cap_days": limits.frequency_days,
-        "zones": zones,
     })
 
 

@@ -9,6 +9,7 @@ from mailflow.tasks.plan.campaign import CampaignSpec
 
 HOLDOUT, REMAINDER, SINGLE = "holdout", "remainder", "A"
 _SCALE = 2 ** 53  # u keeps the hash's top 53 bits: exactly a double, in [0, 1) in SQL and Python alike
+_MASK = 2 ** 64 - 1
 
 
 @dataclass(frozen=True)
@@ -19,11 +20,24 @@ class Band:
     lo: float
 
 
+def campaign_key(campaign_id: str) -> int:
+    """DuckDB's md5_number_lower(campaign_id): MD5's last 8 bytes, read little-endian."""
+    return int.from_bytes(hashlib.md5(campaign_id.encode()).digest()[8:], "little")
+
+
+def fmix64(h: int) -> int:
+    """MurmurHash3's 64-bit finaliser: every input bit flips each output bit with probability 1/2."""
+    h ^= h >> 33
+    h = (h * 0xFF51AFD7ED558CCD) & _MASK
+    h ^= h >> 33
+    h = (h * 0xC4CEB9FE1A85EC53) & _MASK
+    return h ^ (h >> 33)
+
+
 def unit_hash(campaign_id: str, subscriber_id: int) -> float:
-    """The reference of sql/queries/plan.sql's `u`: md5 of 'campaign:subscriber', whose last 8 bytes read
-    little-endian are DuckDB's md5_number_lower (defined by MD5, not by DuckDB's version), top 53 bits."""
-    digest = hashlib.md5(f"{campaign_id}:{subscriber_id}".encode()).digest()
-    return (int.from_bytes(digest[8:], "little") >> 11) / _SCALE
+    """The reference of sql/queries/plan.sql's `u` (stage_plan_split): fmix64 of the subscriber id XOR
+    the campaign's key, top 53 bits, in [0, 1)."""
+    return (fmix64(campaign_key(campaign_id) ^ subscriber_id) >> 11) / _SCALE
 
 
 def bands(spec: CampaignSpec) -> list[Band]:
@@ -46,5 +60,5 @@ def bands(spec: CampaignSpec) -> list[Band]:
 
 
 def variant_of(u: float, table: list[Band]) -> str:
-    """The band of u: the reference of the plan's ASOF join (the last band whose lo <= u)."""
+    """The band of u: the reference of the plan's lookup (the last band whose lo <= u)."""
     return [b.variant for b in table if b.lo <= u][-1]
