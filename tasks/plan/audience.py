@@ -53,7 +53,7 @@ class PlanOptions:
     """What a plan reads beyond the campaign file: the rules' settings, where segments live, the
     template check to run on a sample of the planned audience, and the clock (tests fix it)."""
 
-    limits: Limits = Limits()
+    limits: Limits = field(default_factory=Limits)
     segment_dirs: tuple[Path, ...] = ()
     check: Callable[[CampaignSpec, list[dict]], None] | None = None
     render_sample: int = 5
@@ -68,11 +68,12 @@ class PlanOptions:
 
 
 def plan(con: duckdb.DuckDBPyConnection, home: Path, spec: CampaignSpec, chunk_size: int,
-         options: PlanOptions = PlanOptions()) -> PlanResult:
+         options: PlanOptions | None = None) -> PlanResult:
     """Plan (or re-plan) a campaign that has not started sending. The warehouse changes in one
     transaction; the chunk files go to a new folder and the manifest naming them is swapped last,
     then the old folder is removed: a reader sees the old plan or the new one. A failing check
     (a condition, a template) changes nothing."""
+    options = options or PlanOptions()
     now = options.now or datetime.now(UTC)
     previous = refuse_if_sending(con, home, spec)
     if previous == SENDING:
