@@ -5,8 +5,8 @@ from collections import Counter
 from datetime import UTC, datetime
 
 from mailflow.tasks.plan.audience import PlanOptions, plan
-from mailflow.tasks.plan.schedule import next_local
 from mailflow.tasks.plan.campaign import SendAt
+from mailflow.tasks.plan.schedule import next_local
 from tests.support.planning import add_subscribers, campaign, chunk_frames
 
 NOW = datetime(2026, 3, 28, 23, 30, tzinfo=UTC)  # the night before Europe's clocks go forward

@@ -85,8 +85,8 @@ def plan(con: duckdb.DuckDBPyConnection, home: Path, spec: CampaignSpec, chunk_s
         with transaction(con):
             result = _compute(con, spec, chunk_size, options, now, plan_id, previous is not None)
             if options.check is not None:
-                options.check(spec, con.execute(q("sample_rows"), {"sample": max(options.render_sample, 1)}).pl()
-                              .to_dicts())
+                sample = con.sql(q("sample_rows"), params={"sample": max(options.render_sample, 1)}).pl()
+                options.check(spec, sample.to_dicts())
             entries = write_chunks(con, out_dir, folder)
         # The send stage checks suppressions from this file, never from the warehouse.
         write_snapshot(home, con.sql(q("suppression_snapshot")).pl(),
