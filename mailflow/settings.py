@@ -38,6 +38,7 @@ DEFAULTS: dict[str, Any] = {
              "ed25519_selector": "", "ed25519_private_key_file": "", "ed25519_private_key": ""},
     "tracking": {"base_url": "http://127.0.0.1:8080", "secret": ""},
     "bounces": {"imap": {"url": ""}, "soft_limit": 3, "soft_window_days": 30},
+    "plan": {"frequency_cap": 0, "frequency_days": 7, "render_sample": 5, "memory_limit": "3GB"},
 }
 DKIM_ALGORITHMS = ("rsa-sha256", "ed25519-sha256", "both")  # both: an RSA and an Ed25519 signature (RFC 8463)
 
@@ -105,6 +106,14 @@ class TrackingSettings:
 
 
 @dataclass(frozen=True)
+class PlanSettings:
+    frequency_cap: int = 0  # at most this many campaigns per subscriber within frequency_days (0: no cap)
+    frequency_days: int = 7
+    render_sample: int = 5  # recipients of each variant rendered at plan time: a broken template fails the plan
+    memory_limit: str = "3GB"  # DuckDB's while planning (spills to disk beyond it): 10M subscribers fit in it
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     smtp: SmtpSettings
@@ -118,6 +127,7 @@ class Settings:
     shaping: dict[str, ProviderLimits] = field(default_factory=dict)  # per provider group, per sending process
     templates_dir: Path = Path("templates")  # campaign templates found here first, then the built-in ones
     segments_dir: Path = Path("sql/segments")  # saved segments found here first, then the built-in ones
+    plan: PlanSettings = field(default_factory=PlanSettings)
 
     @property
     def warehouse(self) -> Path:
@@ -238,6 +248,12 @@ def _build(tree: dict[str, Any], config: str | None) -> Settings:
         soft_bounce_limit=_positive_int(tree["bounces"]["soft_limit"], "bounces.soft_limit"),
         soft_bounce_window_days=_positive_int(tree["bounces"]["soft_window_days"], "bounces.soft_window_days"),
         shaping=_shaping(tree.get("shaping", {})),
+        plan=PlanSettings(
+            frequency_cap=_non_negative_int(tree["plan"]["frequency_cap"], "plan.frequency_cap"),
+            frequency_days=_positive_int(tree["plan"]["frequency_days"], "plan.frequency_days"),
+            render_sample=_non_negative_int(tree["plan"]["render_sample"], "plan.render_sample"),
+            memory_limit=str(tree["plan"]["memory_limit"]),
+        ),
     )
 
 
@@ -299,4 +315,10 @@ def _as_list(value: Any, key: str) -> list[Any]:
 def _positive_int(value: Any, key: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise MailflowError(f"settings: {key} must be a positive integer, not {value!r}")
+    return value
+
+
+def _non_negative_int(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise MailflowError(f"settings: {key} must be a whole number >= 0, not {value!r}")
     return value

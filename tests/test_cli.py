@@ -86,6 +86,23 @@ def test_a_campaign_naming_an_unknown_pool_is_refused_at_plan(tmp_path):
     assert out.stderr.count("\n") == 1
 
 
+@pytest.mark.flow
+def test_plan_before_any_ingest_warns_why_nobody_is_mailed_and_a_replan_works(prefect_harness, tmp_path, capsys):
+    (tmp_path / "c.yaml").write_text("name: first\nfrom: a@example.com\ntemplate: newsletter\nsubject: s\n")
+    home = str(tmp_path / "h")
+    assert main(["--home", home, "plan", str(tmp_path / "c.yaml")]) == 0
+    out = capsys.readouterr()
+    assert out.out.startswith("campaign first: planned, 0 recipients in 0 chunks\n  matched 0, excluded 0\n")
+    assert out.err == "mailflow: warning: nobody to mail: no subscriber matches the campaign's lists, segments and " \
+                      "where (none ingested yet? run `mailflow ingest FILE`)\n"
+    (tmp_path / "s.csv").write_text("email,first_name\na@example.com,A\nb@example.com,B\n")
+    assert main(["--home", home, "ingest", str(tmp_path / "s.csv")]) == 0
+    capsys.readouterr()
+    assert main(["--home", home, "plan", str(tmp_path / "c.yaml")]) == 0
+    out = capsys.readouterr()
+    assert out.out.startswith("campaign first: planned (re-planned), 2 recipients in 1 chunks\n") and out.err == ""
+
+
 def test_debug_shows_the_traceback(tmp_path):
     out = run("--debug", "--home", str(tmp_path / "h"), "send", "never-planned")
     assert out.returncode == 2 and "Traceback" in out.stderr

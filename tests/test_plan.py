@@ -17,19 +17,7 @@ from mailflow.tasks.ingest.ingest import IngestOptions, ingest_file
 from mailflow.tasks.plan.audience import plan
 from mailflow.tasks.plan.campaign import campaign_id_for, load_campaign
 from tests.support.inputs import write_csv
-
-CAMPAIGN = """name: {name}
-from: "News <news@example.com>"
-template: newsletter
-subject: "Hi {{{{ subscriber.first_name }}}}"
-{extra}
-"""
-
-
-def campaign(tmp_path, name="Spring Sale!", extra=""):
-    path = tmp_path / f"{campaign_id_for(name) or 'x'}.yaml"
-    path.write_text(CAMPAIGN.format(name=name, extra=extra))
-    return load_campaign(path)
+from tests.support.planning import campaign
 
 
 @pytest.fixture
@@ -72,24 +60,46 @@ def test_bad_campaign_files_name_the_field(tmp_path, text, message):
 def test_plan_freezes_audience_into_chunks(people, home, tmp_path):
     spec = campaign(tmp_path, extra="lists: [news]\nwhere: \"attributes->>'country' = 'JP'\"")
     result = plan(people, home, spec, chunk_size=25)
-    assert (result.audience_size, result.chunk_count, result.already_planned) == (60, 3, False)
+    assert (result.audience_size, result.chunk_count, result.status, result.replanned) == (60, 3, "planned", False)
     manifest = read_manifest(home, spec.campaign_id)
     frames = [pl.read_parquet(home / "campaigns" / spec.campaign_id / c["file"]) for c in manifest["chunks"]]
-    assert [f.height for f in frames] == [25, 25, 10]
+    assert [f.height for f in frames] == [20, 20, 20]  # ceil(60 / 25) chunks, evenly filled
     assert set(pl.concat(frames)["email"].str.ends_with("@example.com")) == {True}
     assert "other@example.com" not in pl.concat(frames)["email"].to_list()
     assert json.loads(pl.concat(frames)["attributes"][0])["country"] == "JP"
 
 
-def test_replanning_is_idempotent_and_a_changed_file_is_refused(people, home, tmp_path):
+def test_replanning_an_unsent_campaign_recomputes_it_and_swaps_its_chunks(people, home, tmp_path):
+    spec = campaign(tmp_path, extra="lists: [news]")
+    first = plan(people, home, spec, 50)
+    old = read_manifest(home, spec.campaign_id)
+    changed = campaign(tmp_path, extra="lists: [other]")
+    again = plan(people, home, changed, 50)
+    assert (first.audience_size, again.audience_size, again.replanned) == (120, 1, True)
+    new = read_manifest(home, spec.campaign_id)
+    assert new["plan_id"] != old["plan_id"] and new["spec"]["lists"] == ["other"]
+    folder = home / "campaigns" / spec.campaign_id
+    assert sorted(p.name for p in folder.glob("chunks*")) == [f"chunks-{new['plan_id']}"]  # the old folder is gone
+    assert [pl.read_parquet(folder / c["file"])["email"].to_list() for c in new["chunks"]] == [["other@example.com"]]
+    assert people.execute("SELECT count(*) FROM campaign_recipients").fetchone()[0] == 1
+
+
+def test_a_campaign_that_started_sending_is_not_replanned(people, home, tmp_path):
     spec = campaign(tmp_path, extra="lists: [news]")
     plan(people, home, spec, 50)
-    people.execute("INSERT INTO subscribers (email, email_original) VALUES ('late@example.com', 'late@example.com')")
-    again = plan(people, home, spec, 50)
-    assert again.already_planned and again.audience_size == 120
-    changed = campaign(tmp_path, extra="lists: [other]")
-    with pytest.raises(MailflowError, match="already planned with a different file"):
-        plan(people, home, changed, 50)
+    ledger = home / "ledger" / spec.campaign_id / "chunk-00000.ndjson"
+    ledger.parent.mkdir(parents=True)
+    ledger.write_text("{}\n")
+    before = read_manifest(home, spec.campaign_id)
+    kept = plan(people, home, spec, 50)  # the same file: nothing to do, and no error (a rerun of the demo)
+    assert kept.already_planned and kept.audience_size == 120
+    with pytest.raises(MailflowError, match=r"started sending .*mailflow campaigns cancel spring-sale.* new name"):
+        plan(people, home, campaign(tmp_path, extra="lists: [other]"), 50)
+    assert read_manifest(home, spec.campaign_id) == before
+    people.execute("UPDATE campaigns SET status = 'paused'")
+    ledger.unlink()
+    with pytest.raises(MailflowError, match="status paused"):
+        plan(people, home, campaign(tmp_path, extra="lists: [other]"), 50)
 
 
 def test_suppressed_and_inactive_subscribers_are_left_out(people, home, tmp_path):
@@ -211,3 +221,124 @@ def test_a_planned_audience_is_always_within_what_the_lists_and_suppressions_all
 
 
 _names = itertools.count()
+
+
+def test_every_exclusion_is_recorded_with_the_first_rule_that_applies(con, home, tmp_path):
+    from mailflow.tasks.core.rules import add_rule
+    from mailflow.tasks.plan import audience
+    from mailflow.tasks.plan.exclusions import Limits
+    from tests.support.planning import add_subscribers, exclusions
+
+    add_subscribers(con, [f"ok{i}@example.com" for i in range(5)] + ["unsub@example.com", "supp@example.com",
+                    "soft@example.com", "softsupp@example.com", "blocked@bad.example", "re1@example.com",
+                    "allowed@bad.example", "both@example.com", "excluded@example.com", "busy@example.com"])
+    con.execute("UPDATE subscribers SET status = 'unsubscribed' WHERE email IN ('unsub@example.com', 'both@example.com')")
+    con.execute("INSERT INTO suppressions (email, cause) VALUES ('supp@example.com', 'complaint'), "
+                "('both@example.com', 'unsubscribe'), ('softsupp@example.com', 'soft_bounces')")
+    ids = dict(con.execute("SELECT email, subscriber_id FROM subscribers").fetchall())
+    for k in range(3):  # three soft bounces within the window, not yet folded into suppressions
+        con.execute("INSERT INTO deliveries (campaign_id, subscriber_id, variant, chunk_id, status, attempts, sent_at, "
+                    "kind) VALUES ($c, $s, 'A', 0, 'bounced', 1, now() - INTERVAL 2 DAY, 'soft')",
+                    {"c": f"old{k}", "s": ids["soft@example.com"]})
+    add_rule(con, "*@bad.example", "block")
+    add_rule(con, "allowed@bad.example", "allow")
+    add_rule(con, "re:^re[0-9]@", "block")
+    for k in range(2):  # a recipient of two campaigns planned this week
+        con.execute("INSERT INTO campaigns (campaign_id, name, status, spec, audience_size, chunk_count, planned_at) "
+                    "VALUES ($c, $c, 'sent', '{}', 1, 1, now() - INTERVAL 1 DAY)", {"c": f"week{k}"})
+        con.execute("INSERT INTO campaign_recipients VALUES ($c, $s, 'A', 0)", {"c": f"week{k}", "s": ids["busy@example.com"]})
+    con.execute("INSERT INTO campaign_recipients VALUES ('week0', $s, 'holdout', NULL)", {"s": ids["ok0@example.com"]})
+    con.execute("INSERT INTO campaign_recipients VALUES ('week1', $s, 'A', 0)", {"s": ids["ok0@example.com"]})
+
+    # segment.exclude: the list vip takes excluded@ out (recorded as exclude:vip), and a segment
+    # of ok4 takes nobody already excluded by an earlier rule
+    con.execute("INSERT INTO lists (name) VALUES ('vip')")
+    con.execute("INSERT INTO list_memberships (list_id, subscriber_id) SELECT list_id, $s FROM lists WHERE name = 'vip'",
+                {"s": ids["excluded@example.com"]})
+    spec = campaign(tmp_path, extra="segment: {exclude: [vip]}")
+    result = plan(con, home, spec, 50, audience.PlanOptions(limits=Limits(frequency_cap=2, frequency_days=7)))
+    assert exclusions(con, spec.campaign_id) == {
+        "unsub@example.com": "status:unsubscribed", "both@example.com": "status:unsubscribed",
+        "supp@example.com": "suppressed:complaint", "softsupp@example.com": "soft_bounces",
+        "soft@example.com": "soft_bounces", "blocked@bad.example": "rule:*@bad.example",
+        "re1@example.com": "rule:re:^re[0-9]@", "excluded@example.com": "exclude:vip", "busy@example.com": "frequency_cap",
+    }
+    assert result.matched == 15 and result.audience_size == 6  # ok0..ok4 (a holdout is not a mailing) and allowed@
+    assert result.excluded == {"soft_bounces": 2, "status:unsubscribed": 2, "exclude:vip": 1, "frequency_cap": 1,
+                               "rule:*@bad.example": 1, "rule:re:^re[0-9]@": 1, "suppressed:complaint": 1}
+    row = con.execute("SELECT matched, excluded, planned, audience_size FROM campaigns WHERE campaign_id = $c",
+                      {"c": spec.campaign_id}).fetchone()
+    assert row == (15, 9, 6, 6)
+
+
+def test_the_frequency_cap_is_a_setting_a_campaign_may_override(con, home, tmp_path):
+    from mailflow.tasks.plan.audience import PlanOptions
+    from mailflow.tasks.plan.exclusions import Limits
+    from tests.support.planning import add_subscribers, exclusions
+
+    add_subscribers(con, ["a@example.com", "b@example.com"])
+    plan(con, home, campaign(tmp_path, name="first"), 50)
+    limits = PlanOptions(limits=Limits(frequency_cap=1, frequency_days=7))
+    assert plan(con, home, campaign(tmp_path, name="second"), 50, limits).audience_size == 0
+    assert set(exclusions(con, "second").values()) == {"frequency_cap"}
+    assert plan(con, home, campaign(tmp_path, name="second", extra="frequency_cap: false"), 50, limits).audience_size == 2
+    over = "frequency_cap: {campaigns: 3, days: 7}"
+    assert plan(con, home, campaign(tmp_path, name="third", extra=over), 50, limits).audience_size == 2
+    assert plan(con, home, campaign(tmp_path, name="fourth"), 50).audience_size == 2  # the default: no cap
+    con.execute("UPDATE campaigns SET status = 'cancelled' WHERE campaign_id <> 'fifth'")
+    assert plan(con, home, campaign(tmp_path, name="fifth"), 50, limits).audience_size == 2  # cancelled ones do not count
+
+
+def test_an_empty_audience_is_a_warning_with_its_reason(con, home, tmp_path):
+    from tests.support.planning import add_subscribers
+
+    nobody = plan(con, home, campaign(tmp_path), 50)
+    assert nobody.audience_size == 0 and "no subscriber matches" in nobody.warnings[0]
+    add_subscribers(con, ["a@example.com", "b@example.com"], status="unsubscribed")
+    excluded = plan(con, home, campaign(tmp_path), 50)
+    assert excluded.warnings == ["nobody to mail: all 2 matched subscribers were excluded, by status:unsubscribed (2)"]
+    add_subscribers(con, ["c@example.com"])
+    assert plan(con, home, campaign(tmp_path), 50).warnings == []
+
+
+def test_plan_address_rules_agree_with_the_warehouse_macro(con, home, tmp_path):
+    from mailflow.tasks.core.rules import add_rule
+    from tests.support.planning import add_subscribers, exclusions
+
+    emails = [f"{a}@{d}" for a in ("x", "re7", "spam.me", "ok") for d in ("a.example", "b.example", "sub.a.example")]
+    add_subscribers(con, emails)
+    for pattern, action in [("*@a.example", "block"), ("re:^re[0-9]", "block"), ("re:spam", "block"),
+                            ("x@b.example", "block"), ("re7@a.example", "allow"), ("re:^ok@sub", "block"),
+                            ("*@sub.a.example", "allow")]:
+        add_rule(con, pattern, action)
+    plan(con, home, campaign(tmp_path), 50)
+    macro = dict(con.execute("SELECT email, 'rule:' || blocked_by_rule(email) FROM subscribers "
+                             "WHERE blocked_by_rule(email) IS NOT NULL").fetchall())
+    assert exclusions(con, "spring-sale") == macro and len(macro) == 6
+
+
+def test_a_missing_or_broken_template_fails_the_plan_naming_it_and_writes_nothing(con, home, tmp_path):
+    from mailflow.settings import load_settings
+    from mailflow.tasks.plan.audience import PlanOptions
+    from mailflow.tasks.plan.preview import template_check
+    from tests.support.planning import add_subscribers
+
+    add_subscribers(con, ["a@example.com"])
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "broken.html.j2").write_text("<p>one</p>\n<p>two</p>\n<p>{{ subscriber.first_name }</p>\n")
+    (templates / "strict.txt.j2").write_text("Hello\n\n{{ subscriber.plan.upper() }}\n")
+    settings = load_settings(overrides={"home": str(home), "templates_dir": str(templates)}, environ={})
+    options = PlanOptions.from_settings(settings, check=template_check(settings))
+    for extra, message in [
+        ("variants: [{name: A}, {name: B, template: nosuch}]", "variant 'B': template 'nosuch': neither"),
+        ("variants: [{name: A}, {name: B, template: broken}]", "broken.html.j2 line 3: TemplateSyntaxError"),
+        ("variants: [{name: A, template: strict}, {name: B}]", "strict.txt.j2 line 3: UndefinedError"),
+    ]:
+        with pytest.raises(MailflowError, match=re.escape(message)):
+            plan(con, home, campaign(tmp_path, extra=extra), 50, options)
+        assert con.execute("SELECT count(*) FROM campaigns").fetchone()[0] == 0
+        assert con.execute("SELECT count(*) FROM campaign_recipients").fetchone()[0] == 0
+        assert not (home / "campaigns" / "spring-sale").exists() or \
+            not any((home / "campaigns" / "spring-sale").iterdir())
+    assert plan(con, home, campaign(tmp_path), 50, options).audience_size == 1  # no secret set: a throwaway key

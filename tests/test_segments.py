@@ -280,7 +280,7 @@ def test_a_segment_compiles_to_hash_joins_over_a_million_subscribers(con):
     compute_sets(con, targeting)
     plans.append(con.execute("EXPLAIN " + q("stage_campaign_target"), {
         "lists": ["news"], "include_lists": ["news"], "include_segments": ["engaged_90d"], "exclude_lists": ["news"],
-        "exclude_segments": ["lapsed"], "has_where": True}).fetchall()[0][1])
+        "exclude_segments": ["lapsed"], "has_where": True, "keep_excluded": False}).fetchall()[0][1])
     for explained in (p.upper().replace("_", " ") for p in plans):
         assert "HASH JOIN" in explained, explained
         for slow in ("NESTED LOOP", "CROSS PRODUCT", "PIECEWISE", "BLOCKWISE", "CTE"):  # a CTE: materialised whole

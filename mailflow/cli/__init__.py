@@ -15,7 +15,7 @@ from mailflow import interrupt
 from mailflow.cli import prefect_env
 from mailflow.cli.context import Context, pass_ctx
 from mailflow.cli.lists import lists
-from mailflow.cli.output import ProgressBar, print_demo, print_ingest, print_retry, print_rows, print_send
+from mailflow.cli.output import ProgressBar, print_demo, print_ingest, print_plan, print_retry, print_rows, print_send
 from mailflow.cli.segments import segments
 from mailflow.errors import Interrupted, MailflowError, NeedsAttention
 from mailflow.home import private_umask
@@ -124,19 +124,26 @@ def export(ctx: Context, table: str, output: str, fmt: str | None) -> None:
 @click.argument("campaign_file", type=click.Path())
 @pass_ctx
 def plan(ctx: Context, campaign_file: str) -> None:
-    """Register a campaign, freeze its audience and write its chunks."""
+    """Register (or re-plan) a campaign: freeze its audience, split A/B, write its chunks."""
     from mailflow.tasks.plan.campaign import load_campaign
 
     spec = load_campaign(Path(campaign_file))  # fail fast, before Prefect starts
     settings = ctx.settings()
     if spec.transport != "mx":
         settings.pool(spec.transport)  # a transport the settings do not know, named before planning
+    from mailflow.tasks.plan.segment_files import segment_dirs
+    from mailflow.tasks.plan.segments import known_lists, validate_targeting
+
+    # segment and list names, segment files, include cycles and parameters: before Prefect starts
+    validate_targeting(include=spec.segment_include, exclude=spec.segment_exclude, where=spec.where, params=spec.params,
+                       campaign_id=spec.campaign_id, segment_dirs=segment_dirs(settings.segments_dir),
+                       list_names=known_lists(settings.warehouse), lists=spec.lists, origin=f"{campaign_file}:")
     from mailflow.flows.plan_campaign import plan_campaign
 
     result = plan_campaign(campaign_file, ctx.config, ctx.overrides)
-    ctx.emit(result, lambda d: click.echo(
-        f"campaign {d['campaign_id']}: {d['audience_size']} recipients in {d['chunk_count']} chunks"
-        + (" (already planned)" if d["already_planned"] else "") + f"\n  chunks: {d['campaign_dir']}"))
+    ctx.emit(result, print_plan)
+    for warning in result["warnings"]:
+        click.echo(f"mailflow: warning: {warning}", err=True)
 
 
 @cli.command()

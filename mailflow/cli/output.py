@@ -48,6 +48,21 @@ def print_ingest(results: list[dict]) -> None:
         click.echo("see the quarantine: mailflow sql \"select source, line, count, reason from quarantine order by ingested_at desc, line\"")
 
 
+def print_plan(d: dict) -> None:
+    """matched − excluded (by rule) = planned; the split; when it goes."""
+    again = " (re-planned)" if d["replanned"] else " (already sending: kept as planned)" if d["already_planned"] else ""
+    click.echo(f"campaign {d['campaign_id']}: {d['status']}{again}, {d['audience_size']:,} recipients in "
+               f"{d['chunk_count']:,} chunks")
+    excluded = sum(d["excluded"].values())
+    why = ": " + ", ".join(f"{rule} {n:,}" for rule, n in d["excluded"].items()) if excluded else ""
+    click.echo(f"  matched {d['matched']:,}, excluded {excluded:,}{why}")
+    if len(d["variants"]) > 1:
+        click.echo("  split: " + ", ".join(f"{name} {n:,}" for name, n in d["variants"].items()))
+    if d["next_send"]:
+        click.echo(f"  first chunk due {d['next_send']} (`mailflow send` leaves chunks alone until due)")
+    click.echo(f"  chunks: {d['campaign_dir']}")
+
+
 def outcome_parts(counts: dict) -> str:
     return ", ".join(f"{counts.get(k, 0)} {k}" for k in ("delivered", "deferred", "bounced", "suppressed", "failed"))
 

@@ -62,11 +62,35 @@ final AS (
     WHERE (len($lists::VARCHAR[]) = 0 OR s.subscriber_id IN (SELECT subscriber_id FROM listed))
       AND (len($include_lists::VARCHAR[]) + len($include_segments::VARCHAR[]) = 0
            OR s.subscriber_id IN (SELECT subscriber_id FROM included))
-      AND NOT EXISTS (SELECT 1 FROM excluded AS e WHERE e.subscriber_id = s.subscriber_id)
+      AND ($keep_excluded OR NOT EXISTS (SELECT 1 FROM excluded AS e WHERE e.subscriber_id = s.subscriber_id))
       AND (NOT $has_where OR s.subscriber_id IN (SELECT subscriber_id FROM matched))
 )
 
 SELECT subscriber_id FROM final;
+
+-- name: stage_segment_excluded
+-- Who the campaign's segment.exclude takes out of its target, each with the first excluding
+-- name, so the plan records them in campaign_exclusions (rule exclude:NAME) and `campaigns
+-- show` can explain the audience; then they leave campaign_target. Run only when a campaign
+-- excludes something: stage_campaign_target kept them ($keep_excluded) for this.
+CREATE OR REPLACE TEMP TABLE campaign_target_excluded AS
+WITH excluded AS (
+    SELECT m.subscriber_id, 'exclude:' || l.name AS rule
+    FROM list_memberships AS m
+    JOIN lists AS l USING (list_id)
+    WHERE list_contains($exclude_lists::VARCHAR[], l.name)
+    UNION ALL
+    SELECT subscriber_id, 'exclude:' || segment FROM segment_members
+    WHERE list_contains($exclude_segments::VARCHAR[], segment)
+)
+
+SELECT e.subscriber_id, min(e.rule) AS rule
+FROM excluded AS e
+SEMI JOIN campaign_target AS t USING (subscriber_id)
+GROUP BY e.subscriber_id;
+
+-- name: drop_excluded_from_target
+DELETE FROM campaign_target WHERE subscriber_id IN (SELECT subscriber_id FROM campaign_target_excluded);
 
 -- name: target_size
 SELECT count(*) FROM campaign_target;

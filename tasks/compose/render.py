@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import css_inline
-from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError
+from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError, TemplateSyntaxError
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -157,6 +157,12 @@ def _compile(directories: tuple[Path, ...], name: str, subject: str, html_source
     html_env, text_env = _environment(directories, True, links.origins), _environment(directories, False)
     inline_each = False
     try:
+        # The files as written first, so a syntax error names the line a user sees in them, not one of
+        # the prepared (CSS-inlined) source compiled below.
+        text_env.parse(subject, name="subject")
+        for part, source in (("html", html_source), ("txt", text_source)):
+            if source is not None:
+                (html_env if part == "html" else text_env).parse(source, name=f"{name}.{part}.j2")
         html = None
         if html_source is not None:
             # CSS is inlined into the template source, once; a template built from others
@@ -171,6 +177,9 @@ def _compile(directories: tuple[Path, ...], name: str, subject: str, html_source
         text = text_env.get_template(f"{name}.txt.j2") if text_source is not None else \
             text_env.from_string(html_to_text(html_source))
         return _Compiled(text_env.from_string(subject), html, text, inline_each, tuple(links.urls))
+    except TemplateSyntaxError as exc:
+        raise MailflowError(f"template {name!r}, {exc.name or 'subject'} line {exc.lineno}: "
+                            f"{type(exc).__name__}: {exc.message}") from None
     except TemplateError as exc:
         raise MailflowError(f"template {name!r}: {type(exc).__name__}: {exc}") from None
 
@@ -196,25 +205,62 @@ class CampaignTemplates:
         self._globals = {t: dict(t.globals) for t in (self.subject, self.html, self.text) if t is not None}
         self.links = LinkTable(list(compiled.links))
         self.campaign = dict(campaign)
+        # Where a render error is reported: the part's file, and for a CSS-inlined HTML part the source as
+        # written (its lines moved when the styles were inlined), rendered again only to find the line.
+        self._parts = {self.subject: ("subject", None), self.text: (f"{name}.txt.j2", None)}
+        if self.html is not None:
+            self._parts[self.html] = (f"{name}.html.j2", None if self._inline_each else _read(html_path))
+        self._directories = directories
 
     def render(self, recipient: Mapping[str, Any], helpers: Helpers = Helpers()) -> Rendered:
         context = {"subscriber": subscriber_context(recipient), "campaign": self.campaign,
                    "unsubscribe_url": helpers.unsubscribe_url, "view_url": helpers.view_url,
                    "open_url": helpers.open_url, "click_url": helpers.click_url}
         signer = _LINK_SIGNER.set(helpers.link_url)
+        part = self.subject
         try:
             subject = " ".join(_render(self.subject, context, self._globals).split())
             context["subject"] = subject
-            html = _render(self.html, context, self._globals) if self.html is not None else None
+            html = None
+            if self.html is not None:
+                part = self.html
+                html = _render(self.html, context, self._globals)
             if html is not None and self._inline_each:
                 html = _inline(html)
+            part = self.text
             return Rendered(subject, html, _render(self.text, context, self._globals))
         except TemplateError as exc:
-            raise RenderError(f"{type(exc).__name__}: {exc}") from None
+            raise RenderError(f"{self._where(part, exc, context)}{type(exc).__name__}: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - e.g. {{ visits + 1 }} with one recipient's "many": fails that one
-            raise RenderError(f"{type(exc).__name__}: {_ADDRESS.sub('<address>', str(exc))[:300]}") from None
+            raise RenderError(f"{self._where(part, exc, context)}{type(exc).__name__}: "
+                              f"{_ADDRESS.sub('<address>', str(exc))[:300]}") from None
         finally:
             _LINK_SIGNER.reset(signer)
+
+    def _where(self, template: Template, exc: BaseException, context: dict[str, Any]) -> str:
+        """'newsletter.html.j2 line 12: ' — the part that failed and its line, as the file has it."""
+        name, written = self._parts[template]
+        if written is not None:  # the compiled source was CSS-inlined: find the line in the file as written
+            template = _environment(self._directories, True).from_string(written)
+            try:
+                _render(template, context, {template: dict(template.globals)})
+                return f"{name}: "
+            except Exception as again:  # noqa: BLE001 - the same failure, now with the file's lines
+                exc = again
+        line = _template_line(template, exc)
+        return f"{name} line {line}: " if line else f"{name}: "
+
+
+
+def _template_line(template: Template, exc: BaseException) -> int | None:
+    """The template line the failure happened on: the deepest frame of its compiled code, mapped back."""
+    line, tb = None, exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_globals.get("__file__") == template.filename or \
+                tb.tb_frame.f_code.co_filename == (template.filename or "<template>"):
+            line = template.get_corresponding_lineno(tb.tb_lineno)
+        tb = tb.tb_next
+    return line
 
 
 def _render(template: Template, variables: dict[str, Any], globals_: dict[Template, dict[str, Any]]) -> str:

@@ -33,6 +33,9 @@ INPUT_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     },
     "campaign_condition": {"subscriber_id": pl.Int64()},  # a campaign's checked `where` (tasks/plan/condition.py)
     "segment_condition": {"subscriber_id": pl.Int64()},  # one checked segment or `where` (tasks/plan/segments.py)
+    # The plan's small tables (tasks/plan/): each variant's times by zone, the provider map
+    "plan_times": {"variant": pl.String(), "zone_key": pl.String(), "not_before": pl.Datetime("us", "UTC")},
+    "provider_domains": {"domain": pl.String(), "provider": pl.String()},
     "input_suppression_log": {"email": pl.String(), "cause": pl.String(), "source": pl.String(), "at": pl.String()},
 }
 

@@ -46,11 +46,16 @@ def target_audience(con: duckdb.DuckDBPyConnection, *, lists: Sequence[str], inc
                                    campaign_id=campaign_id, segment_dirs=segment_dirs,
                                    list_names=list_names(con), origin=origin)
     compute_sets(con, targeting)
+    excludes = {"exclude_lists": list(targeting.exclude_lists), "exclude_segments": list(targeting.exclude_segments)}
+    record_excluded = any(excludes.values())
     con.execute(q("stage_campaign_target"), {
         "lists": list(targeting.lists), "include_lists": list(targeting.include_lists),
-        "include_segments": list(targeting.include_segments), "exclude_lists": list(targeting.exclude_lists),
-        "exclude_segments": list(targeting.exclude_segments), "has_where": any(k == WHERE for k, _, _ in targeting.sets),
+        "include_segments": list(targeting.include_segments), **excludes,
+        "has_where": any(k == WHERE for k, _, _ in targeting.sets), "keep_excluded": record_excluded,
     })
+    if record_excluded:  # who segment.exclude took out, with the name that did it (campaign_exclusions)
+        con.execute(q("stage_segment_excluded"), excludes)
+        con.execute(q("drop_excluded_from_target"))
     return con.execute(q("target_size")).fetchall()[0][0]
 
 

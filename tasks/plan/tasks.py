@@ -7,11 +7,13 @@ from prefect.cache_policies import NO_CACHE
 
 from mailflow.settings import Settings
 from mailflow.tasks.core.warehouse import connect
-from mailflow.tasks.plan.audience import PlanResult, plan
+from mailflow.tasks.plan.audience import PlanOptions, PlanResult, plan
 from mailflow.tasks.plan.campaign import CampaignSpec
+from mailflow.tasks.plan.preview import template_check
 
 
 @task(name="plan_campaign", cache_policy=NO_CACHE)
 def plan_task(settings: Settings, spec: CampaignSpec) -> PlanResult:
-    with connect(settings.warehouse) as con:
-        return plan(con, settings.home, spec, settings.send.chunk_size)
+    with connect(settings.warehouse, memory_limit=settings.plan.memory_limit) as con:
+        return plan(con, settings.home, spec, settings.send.chunk_size,
+                    PlanOptions.from_settings(settings, check=template_check(settings)))
