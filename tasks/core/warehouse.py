@@ -32,6 +32,8 @@ INPUT_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     },
     "campaign_condition": {"subscriber_id": pl.Int64()},  # a campaign's checked `where` (tasks/plan/condition.py)
     "input_suppression_log": {"email": pl.String(), "cause": pl.String(), "source": pl.String(), "at": pl.String()},
+    "input_transitions": {"campaign_id": pl.String(), "seq": pl.Int64(), "at": pl.String(), "from_state": pl.String(),
+                          "to_state": pl.String(), "by": pl.String(), "reason": pl.String()},
 }
 
 
