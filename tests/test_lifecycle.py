@@ -10,8 +10,7 @@ import pytest
 from mailflow.cli import main
 from mailflow.tasks.demo.receiver import Receiver
 from mailflow.tasks.files.control import stop_kind
-from mailflow.tasks.files.lifecycle import (InvalidTransition, current_state, record_transition, state_of,
-                                            transitions, transitions_path)
+from mailflow.tasks.files.lifecycle import InvalidTransition, current_state, record_transition, state_of, transitions, transitions_path
 from tests.support.commands import finish, ledger_lines, mailflow_send, planned_campaign, wait_for
 
 
@@ -123,3 +122,47 @@ def test_a_pause_reaches_a_running_send_and_resume_sends_each_pending_recipient_
     assert len(delivered) == len(emails) and set(delivered.values()) == {1}
     assert [m.to_state for m in transitions(home, "stopped")] == ["sending", "paused", "sending", "sent"]
     assert "resume" in transitions(home, "stopped")[2].by
+
+
+def test_report_prints_the_state_from_the_files_and_the_next_retry(tmp_path, capsys):
+    from mailflow.settings import load_settings
+    from mailflow.tasks.aggregate.aggregate import load_logs
+    from mailflow.tasks.core.warehouse import connect
+    from mailflow.tasks.files.ledger import LedgerRecord, LedgerWriter, ledger_path
+
+    home, _ = planned_campaign(tmp_path, recipients=2)
+    record_transition(home, "stopped", "sending", "test")
+    with LedgerWriter(ledger_path(home, "stopped", 0)) as w:
+        w.append(LedgerRecord("stopped", 1, "A", 0, "delivered", 250, None, "", 1))
+        w.append(LedgerRecord("stopped", 2, "A", 0, "deferred", 451, None, "", 1,
+                              retry_at="2026-12-03T00:05:00+00:00"))
+    with connect(home / "mailflow.duckdb") as con:
+        load_logs(con, load_settings(overrides={"home": str(home)}, environ={}))
+    record_transition(home, "stopped", "paused", "test")  # after the last aggregate: the files are ahead
+    code, out, _ = run(capsys, home, "report", "stopped")
+    assert code == 0 and "— paused" in out and "Next retry of deferred recipients: 2026-12-03T00:05:00+00:00" in out
+
+
+@pytest.mark.flow
+def test_send_due_sends_the_due_chunks_of_every_campaign_neither_paused_nor_waiting(prefect_harness, tmp_path,
+                                                                                   monkeypatch):
+    from mailflow.flows.send_due import send_due
+    from mailflow.tasks.plan.campaign import CampaignSpec
+    from tests.support.campaign import SECRET_ENV, TRACKING, write_plan
+
+    monkeypatch.setenv(*next(iter(SECRET_ENV.items())))
+    home = tmp_path / "home"
+    news = CampaignSpec(name="News", campaign_id="news", from_addr="a@example.com", subject="s", template="newsletter")
+    write_plan(home, news, [(["a@example.com"], "A", None, False), (["b@example.com"], "A", "2999-01-01T00:00:00Z", False)])
+    other = CampaignSpec(name="Other", campaign_id="other", from_addr="a@example.com", subject="s", template="newsletter")
+    write_plan(home, other, [(["c@example.com"], "A", None, False)])
+    record_transition(home, "other", "paused", "test")
+    with Receiver(record=True) as rx:
+        overrides = {"home": str(home), "tracking": TRACKING,
+                     "smtp": {"pools": {"default": {"relays": [f"127.0.0.1:{rx.port}"]}}}}
+        result = send_due(overrides=overrides)
+        assert list(result) == ["news"] and result["news"]["delivered"] == 1
+        assert result["news"]["progress"]["waiting_chunks"] == 1 and result["news"]["state"] == "sending"
+        assert send_due(overrides=overrides) == {}, "nothing more is due"
+    assert [r for m in rx.received for r in m.recipients] == ["a@example.com"]
+    assert "send_due" in transitions(home, "news")[-1].by

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from datetime import UTC
 
 import duckdb
 
@@ -31,7 +32,7 @@ def campaign_report(con: duckdb.DuckDBPyConnection, campaign_id: str) -> dict:
     total = {k: sum(v[k] for v in variants) for k in COUNT_COLUMNS}
     next_retry = con.execute(q("campaign_next_retry"), {"campaign_id": campaign_id}).fetchone()[0]
     return {"campaign_id": campaign_id, "name": rows[0]["name"], "status": rows[0]["status"],
-            "next_retry": next_retry.isoformat() if next_retry else None, "variants": variants, "total": total}
+            "next_retry": next_retry.astimezone(UTC).isoformat() if next_retry else None, "variants": variants, "total": total}
 
 
 def markdown_table(header: list[str], rows: list[list]) -> str:
