@@ -374,3 +374,18 @@ def test_a_deferral_logged_before_ledgers_said_unsent_still_waits_for_its_retry(
     state = {1: RecipientState("deferred", 1, "2999-01-01T00:00:00+00:00", None)}
     todo, _, _, counts = select_recipients(pl.read_parquet(chunk), state, settings, False, datetime.now(UTC))
     assert todo == [] and counts["skipped"] == 1
+
+
+def test_a_link_index_means_one_url_across_variants_with_their_own_templates(settings, tmp_path):
+    from mailflow.tasks.send.chunk import composer_for, write_link_table
+
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    for name, url in (("ta", "https://example.com/a"), ("tb", "https://example.com/b")):
+        (folder / f"{name}.html.j2").write_text(f'<html><body><a href="{url}">go</a></body></html>')
+    spec = replace(SPEC, template="ta", variants=(Variant("A"), Variant("B", template="tb")))
+    ours = replace(settings, templates_dir=folder)
+    table = json.loads(write_link_table(ours, spec).read_text())["links"]
+    assert table == ["https://example.com/a", "https://example.com/b"]
+    composed = composer_for(ours, spec, "B").compose({"subscriber_id": 1, "email": "b@example.com", "variant": "B"})
+    assert b"/1\"" in composed.data.replace(b"=\r\n", b"") and b"/0\"" not in composed.data.replace(b"=\r\n", b"")
