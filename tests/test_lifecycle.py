@@ -43,6 +43,7 @@ def test_an_invalid_move_is_refused_with_one_line_and_changes_nothing(tmp_path, 
         record_transition(home, "spring", target, "test")
     assert str(caught.value) == message
     assert [m.to_state for m in transitions(home, "spring")] == moves
+    assert moves or not (home / "campaigns").exists(), "an unknown campaign gets no folder"
 
 
 def test_a_campaign_planned_before_states_were_recorded_is_planned(tmp_path):

@@ -121,6 +121,8 @@ def record_transition(home: Path, campaign_id: str, to_state: str, by: str, reas
     """
     if to_state not in STATES:
         raise ValueError(f"{to_state!r} is not a campaign state")
+    if to_state not in TRANSITIONS[None] and current_state(home, campaign_id) is None:
+        raise InvalidTransition(campaign_id, None, to_state)  # before the lock, which would make its folder
     with _locked(home, campaign_id):
         current = current_state(home, campaign_id)
         from_state = current.state if current else None
