@@ -106,7 +106,8 @@ def sender_main() -> None:
     settings = load_settings(overrides=job["overrides"])
     workers = os.cpu_count() or 2
     start = time.perf_counter()
-    spec, chunks = load_plan(settings, job["campaign_id"])
+    spec, planned = load_plan(settings, job["campaign_id"])
+    chunks = [c.path for c in planned]
     preflight(settings, spec, chunks[0], 20)
     # spawn, as Prefect's ProcessPoolTaskRunner does: workers share no pages with this process
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:

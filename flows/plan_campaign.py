@@ -13,7 +13,8 @@ from mailflow.tasks.plan.tasks import plan_task
 
 
 @flow(name="plan_campaign")
-def plan_campaign(campaign_file: str, config: str | None = None, overrides: dict | None = None) -> dict:
+def plan_campaign(campaign_file: str, config: str | None = None, overrides: dict | None = None,
+                  by: str = "plan_campaign flow") -> dict:
     settings = load_settings(config, overrides)
     spec = load_campaign(Path(campaign_file))
-    return asdict(plan_task(settings, spec))
+    return asdict(plan_task(settings, spec, by))

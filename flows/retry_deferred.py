@@ -12,16 +12,19 @@ from mailflow.flows.send_campaign import WORKERS
 from mailflow.settings import load_settings
 from mailflow.tasks.aggregate.report import sum_counts
 from mailflow.tasks.files.control import stop_watch
-from mailflow.tasks.send.tasks import deferred_chunks_task, send_chunk_task
+from mailflow.tasks.send.tasks import deferred_chunks_task, finish_send_task, send_chunk_task
 
 
 @flow(name="retry_deferred", task_runner=ProcessPoolTaskRunner(max_workers=WORKERS, initializer=interrupt.stop_on_signal))
-def retry_deferred(campaign_id: str | None = None, config: str | None = None, overrides: dict | None = None) -> dict:
+def retry_deferred(campaign_id: str | None = None, config: str | None = None, overrides: dict | None = None,
+                   by: str = "flow retry_deferred") -> dict:
     interrupt.rearm()  # Prefect's engine has just put its own SIGTERM handler in place
     settings = load_settings(config, overrides)
     work = deferred_chunks_task(settings, campaign_id)
-    stop = stop_watch(settings.home, [spec.campaign_id for spec, _ in work])
+    campaigns = sorted({spec.campaign_id for spec, _ in work})
+    stop = stop_watch(settings.home, campaigns)
     counts = sum_counts(in_window(lambda job: send_chunk_task.submit(settings, *job, retry=True), work, WORKERS, stop))
     if stop():
         raise Interrupted("the retry was interrupted")
-    return counts | {"chunks": len(work)}
+    states = [finish_send_task(settings, cid, {}, by) for cid in campaigns]  # the last deferral settled: `sent`
+    return counts | {"chunks": len(work), "campaigns": {s["campaign_id"]: s["state"] for s in states}}

@@ -1,4 +1,4 @@
-"""Flow: send a planned campaign chunk by chunk, resuming from the ledger if run again."""
+"""Flow: send a planned campaign's due chunks, resuming from the ledger if run again, and move its lifecycle."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from mailflow.errors import Interrupted
 from mailflow.flows.progress import follow_chunks
 from mailflow.settings import load_settings
 from mailflow.tasks.aggregate.report import sum_counts
-from mailflow.tasks.files.control import stop_watch
-from mailflow.tasks.send.tasks import load_plan_task, preflight_task, send_chunk_task
+from mailflow.tasks.files.control import held, stop_watch
+from mailflow.tasks.send.tasks import begin_send_task, finish_send_task, load_plan_task, preflight_task, send_chunk_task
 
 WORKERS = os.cpu_count() or 2
 
@@ -21,15 +21,17 @@ WORKERS = os.cpu_count() or 2
 # Composing (render, MIME, DKIM) is CPU work: one process per core, each with its own SMTP pool.
 # In the workers a signal only stops taking recipients (the command itself decides when to exit).
 @flow(name="send_campaign", task_runner=ProcessPoolTaskRunner(max_workers=WORKERS, initializer=interrupt.stop_on_signal))
-def send_campaign(campaign_id: str, config: str | None = None, overrides: dict | None = None) -> dict:
+def send_campaign(campaign_id: str, config: str | None = None, overrides: dict | None = None,
+                  by: str = "flow send_campaign") -> dict:
     interrupt.rearm()  # Prefect's engine has just put its own SIGTERM handler in place
     settings = load_settings(config, overrides)
-    stop = stop_watch(settings.home, [campaign_id])
     spec, chunks = load_plan_task(settings, campaign_id)
-    if chunks and not stop():
-        preflight_task(settings, spec, chunks[0])
+    plan = begin_send_task(settings, campaign_id, chunks, by)  # refuses a paused or cancelled campaign
+    stop = stop_watch(settings.home, [campaign_id])
+    if plan.due and not stop():
+        preflight_task(settings, spec, plan.due, by)
     counts = sum_counts(follow_chunks(settings.home, campaign_id, lambda chunk: send_chunk_task.submit(settings, spec, chunk),
-                                      chunks, WORKERS, stop))
-    if stop():
+                                      plan.due, WORKERS, stop))
+    if stop() and (interrupt.requested() or not held(settings.home, campaign_id)):
         raise Interrupted(f"the send of campaign {campaign_id!r} was interrupted")
-    return counts
+    return finish_send_task(settings, campaign_id, counts, by)  # a pause or cancel returns here, recipients pending

@@ -65,3 +65,38 @@ def test_a_torn_record_is_skipped_not_fatal(con, home, tmp_path):
     assert load_ledgers(con, home)["deliveries"] == 2
     lines = path.read_text().splitlines()
     assert json.loads(lines[-1])["subscriber_id"] == 2
+
+
+def test_a_campaign_with_a_recipient_deferred_is_not_shown_sent(con, home, tmp_path):
+    planned(con, home, tmp_path)
+    with LedgerWriter(ledger_path(home, "news", 0)) as w:
+        for sid in (1, 2):
+            w.append(record(sid, "delivered"))
+        w.append(record(3, "deferred", code=451))
+    load_ledgers(con, home)
+    assert con.execute("SELECT status FROM campaigns").fetchone()[0] == "sending"
+    with LedgerWriter(ledger_path(home, "news", 0)) as w:
+        w.append(record(3, "delivered", attempt=2))
+    load_ledgers(con, home)
+    assert con.execute("SELECT status FROM campaigns").fetchone()[0] == "sent"
+
+
+def test_lifecycle_moves_are_loaded_once_and_the_status_follows_the_latest(con, home, tmp_path):
+    from mailflow.tasks.files.lifecycle import record_transition
+
+    planned(con, home, tmp_path)
+    record_transition(home, "news", "sending", "flow send_campaign (pid 7)", "1 chunks due")
+    record_transition(home, "news", "paused", "mailflow campaigns pause (user ana)", "typo")
+    with LedgerWriter(ledger_path(home, "news", 0)) as w:
+        for sid in (1, 2, 3):
+            w.append(record(sid, "delivered"))  # every recipient has an outcome, yet a person paused it
+    load_ledgers(con, home)
+    rows = con.execute("SELECT seq, from_state, to_state, moved_by, reason FROM campaign_transitions ORDER BY seq").fetchall()
+    assert rows == [(1, "planned", "sending", "flow send_campaign (pid 7)", "1 chunks due"),
+                    (2, "sending", "paused", "mailflow campaigns pause (user ana)", "typo")]
+    assert con.execute("SELECT status FROM campaigns").fetchone()[0] == "paused"
+    record_transition(home, "news", "cancelled", "mailflow campaigns cancel (user ana)", "")
+    load_ledgers(con, home)
+    load_ledgers(con, home)
+    assert con.execute("SELECT count(*) FROM campaign_transitions").fetchone()[0] == 3
+    assert con.execute("SELECT status FROM campaigns").fetchone()[0] == "cancelled"

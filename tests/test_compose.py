@@ -128,5 +128,5 @@ def test_sending_needs_a_secret_and_writes_the_link_table(home):
     spec = load_campaign(SAMPLES_DIR / "campaign.yaml")
     with pytest.raises(MailflowError, match="MAILFLOW_TRACKING__SECRET"):
         composer_for(replace(settings, tracking=replace(settings.tracking, secret="")), spec)
-    path = write_link_table(settings, spec, composer_for(settings, spec))
+    path = write_link_table(settings, spec)
     assert json.loads(path.read_text())["links"] == ["https://example.com/news"]

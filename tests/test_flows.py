@@ -109,12 +109,14 @@ def test_send_and_retry_flows_with_the_global_rate_deferred_then_delivered(prefe
         planned = plan_campaign(str(campaign), overrides=overrides)
         sent = send_campaign(planned["campaign_id"], overrides=overrides)
     assert (sent["delivered"], sent["deferred"]) == (30, 5)
+    assert sent["state"] == "sending" and sent["progress"]["deferred"] == 5, "recipients deferred: not sent"
     with Receiver(record=True) as rx:
         overrides = {**base, "smtp": {"pools": {"default": {"relays": [f"127.0.0.1:{rx.port}"]}}}}
         retried = retry_deferred(overrides=overrides)
         assert sorted(r for m in rx.received for r in m.recipients) == sorted(emails[30:])
     assert retried["delivered"] == 5 and retried["chunks"] == 4  # the busy domain was dealt across all 4 chunks
-    assert retry_deferred(overrides=overrides) == {"chunks": 0}
+    assert retried["campaigns"] == {"retry-news": "sent"}, "the last deferral settled: the campaign is sent"
+    assert retry_deferred(overrides=overrides) == {"chunks": 0, "campaigns": {}}
 
 
 def test_a_campaign_with_one_non_ascii_recipient_sends_the_others(prefect_harness, home, tmp_path, monkeypatch):

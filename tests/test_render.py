@@ -127,8 +127,16 @@ def test_faster_lookups_and_escaping_render_exactly_as_jinja_does(tmp_path, name
                                               keep_trailing_newline=True).from_string(ours_source(tmp_path))
     for subscriber in (NASTY, {**NASTY, "plan": "pro", "first_name": "Ann"}):
         context = {"subscriber": subscriber, "campaign": CAMPAIGN, "unsubscribe_url": "https://t/u?a=1&b=2",
-                   "view_url": "https://t/v", "subject": "<Hi>"}
+                   "view_url": "https://t/v", "subject": "<Hi>", "preheader": "Preview <b>&"}
         assert ours.render(context) == reference.render(context)
+
+
+def test_the_newsletter_shows_a_preheader_hidden_and_nothing_without_one():
+    with_one = CampaignTemplates("newsletter", "Hi", CAMPAIGN, preheader="Sale <ends> Friday").render({"email": "a@x.y"})
+    hidden = with_one.html.split("Sale &lt;ends&gt; Friday")[0].rsplit("<div", 1)[1]
+    assert "display:none" in hidden and "Sale" not in with_one.text
+    without = CampaignTemplates("newsletter", "Hi", CAMPAIGN).render({"email": "a@x.y"})
+    assert "display:none" not in without.html
 
 
 def ours_source(directory) -> str:

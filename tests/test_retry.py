@@ -68,9 +68,9 @@ def test_retry_finds_only_chunks_with_deferred_recipients(con, home, tmp_path):
         settings = settings_for(home, f"127.0.0.1:{rx.port}")
         _, chunks = load_plan(settings, "news")
         for chunk in chunks:
-            asyncio.run(send_chunk(settings, spec, chunk))
+            asyncio.run(send_chunk(settings, spec, chunk.path))
     found = deferred_chunks(settings)
-    assert [(s.campaign_id, c.name) for s, c in found] == [("news", chunks[1].name)]
+    assert [(s.campaign_id, c.path.name) for s, c in found] == [("news", chunks[1].path.name)]
 
 
 def test_a_retry_skips_a_chunk_another_sender_holds(tmp_path):

@@ -3,7 +3,7 @@
 import asyncio
 import json
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email import message_from_string
 from email.policy import default
 
@@ -16,10 +16,14 @@ from mailflow.tasks.compose.message import Envelope
 from mailflow.tasks.deliver.smtp import Cause, Outcome, outcome_of_reply, outcome_of_session_refusal
 from mailflow.tasks.demo.receiver import Receiver, free_port
 from mailflow.tasks.files.control import clear_stop, request_stop
-from mailflow.tasks.files.ledger import LedgerWriter, ledger_path, ledger_state, logged_subscribers
+from mailflow.tasks.files.ledger import LedgerWriter, RecipientState, ledger_path, ledger_state, logged_subscribers
+from mailflow.tasks.files.lifecycle import record_transition, state_of, transitions
 from mailflow.tasks.files.suppress import write_snapshot
-from mailflow.tasks.send.chunk import classify, preflight, relay_trouble, select_recipients, send_chunk
-from tests.support.campaign import SPEC, final_records, settings_for, write_chunk
+from mailflow.tasks.plan.campaign import Variant
+from mailflow.tasks.send.chunk import classify, load_plan, preflight, relay_trouble, select_recipients, send_chunk
+from mailflow.tasks.send.due import due_campaigns
+from mailflow.tasks.send.schedule import begin_send, finish_send, short_time
+from tests.support.campaign import SPEC, final_records, settings_for, write_chunk, write_plan
 from tests.support.reference_pool import deliver_all
 
 pytestmark = pytest.mark.integration
@@ -234,13 +238,14 @@ def test_a_broken_relay_pauses_the_chunk_with_a_clear_message(settings, tmp_path
     assert {r["status"] for r in finals} == {"deferred"} and 5 <= len(finals) < 60, "the rest are left for the next run"
     state = ledger_state(ledger_path(broken.home, "news", 0))
     assert "in_flight" not in {s.status for s in state.values()}, "those on the wire when the send paused got their outcome logged"
-    # So none is left in doubt: the next run sends the unlogged ones, a retry once due the deferred ones.
+    # So none is left in doubt, and none waits for a retry: no server saw the deferred ones, so the next
+    # run sends them at once with the unlogged ones (a relay outage must not hold them back for minutes).
+    assert all(r["unsent"] for r in finals)
     frame = pl.read_parquet(chunk)
-    now = datetime.now(UTC)
-    unsent, _, _, counts = select_recipients(frame, state, broken, False, now)
-    deferred, _, _, _ = select_recipients(frame, state, broken, True, now + timedelta(days=1))
-    assert counts["in_doubt"] == 0
-    assert sorted(r["subscriber_id"] for r in unsent + deferred) == list(range(1, 61))
+    unsent, _, attempts, counts = select_recipients(frame, state, broken, False, datetime.now(UTC))
+    assert counts["in_doubt"] == 0 and counts["skipped"] == 0
+    assert sorted(r["subscriber_id"] for r in unsent) == list(range(1, 61))
+    assert {attempts[r["subscriber_id"]] for r in finals} == {2}, "their second attempt"
 
 
 def test_suppressed_recipients_between_failures_do_not_keep_a_dead_relay_from_pausing_the_chunk(tmp_path):
@@ -285,3 +290,102 @@ def test_only_a_refused_relay_has_its_detail_read_without_our_own_words():
     assert classify(refused) == ("soft", "policy")  # our "relay refused" is not read as the server's words
     # A server whose own reply reads like our prefix: every word of it is the server's, and counts.
     assert classify(replace(refused, cause=Cause.REPLY)) == ("soft", "relay_denied")
+
+
+# --- The plan's chunks: variants, times, held remainders, and where the campaign stands ---------------
+
+
+AB_SPEC = replace(SPEC, preheader="Spring is here", variants=(
+    Variant("A"), Variant("B", subject="B: {{ subscriber.first_name }}, last days", preheader="Only B sees this")))
+
+
+def parsed(received) -> dict:
+    """Recipient -> its parsed message."""
+    return {m.recipients[0]: message_from_string(m.data.decode(), policy=default) for m in received}
+
+
+def test_each_chunk_is_composed_with_its_variants_overrides_and_the_ledger_keeps_the_variant(settings, receiver, tmp_path):
+    paths = write_plan(settings.home, AB_SPEC, [(["a@example.com"], "A", None, False), (["b@example.com"], "B", None, False)])
+    for path, variant in zip(paths, "AB"):
+        asyncio.run(send_chunk(settings, AB_SPEC, path, variant=variant))
+    messages = parsed(receiver.received)
+    a, b = messages["a@example.com"], messages["b@example.com"]
+    assert a["Subject"] == "Hi N0" and b["Subject"] == "B: N0, last days"
+    assert ":A:" in a["Feedback-ID"] and ":B:" in b["Feedback-ID"]
+    html_a, html_b = (m.get_body(("html",)).get_content() for m in (a, b))
+    assert "Spring is here" in html_a and "Only B sees this" in html_b and "Spring is here" not in html_b
+    assert 'style="display:none' in html_b.split("Only B sees this")[0][-300:], "the preheader is hidden"
+    assert "Only B sees this" not in b.get_body(("plain",)).get_content()
+    assert [r["variant"] for r in final_records(settings, 1).values()] == ["B"]
+
+
+def test_chunks_not_yet_due_and_held_ones_wait_and_the_campaign_is_not_sent_meanwhile(settings, receiver, tmp_path):
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    later = "2026-12-03T00:00:00+00:00"
+    write_plan(settings.home, AB_SPEC, [(["a@example.com"], "A", None, False), (["b@example.com"], "B", later, False),
+                                        (["c@example.com", "d@example.com"], "remainder", None, True)])
+    _, chunks = load_plan(settings, "news")
+    plan = begin_send(settings.home, "news", chunks, "test", now)
+    assert [c.variant for c in plan.due] == ["A"] and [c.variant for c in plan.waiting] == ["B"]
+    assert len(plan.held) == 1 and short_time(plan.next_due) == "2026-12-03T00:00Z"
+    assert state_of(settings.home, "news") == "sending"
+    asyncio.run(send_chunk(settings, AB_SPEC, plan.due[0].path, variant="A"))
+    done = finish_send(settings.home, "news", chunks, "test", now)
+    assert (done.planned, done.settled, done.pending, done.held, done.waiting_chunks) == (2, 1, 1, 2, 1)
+    assert state_of(settings.home, "news") == "sending", "a chunk still waits: not sent"
+    assert due_campaigns(settings.home, now) == [], "the due chunk is sent; the next is not due"
+    assert due_campaigns(settings.home, datetime(2026, 12, 3, tzinfo=UTC)) == ["news"]
+    request_stop(settings.home, "news", "pause", "pause")
+    record_transition(settings.home, "news", "paused", "test")
+    assert due_campaigns(settings.home, datetime(2026, 12, 3, tzinfo=UTC)) == [], "a paused campaign is not due"
+
+
+def test_a_campaign_whose_only_chunks_wait_is_scheduled_not_sending(settings, tmp_path):
+    write_plan(settings.home, SPEC, [(["a@example.com"], "A", "2026-12-03T09:00:00+09:00", False)])
+    _, chunks = load_plan(settings, "news")
+    plan = begin_send(settings.home, "news", chunks, "test", datetime(2026, 12, 1, tzinfo=UTC))
+    assert plan.due == [] and state_of(settings.home, "news") == "scheduled"
+    assert transitions(settings.home, "news")[-1].reason == "1 chunks wait until 2026-12-03T00:00Z"
+
+
+def test_after_a_relay_outage_the_next_send_takes_the_recipients_no_server_saw_at_once(tmp_path):
+    port = free_port()  # nothing listens there yet: the relay is down
+    settings = settings_for(tmp_path / "h", f"127.0.0.1:{port}", error_budget=5)
+    emails = [f"u{i}@example.com" for i in range(30)]
+    write_plan(settings.home, SPEC, [(emails, "A", None, False)])
+    _, chunks = load_plan(settings, "news")
+    now = datetime.now(UTC)
+    begin_send(settings.home, "news", chunks, "test", now)
+    with pytest.raises(NeedsAttention, match="paused"):
+        asyncio.run(send_chunk(settings, SPEC, chunks[0].path))
+    done = finish_send(settings.home, "news", chunks, "test", now)
+    assert done.deferred >= 5 and done.next_retry and not done.complete
+    assert state_of(settings.home, "news") == "sending", "deferred and pending recipients: not sent"
+    with Receiver(record=True, port=port) as rx:  # the relay is back
+        counts = asyncio.run(send_chunk(settings, SPEC, chunks[0].path))
+    assert counts["delivered"] == 30, "none waits for the deferred back-off"
+    assert sorted(r for m in rx.received for r in m.recipients) == sorted(emails)
+    assert finish_send(settings.home, "news", chunks, "test", now).complete
+    assert state_of(settings.home, "news") == "sent"
+
+
+def test_a_deferral_logged_before_ledgers_said_unsent_still_waits_for_its_retry(settings, tmp_path):
+    chunk = write_chunk(tmp_path / "c.parquet", ["a@example.com"])
+    state = {1: RecipientState("deferred", 1, "2999-01-01T00:00:00+00:00", None)}
+    todo, _, _, counts = select_recipients(pl.read_parquet(chunk), state, settings, False, datetime.now(UTC))
+    assert todo == [] and counts["skipped"] == 1
+
+
+def test_a_link_index_means_one_url_across_variants_with_their_own_templates(settings, tmp_path):
+    from mailflow.tasks.send.chunk import composer_for, write_link_table
+
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    for name, url in (("ta", "https://example.com/a"), ("tb", "https://example.com/b")):
+        (folder / f"{name}.html.j2").write_text(f'<html><body><a href="{url}">go</a></body></html>')
+    spec = replace(SPEC, template="ta", variants=(Variant("A"), Variant("B", template="tb")))
+    ours = replace(settings, templates_dir=folder)
+    table = json.loads(write_link_table(ours, spec).read_text())["links"]
+    assert table == ["https://example.com/a", "https://example.com/b"]
+    composed = composer_for(ours, spec, "B").compose({"subscriber_id": 1, "email": "b@example.com", "variant": "B"})
+    assert b"/1\"" in composed.data.replace(b"=\r\n", b"") and b"/0\"" not in composed.data.replace(b"=\r\n", b"")

@@ -6,17 +6,18 @@ import glob
 import json
 import sys
 import traceback
-from contextlib import nullcontext
 from pathlib import Path
 
 import click
 
 from mailflow import interrupt
 from mailflow.cli import prefect_env
+from mailflow.cli.campaigns import campaigns
 from mailflow.cli.context import Context, pass_ctx
 from mailflow.cli.lists import lists
-from mailflow.cli.output import ProgressBar, print_demo, print_ingest, print_plan, print_retry, print_rows, print_send
+from mailflow.cli.output import print_demo, print_due, print_ingest, print_plan, print_retry, print_rows
 from mailflow.cli.segments import segments
+from mailflow.cli.sending import actor, send_one, sending
 from mailflow.errors import Interrupted, MailflowError, NeedsAttention
 from mailflow.home import private_umask
 
@@ -140,52 +141,35 @@ def plan(ctx: Context, campaign_file: str) -> None:
                        list_names=known_lists(settings.warehouse), lists=spec.lists, origin=f"{campaign_file}:")
     from mailflow.flows.plan_campaign import plan_campaign
 
-    result = plan_campaign(campaign_file, ctx.config, ctx.overrides)
+    result = plan_campaign(campaign_file, ctx.config, ctx.overrides, actor("plan"))
     ctx.emit(result, print_plan)
     for warning in result["warnings"]:
         click.echo(f"mailflow: warning: {warning}", err=True)
 
 
 @cli.command()
-@click.argument("campaign")
+@click.argument("campaign", required=False)
+@click.option("--due", is_flag=True, help="Send the due chunks of every campaign that is not paused or cancelled.")
 @click.option("--dry-run", "dry_run", type=int, metavar="N", help="Render N sample messages to .eml files; send nothing.")
 @click.option("--no-progress", is_flag=True, help="Draw no progress bar (drawn only when stderr is a terminal, never with --json).")
 @pass_ctx
-def send(ctx: Context, campaign: str, dry_run: int | None, no_progress: bool) -> None:
-    """Send a planned campaign (run again to resume an interrupted send)."""
+def send(ctx: Context, campaign: str | None, due: bool, dry_run: int | None, no_progress: bool) -> None:
+    """Send a planned campaign's due chunks (run again to resume an interrupted send)."""
+    if due == bool(campaign):
+        raise click.UsageError("give a CAMPAIGN or --due, not both")
+    if due:
+        sending(ctx)  # loads the settings first: bad ones and a home open to others are dealt with before Prefect starts
+        from mailflow.flows.send_due import send_due
+
+        ctx.emit(send_due(ctx.config, ctx.overrides, by=actor("send --due")), print_due)
+        return
     if dry_run is not None:
         from mailflow.tasks.send.dryrun import write_samples
 
         paths = write_samples(ctx.settings(), campaign, dry_run)
         ctx.emit([str(p) for p in paths], lambda d: click.echo(f"rendered {len(d)} samples into {Path(d[0]).parent if d else '-'}"))
         return
-    from mailflow.tasks.send.chunk import load_plan
-
-    load_plan(ctx.settings(), campaign)  # fail fast on an unplanned campaign
-    from mailflow.flows.send_campaign import send_campaign
-
-    sending(ctx)
-    with send_progress(ctx, campaign, no_progress):
-        result = send_campaign(campaign, ctx.config, ctx.overrides)
-    ctx.emit(result, print_send)
-
-
-def sending(ctx: Context) -> None:
-    """Before a command sends: Ctrl-C or SIGTERM then stops it cleanly (exit 130; running it again
-    resumes), and the Prefect server it starts is not stopped by the same Ctrl-C."""
-    interrupt.install(ctx.settings().send.interrupt_grace)
-    prefect_env.start_server()
-
-
-def send_progress(ctx: Context, campaign: str, no_progress: bool):
-    """A progress bar on stderr that follows the campaign's ledger while the send flow runs."""
-    if no_progress or ctx.as_json or ctx.debug or not sys.stderr.isatty():  # --debug: Prefect's logs share stderr
-        return nullcontext()
-    from mailflow.tasks.files.manifest import read_manifest
-    from mailflow.tasks.files.tally import ledger_tally
-
-    home = ctx.settings().home
-    return ProgressBar(ledger_tally(home, campaign).poll, read_manifest(home, campaign)["audience_size"], sys.stderr)
+    send_one(ctx, campaign, no_progress, "send")
 
 
 @cli.command()
@@ -196,7 +180,7 @@ def retry(ctx: Context, campaign: str | None) -> None:
     sending(ctx)  # loads the settings first: bad ones and a home open to others are dealt with before Prefect starts
     from mailflow.flows.retry_deferred import retry_deferred
 
-    ctx.emit(retry_deferred(campaign, ctx.config, ctx.overrides), print_retry)
+    ctx.emit(retry_deferred(campaign, ctx.config, ctx.overrides, by=actor("retry")), print_retry)
 
 
 @cli.command()
@@ -218,8 +202,11 @@ def aggregate(ctx: Context) -> None:
 def report(ctx: Context, campaign: str, fmt: str) -> None:
     """The campaign's results."""
     from mailflow.tasks.aggregate.report import report_from_warehouse, report_markdown
+    from mailflow.tasks.files.lifecycle import state_of
 
-    data = report_from_warehouse(ctx.settings().warehouse, campaign)
+    settings = ctx.settings()
+    data = report_from_warehouse(settings.warehouse, campaign)
+    data["status"] = state_of(settings.home, campaign) or data["status"]  # the files are ahead of the last aggregate
     if fmt == "json" or ctx.as_json:
         click.echo(json.dumps(data, indent=2, default=str))
     else:
@@ -257,6 +244,7 @@ def demo(ctx: Context) -> None:
 
 cli.add_command(lists)
 cli.add_command(segments)
+cli.add_command(campaigns)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,7 @@ from typing import TextIO
 import click
 
 from mailflow.tasks.aggregate.report import report_markdown
+from mailflow.tasks.send.schedule import short_time
 
 
 def print_rows(names: list[str], rows: list[tuple]) -> None:
@@ -73,9 +74,43 @@ def send_line(counts: dict) -> str:
             + (f"; {doubt} in doubt, not resent" if doubt else ""))
 
 
-def print_send(counts: dict) -> None:
-    click.echo(send_line(counts))
+STOPPED = {"pause": "paused", "cancel": "cancelled"}
+
+
+def print_send(result: dict) -> None:
+    click.echo(send_line(result))
+    for line in standing_lines(result):
+        click.echo(line)
     click.echo("run `mailflow aggregate` to load the outcomes into the warehouse")
+
+
+def standing_lines(result: dict) -> list[str]:
+    """Where the campaign stands after a send: its state, what waits and why."""
+    p, cid = result.get("progress"), result.get("campaign_id")
+    if not p:
+        return []
+    lines = []
+    if result.get("stopped"):
+        hint = f"; `mailflow campaigns resume {cid}` continues it" if result["stopped"] == "pause" else ""
+        lines.append(f"{STOPPED[result['stopped']]} while sending: {p['pending']} recipients left pending{hint}")
+    if p["waiting_chunks"]:
+        lines.append(f"{p['waiting_chunks']} chunks wait until {short_time(p['next_due'])} "
+                     "(`mailflow send --due` sends them then)")
+    if p["held"]:
+        lines.append(f"{p['held']} recipients held for the A/B winner")
+    if p["deferred"]:
+        lines.append(f"{p['deferred']} deferred; next retry {short_time(p['next_retry'])} (`mailflow retry`)")
+    lines.append(f"campaign {cid}: {result.get('state')}")
+    return lines
+
+
+def print_due(results: dict) -> None:
+    if not results:
+        click.echo("no campaign has chunks due")
+    for cid, result in results.items():
+        click.echo(f"{cid}: " + (f"not sent: {result['error']}" if "error" in result else send_line(result)))
+        for line in standing_lines(result)[:-1]:
+            click.echo(f"  {line}")
 
 
 def print_retry(counts: dict) -> None:

@@ -35,14 +35,40 @@ ON CONFLICT (campaign_id, subscriber_id) DO UPDATE SET
     retry_at = excluded.retry_at
 WHERE excluded.sent_at >= deliveries.sent_at;
 
+-- name: insert_transitions
+-- Lifecycle moves from campaigns/<id>/transitions.ndjson; a move already loaded (same seq) is kept.
+INSERT INTO campaign_transitions
+SELECT campaign_id, seq, "at"::TIMESTAMPTZ, from_state, to_state, "by", coalesce(reason, '')
+FROM input_transitions
+ON CONFLICT (campaign_id, seq) DO NOTHING;
+
 -- name: refresh_campaign_status
--- A campaign is `sent` once every frozen recipient has an outcome, `sending` before.
-UPDATE campaigns SET status = CASE WHEN d.n >= campaigns.audience_size THEN 'sent' ELSE 'sending' END,
-                     updated_at = now()
-FROM (SELECT campaign_id, count(*) AS n FROM deliveries GROUP BY campaign_id) AS d
-WHERE d.campaign_id = campaigns.campaign_id
-  AND campaigns.status IN ('planned', 'sending')
-  AND campaigns.status <> CASE WHEN d.n >= campaigns.audience_size THEN 'sent' ELSE 'sending' END;
+-- The lifecycle's files are the truth: a campaign takes the state of its latest recorded move.
+-- One planned before moves were recorded is `sent` once every frozen recipient has a final
+-- outcome (a deferred or in-doubt one is not: issue 10), `sending` before.
+WITH latest AS (
+    SELECT campaign_id, to_state AS status
+    FROM campaign_transitions
+    QUALIFY row_number() OVER (PARTITION BY campaign_id ORDER BY seq DESC) = 1
+),
+settled AS (
+    SELECT campaign_id,
+           count(*) FILTER (WHERE status IN ('delivered', 'bounced', 'suppressed', 'failed')) AS n
+    FROM deliveries
+    GROUP BY campaign_id
+),
+final AS (
+    SELECT c.campaign_id,
+           coalesce(l.status, CASE WHEN s.n >= c.audience_size THEN 'sent' ELSE 'sending' END) AS status
+    FROM campaigns AS c
+    LEFT JOIN latest AS l ON l.campaign_id = c.campaign_id
+    LEFT JOIN settled AS s ON s.campaign_id = c.campaign_id
+    WHERE l.status IS NOT NULL OR (s.campaign_id IS NOT NULL AND c.status IN ('planned', 'sending', 'sent'))
+)
+UPDATE campaigns SET status = final.status, updated_at = now()
+FROM final
+WHERE final.campaign_id = campaigns.campaign_id
+  AND campaigns.status <> final.status;
 
 -- name: count_deliveries
 SELECT count(*) FROM deliveries;

@@ -8,3 +8,7 @@ FROM campaign_stats AS s
 JOIN campaigns AS c USING (campaign_id)
 WHERE s.campaign_id = $campaign_id
 ORDER BY s.variant;
+
+-- name: campaign_next_retry
+-- When the campaign's earliest deferred recipient is due again: a campaign with one is not sent.
+SELECT min(retry_at) FROM deliveries WHERE campaign_id = $campaign_id AND status = 'deferred';

@@ -1,6 +1,7 @@
 """Aggregate: fold new and grown send ledgers and suppression logs into the warehouse.
 
-Then apply the suppression rules of the bounce taxonomy, refresh campaign status and
+Then load the campaigns' lifecycle moves, apply the suppression rules of the bounce taxonomy,
+set each campaign's status from its latest move, and
 write the suppression snapshot the next sends check against.
 """
 
@@ -16,6 +17,7 @@ from mailflow.settings import Settings
 from mailflow.tasks.core.sqlfiles import q
 from mailflow.tasks.core.warehouse import INPUT_SCHEMAS, inputs, transaction
 from mailflow.tasks.files.ledger import LEDGER_DIR
+from mailflow.tasks.files.lifecycle import TRANSITIONS_FILE
 from mailflow.tasks.files.suppress import suppression_dir, write_snapshot
 
 
@@ -46,25 +48,30 @@ def load_logs(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[str, i
     home = settings.home
     ledgers = changed_files(con, sorted((home / LEDGER_DIR).glob("*/*.ndjson")))
     logs = changed_files(con, sorted((suppression_dir(home) / "log").glob("*.ndjson")))
+    moves = changed_files(con, sorted((home / "campaigns").glob(f"*/{TRANSITIONS_FILE}")))
     ledger_frames = {p: read_ledger(p) for p in ledgers}
     log_frames = {p: read_log(p, INPUT_SCHEMAS["input_suppression_log"]) for p in logs}
+    move_frames = {p: read_log(p, INPUT_SCHEMAS["input_transitions"]) for p in moves}
     records = _concat([f for f, _ in ledger_frames.values()], "input_ledger")
     suppressions = _concat([f for f, _ in log_frames.values()], "input_suppression_log")
+    transitions = _concat([f for f, _ in move_frames.values()], "input_transitions")
     window = {"window_days": settings.soft_bounce_window_days}
-    with inputs(con, input_ledger=records, input_suppression_log=suppressions), transaction(con):
+    with inputs(con, input_ledger=records, input_suppression_log=suppressions, input_transitions=transitions), \
+            transaction(con):
         con.execute(q("upsert_deliveries"))
+        con.execute(q("insert_transitions"))
         con.execute(q("insert_logged_suppressions"))
         con.execute(q("suppress_hard_bounces"))
         con.execute(q("suppress_soft_bounces"), window | {"soft_limit": settings.soft_bounce_limit})
         con.execute(q("expire_soft_suppressions"), window)
         con.execute(q("mark_bounced_subscribers"))
-        for path, (frame, size) in {**ledger_frames, **log_frames}.items():
+        for path, (frame, size) in {**ledger_frames, **log_frames, **move_frames}.items():
             con.execute(q("record_loaded_file"), {"path": str(path), "bytes": size, "rows": frame.height})
         con.execute(q("refresh_campaign_status"))
     write_snapshot(home, con.sql(q("suppression_snapshot")).pl(), dict(con.execute(q("loaded_file_sizes")).fetchall()))
     total = con.execute(q("count_deliveries")).fetchone()[0]
     suppressed = con.execute(q("count_suppressions")).fetchone()[0]
-    return {"files_loaded": len(ledgers) + len(logs), "records_read": records.height, "deliveries": total,
+    return {"files_loaded": len(ledgers) + len(logs) + len(moves), "records_read": records.height, "deliveries": total,
             "suppressions": suppressed}
 
 

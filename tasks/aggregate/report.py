@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from datetime import UTC
 
 import duckdb
 
@@ -29,8 +30,9 @@ def campaign_report(con: duckdb.DuckDBPyConnection, campaign_id: str) -> dict:
         raise MailflowError(f"no campaign {campaign_id!r} in the warehouse (see `mailflow sql \"select * from campaigns\"`)")
     variants = [{k: r[k] for k in ("variant", *COUNT_COLUMNS)} for r in rows]
     total = {k: sum(v[k] for v in variants) for k in COUNT_COLUMNS}
+    next_retry = con.execute(q("campaign_next_retry"), {"campaign_id": campaign_id}).fetchone()[0]
     return {"campaign_id": campaign_id, "name": rows[0]["name"], "status": rows[0]["status"],
-            "variants": variants, "total": total}
+            "next_retry": next_retry.astimezone(UTC).isoformat() if next_retry else None, "variants": variants, "total": total}
 
 
 def markdown_table(header: list[str], rows: list[list]) -> str:
@@ -44,7 +46,8 @@ def report_markdown(report: dict) -> str:
     rows = [[v["variant"], *(v[k] for k in COUNT_COLUMNS)] for v in report["variants"]]
     rows.append(["total", *(report["total"][k] for k in COUNT_COLUMNS)])
     title = f"## Campaign {report['name']} ({report['campaign_id']}) — {report['status']}"
-    return f"{title}\n\n{markdown_table(header, rows)}\n"
+    retry = f"\nNext retry of deferred recipients: {report['next_retry']}\n" if report.get("next_retry") else ""
+    return f"{title}\n\n{markdown_table(header, rows)}\n{retry}"
 
 
 def report_from_warehouse(warehouse, campaign_id: str) -> dict:

@@ -150,10 +150,12 @@ class _Compiled:
 
 @lru_cache(maxsize=16)
 def _compile(directories: tuple[Path, ...], name: str, subject: str, html_source: str | None, text_source: str | None,
-             track_opens: bool, track_clicks: bool) -> _Compiled:
+             track_opens: bool, track_clicks: bool, known_links: tuple[str, ...] = ()) -> _Compiled:
     """Compiled once per process: every chunk task of a campaign in a worker reuses it (CSS inlining
-    and compiling cost ~40 ms). The sources are part of the key, so an edited template recompiles."""
-    links = LinkTable()
+    and compiling cost ~40 ms). The sources are part of the key, so an edited template recompiles.
+    `known_links`: the links of the campaign's variants compiled before this one, so a link's index
+    means one URL across the campaign (links.json)."""
+    links = LinkTable(urls=list(known_links))
     html_env, text_env = _environment(directories, True, links.origins), _environment(directories, False)
     inline_each = False
     try:
@@ -189,7 +191,8 @@ class CampaignTemplates:
 
     def __init__(self, name: str, subject: str, campaign: Mapping[str, Any],
                  directory: Path | tuple[Path, ...] = TEMPLATES_DIR,
-                 track_opens: bool = False, track_clicks: bool = False):
+                 track_opens: bool = False, track_clicks: bool = False, preheader: str | None = None,
+                 known_links: tuple[str, ...] = ()):
         # `directory`: one folder, or several searched in order (the user's, then the built-ins). The
         # first folder holding the campaign's template gives both its parts: a user's variant is never
         # mixed with a built-in text part.
@@ -199,7 +202,8 @@ class CampaignTemplates:
         if not html_path.exists() and not text_path.exists():
             looked = " nor ".join(str(p) for pair in found for p in pair)
             raise MailflowError(f"template {name!r}: neither {looked} exists")
-        compiled = _compile(directories, name, subject, _read(html_path), _read(text_path), track_opens, track_clicks)
+        compiled = _compile(directories, name, subject, _read(html_path), _read(text_path), track_opens, track_clicks,
+                            tuple(known_links))
         self.subject, self.html, self.text = compiled.subject, compiled.html, compiled.text
         self._inline_each = compiled.inline_each
         self._globals = {t: dict(t.globals) for t in (self.subject, self.html, self.text) if t is not None}
@@ -211,11 +215,12 @@ class CampaignTemplates:
         if self.html is not None:
             self._parts[self.html] = (f"{name}.html.j2", None if self._inline_each else _read(html_path))
         self._directories = directories
+        self.preheader = preheader or ""  # the inbox's preview text (the campaign's or its variant's)
 
     def render(self, recipient: Mapping[str, Any], helpers: Helpers = Helpers()) -> Rendered:
         context = {"subscriber": subscriber_context(recipient), "campaign": self.campaign,
                    "unsubscribe_url": helpers.unsubscribe_url, "view_url": helpers.view_url,
-                   "open_url": helpers.open_url, "click_url": helpers.click_url}
+                   "open_url": helpers.open_url, "click_url": helpers.click_url, "preheader": self.preheader}
         signer = _LINK_SIGNER.set(helpers.link_url)
         part = self.subject
         try:

@@ -37,6 +37,8 @@ INPUT_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "plan_times": {"variant": pl.String(), "zone_key": pl.String(), "not_before": pl.Datetime("us", "UTC")},
     "provider_domains": {"domain": pl.String(), "provider": pl.String()},
     "input_suppression_log": {"email": pl.String(), "cause": pl.String(), "source": pl.String(), "at": pl.String()},
+    "input_transitions": {"campaign_id": pl.String(), "seq": pl.Int64(), "at": pl.String(), "from_state": pl.String(),
+                          "to_state": pl.String(), "by": pl.String(), "reason": pl.String()},
 }
 
 

@@ -29,6 +29,7 @@ class LedgerRecord:
     reason: str | None = None  # bounce taxonomy reason, e.g. user_unknown, rate_limited
     provider: str = ""  # the provider group of the recipient's domain (gmail, microsoft, yahoo, other)
     retry_at: str | None = None  # ISO time a deferred recipient is due again
+    unsent: bool = False  # deferred before any server saw the message: the next send takes it at once
 
 
 def ledger_path(home: Path, campaign_id: str, chunk_id: int) -> Path:
@@ -46,6 +47,7 @@ class RecipientState:
     attempt: int
     retry_at: str | None
     first_at: str | None
+    unsent: bool = False  # a ledger written before records carried it: False, as then
 
 
 def ledger_state(path: Path) -> dict[int, RecipientState]:
@@ -64,7 +66,8 @@ def ledger_state(path: Path) -> dict[int, RecipientState]:
                 record = json.loads(line)
                 sid = record["subscriber_id"]
                 first = seen[sid].first_at if sid in seen else record.get("logged_at")
-                seen[sid] = RecipientState(record["status"], record.get("attempt", 1), record.get("retry_at"), first)
+                seen[sid] = RecipientState(record["status"], record.get("attempt", 1), record.get("retry_at"), first,
+                                           record.get("unsent") is True)
             except (ValueError, KeyError, TypeError):
                 continue
     return seen

@@ -17,6 +17,7 @@ from mailflow.settings import Settings
 from mailflow.tasks.core.sqlfiles import q
 from mailflow.tasks.core.warehouse import transaction
 from mailflow.tasks.files.ledger import ledger_path
+from mailflow.tasks.files.lifecycle import current_state, record_transition
 from mailflow.tasks.files.manifest import campaign_dir, chunk_entries, read_manifest, write_manifest
 from mailflow.tasks.files.suppress import write_snapshot
 from mailflow.tasks.plan import exclusions
@@ -59,13 +60,14 @@ class PlanOptions:
     check: Callable[[CampaignSpec, list[dict]], None] | None = None
     render_sample: int = 5
     now: datetime | None = None
+    by: str = "mailflow plan"  # who planned, for the campaign's lifecycle record
 
     @classmethod
     def from_settings(cls, settings: Settings, check: Callable[[CampaignSpec, list[dict]], None] | None = None,
-                      now: datetime | None = None) -> PlanOptions:
+                      now: datetime | None = None, by: str = "mailflow plan") -> PlanOptions:
         limits = Limits(settings.soft_bounce_limit, settings.soft_bounce_window_days, settings.plan.frequency_cap,
                         settings.plan.frequency_days)
-        return cls(limits, tuple(segment_dirs(settings.segments_dir)), check, settings.plan.render_sample, now)
+        return cls(limits, tuple(segment_dirs(settings.segments_dir)), check, settings.plan.render_sample, now, by)
 
 
 def plan(con: duckdb.DuckDBPyConnection, home: Path, spec: CampaignSpec, chunk_size: int,
@@ -96,6 +98,9 @@ def plan(con: duckdb.DuckDBPyConnection, home: Path, spec: CampaignSpec, chunk_s
     except BaseException:
         shutil.rmtree(out_dir / folder, ignore_errors=True)
         raise
+    record_transition(home, spec.campaign_id, result.status, options.by,
+                      f"{'re-planned' if result.replanned else 'planned'}: {result.audience_size} recipients "
+                      f"in {result.chunk_count} chunks")
     for old in out_dir.glob("chunks*"):  # the previous plan's files, now that no manifest names them
         if old.name != folder:
             shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
@@ -131,7 +136,7 @@ def _compute(con: duckdb.DuckDBPyConnection, spec: CampaignSpec, chunk_size: int
         "chunks": len(entries), "matched": matched, "excluded": excluded, "planned": planned, "plan_id": plan_id,
         "now": now,
     })
-    record_transition(con, cid, status)
+    con.execute(q("set_campaign_status"), {"campaign_id": cid, "status": status})
     by_rule = exclusions.counts_by_rule(con, cid)
     variants = {name: 0 for name in spec.variant_names}
     for _, variant, rows, _ in entries:
@@ -143,23 +148,21 @@ def _compute(con: duckdb.DuckDBPyConnection, spec: CampaignSpec, chunk_size: int
                       empty_audience_warnings(matched, audience, by_rule))
 
 
-def record_transition(con: duckdb.DuckDBPyConnection, campaign_id: str, status: str) -> None:
-    """The plan's one state change (to planned or scheduled): fix/lifecycle's state machine goes here."""
-    con.execute(q("set_campaign_status"), {"campaign_id": campaign_id, "status": status})
-
-
 def refuse_if_sending(con: duckdb.DuckDBPyConnection, home: Path, spec: CampaignSpec) -> str | None:
     """A campaign may be re-planned until it starts sending: the status it had (None when new), or
     SENDING when it has started and the file is unchanged (nothing to do). A changed file is refused."""
     campaign_id = spec.campaign_id
     rows = con.execute(q("campaign_by_id"), {"campaign_id": campaign_id}).fetchall()
-    status = rows[0][2] if rows else None
+    state = current_state(home, campaign_id)  # the files know of a pause or send the warehouse has not loaded yet
+    status = state.state if state else rows[0][2] if rows else None
     ledger = ledger_path(home, campaign_id, 0).parent
     started = ledger.is_dir() and any(ledger.iterdir())
     if (status is None or status in REPLANNABLE) and not started:
         return status
-    if status is not None and json.loads(rows[0][3]) == spec.as_dict():
+    if rows and json.loads(rows[0][3]) == spec.as_dict():
         return SENDING
+    if status == "cancelled":
+        raise MailflowError(f"campaign {campaign_id!r} is cancelled: plan the file under a new name")
     why = f"status {status}" if status not in (None, *REPLANNABLE) else f"it has send records in {ledger}"
     raise MailflowError(
         f"campaign {campaign_id!r} has started sending ({why}) and cannot be re-planned: stop it with "

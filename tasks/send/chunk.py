@@ -26,21 +26,38 @@ from mailflow.tasks.deliver.transport import MX, dispatcher_for
 from mailflow.tasks.files.atomic import atomic_write
 from mailflow.tasks.files.control import stop_requested
 from mailflow.tasks.files.ledger import IN_FLIGHT, ChunkBusy, LedgerRecord, LedgerWriter, RecipientState, ledger_path, ledger_state
-from mailflow.tasks.files.manifest import campaign_dir, chunk_entries, read_manifest
+from mailflow.tasks.files.manifest import campaign_dir, read_manifest
 from mailflow.tasks.files.suppress import SuppressionCheck, SuppressionLog
 from mailflow.tasks.plan.campaign import CampaignSpec
+from mailflow.tasks.send.schedule import PlannedChunk, planned_chunks
 
 
-def composer_for(settings: Settings, spec: CampaignSpec) -> Composer:
-    """Templates compiled, tokens keyed and the DKIM key loaded: once per chunk task."""
+def composer_for(settings: Settings, spec: CampaignSpec, variant: str = "A") -> Composer:
+    """Templates compiled, tokens keyed and the DKIM key loaded: once per chunk task. `spec` is the
+    campaign's; the message is composed with the variant's overrides (CampaignSpec.for_variant)."""
     if not settings.tracking.secret:
         raise MailflowError("set MAILFLOW_TRACKING__SECRET: List-Unsubscribe links and bounce addresses are signed with it")
-    templates = CampaignTemplates(spec.template, spec.subject, {"name": spec.name, "id": spec.campaign_id},
-                                  (settings.templates_dir, TEMPLATES_DIR),
-                                  track_opens=spec.tracking.get("opens", True),
-                                  track_clicks=spec.tracking.get("clicks", True))
-    return Composer(spec, templates, TokenSigner(settings.tracking.secret.reveal()), settings.tracking.base_url,
-                    settings.smtp.bounce_domain, dkim_signer(settings))
+    templates = variant_templates(settings, spec, variant)
+    return Composer(spec.for_variant(variant), templates, TokenSigner(settings.tracking.secret.reveal()),
+                    settings.tracking.base_url, settings.smtp.bounce_domain, dkim_signer(settings), variant=variant)
+
+
+def variant_templates(settings: Settings, spec: CampaignSpec, variant: str | None = None) -> CampaignTemplates:
+    """The variant's templates (the last variant's when None). The variants before it are compiled
+    first so a link's index means one URL across the campaign: links.json is one table."""
+    names = spec.variant_names
+    if variant is not None:  # a name the campaign lacks: for_variant says so
+        names = names[:names.index(variant) + 1] if variant in names else (variant,)
+    links: tuple[str, ...] = ()
+    for name in names:
+        own = spec.for_variant(name)
+        templates = CampaignTemplates(own.template, own.subject, {"name": spec.name, "id": spec.campaign_id},
+                                      (settings.templates_dir, TEMPLATES_DIR),
+                                      track_opens=spec.tracking.get("opens", True),
+                                      track_clicks=spec.tracking.get("clicks", True),
+                                      preheader=own.preheader, known_links=links)
+        links = tuple(templates.links.urls)
+    return templates
 
 
 def dkim_signer(settings: Settings):
@@ -50,25 +67,25 @@ def dkim_signer(settings: Settings):
     return signer_for(settings.dkim)
 
 
-def write_link_table(settings: Settings, spec: CampaignSpec, composer: Composer) -> Path:
-    """The campaign's tracked URLs by index, for the tracking service's redirects."""
+def write_link_table(settings: Settings, spec: CampaignSpec) -> Path:
+    """The campaign's tracked URLs by index (every variant's), for the tracking service's redirects."""
     path = campaign_dir(settings.home, spec.campaign_id) / "links.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    links = {"campaign_id": spec.campaign_id, "links": composer.templates.links.urls}
+    links = {"campaign_id": spec.campaign_id, "links": variant_templates(settings, spec).links.urls}
     return atomic_write(path, lambda p: p.write_text(json.dumps(links, indent=1)))
 
 
-def preflight(settings: Settings, spec: CampaignSpec, chunk: Path, sample: int) -> list[Envelope]:
+def preflight(settings: Settings, spec: CampaignSpec, chunk: Path, sample: int, variant: str = "A") -> list[Envelope]:
     """Compose the first `sample` recipients; a template that fails for any of them stops the
     campaign before it sends. A recipient whose address cannot be sent to (its template rendered)
     fails alone when its chunk is sent, with the reason in the ledger.
 
     Runs once per send, before any chunk: the place to write the campaign's link table too.
     """
-    composer = composer_for(settings, spec)
+    composer = composer_for(settings, spec, variant)
     if spec.transport != MX:
         settings.pool(spec.transport)  # an unknown pool stops the campaign here, with the known ones named
-    write_link_table(settings, spec, composer)
+    write_link_table(settings, spec)
     envelopes = []
     for row in pl.read_parquet(chunk, n_rows=sample).to_dicts():
         result = composer.compose(row)
@@ -83,13 +100,15 @@ def preflight(settings: Settings, spec: CampaignSpec, chunk: Path, sample: int) 
     return envelopes
 
 
-async def send_chunk(settings: Settings, spec: CampaignSpec, chunk: Path, *, retry: bool = False,
+async def send_chunk(settings: Settings, spec: CampaignSpec, chunk: Path, *, variant: str = "A", retry: bool = False,
                      now: datetime | None = None, acquire: Callable[[int], Awaitable[None]] | None = None,
                      lanes: dict[str, ProviderLane] | None = None,
                      interrupted: Callable[[], bool] = lambda: False) -> dict[str, int]:
     """Deliver the chunk's recipients; return outcome counts.
 
-    A first send takes every recipient not yet in the ledger. A retry (`retry=True`) takes
+    `spec` is the campaign's; the chunk's recipients get `variant` (CampaignSpec.for_variant).
+    A first send takes every recipient not yet in the ledger, and those deferred before
+    any server saw their message (`unsent`: a relay that was down), at once. A retry (`retry=True`) takes
     those whose last outcome is deferred and due, and gives up on those deferred longer
     than `send.give_up_after` (bounced, soft, expired). `acquire` takes slots of the global
     rate; `lanes` carries provider suspensions from chunk to chunk within a process.
@@ -106,7 +125,7 @@ async def send_chunk(settings: Settings, spec: CampaignSpec, chunk: Path, *, ret
     frame = pl.read_parquet(chunk)
     chunk_id = int(frame["chunk_id"][0]) if frame.height else -1
     path = ledger_path(settings.home, spec.campaign_id, chunk_id)
-    composer = composer_for(settings, spec)
+    composer = composer_for(settings, spec, variant)
     suppressions = SuppressionCheck.shared(settings.home)
     suppression_log = SuppressionLog(settings.home, f"send-{spec.campaign_id}")
     try:
@@ -162,7 +181,8 @@ def select_recipients(frame: pl.DataFrame, state: dict[int, RecipientState], set
         sid = row["subscriber_id"]
         last = state.get(sid)
         if not retry:
-            if last is None or (last.status == IN_FLIGHT and settings.send.resend_in_doubt):
+            if last is None or (last.status == IN_FLIGHT and settings.send.resend_in_doubt) or \
+                    (last.status == "deferred" and last.unsent):  # never reached a server: no risk of a copy
                 todo.append(row)
                 attempts[sid] = last.attempt + 1 if last else 1
             else:
@@ -202,7 +222,8 @@ class LedgerLog:
             campaign_id=self.spec.campaign_id, subscriber_id=sid, variant=row["variant"], chunk_id=self.chunk_id,
             status=outcome.status, smtp_code=outcome.smtp_code, enhanced_status=outcome.enhanced_status,
             detail=outcome.detail, attempt=attempt, kind=kind, reason=reason,
-            provider=provider or provider_of(domain_of(row)), retry_at=retry_at)
+            provider=provider or provider_of(domain_of(row)), retry_at=retry_at,
+            unsent=outcome.status == "deferred" and outcome.unsent)
         self.ledger.append(record)
         return record
 
@@ -234,8 +255,7 @@ def relay_trouble(outcome: Outcome) -> bool:
     return outcome.unsent or outcome.smtp_code is None
 
 
-def load_plan(settings: Settings, campaign_id: str) -> tuple[CampaignSpec, list[Path]]:
+def load_plan(settings: Settings, campaign_id: str) -> tuple[CampaignSpec, list[PlannedChunk]]:
     """The campaign as planned, from its manifest: the send stage never opens the warehouse."""
     manifest = read_manifest(settings.home, campaign_id)
-    folder = campaign_dir(settings.home, campaign_id)
-    return CampaignSpec.from_dict(manifest["spec"]), [folder / entry.file for entry in chunk_entries(manifest)]
+    return CampaignSpec.from_dict(manifest["spec"]), planned_chunks(settings.home, campaign_id, manifest)

@@ -15,10 +15,10 @@ def write_samples(settings: Settings, campaign_id: str, count: int) -> list[Path
     out_dir = campaign_dir(settings.home, campaign_id) / "dry-run"
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    for chunk in chunks:
+    for chunk in [c for c in chunks if not c.held]:  # a held remainder has no variant until the winner
         if len(written) >= count:
             break
-        for envelope in preflight(settings, spec, chunk, count - len(written)):
+        for envelope in preflight(settings, spec, chunk.path, count - len(written), chunk.variant):
             path = out_dir / f"sample-{len(written) + 1:04d}.eml"
             path.write_bytes(envelope.data)
             written.append(path)

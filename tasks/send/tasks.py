@@ -1,9 +1,9 @@
-"""The send stage's Prefect tasks: thin wrappers over send.chunk and send.retry."""
+"""The send stage's Prefect tasks: thin wrappers over send.chunk, send.schedule and send.retry."""
 
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
+from datetime import UTC, datetime
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -15,17 +15,37 @@ from mailflow.tasks.deliver.shaping import ProviderLane
 from mailflow.tasks.deliver.tasks import prefect_rate_limit
 from mailflow.tasks.plan.campaign import CampaignSpec
 from mailflow.tasks.send.chunk import load_plan, preflight, send_chunk
+from mailflow.tasks.send.due import due_campaigns
 from mailflow.tasks.send.retry import deferred_chunks
+from mailflow.tasks.send.schedule import PlannedChunk, Schedule, abort_send, begin_send, finish_send, outcome_of_send
 
 
 @task(name="load_plan", cache_policy=NO_CACHE)
-def load_plan_task(settings: Settings, campaign_id: str) -> tuple[CampaignSpec, list[Path]]:
+def load_plan_task(settings: Settings, campaign_id: str) -> tuple[CampaignSpec, list[PlannedChunk]]:
     return load_plan(settings, campaign_id)
 
 
+@task(name="begin_send", cache_policy=NO_CACHE)
+def begin_send_task(settings: Settings, campaign_id: str, chunks: list[PlannedChunk], by: str) -> Schedule:
+    return begin_send(settings.home, campaign_id, chunks, by, datetime.now(UTC))
+
+
 @task(name="preflight_render", cache_policy=NO_CACHE)
-def preflight_task(settings: Settings, spec: CampaignSpec, chunk: Path, sample: int = 20) -> int:
-    return len(preflight(settings, spec, chunk, sample))
+def preflight_task(settings: Settings, spec: CampaignSpec, chunks: list[PlannedChunk], by: str, sample: int = 20) -> int:
+    """The first chunk of each variant due renders its sample; a failure aborts the campaign."""
+    firsts = {c.variant: c for c in reversed(chunks)}
+    try:
+        return sum(len(preflight(settings, spec, c.path, sample, c.variant)) for c in firsts.values())
+    except NeedsAttention as exc:
+        abort_send(settings.home, spec.campaign_id, by, str(exc))
+        raise
+
+
+@task(name="finish_send", cache_policy=NO_CACHE)
+def finish_send_task(settings: Settings, campaign_id: str, counts: dict[str, int], by: str) -> dict:
+    chunks = load_plan(settings, campaign_id)[1]
+    done = finish_send(settings.home, campaign_id, chunks, by, datetime.now(UTC), settings.send.resend_in_doubt)
+    return outcome_of_send(settings.home, campaign_id, counts, done)
 
 
 _LANES: dict[str, ProviderLane] = {}  # provider suspensions last for the worker process, across chunks
@@ -43,13 +63,18 @@ def transient(task, task_run, state) -> bool:
 
 
 @task(name="send_chunk", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=transient)
-def send_chunk_task(settings: Settings, spec: CampaignSpec, chunk: Path, retry: bool = False) -> dict[str, int]:
+def send_chunk_task(settings: Settings, spec: CampaignSpec, chunk: PlannedChunk, retry: bool = False) -> dict[str, int]:
     # A task retry resumes from the ledger, so it never sends a logged recipient twice.
     acquire = prefect_rate_limit() if settings.send.rate > 0 else None
-    return asyncio.run(send_chunk(settings, spec, chunk, retry=retry, acquire=acquire, lanes=_LANES,
-                                  interrupted=interrupt.requested))
+    return asyncio.run(send_chunk(settings, spec, chunk.path, variant=chunk.variant, retry=retry, acquire=acquire,
+                                  lanes=_LANES, interrupted=interrupt.requested))
 
 
 @task(name="find_deferred", cache_policy=NO_CACHE)
-def deferred_chunks_task(settings: Settings, campaign_id: str | None = None) -> list[tuple[CampaignSpec, Path]]:
+def deferred_chunks_task(settings: Settings, campaign_id: str | None = None) -> list[tuple[CampaignSpec, PlannedChunk]]:
     return deferred_chunks(settings, campaign_id)
+
+
+@task(name="find_due_campaigns", cache_policy=NO_CACHE)
+def due_campaigns_task(settings: Settings) -> list[str]:
+    return due_campaigns(settings.home, datetime.now(UTC))

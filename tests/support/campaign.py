@@ -10,6 +10,7 @@ import polars as pl
 
 from mailflow.settings import Settings, load_settings
 from mailflow.tasks.files.ledger import ledger_path
+from mailflow.tasks.files.manifest import ChunkEntry, campaign_dir, write_manifest
 from mailflow.tasks.plan.campaign import CampaignSpec
 
 SPEC = CampaignSpec(name="News", campaign_id="news", from_addr="News <news@example.com>",
@@ -21,11 +22,12 @@ TRACKING = {"base_url": "https://t.example"}
 SECRET_ENV = {"MAILFLOW_TRACKING__SECRET": "test-secret"}
 
 
-def write_chunk(path: Path, emails: list[str], chunk_id: int = 0, names: list[str] | None = None) -> Path:
-    """A chunk file as planning writes it: subscriber ids 1..n in the order of `emails`."""
+def write_chunk(path: Path, emails: list[str], chunk_id: int = 0, names: list[str] | None = None,
+                variant: str = "A", first_id: int = 1) -> Path:
+    """A chunk file as planning writes it: subscriber ids first_id.. in the order of `emails`."""
     frame = pl.DataFrame({
-        "chunk_id": [chunk_id] * len(emails), "subscriber_id": list(range(1, len(emails) + 1)),
-        "variant": ["A"] * len(emails), "email": emails,
+        "chunk_id": [chunk_id] * len(emails), "subscriber_id": list(range(first_id, first_id + len(emails))),
+        "variant": [variant] * len(emails), "email": emails,
         "first_name": names or [f"N{i}" for i in range(len(emails))], "last_name": [None] * len(emails),
         "attributes": ['{"plan": "pro"}'] * len(emails),
     }, schema_overrides={"chunk_id": pl.Int32, "subscriber_id": pl.Int64, "last_name": pl.String})
@@ -63,3 +65,16 @@ def final_records(settings: Settings, chunk_id: int = 0) -> dict[int, dict]:
     outcomes = Counter((r["subscriber_id"], r["attempt"]) for r in lines if r["status"] != "in_flight")
     assert max(outcomes.values()) == 1, "an attempt was logged with two outcomes"
     return {r["subscriber_id"]: r for r in lines}
+
+
+def write_plan(home: Path, spec: CampaignSpec, chunks: list[tuple[list[str], str, str | None, bool]]) -> list[Path]:
+    """A planned campaign as plan writes it (manifest v2), without a warehouse: one chunk per
+    (emails, variant, not_before, held), subscriber ids running on across chunks."""
+    folder, entries, paths, first = campaign_dir(home, spec.campaign_id), [], [], 1
+    for chunk_id, (emails, variant, not_before, held) in enumerate(chunks):
+        name = f"chunks/chunk-{chunk_id:05d}.parquet"
+        paths.append(write_chunk(folder / name, emails, chunk_id, variant=variant, first_id=first))
+        entries.append(ChunkEntry(name, variant, len(emails), not_before, held))
+        first += len(emails)
+    write_manifest(folder, spec.as_dict(), entries, first - 1)
+    return paths

@@ -1,0 +1,29 @@
+"""Flow: send every campaign's chunks that are due (scheduled every few minutes), except paused or cancelled ones."""
+
+from __future__ import annotations
+
+from prefect import flow
+from prefect.states import State
+
+from mailflow import interrupt
+from mailflow.errors import Interrupted
+from mailflow.flows.send_campaign import send_campaign
+from mailflow.settings import load_settings
+from mailflow.tasks.send.tasks import due_campaigns_task
+
+
+@flow(name="send_due")
+def send_due(config: str | None = None, overrides: dict | None = None, by: str = "flow send_due") -> dict:
+    interrupt.rearm()  # Prefect's engine has just put its own SIGTERM handler in place
+    settings = load_settings(config, overrides)
+    due = due_campaigns_task(settings)
+    # One campaign's trouble (an aborted render, a paused relay) leaves the others to go.
+    results = {cid: outcome(send_campaign(cid, config, overrides, by=by, return_state=True)) for cid in due}
+    if interrupt.requested():
+        raise Interrupted("the send of the due campaigns was interrupted")
+    return results
+
+
+def outcome(state: State) -> dict:
+    result = state.result(raise_on_failure=False)
+    return result if isinstance(result, dict) else {"error": str(result)}

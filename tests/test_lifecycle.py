@@ -1,0 +1,169 @@
+"""The campaign lifecycle: moves recorded in files, invalid ones refused, and pause/cancel reaching running sends."""
+
+import json
+import os
+import signal
+from collections import Counter
+
+import pytest
+
+from mailflow.cli import main
+from mailflow.tasks.demo.receiver import Receiver
+from mailflow.tasks.files.control import stop_kind
+from mailflow.tasks.files.lifecycle import InvalidTransition, current_state, record_transition, state_of, transitions, transitions_path
+from tests.support.commands import finish, ledger_lines, mailflow_send, planned_campaign, wait_for
+
+
+def test_each_move_is_recorded_with_its_time_who_moved_it_and_why(tmp_path):
+    home = tmp_path / "home"
+    record_transition(home, "spring", "planned", "mailflow plan (user ana)", "1000 recipients")
+    record_transition(home, "spring", "sending", "flow send_campaign", "3 chunks due")
+    record_transition(home, "spring", "paused", "mailflow campaigns pause (user bo)", "wrong link")
+    state = current_state(home, "spring")
+    assert (state.state, state.by, state.reason, state.seq, state.resume_to) == (
+        "paused", "mailflow campaigns pause (user bo)", "wrong link", 3, "sending")
+    moves = transitions(home, "spring")
+    assert [(m.seq, m.from_state, m.to_state) for m in moves] == [
+        (1, None, "planned"), (2, "planned", "sending"), (3, "sending", "paused")]
+    assert moves[0].at <= moves[1].at <= moves[2].at
+    assert len(transitions_path(home, "spring").read_text().splitlines()) == 3, "one line per move, appended"
+
+
+@pytest.mark.parametrize("moves, target, message", [
+    (["planned", "sending", "sent"], "paused", "campaign 'spring' is sent; it cannot be paused"),
+    (["planned", "cancelled"], "sending", "campaign 'spring' is cancelled; it cannot be sent"),
+    (["planned", "paused"], "paused", "campaign 'spring' is paused; it cannot be paused"),
+    ([], "sending", "campaign 'spring' is not planned; it cannot be sent"),
+])
+def test_an_invalid_move_is_refused_with_one_line_and_changes_nothing(tmp_path, moves, target, message):
+    home = tmp_path / "home"
+    for move in moves:
+        record_transition(home, "spring", move, "test")
+    with pytest.raises(InvalidTransition) as caught:
+        record_transition(home, "spring", target, "test")
+    assert str(caught.value) == message
+    assert [m.to_state for m in transitions(home, "spring")] == moves
+    assert moves or not (home / "campaigns").exists(), "an unknown campaign gets no folder"
+
+
+def test_a_campaign_planned_before_states_were_recorded_is_planned(tmp_path):
+    home, _ = planned_campaign(tmp_path, recipients=3)
+    assert state_of(home, "stopped") == "planned"
+    record_transition(home, "stopped", "paused", "test")
+    assert [(m.from_state, m.to_state) for m in transitions(home, "stopped")] == [("planned", "paused")]
+
+
+def run(capsys, home, *args):
+    code = main(["--home", str(home), *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cancel_then_send_is_refused_for_good_before_prefect_starts(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MAILFLOW_TRACKING__SECRET", "test-secret")
+    home, _ = planned_campaign(tmp_path, recipients=3)
+    code, out, err = run(capsys, home, "campaigns", "cancel", "stopped", "--reason", "wrong list")
+    assert code == 0 and "cancelled" in out
+    assert stop_kind(home, "stopped") == "cancel"
+    code, _, err = run(capsys, home, "send", "stopped")
+    assert (code, err.strip()) == (2, "mailflow: campaign 'stopped' is cancelled; it cannot be sent")
+    code, _, err = run(capsys, home, "campaigns", "resume", "stopped")
+    assert code == 2 and "is cancelled; only a paused campaign can be resumed" in err
+    code, _, err = run(capsys, home, "campaigns", "pause", "stopped")
+    assert (code, err.strip()) == (2, "mailflow: campaign 'stopped' is cancelled; it cannot be paused")
+    assert not (home / "ledger").exists(), "nothing was sent"
+
+
+def test_a_paused_campaign_is_not_sent_until_resumed(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MAILFLOW_TRACKING__SECRET", "test-secret")
+    home, _ = planned_campaign(tmp_path, recipients=3)
+    assert run(capsys, home, "campaigns", "pause", "stopped")[0] == 0
+    code, _, err = run(capsys, home, "send", "stopped")
+    assert (code, err.strip()) == (2, "mailflow: campaign 'stopped' is paused; `mailflow campaigns resume stopped` continues it")
+    code, out, _ = run(capsys, home, "campaigns", "resume", "stopped", "--no-send")
+    assert code == 0 and state_of(home, "stopped") == "planned" and stop_kind(home, "stopped") is None
+    code, out, _ = run(capsys, home, "--json", "campaigns", "list")
+    assert [(r["campaign"], r["state"], r["audience"]) for r in json.loads(out)] == [("stopped", "planned", 3)]
+    code, out, _ = run(capsys, home, "campaigns", "show", "stopped")
+    assert code == 0 and "planned -> paused  by mailflow campaigns pause" in out and "paused -> planned" in out
+    assert "audience: 3 matched, 0 excluded, 3 planned" in out
+
+
+@pytest.mark.integration
+def test_a_pause_reaches_a_running_send_and_resume_sends_each_pending_recipient_once(tmp_path, capsys, monkeypatch):
+    home, emails = planned_campaign(tmp_path)
+    with Receiver(record=True, delay=0.5) as rx:  # a slow server: each message is on the wire for half a second
+        proc = mailflow_send(home, rx.port)
+        try:
+            wait_for(lambda: len(ledger_lines(home)) >= 8, "the send under way", limit=180)
+            assert run(capsys, home, "campaigns", "pause", "stopped", "--reason", "typo in the subject")[0] == 0
+            out, err, seconds = finish(proc, 30)  # those on the wire finish; no further recipient is taken
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+        print(f"pause to exit: {seconds:.2f} s")
+        assert proc.returncode == 0, err
+        assert "paused while sending" in out and "`mailflow campaigns resume stopped` continues it" in out
+        records = [json.loads(line) for line in ledger_lines(home)]
+        last = {r["subscriber_id"]: r["status"] for r in records}
+        assert set(last.values()) == {"delivered"}, "the messages on the wire finished and were logged"
+        assert 0 < len(last) < len(emails), "the rest stay pending"
+        assert state_of(home, "stopped") == "paused"
+        assert [m.to_state for m in transitions(home, "stopped")] == ["sending", "paused"]
+
+        rx.handler.delay = 0.0
+        resumed = mailflow_send(home, rx.port, "campaigns", "resume", "stopped")
+        out, err, _ = finish(resumed, 300)
+        assert resumed.returncode == 0, err
+        assert f"{len(last)} already sent before" in out and "campaign stopped: sent" in out
+        received = Counter(r for m in rx.received for r in m.recipients)
+    assert received == Counter(emails), "every recipient received exactly one message"
+    delivered = Counter(json.loads(line)["subscriber_id"] for line in ledger_lines(home)
+                        if json.loads(line)["status"] == "delivered")
+    assert len(delivered) == len(emails) and set(delivered.values()) == {1}
+    assert [m.to_state for m in transitions(home, "stopped")] == ["sending", "paused", "sending", "sent"]
+    assert "resume" in transitions(home, "stopped")[2].by
+
+
+def test_report_prints_the_state_from_the_files_and_the_next_retry(tmp_path, capsys):
+    from mailflow.settings import load_settings
+    from mailflow.tasks.aggregate.aggregate import load_logs
+    from mailflow.tasks.core.warehouse import connect
+    from mailflow.tasks.files.ledger import LedgerRecord, LedgerWriter, ledger_path
+
+    home, _ = planned_campaign(tmp_path, recipients=2)
+    record_transition(home, "stopped", "sending", "test")
+    with LedgerWriter(ledger_path(home, "stopped", 0)) as w:
+        w.append(LedgerRecord("stopped", 1, "A", 0, "delivered", 250, None, "", 1))
+        w.append(LedgerRecord("stopped", 2, "A", 0, "deferred", 451, None, "", 1,
+                              retry_at="2026-12-03T00:05:00+00:00"))
+    with connect(home / "mailflow.duckdb") as con:
+        load_logs(con, load_settings(overrides={"home": str(home)}, environ={}))
+    record_transition(home, "stopped", "paused", "test")  # after the last aggregate: the files are ahead
+    code, out, _ = run(capsys, home, "report", "stopped")
+    assert code == 0 and "— paused" in out and "Next retry of deferred recipients: 2026-12-03T00:05:00+00:00" in out
+
+
+@pytest.mark.flow
+def test_send_due_sends_the_due_chunks_of_every_campaign_neither_paused_nor_waiting(prefect_harness, tmp_path,
+                                                                                   monkeypatch):
+    from mailflow.flows.send_due import send_due
+    from mailflow.tasks.plan.campaign import CampaignSpec
+    from tests.support.campaign import SECRET_ENV, TRACKING, write_plan
+
+    monkeypatch.setenv(*next(iter(SECRET_ENV.items())))
+    home = tmp_path / "home"
+    news = CampaignSpec(name="News", campaign_id="news", from_addr="a@example.com", subject="s", template="newsletter")
+    write_plan(home, news, [(["a@example.com"], "A", None, False), (["b@example.com"], "A", "2999-01-01T00:00:00Z", False)])
+    other = CampaignSpec(name="Other", campaign_id="other", from_addr="a@example.com", subject="s", template="newsletter")
+    write_plan(home, other, [(["c@example.com"], "A", None, False)])
+    record_transition(home, "other", "paused", "test")
+    with Receiver(record=True) as rx:
+        overrides = {"home": str(home), "tracking": TRACKING,
+                     "smtp": {"pools": {"default": {"relays": [f"127.0.0.1:{rx.port}"]}}}}
+        result = send_due(overrides=overrides)
+        assert list(result) == ["news"] and result["news"]["delivered"] == 1
+        assert result["news"]["progress"]["waiting_chunks"] == 1 and result["news"]["state"] == "sending"
+        assert send_due(overrides=overrides) == {}, "nothing more is due"
+    assert [r for m in rx.received for r in m.recipients] == ["a@example.com"]
+    assert "send_due" in transitions(home, "news")[-1].by
