@@ -28,17 +28,21 @@ def planned(con, home, tmp_path, n=3):
 
 
 def test_load_is_idempotent_and_sets_campaign_status(con, home, tmp_path):
+    from mailflow.tasks.files.lifecycle import record_transition
+
     planned(con, home, tmp_path)
+    record_transition(home, "news", "sending", "test", "as the send stage records it")
     with LedgerWriter(ledger_path(home, "news", 0)) as w:
         w.append(record(1, "delivered"))
         w.append(record(2, "bounced", code=550))
-    first = load_ledgers(con, home)
-    assert first == {"files_loaded": 1, "records_read": 2, "deliveries": 2, "suppressions": 0}
+    first = load_ledgers(con, home)  # the ledger, and the campaign's lifecycle moves (planned, sending)
+    assert first == {"files_loaded": 2, "records_read": 2, "deliveries": 2, "suppressions": 0}
     assert con.execute("SELECT status FROM campaigns").fetchone()[0] == "sending"
     assert load_ledgers(con, home)["files_loaded"] == 0
     with LedgerWriter(ledger_path(home, "news", 0)) as w:
         w.append(record(3, "delivered"))
-    assert load_ledgers(con, home) == {"files_loaded": 1, "records_read": 3, "deliveries": 3, "suppressions": 0}
+    record_transition(home, "news", "sent", "test", "as the send stage records it")
+    assert load_ledgers(con, home) == {"files_loaded": 2, "records_read": 3, "deliveries": 3, "suppressions": 0}
     assert con.execute("SELECT status FROM campaigns").fetchone()[0] == "sent"
     stats = con.execute("SELECT audience, delivered, bounced, pending FROM campaign_stats").fetchone()
     assert stats == (3, 2, 1, 0)
@@ -69,6 +73,8 @@ def test_a_torn_record_is_skipped_not_fatal(con, home, tmp_path):
 
 def test_a_campaign_with_a_recipient_deferred_is_not_shown_sent(con, home, tmp_path):
     planned(con, home, tmp_path)
+    for name in ("state.json", "transitions.ndjson"):  # planned before the lifecycle was recorded: decided by outcomes
+        (home / "campaigns" / "news" / name).unlink()
     with LedgerWriter(ledger_path(home, "news", 0)) as w:
         for sid in (1, 2):
             w.append(record(sid, "delivered"))
@@ -92,11 +98,12 @@ def test_lifecycle_moves_are_loaded_once_and_the_status_follows_the_latest(con, 
             w.append(record(sid, "delivered"))  # every recipient has an outcome, yet a person paused it
     load_ledgers(con, home)
     rows = con.execute("SELECT seq, from_state, to_state, moved_by, reason FROM campaign_transitions ORDER BY seq").fetchall()
-    assert rows == [(1, "planned", "sending", "flow send_campaign (pid 7)", "1 chunks due"),
-                    (2, "sending", "paused", "mailflow campaigns pause (user ana)", "typo")]
+    assert rows == [(1, None, "planned", "mailflow plan", "planned: 3 recipients in 1 chunks"),
+                    (2, "planned", "sending", "flow send_campaign (pid 7)", "1 chunks due"),
+                    (3, "sending", "paused", "mailflow campaigns pause (user ana)", "typo")]
     assert con.execute("SELECT status FROM campaigns").fetchone()[0] == "paused"
     record_transition(home, "news", "cancelled", "mailflow campaigns cancel (user ana)", "")
     load_ledgers(con, home)
     load_ledgers(con, home)
-    assert con.execute("SELECT count(*) FROM campaign_transitions").fetchone()[0] == 3
+    assert con.execute("SELECT count(*) FROM campaign_transitions").fetchone()[0] == 4
     assert con.execute("SELECT status FROM campaigns").fetchone()[0] == "cancelled"

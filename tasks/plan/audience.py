@@ -94,13 +94,14 @@ def plan(con: duckdb.DuckDBPyConnection, home: Path, spec: CampaignSpec, chunk_s
         # The send stage checks suppressions from this file, never from the warehouse.
         write_snapshot(home, con.sql(q("suppression_snapshot")).pl(),
                        dict(con.execute(q("loaded_file_sizes")).fetchall()))
+        # Recorded before the manifest that makes the campaign visible, so a first plan is a move from nothing.
+        record_transition(home, spec.campaign_id, result.status, options.by,
+                          f"{'re-planned' if result.replanned else 'planned'}: {result.audience_size} recipients "
+                          f"in {result.chunk_count} chunks")
         write_manifest(out_dir, spec.as_dict(), entries, result.audience_size, plan_id=plan_id)
     except BaseException:
         shutil.rmtree(out_dir / folder, ignore_errors=True)
         raise
-    record_transition(home, spec.campaign_id, result.status, options.by,
-                      f"{'re-planned' if result.replanned else 'planned'}: {result.audience_size} recipients "
-                      f"in {result.chunk_count} chunks")
     for old in out_dir.glob("chunks*"):  # the previous plan's files, now that no manifest names them
         if old.name != folder:
             shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
