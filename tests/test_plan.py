@@ -96,7 +96,9 @@ def test_a_campaign_that_started_sending_is_not_replanned(people, home, tmp_path
     with pytest.raises(MailflowError, match=r"started sending .*mailflow campaigns cancel spring-sale.* new name"):
         plan(people, home, campaign(tmp_path, extra="lists: [other]"), 50)
     assert read_manifest(home, spec.campaign_id) == before
-    people.execute("UPDATE campaigns SET status = 'paused'")
+    from mailflow.tasks.files.lifecycle import record_transition
+
+    record_transition(home, spec.campaign_id, "paused", "test", "paused before its first chunk")  # the files say so
     ledger.unlink()
     with pytest.raises(MailflowError, match="status paused"):
         plan(people, home, campaign(tmp_path, extra="lists: [other]"), 50)
