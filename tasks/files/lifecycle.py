@@ -112,19 +112,22 @@ def state_of(home: Path, campaign_id: str) -> str | None:
 
 
 def record_transition(home: Path, campaign_id: str, to_state: str, by: str, reason: str = "", *,
-                      allowed_from: Collection[str | None] | None = None) -> Transition:
+                      allowed_from: Collection[str | None] | None = None, first: bool = False) -> Transition:
     """Move the campaign to `to_state`, or raise InvalidTransition (one line) when the lifecycle, or
     `allowed_from` (a narrower set of states the caller moves from), does not allow it.
 
     `by` says who or what moved it (a command and its user, or a flow and its process);
-    `reason` why. The check and the write happen under the campaign's lock.
+    `reason` why. The check and the write happen under the campaign's lock. `first`: the caller
+    (a campaign's first plan) has just written the manifest of a campaign that had no state, so a
+    missing state.json means none, not a campaign planned before states were recorded.
     """
     if to_state not in STATES:
         raise ValueError(f"{to_state!r} is not a campaign state")
     if to_state not in TRANSITIONS[None] and current_state(home, campaign_id) is None:
         raise InvalidTransition(campaign_id, None, to_state)  # before the lock, which would make its folder
     with _locked(home, campaign_id):
-        current = current_state(home, campaign_id)
+        new = first and not state_path(home, campaign_id).exists()
+        current = None if new else current_state(home, campaign_id)
         from_state = current.state if current else None
         if to_state not in TRANSITIONS[from_state] or (allowed_from is not None and from_state not in allowed_from):
             raise InvalidTransition(campaign_id, from_state, to_state)

@@ -100,7 +100,7 @@ def plan(con: duckdb.DuckDBPyConnection, home: Path, spec: CampaignSpec, chunk_s
         raise
     record_transition(home, spec.campaign_id, result.status, options.by,
                       f"{'re-planned' if result.replanned else 'planned'}: {result.audience_size} recipients "
-                      f"in {result.chunk_count} chunks")
+                      f"in {result.chunk_count} chunks", first=previous is None)
     for old in out_dir.glob("chunks*"):  # the previous plan's files, now that no manifest names them
         if old.name != folder:
             shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
