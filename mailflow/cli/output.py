@@ -51,7 +51,7 @@ def print_ingest(results: list[dict]) -> None:
 
 def print_plan(d: dict) -> None:
     """matched − excluded (by rule) = planned; the split; when it goes."""
-    again = " (re-planned)" if d["replanned"] else " (already sending: kept as planned)" if d["already_planned"] else ""
+    again = " (re-planned)" if d["replanned"] else " (it has started sending: the plan is kept)" if d["already_planned"] else ""
     click.echo(f"campaign {d['campaign_id']}: {d['status']}{again}, {d['audience_size']:,} recipients in "
                f"{d['chunk_count']:,} chunks")
     excluded = sum(d["excluded"].values())

@@ -17,7 +17,7 @@ from mailflow.settings import Settings
 from mailflow.tasks.core.sqlfiles import q
 from mailflow.tasks.core.warehouse import transaction
 from mailflow.tasks.files.ledger import ledger_path
-from mailflow.tasks.files.lifecycle import current_state, record_transition
+from mailflow.tasks.files.lifecycle import current_state, record_transition, state_of
 from mailflow.tasks.files.manifest import campaign_dir, chunk_entries, read_manifest, write_manifest
 from mailflow.tasks.files.suppress import write_snapshot
 from mailflow.tasks.plan import exclusions
@@ -157,12 +157,12 @@ def refuse_if_sending(con: duckdb.DuckDBPyConnection, home: Path, spec: Campaign
     status = state.state if state else rows[0][2] if rows else None
     ledger = ledger_path(home, campaign_id, 0).parent
     started = ledger.is_dir() and any(ledger.iterdir())
+    if status == "cancelled":  # for good, changed file or not: nothing to keep "as planned"
+        raise MailflowError(f"campaign {campaign_id!r} is cancelled: plan the file under a new name")
     if (status is None or status in REPLANNABLE) and not started:
         return status
     if rows and json.loads(rows[0][3]) == spec.as_dict():
         return SENDING
-    if status == "cancelled":
-        raise MailflowError(f"campaign {campaign_id!r} is cancelled: plan the file under a new name")
     why = f"status {status}" if status not in (None, *REPLANNABLE) else f"it has send records in {ledger}"
     raise MailflowError(
         f"campaign {campaign_id!r} has started sending ({why}) and cannot be re-planned: stop it with "
@@ -173,6 +173,7 @@ def as_planned(con: duckdb.DuckDBPyConnection, home: Path, spec: CampaignSpec) -
     """The plan of a campaign that is sending, as it was made."""
     row = con.execute(q("campaign_plan"), {"campaign_id": spec.campaign_id}).fetchall()[0]
     status, audience, chunks, matched, holdout = row
+    status = state_of(home, spec.campaign_id) or status  # the files are ahead of the warehouse (paused, sent)
     manifest = read_manifest(home, spec.campaign_id)
     variants: dict[str, int] = {}
     for entry in chunk_entries(manifest):
