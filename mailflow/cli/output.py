@@ -49,6 +49,10 @@ def print_ingest(results: list[dict]) -> None:
         click.echo("see the quarantine: mailflow sql \"select source, line, count, reason from quarantine order by ingested_at desc, line\"")
 
 
+# What the A/B groups that are not variants get, in the words plan, show and report use.
+GROUP_NOTES = {"remainder": "held for the A/B winner", "holdout": "mailed nothing"}
+
+
 def print_plan(d: dict) -> None:
     """matched − excluded (by rule) = planned; the split; when it goes."""
     again = " (re-planned)" if d["replanned"] else " (it has started sending: the plan is kept)" if d["already_planned"] else ""
@@ -58,10 +62,21 @@ def print_plan(d: dict) -> None:
     why = ": " + ", ".join(f"{rule} {n:,}" for rule, n in d["excluded"].items()) if excluded else ""
     click.echo(f"  matched {d['matched']:,}, excluded {excluded:,}{why}")
     if len(d["variants"]) > 1:
-        click.echo("  split: " + ", ".join(f"{name} {n:,}" for name, n in d["variants"].items()))
-    if d["next_send"]:
-        click.echo(f"  first chunk due {d['next_send']} (`mailflow send` leaves chunks alone until due)")
-    click.echo(f"  chunks: {d['campaign_dir']}")
+        click.echo("  split: " + ", ".join(f"{name} {n:,}" + (f" ({GROUP_NOTES[name]})" if name in GROUP_NOTES else "")
+                                           for name, n in d["variants"].items()))
+    if d.get("schedule"):
+        click.echo(f"  chunks: {schedule_words(d['schedule'])}")
+    click.echo(f"  files: {d['campaign_dir']}")
+
+
+def schedule_words(s: dict) -> str:
+    """'2 due, 4 waiting (first due 2026-12-03T00:00Z), 5 held for the A/B winner'."""
+    parts = [f"{s['due']} due"]
+    if s["waiting"]:
+        parts.append(f"{s['waiting']} waiting (first due {short_time(s['next_due'])}; `mailflow send --due` sends each then)")
+    if s["held"]:
+        parts.append(f"{s['held']} held for the A/B winner")
+    return ", ".join(parts)
 
 
 def outcome_parts(counts: dict) -> str:

@@ -61,13 +61,14 @@ class PlanOptions:
     render_sample: int = 5
     now: datetime | None = None
     by: str = "mailflow plan"  # who planned, for the campaign's lifecycle record
+    origin: str = "campaign"  # how an error names the campaign file ("spring.yaml:")
 
     @classmethod
     def from_settings(cls, settings: Settings, check: Callable[[CampaignSpec, list[dict]], None] | None = None,
-                      now: datetime | None = None, by: str = "mailflow plan") -> PlanOptions:
+                      now: datetime | None = None, by: str = "mailflow plan", origin: str = "campaign") -> PlanOptions:
         limits = Limits(settings.soft_bounce_limit, settings.soft_bounce_window_days, settings.plan.frequency_cap,
                         settings.plan.frequency_days)
-        return cls(limits, tuple(segment_dirs(settings.segments_dir)), check, settings.plan.render_sample, now, by)
+        return cls(limits, tuple(segment_dirs(settings.segments_dir)), check, settings.plan.render_sample, now, by, origin)
 
 
 def plan(con: duckdb.DuckDBPyConnection, home: Path, spec: CampaignSpec, chunk_size: int,
@@ -113,7 +114,8 @@ def _compute(con: duckdb.DuckDBPyConnection, spec: CampaignSpec, chunk_size: int
     groups = [*spec.variant_names, REMAINDER]
     con.execute(q("drop_target_excluded"))
     target_audience(con, lists=spec.lists, include=spec.segment_include, exclude=spec.segment_exclude,
-                    where=spec.where, params=spec.params, campaign_id=cid, segment_dirs=options.segment_dirs)
+                    where=spec.where, params=spec.params, campaign_id=cid, segment_dirs=options.segment_dirs,
+                    origin=options.origin)
     local = sorted(uses_zones(spec, groups))
     try:
         exclusions.classify(con, spec, options.limits, now, zones=bool(local))
