@@ -223,13 +223,12 @@ class ProgressBar:
 
 def print_demo(d: dict) -> None:
     print_ingest(d["ingested"])
-    p = d["planned"]
-    click.echo(f"planned {p['campaign_id']}: {p['audience_size']} recipients in {p['chunk_count']} chunks")
+    print_plan(d["planned"])
     click.echo(send_line(d["sent"]))
     click.echo(f"aggregated: {d['aggregated']['deliveries']} deliveries in the warehouse; "
                f"{d['aggregated']['suppressions']} addresses suppressed (hard bounces are not mailed again)\n")
     click.echo(report_markdown(d["report"]))
-    click.echo(f"bounced: every recipient at {d['rejected_domain']} (the demo receiver answers 550 5.1.1)")
+    click.echo(f"bounced: every recipient mailed at {d['rejected_domain']} (the demo receiver answers 550 5.1.1)")
     click.echo(f"warehouse: {d['warehouse']}   (mailflow sql \"select status, count(*) from deliveries group by all\")")
     click.echo(f"maildir:   {d['maildir']}   (one file per delivered message under new/)")
     click.echo("Prefect UI: run `prefect server start`, open http://127.0.0.1:4200, then set "
