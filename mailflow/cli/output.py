@@ -109,7 +109,8 @@ def standing_lines(result: dict) -> list[str]:
         hint = f"; `mailflow campaigns resume {cid}` continues it" if result["stopped"] == "pause" else ""
         lines.append(f"{STOPPED[result['stopped']]} while sending: {p['pending']} recipients left pending{hint}")
     if p["waiting_chunks"]:
-        lines.append(f"{p['waiting_chunks']} chunks wait until {short_time(p['next_due'])} "
+        one = p["waiting_chunks"] == 1
+        lines.append(f"{p['waiting_chunks']} chunk{'' if one else 's'} wait{'s' if one else ''} until {short_time(p['next_due'])} "
                      "(`mailflow send --due` sends them then)")
     if p["held"]:
         lines.append(f"{p['held']} recipients held for the A/B winner")
