@@ -414,3 +414,14 @@ def test_an_ab_campaign_through_the_command_mails_each_variant_its_own_message_a
     assert f"| total | 298 | {sent} | {sent} | 0 | 0 | 0 | 0 | 0 | 0 | {count['remainder']} |" in out
     code, out, _ = mailflow("--json", "sql", "SELECT rule, count(*) AS n FROM campaign_exclusions GROUP BY ALL")
     assert json.loads(out) == [{"rule": "exclude:staff", "n": 2}]
+
+
+def test_a_send_with_nothing_due_says_so_and_when_the_next_chunk_is(capsys):
+    from mailflow.cli.output import print_send
+
+    progress = {"pending": 40, "waiting_chunks": 1, "next_due": "2026-12-03T00:00:00+00:00", "held": 12, "deferred": 0,
+                "next_retry": None}
+    print_send({"campaign_id": "spring", "state": "scheduled", "progress": progress})
+    assert capsys.readouterr().out.splitlines() == [
+        "nothing sent: no chunk is due yet", "1 chunk waits until 2026-12-03T00:00Z (`mailflow send --due` sends it then)",
+        "12 recipients held for the A/B winner", "campaign spring: scheduled"]

@@ -93,10 +93,12 @@ STOPPED = {"pause": "paused", "cancel": "cancelled"}
 
 
 def print_send(result: dict) -> None:
-    click.echo(send_line(result))
+    touched = any(result.get(k, 0) for k in ("delivered", "deferred", "bounced", "suppressed", "failed", "skipped", "in_doubt"))
+    click.echo(send_line(result) if touched else "nothing sent: no chunk is due yet")
     for line in standing_lines(result):
         click.echo(line)
-    click.echo("run `mailflow aggregate` to load the outcomes into the warehouse")
+    if touched:
+        click.echo("run `mailflow aggregate` to load the outcomes into the warehouse")
 
 
 def standing_lines(result: dict) -> list[str]:
@@ -111,7 +113,7 @@ def standing_lines(result: dict) -> list[str]:
     if p["waiting_chunks"]:
         one = p["waiting_chunks"] == 1
         lines.append(f"{p['waiting_chunks']} chunk{'' if one else 's'} wait{'s' if one else ''} until {short_time(p['next_due'])} "
-                     "(`mailflow send --due` sends them then)")
+                     f"(`mailflow send --due` sends {'it' if one else 'them'} then)")
     if p["held"]:
         lines.append(f"{p['held']} recipients held for the A/B winner")
     if p["deferred"]:
