@@ -119,7 +119,7 @@ def test_a_pause_reaches_a_running_send_and_resume_sends_each_pending_recipient_
         assert set(last.values()) == {"delivered"}, "the messages on the wire finished and were logged"
         assert 0 < len(last) < len(emails), "the rest stay pending"
         assert state_of(home, "stopped") == "paused"
-        assert [m.to_state for m in transitions(home, "stopped")] == ["sending", "paused"]
+        assert [m.to_state for m in transitions(home, "stopped")] == ["planned", "sending", "paused"]
 
         rx.handler.delay = 0.0
         resumed = mailflow_send(home, rx.port, "campaigns", "resume", "stopped")
@@ -131,8 +131,8 @@ def test_a_pause_reaches_a_running_send_and_resume_sends_each_pending_recipient_
     delivered = Counter(json.loads(line)["subscriber_id"] for line in ledger_lines(home)
                         if json.loads(line)["status"] == "delivered")
     assert len(delivered) == len(emails) and set(delivered.values()) == {1}
-    assert [m.to_state for m in transitions(home, "stopped")] == ["sending", "paused", "sending", "sent"]
-    assert "resume" in transitions(home, "stopped")[2].by
+    assert [m.to_state for m in transitions(home, "stopped")] == ["planned", "sending", "paused", "sending", "sent"]
+    assert "resume" in transitions(home, "stopped")[3].by
 
 
 def test_report_prints_the_state_from_the_files_and_the_next_retry(tmp_path, capsys):
