@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench import log
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: past campaigns have planned_at (the frequency cap counts by it)
 CACHE = Path(os.environ.get("BENCH_PLAN_CACHE", Path(__file__).resolve().parent / "out" / "plan-cache"))
 MAX_AGE_DAYS = 5
 PAST_CAMPAIGN_DAYS = (25, 12, 3)  # days before the anchor: all within the capping window
@@ -146,8 +146,9 @@ SELECT campaign_id, subscriber_id, variant, chunk_id FROM deliveries ORDER BY ca
 """
 
 PAST_CAMPAIGNS = """
-INSERT INTO campaigns (campaign_id, name, status, spec, audience_size, chunk_count, created_at, updated_at)
-SELECT campaign_id, campaign_id, 'sent', $spec::JSON, count(*), count(DISTINCT chunk_id), min(sent_at), max(sent_at)
+INSERT INTO campaigns (campaign_id, name, status, spec, audience_size, chunk_count, planned_at, created_at, updated_at)
+SELECT campaign_id, campaign_id, 'sent', $spec::JSON, count(*), count(DISTINCT chunk_id), min(sent_at), min(sent_at),
+       max(sent_at)
 FROM deliveries GROUP BY campaign_id
 """
 
