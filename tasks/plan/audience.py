@@ -27,7 +27,7 @@ from mailflow.tasks.plan.exclusions import Limits
 from mailflow.tasks.plan.schedule import uses_zones
 from mailflow.tasks.plan.segment_files import segment_dirs
 from mailflow.tasks.plan.segments import target_audience
-from mailflow.tasks.plan.split import HOLDOUT, REMAINDER, bands
+from mailflow.tasks.plan.split import HOLDOUT, REMAINDER
 
 REPLANNABLE = ("draft", "planned", "scheduled", "aborted")  # and only with no ledger record
 SENDING = "sending"  # refuse_if_sending: it has started, and the file is the one planned
@@ -116,12 +116,9 @@ def _compute(con: duckdb.DuckDBPyConnection, spec: CampaignSpec, chunk_size: int
                     where=spec.where, params=spec.params, campaign_id=cid, segment_dirs=options.segment_dirs)
     local = sorted(uses_zones(spec, groups))
     try:
-        exclusions.classify(con, spec, options.limits, now, zones=bool(local))
+        exclusions.classify(con, spec, options.limits, now, local)
     except duckdb.Error as exc:  # e.g. a bad regex rule
         raise MailflowError(f"campaign {cid!r}: {str(exc).strip().splitlines()[0]}") from None
-    table = bands(spec)
-    con.execute(q("stage_plan_split"), {"campaign_id": cid, "local_variants": local,
-                                        "names": [b.variant for b in table], "los": [b.lo for b in table]})
     assign(con, spec, groups, chunk_size, now)
     matched, excluded, planned, audience, holdout = con.execute(q("plan_counts")).fetchall()[0]
     con.execute(q("delete_recipients"), {"campaign_id": cid})
