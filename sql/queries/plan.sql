@@ -249,38 +249,27 @@ FROM plan_chunked
 GROUP BY chunk_id, variant
 ORDER BY chunk_id;
 
--- name: write_chunk_files
--- Everything the send stage needs to render, so it never opens the warehouse, one file per
--- chunk in one partitioned COPY (<folder>/chunk_id=<n>/part0.parquet, renamed by
--- tasks/plan/chunks.py): DuckDB encodes Parquet on every core, with no copy into Python.
-COPY (
-    SELECT c.chunk_id, c.subscriber_id, c.variant, s.email, s.first_name, s.last_name,
-           s.attributes::VARCHAR AS attributes
-    FROM plan_chunked AS c
-    JOIN subscribers AS s USING (subscriber_id)
-    ORDER BY c.chunk_id, c.place
-) TO $folder (FORMAT parquet, PARTITION_BY (chunk_id), WRITE_PARTITION_COLUMNS true, FILENAME_PATTERN 'part',
-              OVERWRITE_OR_IGNORE true);
-
--- name: plan_file_access
--- Whether this connection may still write files, and where (tasks/plan/chunks.py allow_chunk_writes).
-SELECT current_setting('enable_external_access')::BOOLEAN, current_setting('allowed_directories');
-
--- name: allow_chunk_directory
--- Chunk files only under the home's campaigns/ folder once a condition has switched external access
--- off; one file per chunk however many chunks there are.
-SET allowed_directories = $dirs;
-
--- name: one_file_per_partition
-SET partitioned_write_max_open_files = 1000000;
-
--- name: sample_rows
--- The first recipients in chunk order, rendered at plan time with every variant's templates.
+-- name: chunk_rows
+-- Everything the send stage needs to render, so it never opens the warehouse, in chunk order
+-- and within a chunk by place: tasks/plan/chunks.py write_chunk_files cuts the stream into one
+-- Parquet file per chunk. The addresses are read here, once, for the mailed recipients only.
 SELECT c.chunk_id, c.subscriber_id, c.variant, s.email, s.first_name, s.last_name, s.attributes::VARCHAR AS attributes
 FROM plan_chunked AS c
 JOIN subscribers AS s USING (subscriber_id)
-ORDER BY c.chunk_id, c.place
-LIMIT $sample;
+ORDER BY c.chunk_id, c.place;
+
+-- name: sample_rows
+-- The first recipients in chunk order, rendered at plan time with every variant's templates:
+-- picked from plan_chunked before their rows are read (a join of every recipient cost 0.7 s
+-- of CPU at 10M for 5 rows).
+WITH first AS (
+    SELECT chunk_id, subscriber_id, variant, place FROM plan_chunked ORDER BY chunk_id, place LIMIT $sample
+)
+
+SELECT f.chunk_id, f.subscriber_id, f.variant, s.email, s.first_name, s.last_name, s.attributes::VARCHAR AS attributes
+FROM first AS f
+JOIN subscribers AS s USING (subscriber_id)
+ORDER BY f.chunk_id, f.place;
 
 -- name: delete_recipients
 -- A re-plan replaces the campaign's recipients and exclusions (in the plan's transaction).

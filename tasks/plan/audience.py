@@ -22,7 +22,7 @@ from mailflow.tasks.files.manifest import campaign_dir, chunk_entries, read_mani
 from mailflow.tasks.files.suppress import write_snapshot
 from mailflow.tasks.plan import exclusions
 from mailflow.tasks.plan.campaign import CampaignSpec
-from mailflow.tasks.plan.chunks import allow_chunk_writes, assign, chunk_folder, write_chunks
+from mailflow.tasks.plan.chunks import assign, chunk_folder, write_chunks
 from mailflow.tasks.plan.exclusions import Limits
 from mailflow.tasks.plan.schedule import uses_zones
 from mailflow.tasks.plan.segment_files import segment_dirs
@@ -83,7 +83,6 @@ def plan(con: duckdb.DuckDBPyConnection, home: Path, spec: CampaignSpec, chunk_s
         return as_planned(con, home, spec)
     plan_id = f"{now:%Y%m%dT%H%M%S}-{os.urandom(3).hex()}"
     out_dir, folder = campaign_dir(home, spec.campaign_id), chunk_folder(plan_id)
-    allow_chunk_writes(con, home)
     try:
         with transaction(con):
             result = _compute(con, spec, chunk_size, options, now, plan_id, previous is not None)
