@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench import log
 
-GENERATOR_VERSION = 2  # 2: past campaigns have planned_at (the frequency cap counts by it)
+GENERATOR_VERSION = 2  # 2: past campaigns have planned_at (the frequency cap reads it)
 CACHE = Path(os.environ.get("BENCH_PLAN_CACHE", Path(__file__).resolve().parent / "out" / "plan-cache"))
 MAX_AGE_DAYS = 5
 PAST_CAMPAIGN_DAYS = (25, 12, 3)  # days before the anchor: all within the capping window

@@ -17,4 +17,4 @@ def plan_campaign(campaign_file: str, config: str | None = None, overrides: dict
                   by: str = "plan_campaign flow") -> dict:
     settings = load_settings(config, overrides)
     spec = load_campaign(Path(campaign_file))
-    return asdict(plan_task(settings, spec, by))
+    return asdict(plan_task(settings, spec, by, origin=f"{campaign_file}:"))  # errors name the file

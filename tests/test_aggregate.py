@@ -5,6 +5,7 @@ import json
 from mailflow.settings import load_settings
 from mailflow.tasks.aggregate.aggregate import load_logs
 from mailflow.tasks.files.ledger import LedgerRecord, LedgerWriter, ledger_path
+from mailflow.tasks.files.lifecycle import state_path, transitions_path
 from mailflow.tasks.ingest.ingest import ingest_file
 from mailflow.tasks.plan.audience import plan
 from mailflow.tasks.plan.campaign import CampaignSpec
@@ -25,20 +26,28 @@ def planned(con, home, tmp_path, n=3):
     rows = "".join(f"u{i}@example.com\n" for i in range(n))
     ingest_file(con, write_csv(tmp_path / "s.csv", "email\n" + rows))
     plan(con, home, SPEC, 100)
+    # These tests write ledgers without the send flow that records its moves: the campaign is one planned
+    # before moves were recorded, whose status the ledger decides (sql/queries/aggregate.sql).
+    state_path(home, "news").unlink()
+    transitions_path(home, "news").unlink()
 
 
 def test_load_is_idempotent_and_sets_campaign_status(con, home, tmp_path):
+    from mailflow.tasks.files.lifecycle import record_transition
+
     planned(con, home, tmp_path)
+    record_transition(home, "news", "sending", "test", "as the send stage records it")
     with LedgerWriter(ledger_path(home, "news", 0)) as w:
         w.append(record(1, "delivered"))
         w.append(record(2, "bounced", code=550))
-    first = load_ledgers(con, home)
-    assert first == {"files_loaded": 1, "records_read": 2, "deliveries": 2, "suppressions": 0}
+    first = load_ledgers(con, home)  # the ledger, and the campaign's lifecycle moves (planned, sending)
+    assert first == {"files_loaded": 2, "records_read": 2, "deliveries": 2, "suppressions": 0}
     assert con.execute("SELECT status FROM campaigns").fetchone()[0] == "sending"
     assert load_ledgers(con, home)["files_loaded"] == 0
     with LedgerWriter(ledger_path(home, "news", 0)) as w:
         w.append(record(3, "delivered"))
-    assert load_ledgers(con, home) == {"files_loaded": 1, "records_read": 3, "deliveries": 3, "suppressions": 0}
+    record_transition(home, "news", "sent", "test", "as the send stage records it")
+    assert load_ledgers(con, home) == {"files_loaded": 2, "records_read": 3, "deliveries": 3, "suppressions": 0}
     assert con.execute("SELECT status FROM campaigns").fetchone()[0] == "sent"
     stats = con.execute("SELECT audience, delivered, bounced, pending FROM campaign_stats").fetchone()
     assert stats == (3, 2, 1, 0)
@@ -100,3 +109,25 @@ def test_lifecycle_moves_are_loaded_once_and_the_status_follows_the_latest(con, 
     load_ledgers(con, home)
     assert con.execute("SELECT count(*) FROM campaign_transitions").fetchone()[0] == 3
     assert con.execute("SELECT status FROM campaigns").fetchone()[0] == "cancelled"
+
+
+def test_the_holdout_and_the_remainder_are_not_pending_and_the_report_says_what_they_get(con, home, tmp_path):
+    from dataclasses import replace
+
+    from mailflow.tasks.aggregate.report import campaign_report, ledgers_ahead, report_markdown
+    from mailflow.tasks.plan.campaign import AbTest, Variant
+
+    ingest_file(con, write_csv(tmp_path / "s.csv", "email\n" + "".join(f"u{i}@example.com\n" for i in range(200))))
+    spec = replace(SPEC, variants=(Variant("A"), Variant("B", subject="b")), ab=AbTest(test_fraction=0.5, holdout_fraction=0.2))
+    plan(con, home, spec, 100)
+    stats = {v: (a, p, h) for v, a, p, h in con.execute("SELECT variant, audience, pending, held FROM campaign_stats").fetchall()}
+    assert set(stats) == {"A", "B", "holdout", "remainder"}
+    assert stats["holdout"][1:] == (0, 0) and stats["remainder"][1:] == (0, stats["remainder"][0]) and stats["remainder"][0]
+    assert stats["A"][1] == stats["A"][0], "a variant's recipients not sent yet are pending"
+    report = campaign_report(con, "news")
+    text = report_markdown(report)
+    assert f"{stats['holdout'][0]} in the holdout were mailed nothing" in text
+    assert f"{stats['remainder'][0]} in the remainder are held for the A/B winner" in text
+    assert report["total"]["pending"] == stats["A"][0] + stats["B"][0]
+    assert ledgers_ahead(report, {"sent": 1, "delivered": 1}) and not ledgers_ahead(report, {})
+    assert "run `mailflow aggregate`" in report_markdown(report | {"ledgers_ahead": True})

@@ -6,6 +6,9 @@ import re
 import stat
 import subprocess
 import sys
+from collections import Counter
+from email import message_from_bytes
+from email.policy import default
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -320,3 +323,105 @@ def test_after_the_demo_every_table_and_view_in_the_warehouse_can_be_queried(dem
         assert not {n for n in names if n.startswith("input_") or n == "campaign_condition"}, "staging views left"
         for name, _ in relations:  # a view over a deleted file fails here
             con.execute(f'SELECT * FROM "{name}" LIMIT 1').fetchall()
+
+
+AB_CAMPAIGN = """\
+name: spring-ab
+from: "Shop <news@example.com>"
+lists: [news]
+segment: {include: [paying], exclude: [list:staff]}
+template: newsletter
+subject: "Spring news, {{ subscriber.first_name }}"
+variants:
+  - {name: A}
+  - {name: B, subject: "B: last days of spring"}
+  - {name: C, weight: 2, subject: "C: {{ variant }} promo", template: promo}
+ab: {test_fraction: 0.6, holdout_fraction: 0.2}
+"""
+
+
+@pytest.mark.flow
+def test_an_ab_campaign_through_the_command_mails_each_variant_its_own_message_and_never_the_holdout_or_remainder(
+        prefect_harness, tmp_path, capsys, monkeypatch):
+    from mailflow.tasks.demo.receiver import Receiver
+
+    monkeypatch.chdir(tmp_path)  # the project: its own segment and template
+    (tmp_path / "sql" / "segments").mkdir(parents=True)
+    (tmp_path / "sql" / "segments" / "paying.sql").write_text("-- On a paid plan.\nattributes->>'plan' = 'pro'\n")
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "promo.txt.j2").write_text("Promo for {{ subscriber.first_name }}, variant {{ variant }}\n")
+    rows = "".join(f"u{i}@example.com,U{i},{'pro' if i % 4 else 'free'}\n" for i in range(400))
+    (tmp_path / "s.csv").write_text("email,first_name,plan\n" + rows)
+    (tmp_path / "staff.csv").write_text("email,first_name,plan\nu1@example.com,U1,pro\nu2@example.com,U2,pro\n")
+    home = str(tmp_path / "h")
+
+    def mailflow(*args):
+        code = main(["--home", home, *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    assert mailflow("ingest", "s.csv", "--list", "news")[0] == 0
+    assert mailflow("ingest", "staff.csv", "--list", "staff")[0] == 0
+    (tmp_path / "bad.yaml").write_text(AB_CAMPAIGN.replace("name: spring-ab", "name: bad") + "where: \"plann = 'x'\"\n")
+    code, _, err = mailflow("plan", "bad.yaml")
+    assert code == 2 and err.splitlines()[-1].startswith("mailflow: bad.yaml: field 'where': ")  # above: Prefect's log
+    assert not (tmp_path / "h" / "campaigns" / "bad").exists(), "nothing written"
+
+    (tmp_path / "ab.yaml").write_text(AB_CAMPAIGN)
+    code, out, err = mailflow("plan", "ab.yaml")
+    assert code == 0 and err == ""
+    code, groups, _ = mailflow("--json", "sql", "SELECT s.email, r.variant FROM campaign_recipients r "
+                                                "JOIN subscribers s USING (subscriber_id)")
+    variant_of = {r["email"]: r["variant"] for r in json.loads(groups)}
+    count = Counter(variant_of.values())
+    assert len(variant_of) == 300 - 2, "the paying, less the staff list"
+    assert set(count) == {"A", "B", "C", "holdout", "remainder"}
+    assert (f"split: A {count['A']}, B {count['B']}, C {count['C']}, remainder {count['remainder']} (held for the A/B "
+            f"winner), holdout {count['holdout']} (mailed nothing)") in out
+    assert "matched 300, excluded 2: exclude:staff 2" in out and "chunks: 3 due, 1 held for the A/B winner" in out
+
+    code, out, _ = mailflow("campaigns", "show", "spring-ab")
+    assert code == 0 and "-> planned  by mailflow plan" in out and "planned -> planned" not in out
+    assert "variants: A/B test on 60% of the audience, holdout 20%; winner by unique_clicks after 4h" in out
+    assert f"holdout: {count['holdout']} recipients, mailed nothing" in out
+    assert f"remainder: {count['remainder']} recipients, held for the A/B winner" in out
+    assert "C: " in out and "template=promo" in out
+
+    monkeypatch.setenv("MAILFLOW_TRACKING__SECRET", "test-secret")
+    with Receiver(record=True) as rx:
+        monkeypatch.setenv("MAILFLOW_SMTP__POOLS__DEFAULT__RELAYS", f'["127.0.0.1:{rx.port}"]')
+        code, out, err = mailflow("send", "spring-ab", "--no-progress")
+        assert code == 0, err
+        received = [(m.recipients, message_from_bytes(m.data, policy=default)) for m in rx.received]
+    assert f"{count['remainder']} recipients held for the A/B winner" in out
+    mailed = Counter(variant_of[to] for recipients, _ in received for to in recipients)
+    assert mailed == {v: count[v] for v in ("A", "B", "C")}, "each tested recipient once; no holdout, no remainder"
+    for recipients, message in received:
+        variant = variant_of[recipients[0]]
+        subject = {"A": f"Spring news, U{recipients[0][1:].split('@')[0]}", "B": "B: last days of spring",
+                   "C": "C: C promo"}[variant]
+        assert message["Subject"] == subject
+        body = message.get_body(("plain",)).get_content()
+        assert ("variant C" in body) == (variant == "C") and ("Here is what is new" in body) == (variant != "C")
+
+    code, out, _ = mailflow("report", "spring-ab")
+    assert "run `mailflow aggregate`" in out, "the ledgers are ahead of the warehouse"
+    assert mailflow("aggregate")[0] == 0
+    code, out, _ = mailflow("report", "spring-ab")
+    assert "run `mailflow aggregate`" not in out
+    assert f"{count['holdout']} in the holdout were mailed nothing" in out
+    sent = count["A"] + count["B"] + count["C"]
+    assert f"| total | 298 | {sent} | {sent} | 0 | 0 | 0 | 0 | 0 | 0 | {count['remainder']} |" in out
+    code, out, _ = mailflow("--json", "sql", "SELECT rule, count(*) AS n FROM campaign_exclusions GROUP BY ALL")
+    assert json.loads(out) == [{"rule": "exclude:staff", "n": 2}]
+
+
+def test_a_send_with_nothing_due_says_so_and_when_the_next_chunk_is(capsys):
+    from mailflow.cli.output import print_send
+
+    progress = {"pending": 40, "waiting_chunks": 1, "next_due": "2026-12-03T00:00:00+00:00", "held": 12, "deferred": 0,
+                "next_retry": None}
+    print_send({"campaign_id": "spring", "state": "scheduled", "progress": progress})
+    assert capsys.readouterr().out.splitlines() == [
+        "nothing sent: no chunk is due yet", "1 chunk waits until 2026-12-03T00:00Z (`mailflow send --due` sends it then)",
+        "12 recipients held for the A/B winner", "campaign spring: scheduled"]

@@ -15,15 +15,18 @@ def test_demo_runs_the_whole_loop_and_a_rerun_duplicates_nothing(prefect_harness
     first = demo(overrides={"home": str(home)})
     total = first["report"]["total"]
     rejected = sum(1 for line in (SAMPLES_DIR / "subscribers.csv").read_text().splitlines() if f"@{REJECTED_DOMAIN}," in line)
-    assert total["audience"] == first["planned"]["audience_size"] > 2000
-    assert total["bounced"] == rejected > 0
-    assert total["delivered"] + total["bounced"] == total["audience"] and total["pending"] == 0
+    mailed, rows = first["planned"]["audience_size"], {v["variant"]: v for v in first["report"]["variants"]}
+    assert set(rows) == {"A", "B", "holdout"}, "the demo is an A/B test with a holdout"
+    assert rows["A"]["sent"] > 1000 and rows["B"]["sent"] > 1000 and rows["holdout"]["sent"] == 0
+    assert total["audience"] == mailed + first["planned"]["holdout"] and mailed > 2000
+    assert 0 < total["bounced"] <= rejected  # but those of the holdout
+    assert total["delivered"] + total["bounced"] == mailed and total["pending"] == 0
     assert len(mailbox.Maildir(str(home / "maildir"), create=False)) == total["delivered"]
-    assert first["aggregated"]["deliveries"] == total["audience"]
+    assert first["aggregated"]["deliveries"] == mailed
 
     second = demo(overrides={"home": str(home)})
     assert second["ingested"][0]["already_ingested"] and second["planned"]["already_planned"]
-    assert second["sent"].get("delivered", 0) == 0 and second["sent"]["skipped"] == total["audience"]
+    assert second["sent"].get("delivered", 0) == 0 and second["sent"]["skipped"] == mailed
     assert second["report"]["total"] == total
     assert len(mailbox.Maildir(str(home / "maildir"), create=False)) == total["delivered"]
     with connect(home / "mailflow.duckdb", read_only=True) as con:
@@ -33,7 +36,7 @@ def test_demo_runs_the_whole_loop_and_a_rerun_duplicates_nothing(prefect_harness
         bounced_domains = con.execute(
             "SELECT DISTINCT split_part(s.email, '@', 2) FROM deliveries d JOIN subscribers s USING (subscriber_id) "
             "WHERE d.status = 'bounced'").fetchall()
-    assert deliveries == distinct == total["audience"]
+    assert deliveries == distinct == mailed
     assert subscribers == first["ingested"][0]["accepted"]
     assert bounced_domains == [(REJECTED_DOMAIN,)]
 

@@ -10,7 +10,15 @@ import pytest
 from mailflow.cli import main
 from mailflow.tasks.demo.receiver import Receiver
 from mailflow.tasks.files.control import stop_kind
-from mailflow.tasks.files.lifecycle import InvalidTransition, current_state, record_transition, state_of, transitions, transitions_path
+from mailflow.tasks.files.lifecycle import (
+    InvalidTransition,
+    current_state,
+    record_transition,
+    state_of,
+    state_path,
+    transitions,
+    transitions_path,
+)
 from tests.support.commands import finish, ledger_lines, mailflow_send, planned_campaign, wait_for
 
 
@@ -48,6 +56,8 @@ def test_an_invalid_move_is_refused_with_one_line_and_changes_nothing(tmp_path, 
 
 def test_a_campaign_planned_before_states_were_recorded_is_planned(tmp_path):
     home, _ = planned_campaign(tmp_path, recipients=3)
+    state_path(home, "stopped").unlink()  # as a campaign planned before the lifecycle was recorded left it
+    transitions_path(home, "stopped").unlink()
     assert state_of(home, "stopped") == "planned"
     record_transition(home, "stopped", "paused", "test")
     assert [(m.from_state, m.to_state) for m in transitions(home, "stopped")] == [("planned", "paused")]
@@ -109,7 +119,7 @@ def test_a_pause_reaches_a_running_send_and_resume_sends_each_pending_recipient_
         assert set(last.values()) == {"delivered"}, "the messages on the wire finished and were logged"
         assert 0 < len(last) < len(emails), "the rest stay pending"
         assert state_of(home, "stopped") == "paused"
-        assert [m.to_state for m in transitions(home, "stopped")] == ["sending", "paused"]
+        assert [m.to_state for m in transitions(home, "stopped")] == ["planned", "sending", "paused"]
 
         rx.handler.delay = 0.0
         resumed = mailflow_send(home, rx.port, "campaigns", "resume", "stopped")
@@ -121,8 +131,8 @@ def test_a_pause_reaches_a_running_send_and_resume_sends_each_pending_recipient_
     delivered = Counter(json.loads(line)["subscriber_id"] for line in ledger_lines(home)
                         if json.loads(line)["status"] == "delivered")
     assert len(delivered) == len(emails) and set(delivered.values()) == {1}
-    assert [m.to_state for m in transitions(home, "stopped")] == ["sending", "paused", "sending", "sent"]
-    assert "resume" in transitions(home, "stopped")[2].by
+    assert [m.to_state for m in transitions(home, "stopped")] == ["planned", "sending", "paused", "sending", "sent"]
+    assert "resume" in transitions(home, "stopped")[3].by
 
 
 def test_report_prints_the_state_from_the_files_and_the_next_retry(tmp_path, capsys):
@@ -167,3 +177,8 @@ def test_send_due_sends_the_due_chunks_of_every_campaign_neither_paused_nor_wait
         assert send_due(overrides=overrides) == {}, "nothing more is due"
     assert [r for m in rx.received for r in m.recipients] == ["a@example.com"]
     assert "send_due" in transitions(home, "news")[-1].by
+
+
+def test_a_campaigns_first_plan_is_its_first_move_from_no_state(tmp_path):
+    home, _ = planned_campaign(tmp_path, recipients=3)
+    assert [(m.seq, m.from_state, m.to_state) for m in transitions(home, "stopped")] == [(1, None, "planned")]

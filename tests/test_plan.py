@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from mailflow import SAMPLES_DIR
 from mailflow.errors import MailflowError
+from mailflow.tasks.files.lifecycle import record_transition
 from mailflow.tasks.files.manifest import read_manifest
 from mailflow.tasks.ingest.ingest import IngestOptions, ingest_file
 from mailflow.tasks.plan.audience import plan
@@ -96,10 +97,34 @@ def test_a_campaign_that_started_sending_is_not_replanned(people, home, tmp_path
     with pytest.raises(MailflowError, match=r"started sending .*mailflow campaigns cancel spring-sale.* new name"):
         plan(people, home, campaign(tmp_path, extra="lists: [other]"), 50)
     assert read_manifest(home, spec.campaign_id) == before
-    people.execute("UPDATE campaigns SET status = 'paused'")
+    record_transition(home, spec.campaign_id, "paused", "test")  # the files say what the warehouse has not loaded
     ledger.unlink()
     with pytest.raises(MailflowError, match="status paused"):
         plan(people, home, campaign(tmp_path, extra="lists: [other]"), 50)
+
+
+def test_a_campaign_kept_as_planned_says_the_state_its_files_record(people, home, tmp_path):
+    spec = campaign(tmp_path, extra="lists: [news]")
+    plan(people, home, spec, 50)
+    record_transition(home, spec.campaign_id, "sending", "test")
+    record_transition(home, spec.campaign_id, "paused", "test")  # the warehouse still says planned
+    kept = plan(people, home, spec, 50)
+    assert (kept.already_planned, kept.status) == (True, "paused")
+
+
+@pytest.mark.parametrize("sent", [False, True])
+def test_a_cancelled_campaign_is_never_planned_again_even_from_the_same_file(people, home, tmp_path, sent):
+    spec = campaign(tmp_path, extra="lists: [news]")
+    plan(people, home, spec, 50)
+    if sent:
+        ledger = home / "ledger" / spec.campaign_id / "chunk-00000.ndjson"
+        ledger.parent.mkdir(parents=True)
+        ledger.write_text("{}\n")
+    record_transition(home, spec.campaign_id, "cancelled", "test")
+    before = read_manifest(home, spec.campaign_id)
+    with pytest.raises(MailflowError, match=r"^campaign 'spring-sale' is cancelled: plan the file under a new name$"):
+        plan(people, home, spec, 50)
+    assert read_manifest(home, spec.campaign_id) == before
 
 
 def test_suppressed_and_inactive_subscribers_are_left_out(people, home, tmp_path):

@@ -198,3 +198,10 @@ def test_the_send_stage_reads_templates_from_the_templates_dir_setting(tmp_path)
     assert spec.template == "newsletter"
     out = composer_for(settings, spec).templates.render({"email": "a@example.com", "attributes": "{}"})
     assert out.text == "from the user's folder"
+
+
+def test_templates_see_the_name_of_the_variant_they_render(tmp_path):
+    (tmp_path / "t.txt.j2").write_text("variant {{ variant }}")
+    for name in ("A", "B"):
+        out = CampaignTemplates("t", "{{ variant }}: news", CAMPAIGN, tmp_path, variant=name).render({"email": "a@x.y"})
+        assert (out.subject, out.text) == (f"{name}: news", f"variant {name}")

@@ -215,6 +215,16 @@ def test_an_unknown_name_is_refused_naming_the_field(history, include, exclude, 
         target(history, include=include, exclude=exclude)
 
 
+def test_an_unknown_list_in_lists_is_refused_naming_the_field_once_lists_exist(history, tmp_path):
+    from mailflow.tasks.plan.segments import validate_targeting
+
+    with pytest.raises(MailflowError, match=re.escape("campaign field 'lists': no list named 'newz' (lists: ")):
+        target(history, lists=["newz"])
+    nothing_ingested = validate_targeting(lists=["news"], include=[], exclude=[], where=None, params={}, campaign_id="c",
+                                          segment_dirs=(BUILTIN_DIR,), list_names=set())
+    assert nothing_ingested.lists == ("news",), "before any list exists, the plan warns why nobody is mailed"
+
+
 def test_the_campaign_where_may_call_segments_and_use_parameters(history):
     assert target(history, where="segment('gmail') AND created_at < $since") == {ANN, EVE}
     with pytest.raises(MailflowError, match="campaign field 'where': segment\\('nope'\\) names no segment"):

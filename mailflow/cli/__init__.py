@@ -6,6 +6,7 @@ import glob
 import json
 import sys
 import traceback
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -142,6 +143,9 @@ def plan(ctx: Context, campaign_file: str) -> None:
     from mailflow.flows.plan_campaign import plan_campaign
 
     result = plan_campaign(campaign_file, ctx.config, ctx.overrides, actor("plan"))
+    from mailflow.tasks.aggregate.overview import chunk_schedule
+
+    result["schedule"] = chunk_schedule(settings.home, result["campaign_id"], datetime.now(UTC))
     ctx.emit(result, print_plan)
     for warning in result["warnings"]:
         click.echo(f"mailflow: warning: {warning}", err=True)
@@ -201,12 +205,14 @@ def aggregate(ctx: Context) -> None:
 @pass_ctx
 def report(ctx: Context, campaign: str, fmt: str) -> None:
     """The campaign's results."""
-    from mailflow.tasks.aggregate.report import report_from_warehouse, report_markdown
+    from mailflow.tasks.aggregate.report import ledgers_ahead, report_from_warehouse, report_markdown
     from mailflow.tasks.files.lifecycle import state_of
+    from mailflow.tasks.files.tally import ledger_tally
 
     settings = ctx.settings()
     data = report_from_warehouse(settings.warehouse, campaign)
     data["status"] = state_of(settings.home, campaign) or data["status"]  # the files are ahead of the last aggregate
+    data["ledgers_ahead"] = ledgers_ahead(data, ledger_tally(settings.home, campaign).poll().totals)
     if fmt == "json" or ctx.as_json:
         click.echo(json.dumps(data, indent=2, default=str))
     else:

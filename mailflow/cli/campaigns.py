@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import click
 
 from mailflow.cli.context import Context, pass_ctx
-from mailflow.cli.output import print_rows
+from mailflow.cli.output import GROUP_NOTES, print_rows, schedule_words
 from mailflow.cli.sending import actor, send_one
 
 
@@ -96,6 +96,24 @@ def _hold(ctx: Context, campaign: str, to_state: str, reason: str, says: str) ->
              lambda d: click.echo(f"campaign {campaign}: {says}"))
 
 
+def ab_words(ab: dict) -> str:
+    """The split and the winner rule in a line: 'test 30% (holdout 10%); winner by unique_clicks after 4h ...'."""
+    hours = ab["wait_seconds"] / 3600
+    holdout = f", holdout {ab['holdout_fraction']:.0%}" if ab["holdout_fraction"] else ""
+    return (f"A/B test on {ab['test_fraction']:.0%} of the audience{holdout}; winner by "
+            f"{ab['metric']} after {hours:g}h, at least {ab['min_per_variant']} per variant, confidence "
+            f"{ab['confidence']:g}, else {ab['fallback']}")
+
+
+def send_at_words(send_at: dict) -> str:
+    """'2026-12-03T00:00Z' or '09:00 in each recipient's zone (default Asia/Tokyo)'."""
+    from mailflow.tasks.send.schedule import short_time
+
+    if send_at.get("at"):
+        return short_time(send_at["at"])
+    return f"{send_at['local_time']} in each recipient's zone (default {send_at['default_zone']})"
+
+
 def print_overview(o: dict) -> None:
     from mailflow.tasks.send.schedule import short_time
 
@@ -115,13 +133,16 @@ def print_overview(o: dict) -> None:
             click.echo(f"  excluded by {rule}: {n}")
     else:
         click.echo(f"audience: {a['planned']} planned (the warehouse could not be read: exclusions not shown)")
-    click.echo("variants:")
+    click.echo("variants:" + (f" {ab_words(o['ab'])}" if o.get("ab") else ""))
     for v in o["variants"]:
-        extra = ", ".join(f"{k}={val}" for k, val in v["overrides"].items())
+        extra = ", ".join(f"{k}={send_at_words(val) if k == 'send_at' else val}" for k, val in v["overrides"].items())
         click.echo(f"  {v['variant']}: {v['recipients']} recipients" + (f" (weight {v['weight']:g})" if v["weight"] else "")
+                   + (f", {GROUP_NOTES[v['variant']]}" if v["variant"] in GROUP_NOTES else "")
                    + (f"; {extra}" if extra else ""))
-    s, t = o["schedule"], o["outcomes"]
-    click.echo(f"chunks: {s['due']} due, {s['waiting']} waiting (next {short_time(s['next_due'])}), {s['held']} held")
+    if o.get("send_at"):
+        click.echo(f"send at: {send_at_words(o['send_at'])}")
+    t = o["outcomes"]
+    click.echo(f"chunks: {schedule_words(o['schedule'])}")
     click.echo(f"sent: {t['delivered']} delivered, {t['deferred']} deferred, {t['bounced']} bounced, "
                f"{t['suppressed']} suppressed, {t['failed']} failed, {t['in_doubt']} in doubt; "
                f"{o['progress']['pending']} pending")

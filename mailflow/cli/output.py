@@ -49,19 +49,34 @@ def print_ingest(results: list[dict]) -> None:
         click.echo("see the quarantine: mailflow sql \"select source, line, count, reason from quarantine order by ingested_at desc, line\"")
 
 
+# What the A/B groups that are not variants get, in the words plan, show and report use.
+GROUP_NOTES = {"remainder": "held for the A/B winner", "holdout": "mailed nothing"}
+
+
 def print_plan(d: dict) -> None:
     """matched − excluded (by rule) = planned; the split; when it goes."""
-    again = " (re-planned)" if d["replanned"] else " (already sending: kept as planned)" if d["already_planned"] else ""
+    again = " (re-planned)" if d["replanned"] else " (it has started sending: the plan is kept)" if d["already_planned"] else ""
     click.echo(f"campaign {d['campaign_id']}: {d['status']}{again}, {d['audience_size']:,} recipients in "
                f"{d['chunk_count']:,} chunks")
     excluded = sum(d["excluded"].values())
     why = ": " + ", ".join(f"{rule} {n:,}" for rule, n in d["excluded"].items()) if excluded else ""
     click.echo(f"  matched {d['matched']:,}, excluded {excluded:,}{why}")
     if len(d["variants"]) > 1:
-        click.echo("  split: " + ", ".join(f"{name} {n:,}" for name, n in d["variants"].items()))
-    if d["next_send"]:
-        click.echo(f"  first chunk due {d['next_send']} (`mailflow send` leaves chunks alone until due)")
-    click.echo(f"  chunks: {d['campaign_dir']}")
+        click.echo("  split: " + ", ".join(f"{name} {n:,}" + (f" ({GROUP_NOTES[name]})" if name in GROUP_NOTES else "")
+                                           for name, n in d["variants"].items()))
+    if d.get("schedule"):
+        click.echo(f"  chunks: {schedule_words(d['schedule'])}")
+    click.echo(f"  files: {d['campaign_dir']}")
+
+
+def schedule_words(s: dict) -> str:
+    """'2 due, 4 waiting (first due 2026-12-03T00:00Z), 5 held for the A/B winner'."""
+    parts = [f"{s['due']} due"]
+    if s["waiting"]:
+        parts.append(f"{s['waiting']} waiting (first due {short_time(s['next_due'])}; `mailflow send --due` sends each then)")
+    if s["held"]:
+        parts.append(f"{s['held']} held for the A/B winner")
+    return ", ".join(parts)
 
 
 def outcome_parts(counts: dict) -> str:
@@ -78,10 +93,12 @@ STOPPED = {"pause": "paused", "cancel": "cancelled"}
 
 
 def print_send(result: dict) -> None:
-    click.echo(send_line(result))
+    touched = any(result.get(k, 0) for k in ("delivered", "deferred", "bounced", "suppressed", "failed", "skipped", "in_doubt"))
+    click.echo(send_line(result) if touched else "nothing sent: no chunk is due yet")
     for line in standing_lines(result):
         click.echo(line)
-    click.echo("run `mailflow aggregate` to load the outcomes into the warehouse")
+    if touched:
+        click.echo("run `mailflow aggregate` to load the outcomes into the warehouse")
 
 
 def standing_lines(result: dict) -> list[str]:
@@ -94,8 +111,9 @@ def standing_lines(result: dict) -> list[str]:
         hint = f"; `mailflow campaigns resume {cid}` continues it" if result["stopped"] == "pause" else ""
         lines.append(f"{STOPPED[result['stopped']]} while sending: {p['pending']} recipients left pending{hint}")
     if p["waiting_chunks"]:
-        lines.append(f"{p['waiting_chunks']} chunks wait until {short_time(p['next_due'])} "
-                     "(`mailflow send --due` sends them then)")
+        one = p["waiting_chunks"] == 1
+        lines.append(f"{p['waiting_chunks']} chunk{'' if one else 's'} wait{'s' if one else ''} until {short_time(p['next_due'])} "
+                     f"(`mailflow send --due` sends {'it' if one else 'them'} then)")
     if p["held"]:
         lines.append(f"{p['held']} recipients held for the A/B winner")
     if p["deferred"]:
@@ -208,13 +226,12 @@ class ProgressBar:
 
 def print_demo(d: dict) -> None:
     print_ingest(d["ingested"])
-    p = d["planned"]
-    click.echo(f"planned {p['campaign_id']}: {p['audience_size']} recipients in {p['chunk_count']} chunks")
+    print_plan(d["planned"])
     click.echo(send_line(d["sent"]))
     click.echo(f"aggregated: {d['aggregated']['deliveries']} deliveries in the warehouse; "
                f"{d['aggregated']['suppressions']} addresses suppressed (hard bounces are not mailed again)\n")
     click.echo(report_markdown(d["report"]))
-    click.echo(f"bounced: every recipient at {d['rejected_domain']} (the demo receiver answers 550 5.1.1)")
+    click.echo(f"bounced: every recipient mailed at {d['rejected_domain']} (the demo receiver answers 550 5.1.1)")
     click.echo(f"warehouse: {d['warehouse']}   (mailflow sql \"select status, count(*) from deliveries group by all\")")
     click.echo(f"maildir:   {d['maildir']}   (one file per delivered message under new/)")
     click.echo("Prefect UI: run `prefect server start`, open http://127.0.0.1:4200, then set "

@@ -1,4 +1,6 @@
--- Per-campaign and per-variant delivery counts: what `report` and the demo print.
+-- Per-campaign and per-variant delivery counts: what `report` and the demo print. An A/B holdout
+-- is mailed nothing and a remainder waits for the winner: neither is `pending` (waiting to be
+-- sent); the remainder's unsent recipients are `held`.
 CREATE OR REPLACE VIEW campaign_stats AS
 WITH recipients AS (
     SELECT campaign_id, variant, count(*) AS audience
@@ -31,7 +33,8 @@ final AS (
         coalesce(o.failed, 0) AS failed,
         coalesce(o.suppressed, 0) AS suppressed,
         coalesce(o.in_doubt, 0) AS in_doubt,
-        r.audience - coalesce(o.sent, 0) AS pending
+        CASE WHEN r.variant IN ('holdout', 'remainder') THEN 0 ELSE r.audience - coalesce(o.sent, 0) END AS pending,
+        CASE WHEN r.variant = 'remainder' THEN r.audience - coalesce(o.sent, 0) ELSE 0 END AS held
     FROM recipients AS r
     LEFT JOIN outcomes AS o USING (campaign_id, variant)
 )

@@ -13,6 +13,7 @@ from mailflow.tasks.files.lifecycle import campaign_ids, current_state, transiti
 from mailflow.tasks.files.manifest import read_manifest
 from mailflow.tasks.files.tally import ledger_tally
 from mailflow.tasks.plan.campaign import CampaignSpec
+from mailflow.tasks.plan.split import HOLDOUT, REMAINDER
 from mailflow.tasks.send.schedule import planned_chunks, progress, schedule
 
 
@@ -51,17 +52,27 @@ def campaign_overview(settings: Settings, campaign_id: str, now: datetime) -> di
     overrides = {v.name: {k: val for k, val in asdict(v).items() if k not in ("name", "weight") and val is not None}
                  for v in spec.variants}
     weights = {v.name: v.weight for v in spec.variants}
+    explained = audience(settings, campaign_id, manifest["audience_size"])
+    if (explained["by_variant"] or {}).get(HOLDOUT):  # mailed nothing, so in no chunk: known from the warehouse
+        chunk_rows[HOLDOUT] = explained["by_variant"][HOLDOUT]
     overview |= {
         "name": spec.name,
-        "audience": audience(settings, campaign_id, manifest["audience_size"]),
+        "audience": explained,
         "variants": [{"variant": name, "weight": weights.get(name), "recipients": n, "overrides": overrides.get(name, {})}
-                     for name, n in sorted(chunk_rows.items())],
-        "schedule": {"due": len(plan.due), "waiting": len(plan.waiting), "held": len(plan.held),
-                     "next_due": plan.next_due.isoformat() if plan.next_due else None},
+                     for name, n in sorted(chunk_rows.items(), key=lambda item: (item[0] in (REMAINDER, HOLDOUT), item[0]))],
+        "ab": asdict(spec.ab) if spec.ab else None,
+        "send_at": asdict(spec.send_at) if spec.send_at else None,
+        "schedule": plan.counts(),
         "progress": asdict(progress(home, campaign_id, chunks, now, settings.send.resend_in_doubt)),
         "outcomes": ledger_tally(home, campaign_id).poll().totals,
     }
     return overview
+
+
+def chunk_schedule(home: Path, campaign_id: str, now: datetime) -> dict | None:
+    """The plan's chunks due now, waiting (and the first time) and held, from its manifest."""
+    manifest = _manifest(home, campaign_id)
+    return schedule(planned_chunks(home, campaign_id, manifest), now).counts() if manifest else None
 
 
 def audience(settings: Settings, campaign_id: str, planned: int) -> dict:

@@ -10,8 +10,9 @@ import duckdb
 
 from mailflow.errors import MailflowError
 from mailflow.tasks.core.sqlfiles import q
+from mailflow.tasks.files.tally import OUTCOMES
 
-COUNT_COLUMNS = ("audience", "sent", "delivered", "deferred", "bounced", "failed", "suppressed", "in_doubt", "pending")
+COUNT_COLUMNS = ("audience", "sent", "delivered", "deferred", "bounced", "failed", "suppressed", "in_doubt", "pending", "held")
 
 
 def sum_counts(counts: Iterable[dict[str, int]]) -> dict[str, int]:
@@ -28,7 +29,8 @@ def campaign_report(con: duckdb.DuckDBPyConnection, campaign_id: str) -> dict:
     rows = [dict(zip(names, row)) for row in cursor.fetchall()]
     if not rows:
         raise MailflowError(f"no campaign {campaign_id!r} in the warehouse (see `mailflow sql \"select * from campaigns\"`)")
-    variants = [{k: r[k] for k in ("variant", *COUNT_COLUMNS)} for r in rows]
+    # `held` is newer than some warehouses' view: it is defined again when the warehouse is next written
+    variants = [{k: r.get(k, 0) for k in ("variant", *COUNT_COLUMNS)} for r in rows]
     total = {k: sum(v[k] for v in variants) for k in COUNT_COLUMNS}
     next_retry = con.execute(q("campaign_next_retry"), {"campaign_id": campaign_id}).fetchone()[0]
     return {"campaign_id": campaign_id, "name": rows[0]["name"], "status": rows[0]["status"],
@@ -42,12 +44,26 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
 
 
 def report_markdown(report: dict) -> str:
-    header = ["variant", *COUNT_COLUMNS]
-    rows = [[v["variant"], *(v[k] for k in COUNT_COLUMNS)] for v in report["variants"]]
-    rows.append(["total", *(report["total"][k] for k in COUNT_COLUMNS)])
+    shown = [k for k in COUNT_COLUMNS if k != "held" or report["total"][k]]  # held: only an A/B remainder has any
+    header = ["variant", *shown]
+    rows = [[v["variant"], *(v[k] for k in shown)] for v in report["variants"]]
+    rows.append(["total", *(report["total"][k] for k in shown)])
     title = f"## Campaign {report['name']} ({report['campaign_id']}) — {report['status']}"
-    retry = f"\nNext retry of deferred recipients: {report['next_retry']}\n" if report.get("next_retry") else ""
-    return f"{title}\n\n{markdown_table(header, rows)}\n{retry}"
+    notes = [f"{v['audience']} in the holdout were mailed nothing (the control group)." for v in report["variants"]
+             if v["variant"] == "holdout"]
+    notes += [f"{v['held']} in the remainder are held for the A/B winner." for v in report["variants"]
+              if v["variant"] == "remainder" and v["held"]]
+    if report.get("next_retry"):
+        notes.append(f"Next retry of deferred recipients: {report['next_retry']}")
+    if report.get("ledgers_ahead"):
+        notes.append("The send ledgers hold outcomes the warehouse has not loaded yet: run `mailflow aggregate` "
+                     "for these figures to include them.")
+    return f"{title}\n\n{markdown_table(header, rows)}\n" + "".join(f"\n{n}\n" for n in notes)
+
+
+def ledgers_ahead(report: dict, ledger_totals: dict[str, int]) -> bool:
+    """Whether the campaign's send ledgers (tasks/files/tally.py totals) hold outcomes the report's figures lack."""
+    return any(ledger_totals.get(k, 0) != report["total"][k] for k in ("sent", *OUTCOMES))
 
 
 def report_from_warehouse(warehouse, campaign_id: str) -> dict:

@@ -192,7 +192,7 @@ class CampaignTemplates:
     def __init__(self, name: str, subject: str, campaign: Mapping[str, Any],
                  directory: Path | tuple[Path, ...] = TEMPLATES_DIR,
                  track_opens: bool = False, track_clicks: bool = False, preheader: str | None = None,
-                 known_links: tuple[str, ...] = ()):
+                 known_links: tuple[str, ...] = (), variant: str = "A"):
         # `directory`: one folder, or several searched in order (the user's, then the built-ins). The
         # first folder holding the campaign's template gives both its parts: a user's variant is never
         # mixed with a built-in text part.
@@ -216,11 +216,13 @@ class CampaignTemplates:
             self._parts[self.html] = (f"{name}.html.j2", None if self._inline_each else _read(html_path))
         self._directories = directories
         self.preheader = preheader or ""  # the inbox's preview text (the campaign's or its variant's)
+        self.variant = variant  # the A/B variant's name, for templates that say which one a reader got
 
     def render(self, recipient: Mapping[str, Any], helpers: Helpers = Helpers()) -> Rendered:
         context = {"subscriber": subscriber_context(recipient), "campaign": self.campaign,
                    "unsubscribe_url": helpers.unsubscribe_url, "view_url": helpers.view_url,
-                   "open_url": helpers.open_url, "click_url": helpers.click_url, "preheader": self.preheader}
+                   "open_url": helpers.open_url, "click_url": helpers.click_url, "preheader": self.preheader,
+                   "variant": self.variant}
         signer = _LINK_SIGNER.set(helpers.link_url)
         part = self.subject
         try:

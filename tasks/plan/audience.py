@@ -17,7 +17,7 @@ from mailflow.settings import Settings
 from mailflow.tasks.core.sqlfiles import q
 from mailflow.tasks.core.warehouse import transaction
 from mailflow.tasks.files.ledger import ledger_path
-from mailflow.tasks.files.lifecycle import current_state, record_transition
+from mailflow.tasks.files.lifecycle import current_state, record_transition, state_of
 from mailflow.tasks.files.manifest import campaign_dir, chunk_entries, read_manifest, write_manifest
 from mailflow.tasks.files.suppress import write_snapshot
 from mailflow.tasks.plan import exclusions
@@ -61,13 +61,14 @@ class PlanOptions:
     render_sample: int = 5
     now: datetime | None = None
     by: str = "mailflow plan"  # who planned, for the campaign's lifecycle record
+    origin: str = "campaign"  # how an error names the campaign file ("spring.yaml:")
 
     @classmethod
     def from_settings(cls, settings: Settings, check: Callable[[CampaignSpec, list[dict]], None] | None = None,
-                      now: datetime | None = None, by: str = "mailflow plan") -> PlanOptions:
+                      now: datetime | None = None, by: str = "mailflow plan", origin: str = "campaign") -> PlanOptions:
         limits = Limits(settings.soft_bounce_limit, settings.soft_bounce_window_days, settings.plan.frequency_cap,
                         settings.plan.frequency_days)
-        return cls(limits, tuple(segment_dirs(settings.segments_dir)), check, settings.plan.render_sample, now, by)
+        return cls(limits, tuple(segment_dirs(settings.segments_dir)), check, settings.plan.render_sample, now, by, origin)
 
 
 def plan(con: duckdb.DuckDBPyConnection, home: Path, spec: CampaignSpec, chunk_size: int,
@@ -93,13 +94,14 @@ def plan(con: duckdb.DuckDBPyConnection, home: Path, spec: CampaignSpec, chunk_s
         # The send stage checks suppressions from this file, never from the warehouse.
         write_snapshot(home, con.sql(q("suppression_snapshot")).pl(),
                        dict(con.execute(q("loaded_file_sizes")).fetchall()))
+        # Recorded before the manifest that makes the campaign visible, so a first plan is a move from nothing.
+        record_transition(home, spec.campaign_id, result.status, options.by,
+                          f"{'re-planned' if result.replanned else 'planned'}: {result.audience_size} recipients "
+                          f"in {result.chunk_count} chunks")
         write_manifest(out_dir, spec.as_dict(), entries, result.audience_size, plan_id=plan_id)
     except BaseException:
         shutil.rmtree(out_dir / folder, ignore_errors=True)
         raise
-    record_transition(home, spec.campaign_id, result.status, options.by,
-                      f"{'re-planned' if result.replanned else 'planned'}: {result.audience_size} recipients "
-                      f"in {result.chunk_count} chunks")
     for old in out_dir.glob("chunks*"):  # the previous plan's files, now that no manifest names them
         if old.name != folder:
             shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
@@ -112,7 +114,8 @@ def _compute(con: duckdb.DuckDBPyConnection, spec: CampaignSpec, chunk_size: int
     groups = [*spec.variant_names, REMAINDER]
     con.execute(q("drop_target_excluded"))
     target_audience(con, lists=spec.lists, include=spec.segment_include, exclude=spec.segment_exclude,
-                    where=spec.where, params=spec.params, campaign_id=cid, segment_dirs=options.segment_dirs)
+                    where=spec.where, params=spec.params, campaign_id=cid, segment_dirs=options.segment_dirs,
+                    origin=options.origin)
     local = sorted(uses_zones(spec, groups))
     try:
         exclusions.classify(con, spec, options.limits, now, local)
@@ -153,12 +156,12 @@ def refuse_if_sending(con: duckdb.DuckDBPyConnection, home: Path, spec: Campaign
     status = state.state if state else rows[0][2] if rows else None
     ledger = ledger_path(home, campaign_id, 0).parent
     started = ledger.is_dir() and any(ledger.iterdir())
+    if status == "cancelled":  # for good, changed file or not: nothing to keep "as planned"
+        raise MailflowError(f"campaign {campaign_id!r} is cancelled: plan the file under a new name")
     if (status is None or status in REPLANNABLE) and not started:
         return status
     if rows and json.loads(rows[0][3]) == spec.as_dict():
         return SENDING
-    if status == "cancelled":
-        raise MailflowError(f"campaign {campaign_id!r} is cancelled: plan the file under a new name")
     why = f"status {status}" if status not in (None, *REPLANNABLE) else f"it has send records in {ledger}"
     raise MailflowError(
         f"campaign {campaign_id!r} has started sending ({why}) and cannot be re-planned: stop it with "
@@ -169,6 +172,7 @@ def as_planned(con: duckdb.DuckDBPyConnection, home: Path, spec: CampaignSpec) -
     """The plan of a campaign that is sending, as it was made."""
     row = con.execute(q("campaign_plan"), {"campaign_id": spec.campaign_id}).fetchall()[0]
     status, audience, chunks, matched, holdout = row
+    status = state_of(home, spec.campaign_id) or status  # the files are ahead of the warehouse (paused, sent)
     manifest = read_manifest(home, spec.campaign_id)
     variants: dict[str, int] = {}
     for entry in chunk_entries(manifest):

@@ -37,7 +37,8 @@ def check_templates(spec: CampaignSpec, rows: list[dict], directories: tuple[Pat
         try:
             templates = CampaignTemplates(variant.template, variant.subject, {"name": spec.name, "id": spec.campaign_id},
                                           directories, track_opens=spec.tracking.get("opens", True),
-                                          track_clicks=spec.tracking.get("clicks", True))
+                                          track_clicks=spec.tracking.get("clicks", True),
+                                          preheader=variant.preheader, variant=name)
         except MailflowError as exc:
             raise MailflowError(f"{where}: {exc}") from None
         composer = Composer(variant, templates, TokenSigner(secret), base_url, bounce_domain, None, variant=name)

@@ -66,6 +66,11 @@ def validate_targeting(*, include: Sequence[str], exclude: Sequence[str], where:
     segment files parse as one condition over the allowed tables, no include cycle, parameters parse."""
     library = Library(segment_dirs)
     values = parse_params(params, _field(origin, "params"), campaign_id=campaign_id)
+    # A misspelt list would plan nobody without a word; with no list at all yet (nothing ingested),
+    # the plan's empty-audience warning says why instead.
+    unknown = [name for name in lists if list_names and name not in list_names]
+    if unknown:
+        raise MailflowError(f"{_field(origin, 'lists')}: no list named {unknown[0]!r} (lists: {', '.join(sorted(list_names))})")
     chosen: dict[str, dict[str, list[str]]] = {}
     sets: list[tuple[str, str, Condition]] = []
     for key, names in (("include", include), ("exclude", exclude)):

@@ -13,7 +13,7 @@ from mailflow.tasks.plan.preview import template_check
 
 
 @task(name="plan_campaign", cache_policy=NO_CACHE)
-def plan_task(settings: Settings, spec: CampaignSpec, by: str = "plan_campaign flow") -> PlanResult:
+def plan_task(settings: Settings, spec: CampaignSpec, by: str = "plan_campaign flow", origin: str = "campaign") -> PlanResult:
     with connect(settings.warehouse, memory_limit=settings.plan.memory_limit) as con:
         return plan(con, settings.home, spec, settings.send.chunk_size,
-                    PlanOptions.from_settings(settings, check=template_check(settings), by=by))
+                    PlanOptions.from_settings(settings, check=template_check(settings), by=by, origin=origin))

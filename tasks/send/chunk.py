@@ -55,7 +55,7 @@ def variant_templates(settings: Settings, spec: CampaignSpec, variant: str | Non
                                       (settings.templates_dir, TEMPLATES_DIR),
                                       track_opens=spec.tracking.get("opens", True),
                                       track_clicks=spec.tracking.get("clicks", True),
-                                      preheader=own.preheader, known_links=links)
+                                      preheader=own.preheader, known_links=links, variant=name)
         links = tuple(templates.links.urls)
     return templates
 

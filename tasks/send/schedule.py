@@ -60,6 +60,11 @@ class Schedule:
     def next_due(self) -> datetime | None:
         return min((c.not_before for c in self.waiting if c.not_before), default=None)
 
+    def counts(self) -> dict:
+        """Chunks due now, waiting for their time (and the first such time) and held: what plan and show print."""
+        return {"due": len(self.due), "waiting": len(self.waiting), "held": len(self.held),
+                "next_due": self.next_due.isoformat() if self.next_due else None}
+
 
 def schedule(chunks: Iterable[PlannedChunk], now: datetime) -> Schedule:
     chunks = list(chunks)
