@@ -101,7 +101,7 @@ def write_chunk_files(rows: pa.RecordBatchReader, target: Path) -> dict[int, int
             pending.append(pool.submit(write, chunk_id, batches))
 
         current, batches = -1, []
-        for batch in rows:
+        for batch in (b for b in rows if b.num_rows):
             ids = batch.column("chunk_id")  # pyarrow.compute: Array.to_numpy would import pandas (0.25 s)
             steps = pc.indices_nonzero(pc.not_equal(ids.slice(1), ids.slice(0, len(ids) - 1))).to_pylist()
             cuts = [0, *(i + 1 for i in steps), len(ids)]
