@@ -128,7 +128,8 @@ def measure(source: Path, meta: dict, work: Path) -> dict:
             fields["ab"] = False
     counts = expected_counts(warehouse, where)
     planned = planned_facts(warehouse, work / "home", report["campaign_id"])
-    return {"floor_s": statistics.median(s for s, _ in floors), "floor_rows": floors[0][1], "report": report,
+    return {"floor_s": statistics.median(s for s, _, _ in floors), "floor_rows": floors[0][1],
+            "floor_cpu_s": statistics.median(c for _, _, c in floors), "report": report,
             "counts": counts, "planned": planned, "fields": fields, "notes": notes}
 
 
@@ -137,18 +138,19 @@ def refused_field(error: str, fields: dict[str, bool]) -> str | None:
     return next((f for f in OPTIONAL_FIELDS if fields[f] and re.search(rf"(?<![\w.]){f}(?!\w)", error)), None)
 
 
-def floor(warehouse: Path, where: str, out: Path) -> tuple[float, int]:
-    """Seconds for DuckDB alone to write the segment's rows to Parquet, and how many it wrote."""
+def floor(warehouse: Path, where: str, out: Path) -> tuple[float, int, float]:
+    """Seconds for DuckDB alone to write the segment's rows to Parquet, how many it wrote, and the CPU seconds."""
     import duckdb
 
     with duckdb.connect(str(warehouse), read_only=True) as con:
         con.execute("SET enable_progress_bar = false")
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         written = con.execute(FLOOR.format(where=where, path=out)).fetchone()[0]
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     out.unlink()
-    log(f"plan: floor, DuckDB COPY of {written:,} rows to Parquet: {elapsed:.2f}s")
-    return elapsed, written
+    log(f"plan: floor, DuckDB COPY of {written:,} rows to Parquet: {elapsed:.2f}s using {cpu:.2f}s CPU, "
+        f"load average {os.getloadavg()[0]:.2f}")
+    return elapsed, written, cpu
 
 
 def write_campaign(path: Path, where: str, fields: dict[str, bool]) -> Path:
@@ -184,7 +186,8 @@ def child_plan(warehouse: Path, home: Path, campaign: Path) -> dict:
     report = json.loads(done.stdout.strip().splitlines()[-1]) | {"wall": wall}
     if "error" not in report:
         log(f"plan: wall {wall:.2f}s (imports {report['import_s']:.2f}s, connect {report['connect_s']:.2f}s, "
-            f"plan() {report['call_s']:.2f}s, close {report['close_s']:.2f}s), peak RSS {report['maxrss_mb']:.0f} MB; "
+            f"plan() {report['call_s']:.2f}s using {report['call_cpu_s']:.2f}s CPU, close {report['close_s']:.2f}s), "
+            f"peak RSS {report['maxrss_mb']:.0f} MB, load average {os.getloadavg()[0]:.2f}; "
             f"{report['result']}")
     return report
 
@@ -210,19 +213,19 @@ def child(warehouse: str, home: str, campaign: str, chunk_size: str) -> None:
     try:
         spec = load_campaign(Path(campaign))
         with connect(warehouse, **({"memory_limit": memory} if memory else {})) as con:
-            connected = time.perf_counter()
+            connected, cpu = time.perf_counter(), time.process_time()
             timed = TimedConnection(con) if PROFILE else con
             result = audience.plan(timed, Path(home), spec, int(chunk_size), *options)
-            called = time.perf_counter()
+            called, cpu = time.perf_counter(), time.process_time() - cpu
             if PROFILE:
-                timed.report(called - connected)
+                timed.report(called - connected, cpu)
     except MailflowError as exc:  # a field this plan() refuses: the parent drops it and plans again
         print(json.dumps({"error": str(exc)}), flush=True)
         return
     closed = time.perf_counter()
     print(json.dumps({
         "campaign_id": spec.campaign_id, "result": result.__dict__, "import_s": imported - start,
-        "connect_s": connected - imported, "call_s": called - connected, "close_s": closed - called,
+        "connect_s": connected - imported, "call_s": called - connected, "call_cpu_s": cpu, "close_s": closed - called,
         "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }), flush=True)
 
@@ -314,6 +317,9 @@ def rows_for(n: int, meta: dict, facts: dict) -> list[dict]:
         row(f"plan: DuckDB COPY of the segment's rows to Parquet, {nl} subscribers (floor)", facts["floor_s"], "s",
             "-", 1.0),
         call | ({"target": target} if target else {}),
+        # On a machine other work shares, CPU seconds move less than wall seconds do.
+        row(f"plan: mailflow plan {nl}, plan() CPU (all threads)", report["call_cpu_s"], "s", "floor's CPU",
+            report["call_cpu_s"] / max(facts["floor_cpu_s"], 1e-9)),
         row(f"plan: mailflow plan {nl}, subprocess wall incl. imports + connect", report["wall"], "s",
             "DuckDB floor", report["wall"] / facts["floor_s"], problem),
         row(f"plan: mailflow plan {nl}, peak RSS{rss_label}", report["maxrss_mb"], "MB", problem=problem or fat),

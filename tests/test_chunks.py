@@ -93,3 +93,29 @@ def test_next_local_time_is_after_now_and_lands_after_a_skipped_hour():
     moment = next_local(at, "Europe/Paris", NOW)  # 02:30 does not exist in Paris on 2026-03-29
     assert moment > NOW and moment.isoformat() == "2026-03-29T01:30:00+00:00"
     assert next_local(SendAt(local_time="23:00"), "UTC", NOW).isoformat() == "2026-03-29T23:00:00+00:00"
+
+
+def test_chunk_files_are_cut_from_a_stream_in_chunk_order_and_rows_out_of_order_fail(tmp_path):
+    import subprocess
+    import sys
+
+    import pyarrow as pa
+    import pytest
+
+    from mailflow.errors import MailflowError
+    from mailflow.tasks.plan.chunks import write_chunk_files
+
+    def stream(chunk_ids):
+        batch = pa.record_batch({"chunk_id": pa.array(chunk_ids, pa.int32()), "email": [f"u{i}@x.example" for i in range(len(chunk_ids))]})
+        return pa.RecordBatchReader.from_batches(batch.schema, [batch.slice(0, 3), batch.slice(3)])
+
+    assert write_chunk_files(stream([0, 0, 1, 1, 1, 2]), tmp_path) == {0: 2, 1: 3, 2: 1}  # a chunk split across batches
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"chunk-0000{i}.parquet" for i in range(3)]
+    with pytest.raises(MailflowError, match="rows of chunk 0 did not come together"):
+        write_chunk_files(stream([0, 1, 0]), tmp_path / "again")
+    # cutting DuckDB's stream must not pull pandas in (Array.to_numpy did: a quarter second of a 1M plan)
+    probe = ("import sys, pathlib, tempfile, duckdb; from mailflow.tasks.plan.chunks import write_chunk_files; "
+             "rows = duckdb.connect().sql('SELECT (range // 3)::INTEGER AS chunk_id FROM range(10)').to_arrow_reader(4); "
+             "print(write_chunk_files(rows, pathlib.Path(tempfile.mkdtemp())), 'pandas' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "{0: 3, 1: 3, 2: 3, 3: 1} False"

@@ -6,7 +6,7 @@ from mailflow.tasks.core.sqlfiles import q
 from mailflow.tasks.files.manifest import chunk_entries, read_manifest
 from mailflow.tasks.plan.audience import plan
 from mailflow.tasks.plan.chunks import release_remainder
-from mailflow.tasks.plan.split import bands, unit_hash, variant_of
+from mailflow.tasks.plan.split import band_lists, bands, unit_hash, variant_of
 from tests.support.planning import add_subscribers, campaign, chunk_frames, recipients
 
 AB = """variants:
@@ -20,13 +20,11 @@ CRITICAL = {2: 13.82, 3: 16.27, 4: 18.47, 9: 27.88}
 
 
 def split(con, campaign_id, spec, ids):
-    """The plan's split query over `ids`: {id: variant}."""
-    con.execute("CREATE OR REPLACE TEMP TABLE plan_classified AS SELECT unnest($ids::BIGINT[]) AS subscriber_id, "
-                "'x@y.z' AS email, NULL::VARCHAR AS zone, NULL::VARCHAR AS rule", {"ids": list(ids)})
-    table = bands(spec)
-    con.execute(q("stage_plan_split"), {"campaign_id": campaign_id, "local_variants": [],
-                                        "names": [b.variant for b in table], "los": [b.lo for b in table]})
-    return dict(con.execute("SELECT subscriber_id, variant FROM plan_split").fetchall())
+    """The plan's split (the macros its classification calls) over `ids`: {id: variant}."""
+    con.execute(q("stage_plan_split_functions"))
+    names, los = band_lists(bands(spec))
+    return dict(con.execute("SELECT i, plan_band(plan_unit(i, $c), $names, $los) FROM unnest($ids::BIGINT[]) AS t(i)",
+                            {"ids": list(ids), "c": campaign_id, "names": names, "los": los}).fetchall())
 
 
 def chi_square(observed: Counter, expected: dict[str, float]) -> float:

@@ -16,57 +16,92 @@ DROP TABLE IF EXISTS temp.campaign_target_excluded;
 CREATE TEMP TABLE IF NOT EXISTS campaign_target_excluded (subscriber_id BIGINT, rule VARCHAR);
 
 -- name: stage_plan_matched
--- Every matched subscriber once: the targeting's campaign_target, and who its segment.exclude
--- removed (campaign_target_excluded, if it left one), with what the rules read.
-CREATE OR REPLACE TEMP TABLE plan_matched AS
-WITH matched AS (
-    SELECT subscriber_id, NULL::VARCHAR AS excluded_by FROM campaign_target
-    UNION ALL
-    SELECT subscriber_id, min(rule) FROM campaign_target_excluded
-    WHERE subscriber_id NOT IN (SELECT subscriber_id FROM campaign_target)
-    GROUP BY subscriber_id
-),
-
-final AS (
-    SELECT m.subscriber_id, m.excluded_by, s.email, s.status,
-           CASE WHEN $zones THEN s.attributes ->> 'timezone' END AS zone
-    FROM matched AS m
-    JOIN subscribers AS s USING (subscriber_id)
-)
-
-SELECT * FROM final;
+-- Every matched subscriber once, by id: the targeting's campaign_target, and who its
+-- segment.exclude removed (campaign_target_excluded: disjoint from it, one row each, with the
+-- first excluding name). A view: both are tables already. Ids only: carrying each address
+-- through the plan's tables cost more than reading it once more (plan_bench, 2026-12).
+CREATE OR REPLACE TEMP VIEW plan_matched AS
+SELECT subscriber_id, NULL::VARCHAR AS excluded_by FROM campaign_target
+UNION ALL
+SELECT subscriber_id, rule FROM campaign_target_excluded;
 
 -- name: stage_plan_rule_hits
--- The address rules each matched address hits, as sql/views/address_rules.sql rule_matches
--- defines them (a test holds this to blocked_by_rule): exact and domain rules by hash joins.
--- Regex rules are added one by one (regex_rules, insert_regex_rule_hits): a pattern read from a
--- column is compiled again for every row (3.6 s per million addresses here), a parameter once.
-CREATE OR REPLACE TEMP TABLE plan_rule_hits AS
-SELECT m.subscriber_id, r.pattern, r.action
-FROM plan_matched AS m
-JOIN address_rules AS r ON r.kind = 'exact' AND r.value = m.email
-UNION ALL
-SELECT m.subscriber_id, r.pattern, r.action
-FROM plan_matched AS m
-JOIN address_rules AS r ON r.kind = 'domain' AND r.value = split_part(m.email, '@', 2);
+-- The regex rules each matched address hits, as sql/views/address_rules.sql rule_matches
+-- defines them (a test holds the plan to blocked_by_rule); exact and domain rules are hash
+-- joins in stage_plan_classified. Regex rules are added one by one (regex_rules,
+-- insert_regex_rule_hits): a pattern read from a column is compiled again for every row
+-- (3.6 s per million addresses here), a parameter once.
+CREATE OR REPLACE TEMP TABLE plan_rule_hits (subscriber_id BIGINT, pattern VARCHAR, action VARCHAR);
 
 -- name: regex_rules
 SELECT pattern, action, value FROM address_rules WHERE kind = 'regex' ORDER BY pattern;
 
 -- name: insert_regex_rule_hits
 INSERT INTO plan_rule_hits (subscriber_id, pattern, action)
-SELECT subscriber_id, $pattern, $action FROM plan_matched WHERE regexp_matches(email, $value);
+SELECT s.subscriber_id, $pattern, $action
+FROM subscribers AS s
+SEMI JOIN plan_matched AS m USING (subscriber_id)
+WHERE regexp_matches(s.email, $value);
+
+-- name: stage_plan_split_functions
+-- The A/B split, as macros stage_plan_classified calls (and tests/test_split.py calls alone).
+-- plan_unit: MurmurHash3's 64-bit finaliser (fmix64) of the subscriber id XOR a key made from
+-- the campaign id (md5_number_lower): plain integer arithmetic, so its value is defined by the
+-- formula, not by DuckDB's version (tasks/plan/split.py unit_hash is the reference); the key
+-- makes campaigns independent; its top 53 bits are exactly a double in [0, 1). md5 of each
+-- 'campaign:subscriber' string cost 0.67 s per million rows of CPU here, fmix64 0.013 s.
+-- plan_band: the last band (names: holdout, variants, remainder, starting at los, the first at
+-- 0) starting at or below u. At most 10 bands (8 variants, holdout, remainder): tasks/plan/split.py
+-- band_lists pads los to 10 with 2.0, so u counts the bands it has reached in fixed integer
+-- arithmetic (list_filter with a lambda per row cost 0.5 s of CPU at 10M, an ASOF join 3.5 times that).
+CREATE OR REPLACE TEMP MACRO plan_fmix_step(h, m) AS ((xor(h, h >> 33)::UHUGEINT * m) & 18446744073709551615)::UBIGINT;
+CREATE OR REPLACE TEMP MACRO plan_fmix_top53(h) AS (xor(h, h >> 33) >> 11)::DOUBLE / 9007199254740992.0;
+CREATE OR REPLACE TEMP MACRO plan_unit(subscriber_id, campaign_id) AS plan_fmix_top53(plan_fmix_step(
+    plan_fmix_step(xor(subscriber_id::UBIGINT, md5_number_lower(campaign_id)), 18397679294719823053),
+    14181476777654086739));
+CREATE OR REPLACE TEMP MACRO plan_band(u, names, los) AS (names::VARCHAR[])[1
+    + (los[2] <= u)::INTEGER + (los[3] <= u)::INTEGER + (los[4] <= u)::INTEGER + (los[5] <= u)::INTEGER
+    + (los[6] <= u)::INTEGER + (los[7] <= u)::INTEGER + (los[8] <= u)::INTEGER + (los[9] <= u)::INTEGER
+    + (los[10] <= u)::INTEGER];
 
 -- name: stage_plan_classified
--- Every matched subscriber once, with the first rule that excludes it (NULL: planned). The order,
--- most lasting first: the subscriber's own status, a suppression (a soft-bounce one is counted as
--- soft_bounces, once), the soft-bounce threshold in deliveries (what aggregate has not yet turned
--- into a suppression), an address rule (blocked unless an allow rule matches too; the first block
--- pattern), the campaign's segment.exclude, the frequency cap (the only rule that depends on other
--- campaigns). All joins on keys, so DuckDB hashes them in parallel; the frequency cap reads only
--- campaigns planned within its days.
+-- Every matched subscriber once, with the first rule that excludes it (NULL: planned) and, if
+-- planned, its variant (stage_plan_split_functions), its address's domain and its zone_key
+-- (the `timezone` attribute, where the variant sends at a local time): one pass over the
+-- subscribers, one table written (a table per step wrote each address three times: 4.5 s of
+-- 13 at 10M, plan_bench 2026-12). The order, most lasting first: the subscriber's own status,
+-- a suppression (a soft-bounce one is counted as soft_bounces, once), the soft-bounce
+-- threshold in deliveries (what aggregate has not yet turned into a suppression), an address
+-- rule (blocked unless an allow rule matches too; the first block pattern), the campaign's
+-- segment.exclude, the frequency cap (the only rule that depends on other campaigns). All
+-- joins on keys, so DuckDB hashes them in parallel; the rules are grouped per value first so
+-- each address meets at most one row; the frequency cap reads only campaigns planned within
+-- its days.
 CREATE OR REPLACE TEMP TABLE plan_classified AS
-WITH soft_bounced AS (
+WITH people AS (
+    SELECT m.subscriber_id, m.excluded_by, s.email, s.status, split_part(s.email, '@', 2) AS domain,
+           -- JSON is parsed only where the key can be: 1.3 s of CPU at 10M for every row's attributes
+           CASE WHEN $zones AND contains(s.attributes, '"timezone"') THEN s.attributes ->> 'timezone' END AS zone
+    FROM plan_matched AS m
+    JOIN subscribers AS s USING (subscriber_id)
+),
+
+exact_rules AS (
+    SELECT value, min(pattern) FILTER (WHERE action = 'block') AS block, bool_or(action = 'allow') AS allow
+    FROM address_rules WHERE kind = 'exact' GROUP BY value
+),
+
+domain_rules AS (
+    SELECT value, min(pattern) FILTER (WHERE action = 'block') AS block, bool_or(action = 'allow') AS allow
+    FROM address_rules WHERE kind = 'domain' GROUP BY value
+),
+
+regex_hits AS (
+    SELECT subscriber_id, min(pattern) FILTER (WHERE action = 'block') AS block, bool_or(action = 'allow') AS allow
+    FROM plan_rule_hits GROUP BY subscriber_id
+),
+
+soft_bounced AS (
     SELECT subscriber_id
     FROM deliveries
     WHERE status = 'bounced' AND kind = 'soft'
@@ -91,32 +126,48 @@ capped AS (
     HAVING count(*) >= $cap
 ),
 
-blocked AS (
-    SELECT subscriber_id, min(pattern) FILTER (WHERE action = 'block') AS pattern
-    FROM plan_rule_hits
-    GROUP BY subscriber_id
-    HAVING NOT bool_or(action = 'allow') AND min(pattern) FILTER (WHERE action = 'block') IS NOT NULL
-),
-
-final AS (
+ruled AS (
     SELECT
-        m.subscriber_id,
-        m.email,
-        m.zone,
+        p.subscriber_id,
+        p.domain,
+        p.zone,
         CASE
-            WHEN m.status <> 'active' THEN 'status:' || m.status
+            WHEN p.status <> 'active' THEN 'status:' || p.status
             WHEN x.cause = 'soft_bounces' THEN 'soft_bounces'
             WHEN x.cause IS NOT NULL THEN 'suppressed:' || x.cause
             WHEN b.subscriber_id IS NOT NULL THEN 'soft_bounces'
-            WHEN k.pattern IS NOT NULL THEN 'rule:' || k.pattern
-            WHEN m.excluded_by IS NOT NULL THEN m.excluded_by
+            WHEN least(e.block, d.block, r.block) IS NOT NULL
+                 AND NOT (coalesce(e.allow, false) OR coalesce(d.allow, false) OR coalesce(r.allow, false))
+                THEN 'rule:' || least(e.block, d.block, r.block)
+            WHEN p.excluded_by IS NOT NULL THEN p.excluded_by
             WHEN f.subscriber_id IS NOT NULL THEN 'frequency_cap'
         END AS rule
-    FROM plan_matched AS m
-    LEFT JOIN suppressions AS x ON x.email = m.email
-    LEFT JOIN soft_bounced AS b ON b.subscriber_id = m.subscriber_id
-    LEFT JOIN blocked AS k ON k.subscriber_id = m.subscriber_id
-    LEFT JOIN capped AS f ON f.subscriber_id = m.subscriber_id
+    FROM people AS p
+    LEFT JOIN suppressions AS x ON x.email = p.email
+    LEFT JOIN exact_rules AS e ON e.value = p.email
+    LEFT JOIN domain_rules AS d ON d.value = p.domain
+    LEFT JOIN regex_hits AS r ON r.subscriber_id = p.subscriber_id
+    LEFT JOIN soft_bounced AS b ON b.subscriber_id = p.subscriber_id
+    LEFT JOIN capped AS f ON f.subscriber_id = p.subscriber_id
+),
+
+split AS (
+    SELECT subscriber_id, rule, domain, zone,
+           CASE WHEN rule IS NULL THEN plan_unit(subscriber_id, $campaign_id) END AS u
+    FROM ruled
+),
+
+banded AS (
+    SELECT subscriber_id, rule, domain, zone, CASE WHEN u IS NOT NULL THEN plan_band(u, $names, $los) END AS variant
+    FROM split
+),
+
+final AS (
+    SELECT subscriber_id, rule, variant,
+           CASE WHEN variant IS NOT NULL AND variant <> 'holdout' THEN domain END AS domain,
+           CASE WHEN list_contains($local_variants::VARCHAR[], variant) THEN coalesce(zone, '') ELSE '' END
+               AS zone_key
+    FROM banded
 )
 
 SELECT * FROM final;
@@ -125,58 +176,10 @@ SELECT * FROM final;
 INSERT INTO campaign_exclusions (campaign_id, subscriber_id, rule)
 SELECT $campaign_id, subscriber_id, rule FROM plan_classified WHERE rule IS NOT NULL;
 
--- name: stage_plan_split
--- The A/B split. u: MurmurHash3's 64-bit finaliser (fmix64) of the subscriber id XOR a key made
--- from the campaign id (md5_number_lower): plain integer arithmetic, so its value is defined by
--- the formula, not by DuckDB's version (tasks/plan/split.py unit_hash is the reference); the key
--- makes campaigns independent; its top 53 bits are exactly a double in [0, 1). md5 of each
--- 'campaign:subscriber' string cost 0.67 s per million rows of CPU here, fmix64 0.013 s.
--- Each u gets the last band ($names: holdout, variants, remainder, starting at $los) starting at
--- or below it: a list lookup (an ASOF join sorted both sides, 3.5 times the CPU). zone_key: the
--- `timezone` attribute, where the variant sends at a local time.
-CREATE OR REPLACE TEMP TABLE plan_split AS
-WITH keyed AS (
-    SELECT subscriber_id, email, zone, xor(subscriber_id::UBIGINT, md5_number_lower($campaign_id)) AS h
-    FROM plan_classified
-    WHERE rule IS NULL
-),
-
-mixed_once AS (
-    SELECT subscriber_id, email, zone,
-           ((xor(h, h >> 33)::UHUGEINT * 18397679294719823053) & 18446744073709551615)::UBIGINT AS h
-    FROM keyed
-),
-
-mixed_twice AS (
-    SELECT subscriber_id, email, zone,
-           ((xor(h, h >> 33)::UHUGEINT * 14181476777654086739) & 18446744073709551615)::UBIGINT AS h
-    FROM mixed_once
-),
-
-planned AS (
-    SELECT subscriber_id, email, zone, (xor(h, h >> 33) >> 11)::DOUBLE / 9007199254740992.0 AS u
-    FROM mixed_twice
-),
-
-banded AS (
-    SELECT subscriber_id, email, zone,
-           ($names::VARCHAR[])[len(list_filter($los::DOUBLE[], lambda lo: lo <= u))] AS variant
-    FROM planned
-),
-
-final AS (
-    SELECT subscriber_id, email, variant,
-           CASE WHEN list_contains($local_variants::VARCHAR[], variant) THEN coalesce(zone, '') ELSE '' END
-               AS zone_key
-    FROM banded
-)
-
-SELECT * FROM final;
-
 -- name: split_zones
 -- The zones of recipients whose variant sends at a local time: their times are computed once
 -- per zone (tasks/plan/schedule.py), never per recipient.
-SELECT DISTINCT variant, zone_key FROM plan_split WHERE list_contains($local_variants::VARCHAR[], variant);
+SELECT DISTINCT variant, zone_key FROM plan_classified WHERE list_contains($local_variants::VARCHAR[], variant);
 
 -- name: stage_plan_chunked
 -- Chunks per (variant, not_before): K = ceil(size / $chunk_size) chunks of equal size (one apart
@@ -186,13 +189,14 @@ SELECT DISTINCT variant, zone_key FROM plan_split WHERE list_contains($local_var
 -- Per-domain ranks come from unnesting each domain's list and the layout from a running sum
 -- over domains, never a sort of the recipients (two windows over 8M rows cost 5 s of CPU here).
 -- Within a chunk, `place` spreads each domain through the file (its rank over its size).
--- The holdout gets no chunk.
+-- Group sizes are summed from the domains' lists: counting the recipients again made DuckDB
+-- materialise them for two readers (0.3-0.5 s of CPU at 10M). The holdout gets no chunk.
 CREATE OR REPLACE TEMP TABLE plan_chunked AS
 WITH timed AS (
-    SELECT s.subscriber_id, s.variant, t.not_before, split_part(s.email, '@', 2) AS domain
-    FROM plan_split AS s
-    JOIN plan_times AS t ON t.variant = s.variant AND t.zone_key = s.zone_key
-    WHERE s.variant <> 'holdout'
+    SELECT c.subscriber_id, c.variant, t.not_before, c.domain
+    FROM plan_classified AS c
+    JOIN plan_times AS t ON t.variant = c.variant AND t.zone_key = c.zone_key
+    WHERE c.variant <> 'holdout'
 ),
 
 domains AS (
@@ -211,8 +215,8 @@ laid_out AS (
 ),
 
 groups AS (
-    SELECT variant, not_before, ceil(count(*) / $chunk_size)::BIGINT AS chunks
-    FROM timed
+    SELECT variant, not_before, ceil(sum(len(ids)) / $chunk_size)::BIGINT AS chunks
+    FROM domains
     GROUP BY ALL
 ),
 
@@ -246,38 +250,27 @@ FROM plan_chunked
 GROUP BY chunk_id, variant
 ORDER BY chunk_id;
 
--- name: write_chunk_files
--- Everything the send stage needs to render, so it never opens the warehouse, one file per
--- chunk in one partitioned COPY (<folder>/chunk_id=<n>/part0.parquet, renamed by
--- tasks/plan/chunks.py): DuckDB encodes Parquet on every core, with no copy into Python.
-COPY (
-    SELECT c.chunk_id, c.subscriber_id, c.variant, s.email, s.first_name, s.last_name,
-           s.attributes::VARCHAR AS attributes
-    FROM plan_chunked AS c
-    JOIN subscribers AS s USING (subscriber_id)
-    ORDER BY c.chunk_id, c.place
-) TO $folder (FORMAT parquet, PARTITION_BY (chunk_id), WRITE_PARTITION_COLUMNS true, FILENAME_PATTERN 'part',
-              OVERWRITE_OR_IGNORE true);
-
--- name: plan_file_access
--- Whether this connection may still write files, and where (tasks/plan/chunks.py allow_chunk_writes).
-SELECT current_setting('enable_external_access')::BOOLEAN, current_setting('allowed_directories');
-
--- name: allow_chunk_directory
--- Chunk files only under the home's campaigns/ folder once a condition has switched external access
--- off; one file per chunk however many chunks there are.
-SET allowed_directories = $dirs;
-
--- name: one_file_per_partition
-SET partitioned_write_max_open_files = 1000000;
-
--- name: sample_rows
--- The first recipients in chunk order, rendered at plan time with every variant's templates.
+-- name: chunk_rows
+-- Everything the send stage needs to render, so it never opens the warehouse, in chunk order
+-- and within a chunk by place: tasks/plan/chunks.py write_chunk_files cuts the stream into one
+-- Parquet file per chunk. The addresses are read here, once, for the mailed recipients only.
 SELECT c.chunk_id, c.subscriber_id, c.variant, s.email, s.first_name, s.last_name, s.attributes::VARCHAR AS attributes
 FROM plan_chunked AS c
 JOIN subscribers AS s USING (subscriber_id)
-ORDER BY c.chunk_id, c.place
-LIMIT $sample;
+ORDER BY c.chunk_id, c.place;
+
+-- name: sample_rows
+-- The first recipients in chunk order, rendered at plan time with every variant's templates:
+-- picked from plan_chunked before their rows are read (a join of every recipient cost 0.7 s
+-- of CPU at 10M for 5 rows).
+WITH first AS (
+    SELECT chunk_id, subscriber_id, variant, place FROM plan_chunked ORDER BY chunk_id, place LIMIT $sample
+)
+
+SELECT f.chunk_id, f.subscriber_id, f.variant, s.email, s.first_name, s.last_name, s.attributes::VARCHAR AS attributes
+FROM first AS f
+JOIN subscribers AS s USING (subscriber_id)
+ORDER BY f.chunk_id, f.place;
 
 -- name: delete_recipients
 -- A re-plan replaces the campaign's recipients and exclusions (in the plan's transaction).
@@ -290,12 +283,12 @@ DELETE FROM campaign_exclusions WHERE campaign_id = $campaign_id;
 INSERT INTO campaign_recipients (campaign_id, subscriber_id, variant, chunk_id)
 SELECT $campaign_id, subscriber_id, variant, chunk_id FROM plan_chunked
 UNION ALL
-SELECT $campaign_id, subscriber_id, variant, NULL FROM plan_split WHERE variant = 'holdout';
+SELECT $campaign_id, subscriber_id, variant, NULL FROM plan_classified WHERE variant = 'holdout';
 
 -- name: plan_counts
 -- matched, excluded, planned (holdout included), audience (mailed: variants and remainder), holdout.
 SELECT count(*), count(rule), count(*) - count(rule),
-       (SELECT count(*) FROM plan_chunked), (SELECT count(*) FROM plan_split WHERE variant = 'holdout')
+       (SELECT count(*) FROM plan_chunked), count(*) FILTER (WHERE variant = 'holdout')
 FROM plan_classified;
 
 -- name: exclusion_counts

@@ -22,12 +22,12 @@ from mailflow.tasks.files.manifest import campaign_dir, chunk_entries, read_mani
 from mailflow.tasks.files.suppress import write_snapshot
 from mailflow.tasks.plan import exclusions
 from mailflow.tasks.plan.campaign import CampaignSpec
-from mailflow.tasks.plan.chunks import allow_chunk_writes, assign, chunk_folder, write_chunks
+from mailflow.tasks.plan.chunks import assign, chunk_folder, write_chunks
 from mailflow.tasks.plan.exclusions import Limits
 from mailflow.tasks.plan.schedule import uses_zones
 from mailflow.tasks.plan.segment_files import segment_dirs
 from mailflow.tasks.plan.segments import target_audience
-from mailflow.tasks.plan.split import HOLDOUT, REMAINDER, bands
+from mailflow.tasks.plan.split import HOLDOUT, REMAINDER
 
 REPLANNABLE = ("draft", "planned", "scheduled", "aborted")  # and only with no ledger record
 SENDING = "sending"  # refuse_if_sending: it has started, and the file is the one planned
@@ -84,7 +84,6 @@ def plan(con: duckdb.DuckDBPyConnection, home: Path, spec: CampaignSpec, chunk_s
         return as_planned(con, home, spec)
     plan_id = f"{now:%Y%m%dT%H%M%S}-{os.urandom(3).hex()}"
     out_dir, folder = campaign_dir(home, spec.campaign_id), chunk_folder(plan_id)
-    allow_chunk_writes(con, home)
     try:
         with transaction(con):
             result = _compute(con, spec, chunk_size, options, now, plan_id, previous is not None)
@@ -119,12 +118,9 @@ def _compute(con: duckdb.DuckDBPyConnection, spec: CampaignSpec, chunk_size: int
                     origin=options.origin)
     local = sorted(uses_zones(spec, groups))
     try:
-        exclusions.classify(con, spec, options.limits, now, zones=bool(local))
+        exclusions.classify(con, spec, options.limits, now, local)
     except duckdb.Error as exc:  # e.g. a bad regex rule
         raise MailflowError(f"campaign {cid!r}: {str(exc).strip().splitlines()[0]}") from None
-    table = bands(spec)
-    con.execute(q("stage_plan_split"), {"campaign_id": cid, "local_variants": local,
-                                        "names": [b.variant for b in table], "los": [b.lo for b in table]})
     assign(con, spec, groups, chunk_size, now)
     matched, excluded, planned, audience, holdout = con.execute(q("plan_counts")).fetchall()[0]
     con.execute(q("delete_recipients"), {"campaign_id": cid})

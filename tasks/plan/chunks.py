@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import shutil
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from mailflow.errors import MailflowError
 from mailflow.providers import PROVIDER_DOMAINS
@@ -20,6 +24,7 @@ from mailflow.tasks.plan.schedule import times_table, uses_zones
 from mailflow.tasks.plan.split import REMAINDER
 
 CHUNK_NAME = "chunk-{:05d}.parquet"
+_BATCH_ROWS = 100_000  # rows DuckDB hands over at a time
 
 
 def chunk_folder(plan_id: str) -> str:
@@ -49,9 +54,8 @@ def assign(con: duckdb.DuckDBPyConnection, spec: CampaignSpec, groups: list[str]
 
 
 def write_chunks(con: duckdb.DuckDBPyConnection, out_dir: Path, folder: str) -> list[ChunkEntry]:
-    """One Parquet file per chunk under out_dir/folder, written by DuckDB in one partitioned COPY (the
-    folder must be in the connection's allowed_directories: see allow_chunk_writes); the entries in
-    chunk order. The remainder's chunks are held until the engagement stage picks the winner."""
+    """One Parquet file per chunk under out_dir/folder; the entries in chunk order. The remainder's
+    chunks are held until the engagement stage picks the winner."""
     target = out_dir / folder
     if target.exists():
         shutil.rmtree(target)
@@ -61,33 +65,57 @@ def write_chunks(con: duckdb.DuckDBPyConnection, out_dir: Path, folder: str) -> 
                    not_before.astimezone(UTC).isoformat() if not_before else None, variant == REMAINDER)
         for chunk_id, variant, rows, not_before in con.execute(q("chunk_entries")).fetchall()
     ]
-    if not entries:
-        return entries
-    # DuckDB's own path checks are string prefixes: give it the resolved folder the allow-list names.
-    con.execute(q("write_chunk_files"), {"folder": str(target.resolve())})
-    for entry in entries:
-        chunk_id = int(entry.file.rsplit("-", 1)[1].split(".")[0])
-        parts = sorted((target / f"chunk_id={chunk_id}").glob("*.parquet"))
-        if len(parts) != 1:  # partitioned_write_max_open_files keeps one file per partition (allow_chunk_writes)
-            raise MailflowError(f"{target}: chunk {chunk_id} was written as {len(parts)} files")
-        os.replace(parts[0], out_dir / entry.file)
-        (target / f"chunk_id={chunk_id}").rmdir()
+    if entries:
+        written = write_chunk_files(con.sql(q("chunk_rows")).to_arrow_reader(_BATCH_ROWS), target)
+        expected = {int(e.file.rsplit("-", 1)[1].split(".")[0]): e.rows for e in entries}
+        if written != expected:
+            raise MailflowError(f"{target}: the chunk files hold {sum(written.values())} rows in {len(written)} files, "
+                                f"the plan {sum(expected.values())} in {len(expected)}")
     return entries
 
 
-def allow_chunk_writes(con: duckdb.DuckDBPyConnection, home: Path) -> None:
-    """Let this connection write chunk files under home/campaigns/ and nowhere else, before a campaign's
-    condition switches external access off for the rest of the step (tasks/plan/condition.py)."""
-    root = str((home / "campaigns").resolve()) + os.sep
-    (home / "campaigns").mkdir(parents=True, exist_ok=True)
-    open_, allowed = con.execute(q("plan_file_access")).fetchall()[0]
-    if open_:
-        con.execute(q("allow_chunk_directory"), {"dirs": [root]})
-        con.execute(q("one_file_per_partition"))
-        return
-    if root not in (allowed or []):
-        raise MailflowError(f"this warehouse connection can no longer write files under {root} (external access "
-                            "was switched off before the plan): open a new connection to plan")
+def write_chunk_files(rows: pa.RecordBatchReader, target: Path) -> dict[int, int]:
+    """Rows in chunk order (chunk_id first) into target/chunk-NNNNN.parquet, one file per chunk; the rows
+    written per chunk. DuckDB streams the sorted rows while two threads encode finished chunks (pyarrow
+    releases the GIL), a few chunks in flight at most. DuckDB's own partitioned COPY cost 7.0 s of
+    CPU at 10M against 4.4 s here, for the same files (plan_bench, 2026-12): dictionaries only where
+    values repeat, no column statistics (the send stage reads each file whole, once), snappy (as cheap
+    as none or lz4 here, a third of the bytes of none; zstd 10% more CPU for a third less)."""
+    written: dict[int, int] = {}
+    slots = threading.BoundedSemaphore(4)
+    pending: list[Future[None]] = []
+
+    def write(chunk_id: int, batches: list[pa.RecordBatch]) -> None:
+        try:
+            pq.write_table(pa.Table.from_batches(batches), target / CHUNK_NAME.format(chunk_id), compression="snappy",
+                           use_dictionary=["variant", "first_name", "last_name"], write_statistics=False)
+        finally:
+            slots.release()
+
+    with ThreadPoolExecutor(2, thread_name_prefix="chunk-writer") as pool:
+        def submit(chunk_id: int, batches: list[pa.RecordBatch]) -> None:
+            if chunk_id in written:
+                raise MailflowError(f"{target}: the rows of chunk {chunk_id} did not come together")
+            written[chunk_id] = sum(b.num_rows for b in batches)
+            slots.acquire()
+            pending.append(pool.submit(write, chunk_id, batches))
+
+        current, batches = -1, []
+        for batch in (b for b in rows if b.num_rows):
+            ids = batch.column("chunk_id")  # pyarrow.compute: Array.to_numpy would import pandas (0.25 s)
+            steps = pc.indices_nonzero(pc.not_equal(ids.slice(1), ids.slice(0, len(ids) - 1))).to_pylist()
+            cuts = [0, *(i + 1 for i in steps), len(ids)]
+            for lo, hi in zip(cuts, cuts[1:], strict=False):
+                if ids[lo].as_py() != current and batches:
+                    submit(current, batches)
+                    batches = []
+                current = ids[lo].as_py()
+                batches.append(batch.slice(lo, hi - lo))
+        if batches:
+            submit(current, batches)
+        for future in pending:
+            future.result()  # a failed write fails the plan
+    return written
 
 
 def release_remainder(home: Path, campaign_id: str, winner: str) -> list[ChunkEntry]:

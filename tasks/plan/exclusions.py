@@ -9,6 +9,7 @@ import duckdb
 
 from mailflow.tasks.core.sqlfiles import q
 from mailflow.tasks.plan.campaign import CampaignSpec
+from mailflow.tasks.plan.split import band_lists, bands
 
 # The order rules are tried in (the first that applies is recorded): most lasting first.
 RULE_ORDER = ("status:<status>", "suppressed:<cause>", "soft_bounces", "rule:<pattern>", "exclude:<name>",
@@ -33,18 +34,23 @@ class Limits:
 
 
 def classify(con: duckdb.DuckDBPyConnection, spec: CampaignSpec, limits: Limits, now: datetime,
-             zones: bool) -> None:
+             local_variants: list[str]) -> None:
     """The TEMP TABLE plan_classified: every matched subscriber (campaign_target, and who the targeting's
-    segment.exclude removed, if it left campaign_target_excluded) with the rule that excludes it, or NULL."""
+    segment.exclude removed, if it left campaign_target_excluded) with the rule that excludes it, or NULL;
+    the planned with their variant (the A/B split), domain and zone key (for `local_variants`)."""
     con.execute(q("stage_target_excluded"))
     limits = limits.for_campaign(spec)
-    con.execute(q("stage_plan_matched"), {"zones": zones})
+    con.execute(q("stage_plan_matched"))
     con.execute(q("stage_plan_rule_hits"))
     for pattern, action, value in con.execute(q("regex_rules")).fetchall():
         con.execute(q("insert_regex_rule_hits"), {"pattern": pattern, "action": action, "value": value})
+    con.execute(q("stage_plan_split_functions"))
+    names, los = band_lists(bands(spec))
     con.execute(q("stage_plan_classified"), {
         "campaign_id": spec.campaign_id, "now": now, "soft_limit": limits.soft_limit,
         "soft_window_days": limits.soft_window_days, "cap": limits.frequency_cap, "cap_days": limits.frequency_days,
+        "zones": bool(local_variants), "local_variants": local_variants,
+        "names": names, "los": los,
     })
 
 

@@ -10,6 +10,7 @@ from mailflow.tasks.plan.campaign import CampaignSpec
 HOLDOUT, REMAINDER, SINGLE = "holdout", "remainder", "A"
 _SCALE = 2 ** 53  # u keeps the hash's top 53 bits: exactly a double, in [0, 1) in SQL and Python alike
 _MASK = 2 ** 64 - 1
+MAX_BANDS = 10  # holdout, 8 variants (the campaign file's most), remainder
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ def fmix64(h: int) -> int:
 
 
 def unit_hash(campaign_id: str, subscriber_id: int) -> float:
-    """The reference of sql/queries/plan.sql's `u` (stage_plan_split): fmix64 of the subscriber id XOR
+    """The reference of sql/queries/plan.sql's plan_unit (stage_plan_split_functions): fmix64 of the subscriber id XOR
     the campaign's key, top 53 bits, in [0, 1)."""
     return (fmix64(campaign_key(campaign_id) ^ subscriber_id) >> 11) / _SCALE
 
@@ -57,6 +58,15 @@ def bands(spec: CampaignSpec) -> list[Band]:
     found.append(Band(REMAINDER, 1.0 if end > 1 - 1e-9 else end))  # fractions summing to 1 leave no remainder
     found.append(Band("", 1.0))  # the end, dropped below
     return [b for b, nxt in zip(found, found[1:]) if nxt.lo > b.lo and b.lo < 1.0]
+
+
+def band_lists(table: list[Band]) -> tuple[list[str], list[float]]:
+    """The bands as sql/queries/plan.sql's plan_band takes them: names and their starts, padded to
+    MAX_BANDS with starts no u reaches."""
+    if len(table) > MAX_BANDS:
+        raise ValueError(f"{len(table)} bands, plan_band takes at most {MAX_BANDS}")
+    pad = MAX_BANDS - len(table)
+    return [b.variant for b in table] + [""] * pad, [b.lo for b in table] + [2.0] * pad
 
 
 def variant_of(u: float, table: list[Band]) -> str:
