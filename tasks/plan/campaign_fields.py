@@ -88,8 +88,7 @@ class FieldReader:
     def known(self, data: dict, keys: set[str], where: str) -> None:
         unknown = sorted(set(data) - keys, key=str)
         if unknown:
-            raise MailflowError(f"{self.path}: unknown field {where + unknown[0]!r}" if where
-                                else f"{self.path}: unknown field {unknown[0]!r}")
+            raise MailflowError(f"{self.path}: unknown field {where + str(unknown[0])!r}")
 
     def text(self, data: dict, key: str, where: str = "", required: bool = False) -> str | None:
         value, name = data.get(key), where + key
