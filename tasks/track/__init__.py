@@ -1,0 +1,1 @@
+"""The tracking and unsubscribe service: the links in sent mail answered over HTTP."""
