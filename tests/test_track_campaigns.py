@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -28,14 +29,20 @@ def test_a_campaign_is_found_by_its_digest_and_unknown_digests_rescan_at_most_on
     assert (found.campaign_id, found.links, found.variant_name(None)) == ("news", [], "A")
 
 
-def test_links_and_manifest_are_read_again_when_their_files_change(home):
+def test_links_and_manifest_are_read_again_within_a_second_of_their_files_changing(home):
     write_plan(home, SPEC, [(["a@example.com"], "A", None, False)])
-    index = CampaignIndex(home)
+    clock = Clock()
+    index = CampaignIndex(home, clock)
     links = campaign_dir(home, "news") / "links.json"
     links.write_text(json.dumps({"campaign_id": "news", "links": ["https://a.example/"]}))
     assert index.find(campaign_digest("news")).links == ["https://a.example/"]
     links.write_text(json.dumps({"campaign_id": "news", "links": ["https://a.example/", "https://b.example/long"]}))
+    assert index.find(campaign_digest("news")).links == ["https://a.example/"], "looked at once a second, not per request"
+    clock.now += 1.0
     assert index.find(campaign_digest("news")).links == ["https://a.example/", "https://b.example/long"]
+    write_plan(home, replace(SPEC, tracking={"utm": {"source": "x"}}), [(["a@example.com"], "A", None, False)])
+    clock.now += 1.0
+    assert index.find(campaign_digest("news")).tracked_url("https://a.example/", "A") == "https://a.example/?utm_source=x"
 
 
 def test_a_recipient_row_is_found_in_its_chunk_by_subscriber_id(home):

@@ -6,8 +6,10 @@ import httpx
 import pytest
 
 from mailflow.tasks.compose.tokens import TokenSigner
+from mailflow.tasks.demo.receiver import free_port
 from mailflow.tasks.track.app import GIF
-from tests.support.tracking import USER_AGENT, event_lines, send_campaign, service, track_settings
+from tests.support.commands import wait_for
+from tests.support.tracking import USER_AGENT, event_lines, send_campaign, serve_process, service, stop_process, track_settings
 
 pytestmark = pytest.mark.integration
 EMAILS = ["ann@example.com", "bob@example.org", "cy@example.net"]
@@ -135,3 +137,41 @@ def test_requests_over_the_limits_or_of_other_methods_are_refused_before_any_han
         assert chunked.status_code == 413
         assert http.get(f"{url}/healthz").status_code == 200
     assert event_lines(settings.home) == []
+
+
+def test_metrics_sum_the_counters_of_every_worker_process(home, receiver):
+    port = free_port()
+    settings = track_settings(home, receiver.port, tracking={"base_url": f"http://127.0.0.1:{port}"})
+    mails = send_campaign(settings, receiver, EMAILS)
+    proc = serve_process(home, port, workers=2)
+    try:
+        for _ in range(10):
+            for mail in mails.values():
+                with client() as http:  # a connection each: the kernel deals them to both workers
+                    assert http.get(mail.open_url).status_code == 200
+
+        def summed():
+            """/metrics counts all 30 opens, from both workers"""
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+            return ('mailflow_track_requests_total{route="/o",status="200"} 30\n' in text
+                    and 'mailflow_track_events_total{type="open"} 30\n' in text and "mailflow_track_workers 2\n" in text)
+        wait_for(summed, "every worker's counters", 30)  # the others' are at most a second old
+    finally:
+        stop_process(proc)
+    assert len([e for e in event_lines(home) if e["type"] == "open"]) == 30
+    assert not list((home / "track" / "metrics").glob("*.json")), "stopped workers withdraw their counters"
+
+
+def test_prometheus_text_sums_counters_over_workers_and_shows_the_worst_lag():
+    from mailflow.tasks.track.metrics import prometheus
+
+    one = {"pid": 1, "requests": [["/o", 200, 5], ["/c", 302, 1]], "events": {"open": 5, "click": 1}, "errors": 1,
+           "log_lag_seconds": 0.2, "log_unsynced_events": 3}
+    two = {"pid": 2, "requests": [["/o", 200, 7]], "events": {"open": 7}, "errors": 0, "log_lag_seconds": 0.7,
+           "log_unsynced_events": 1}
+    text = prometheus([one, two])
+    assert 'mailflow_track_requests_total{route="/o",status="200"} 12\n' in text
+    assert 'mailflow_track_requests_total{route="/c",status="302"} 1\n' in text
+    assert 'mailflow_track_events_total{type="open"} 12\n' in text and "mailflow_track_errors_total 1\n" in text
+    assert "mailflow_track_log_lag_seconds 0.7\n" in text and "mailflow_track_log_unsynced_events 4\n" in text
+    assert "mailflow_track_workers 2\n" in text

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -16,9 +13,17 @@ import pytest
 
 from mailflow.tasks.demo.receiver import Fault, Hold, Receiver, free_port
 from mailflow.tasks.send.chunk import preflight, send_chunk
-from tests.support.campaign import SECRET_ENV, final_records, write_plan
-from tests.support.commands import wait_for
-from tests.support.tracking import SPEC, event_lines, send_campaign, service, suppression_lines, track_settings
+from tests.support.campaign import final_records, write_plan
+from tests.support.tracking import (
+    SPEC,
+    event_lines,
+    send_campaign,
+    serve_process,
+    service,
+    stop_process,
+    suppression_lines,
+    track_settings,
+)
 
 pytestmark = pytest.mark.integration
 EMAILS = ["ann@example.com", "bob@example.org", "cy@example.net"]
@@ -66,18 +71,8 @@ def test_a_service_killed_with_sigkill_loses_no_acknowledged_unsubscribe_and_log
     port = free_port()
     settings = track_settings(home, receiver.port, tracking={"base_url": f"http://127.0.0.1:{port}"})
     mails = send_campaign(settings, receiver, emails)
-    env = {**os.environ, **SECRET_ENV}
-    proc = subprocess.Popen([sys.executable, "-m", "mailflow.cli", "--home", str(home), "track", "serve", "--port", str(port),
-                             "--workers", "2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = serve_process(home, port, workers=2)
     try:
-        def answering():
-            try:
-                return httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
-            except httpx.TransportError:
-                return False
-        wait_for(answering, "the service to answer")
-
         def unsubscribe(mail):
             with httpx.Client() as http:  # a connection each: both workers take some
                 return mail.email, http.post(mail.unsubscribe_url).status_code
@@ -85,8 +80,7 @@ def test_a_service_killed_with_sigkill_loses_no_acknowledged_unsubscribe_and_log
         with ThreadPoolExecutor(8) as pool:
             acknowledged = {email for email, status in pool.map(unsubscribe, mails.values()) if status == 200}
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the service's own process group: master and workers
-        output = proc.communicate(timeout=30)[0].decode()
+        output = stop_process(proc, signal.SIGKILL)  # master and workers, with no chance to flush anything
     assert acknowledged == set(emails)
     assert sorted(s["email"] for s in suppression_lines(home)) == sorted(emails)
     unsubscribes = [e for e in event_lines(home) if e["type"] == "unsubscribe"]

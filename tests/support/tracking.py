@@ -5,12 +5,19 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from email import message_from_bytes
 from email.policy import default
 from pathlib import Path
+
+import httpx
+import pytest
 
 from mailflow.settings import Settings, load_settings
 from mailflow.tasks.demo.receiver import Receiver
@@ -18,6 +25,7 @@ from mailflow.tasks.plan.campaign import CampaignSpec
 from mailflow.tasks.send.chunk import preflight, send_chunk
 from mailflow.tasks.track.server import running_service
 from tests.support.campaign import SECRET_ENV, write_plan
+from tests.support.commands import wait_for
 
 # Two static links (the first already carries a UTM parameter of its own), a templated link signed
 # per recipient, and the unsubscribe link
@@ -100,3 +108,27 @@ def event_lines(home: Path) -> list[dict]:
 def suppression_lines(home: Path) -> list[dict]:
     return [json.loads(line) for path in sorted((home / "suppressions" / "log").glob("*.ndjson"))
             for line in path.read_text().splitlines()]
+
+
+def serve_process(home: Path, port: int, workers: int = 2) -> subprocess.Popen:
+    """`mailflow track serve` as a user starts it, leader of its own process group, once it answers."""
+    proc = subprocess.Popen([sys.executable, "-m", "mailflow.cli", "--home", str(home), "track", "serve", "--port", str(port),
+                             "--workers", str(workers)], env={**os.environ, **SECRET_ENV},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def answering():
+        """GET /healthz answers 200"""
+        if proc.poll() is not None:
+            pytest.fail(f"the service exited: {proc.communicate()[0].decode()}")
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+        except httpx.TransportError:
+            return False
+    wait_for(answering, "the service to answer")
+    return proc
+
+
+def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> str:
+    """Signal the service's whole process group (master and workers); its output."""
+    os.killpg(proc.pid, sig)
+    return proc.communicate(timeout=60)[0].decode()
