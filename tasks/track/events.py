@@ -61,14 +61,16 @@ class EventLog:
             await self.sync(seq)
 
     def _append(self, line: bytes) -> int:
-        if self._fd is None or self._size >= self.rotate_bytes or self.clock() - self._opened >= self.rotate_seconds:
-            self._rotate()
         try:
+            if self._fd is None or self._size >= self.rotate_bytes or self.clock() - self._opened >= self.rotate_seconds:
+                self._rotate()
             view = memoryview(line)
             while view:
                 view = view[os.write(self._fd, view):]
         except OSError:
             self.errors += 1
+            if self._fd is not None:  # a part of the line may be in: it stays the file's unfinished last line
+                self._close_later()
             raise
         self._size += len(line)
         self._written += 1
