@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ DEFAULTS: dict[str, Any] = {
     "dns": {"nameservers": [], "port": 53, "timeout": 5.0},
     "dkim": {"domain": "", "selector": "", "private_key_file": "", "private_key": "", "algorithm": "rsa-sha256",
              "ed25519_selector": "", "ed25519_private_key_file": "", "ed25519_private_key": ""},
-    "tracking": {"base_url": "http://127.0.0.1:8080", "secret": ""},
+    "tracking": {"base_url": "http://127.0.0.1:8080", "secret": "", "previous_secret": "", "previous_until": ""},
     "bounces": {"imap": {"url": ""}, "soft_limit": 3, "soft_window_days": 30},
     "plan": {"frequency_cap": 0, "frequency_days": 7, "render_sample": 5, "memory_limit": "3GB"},
 }
@@ -103,6 +104,8 @@ class DkimSettings:
 class TrackingSettings:
     base_url: str
     secret: Secret  # HMAC key of every token and signed link
+    previous_secret: Secret = field(default_factory=Secret)  # the key before a rotation: still verifies ...
+    previous_until: datetime | None = None  # ... until this moment (UTC), then no more
 
 
 @dataclass(frozen=True)
@@ -243,7 +246,7 @@ def _build(tree: dict[str, Any], config: str | None) -> Settings:
             timeout=float(tree["dns"]["timeout"]),
         ),
         dkim=_dkim(dkim, secret),
-        tracking=TrackingSettings(base_url=str(tracking["base_url"]), secret=secret(tracking["secret"], "tracking", "secret")),
+        tracking=_tracking(tracking, secret),
         bounce_imap_url=str(tree["bounces"].get("imap", {}).get("url", "")),
         soft_bounce_limit=_positive_int(tree["bounces"]["soft_limit"], "bounces.soft_limit"),
         soft_bounce_window_days=_positive_int(tree["bounces"]["soft_window_days"], "bounces.soft_window_days"),
@@ -255,6 +258,34 @@ def _build(tree: dict[str, Any], config: str | None) -> Settings:
             memory_limit=str(tree["plan"]["memory_limit"]),
         ),
     )
+
+
+def _tracking(tracking: dict[str, Any], secret) -> TrackingSettings:
+    previous = secret(tracking["previous_secret"], "tracking", "previous_secret")
+    until = _moment(tracking["previous_until"], "tracking.previous_until")
+    if previous and until is None:
+        raise MailflowError("settings: tracking.previous_until is required when tracking.previous_secret is set "
+                            "(the date and time after which tokens signed with the previous secret stop verifying)")
+    return TrackingSettings(base_url=str(tracking["base_url"]), secret=secret(tracking["secret"], "tracking", "secret"),
+                            previous_secret=previous, previous_until=until)
+
+
+def _moment(value: Any, key: str) -> datetime | None:
+    """An ISO date or date and time (TOML's own, or text); a date means 00:00 that day, and no zone means UTC."""
+    if value in ("", None):
+        return None
+    moment = value
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            moment = None
+    elif isinstance(value, date) and not isinstance(value, datetime):
+        moment = datetime.combine(value, datetime.min.time())
+    if not isinstance(moment, datetime):
+        raise MailflowError(f"settings: {key} must be an ISO date or date and time "
+                            f"(2027-01-31 or 2027-01-31T12:00:00+09:00), not {str(value)!r}")
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _shaping(tree: dict[str, Any]) -> dict[str, ProviderLimits]:
