@@ -21,10 +21,11 @@ if TYPE_CHECKING:
 #
 #   key id (1) | variant index (1; 255 = none) | subscriber id (8) | campaign digest (6) | MAC (9)
 #
-# MAC = HMAC-SHA256(key, purpose NUL first 16 bytes), its first 9 bytes (72 bits: a forged bounce or
-# click needs ~2^71 guesses against the tracking service). Lower-case base32 keeps it safe where
-# mail systems fold case, and short enough for a VERP local part (64 at most, RFC 5321):
-# "unsubscribe+" and 40 characters are 52. The key id is the first byte of SHA-256 over a label and
+# The MAC is HMAC-SHA256 under the key over the purpose, a NUL and the first 16 bytes, cut to 9 bytes
+# (72 bits: a forged bounce or click needs ~2^71 guesses against the tracking service). Base32 keeps
+# it safe where mail systems fold case (the whole token in capitals verifies too; mixed case does
+# not), and short enough for a VERP local part (64 at most, RFC 5321): "unsubscribe+" and 40
+# characters are 52. The key id is the first byte of SHA-256 over a label and
 # the secret, so users rotate secrets without managing ids; it only picks which keys to try (two
 # keys may share an id: both are tried). The campaign digest maps back to a campaign by hashing the
 # known campaign ids. The variant index is the variant's position in the campaign's variants
