@@ -17,7 +17,8 @@ from pathlib import Path
 # process. Surviving the machine's power needs fsync, which costs milliseconds: it runs on a
 # thread of its own every `sync_seconds` (and on rotation and shutdown), so the disk lags the
 # answers by a bounded delay. An unsubscribe waits for it (`durable=True`); concurrent waiters
-# share one fsync (group commit).
+# share one fsync (group commit). One os.write per event costs about 3 µs of a request's 65 µs
+# here (profiled through the app), so coalescing writes per loop tick would save little.
 _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
 
 
