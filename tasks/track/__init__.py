@@ -1,0 +1,1 @@
+"""The tracking service: opens, clicks, unsubscribes and the pages people see."""
