@@ -1,0 +1,108 @@
+"""Who a page's token names (campaign, recipient row), the events the pages write for them, and the pages' own state."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+
+from mailflow.tasks.compose.tokens import BadToken
+from mailflow.tasks.files.preferences import PreferenceReader
+from mailflow.tasks.track.optin import OptinStore, RateLimit
+
+UNSUBSCRIBE, VIEW, PREFERENCES = "unsubscribe", "view", "preferences"  # token purposes (compose signs the first two)
+USER_AGENT_LIMIT = 512
+_ONE_CLICKS_KEPT = 10_000
+
+
+@dataclass(frozen=True)
+class Visitor:
+    """The recipient a valid token names, with the campaign's files and the row of its chunk file."""
+
+    ctx: Any  # the service's TrackContext (request.app.state.track)
+    ref: Any  # SendRef: campaign_digest, subscriber_id, purpose, variant
+    campaign: Any  # CampaignFiles
+    row: dict
+
+    @property
+    def subscriber_id(self) -> int:
+        return self.ref.subscriber_id
+
+    @property
+    def email(self) -> str:
+        return self.row["email"]
+
+    @property
+    def variant(self) -> str | None:
+        return self.campaign.variant_name(getattr(self.ref, "variant", None)) or self.row.get("variant")
+
+    @property
+    def lists(self) -> list[str]:
+        """The lists the campaign was sent to, as its file named them."""
+        return [str(name) for name in self.campaign.spec.get("lists") or ()]
+
+    def url(self, path: str, purpose: str) -> str:
+        """A link of this service for the same recipient, e.g. the preference centre from the unsubscribe page."""
+        token = self.ctx.signer.sign(self.campaign.campaign_id, self.subscriber_id, purpose)
+        return f"{self.ctx.settings.tracking.base_url.rstrip('/')}/{path}/{token}"
+
+    def event(self, request: Request, kind: str, **fields: Any) -> dict:
+        return {"type": kind, "campaign_id": self.campaign.campaign_id, "subscriber_id": self.subscriber_id,
+                "variant": self.variant, **client(request), **fields}
+
+
+def client(request: Request) -> dict[str, str | None]:
+    """The client's address (as the privacy setting keeps it) and user agent, for an event line."""
+    ctx = request.app.state.track
+    return {"ip": ctx.client_ip(request), "user_agent": request.headers.get("user-agent", "")[:USER_AGENT_LIMIT]}
+
+
+async def visitor(request: Request, purpose: str) -> Visitor | None:
+    """The recipient the path's token names, or None (forged or cut token, unknown campaign or recipient)."""
+    ctx = request.app.state.track
+    try:
+        ref = ctx.signer.verify(request.path_params["token"], purpose)
+    except BadToken:
+        return None
+    campaign = ctx.campaigns.find(ref.campaign_digest)
+    if campaign is None:
+        return None
+    row = await ctx.campaigns.recipient(campaign, ref.subscriber_id)
+    return None if row is None else Visitor(ctx, ref, campaign, row)
+
+
+async def unsubscribe_all(request: Request, who: Visitor, method: str, **fields: Any) -> None:
+    """Suppress the address (the log running senders read) and log a durable unsubscribe, both before
+    the answer. A repeated one-click POST (mail clients retry) writes nothing again."""
+    state = pages_state(request)
+    key = (who.campaign.campaign_id, who.subscriber_id)
+    if method == "one_click" and key in state.one_clicks:
+        return
+    await who.ctx.suppress(who.email, "unsubscribe", "track")
+    await who.ctx.events.write(who.event(request, "unsubscribe", method=method, **fields), durable=True)
+    if method == "one_click":
+        state.one_clicks[key] = None
+        while len(state.one_clicks) > _ONE_CLICKS_KEPT:
+            state.one_clicks.popitem(last=False)
+
+
+@dataclass
+class PagesState:
+    preferences: PreferenceReader
+    optins: OptinStore
+    subscribe_limit: RateLimit
+    one_clicks: OrderedDict
+
+
+def pages_state(request: Request) -> PagesState:
+    """The pages' per-process state, made on first use beside the service's context."""
+    state = getattr(request.app.state, "pages", None)
+    if state is None:
+        settings = request.app.state.track.settings
+        tracking = settings.tracking
+        state = PagesState(PreferenceReader(settings.home), OptinStore(settings.home),
+                           RateLimit(tracking.subscribe_limit, tracking.subscribe_window), OrderedDict())
+        request.app.state.pages = state
+    return state
