@@ -1,1 +1,1 @@
-"""The tracking service: opens, clicks, unsubscribes and the pages people see."""
+"""The tracking and unsubscribe service: the links in sent mail answered over HTTP."""
