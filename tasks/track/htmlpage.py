@@ -79,6 +79,13 @@ def not_found() -> HTMLResponse:
     return message("Not found", "This link is not valid. It may have been mistyped or cut short.", 404)
 
 
+def unavailable() -> HTMLResponse:
+    """What could not be written is not acknowledged: the person (or mail client) may try again."""
+    response = message("Please try again", "We could not record that just now. Please try again in a moment.", 503)
+    response.headers["Retry-After"] = "5"
+    return response
+
+
 def view_page(html: str) -> HTMLResponse:
     """A rendered message as a page: robots told off in the markup as in the headers."""
     head = _HEAD.search(html)

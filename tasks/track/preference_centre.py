@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mailflow.tasks.track.forms import FormTooLarge, one, read_form
-from mailflow.tasks.track.htmlpage import message, not_found, page
+from mailflow.tasks.track.htmlpage import message, not_found, page, unavailable
 from mailflow.tasks.track.visitor import PREFERENCES, Visitor, pages_state, unsubscribe_all, visitor
 
 FREQUENCIES = (("all", "Everything we send"), ("weekly", "At most once a week"), ("monthly", "At most once a month"))
@@ -44,13 +44,18 @@ async def preferences_post(request: Request) -> Response:
     except FormTooLarge:
         return message("Too large", "That form is larger than this page sends.", 413)
     if one(fields, "unsubscribe_all", 8):
-        await unsubscribe_all(request, who, "preferences")
+        try:
+            await unsubscribe_all(request, who, "preferences")
+        except OSError:
+            return unavailable()
         return page("unsubscribed.html.j2", email=who.email, lists=[], preferences_url="")
     current = await run_in_threadpool(pages_state(request).preferences.lookup, who.subscriber_id)
     offered = _offered(request, who, current.lists if current is not None else ())
     chosen = [name for name in dict.fromkeys(fields.get("list", [])) if name in offered]
     frequency = one(fields, "frequency", 16)
     frequency = frequency if frequency in dict(FREQUENCIES) else None
-    await who.ctx.events.write(who.event(request, "preferences", offered=offered, lists=chosen, frequency=frequency),
-                               durable=True)
+    try:
+        await who.record(request, "preferences", offered=offered, lists=chosen, frequency=frequency)
+    except OSError:
+        return unavailable()
     return _page(request, who, chosen, frequency or "all", known=True, saved=True)

@@ -14,7 +14,7 @@ from starlette.routing import Route
 from mailflow.settings import Settings
 from mailflow.tasks.compose.message import Envelope
 from mailflow.tasks.track.forms import FormTooLarge, one, read_form
-from mailflow.tasks.track.htmlpage import message, not_found
+from mailflow.tasks.track.htmlpage import message, not_found, unavailable
 from mailflow.tasks.track.optin import (
     EMAIL_LIMIT,
     NAME_LIMIT,
@@ -65,11 +65,14 @@ async def subscribe(request: Request) -> Response:
     except InvalidAddress:
         return message("Not an email address", "Please go back and check the address you typed.", 400)
     form_version = one(fields, "form_version", VERSION_LIMIT)
-    optin = await run_in_threadpool(state.optins.create, email, one(fields, "first_name", NAME_LIMIT), list_name,
-                                    form_version, who["ip"], timedelta(hours=settings.tracking.optin_hours))
-    # No address in this line: the consent's details are in the pending opt-in until it is confirmed
-    await ctx.events.write({"type": "optin_pending", "list": list_name, "optin": f"{optin.optin_id:016x}",
-                            "form_version": form_version, **who}, durable=True)
+    try:
+        optin = await run_in_threadpool(state.optins.create, email, one(fields, "first_name", NAME_LIMIT), list_name,
+                                        form_version, who["ip"], timedelta(hours=settings.tracking.optin_hours))
+        # No address in this line: the consent's details are in the pending opt-in until it is confirmed
+        await ctx.events.write({"type": "optin_pending", "list": list_name, "optin": f"{optin.optin_id:016x}",
+                                "form_version": form_version, **who}, durable=True)
+    except OSError:
+        return unavailable()
     url = f"{settings.tracking.base_url.rstrip('/')}/s/confirm/{confirm_token(ctx.signer, optin)}"
     envelope = confirmation_envelope(settings, optin, url, utf8)
     # Sent after the answer: a slow relay neither delays it nor shows in its timing
@@ -96,7 +99,10 @@ async def confirm(request: Request) -> Response:
         return not_found()
     common = {"list": optin.list, "optin": f"{optin.optin_id:016x}", "form_version": optin.form_version}
     if claim is Claim.EXPIRED:
-        await ctx.events.write({"type": "optin_expired", **common, **client(request)}, durable=True)
+        try:
+            await ctx.events.write({"type": "optin_expired", **common, **client(request)}, durable=True)
+        except OSError:
+            pass  # the link has expired all the same: only the log of it is missing
     if claim in (Claim.EXPIRED, Claim.STALE):
         return message("This link has expired", "Confirmation links work for a limited time. Please subscribe again "
                        "to get a new one.", 410)
@@ -107,7 +113,7 @@ async def confirm(request: Request) -> Response:
                  "consented_at": optin.requested_at, "form_ip": optin.ip, "source": "form", **client(request)}
         try:
             await ctx.events.write(event, durable=True)
-        except BaseException:
+        except OSError:
             await run_in_threadpool(store.unclaim, optin)  # not recorded: the link must work again
-            raise
+            return unavailable()
     return message("Subscription confirmed", f"Thank you: you are subscribed to {optin.list}.")

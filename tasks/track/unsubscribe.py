@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mailflow.tasks.track.forms import FormTooLarge, one, read_form
-from mailflow.tasks.track.htmlpage import message, not_found, page
+from mailflow.tasks.track.htmlpage import message, not_found, page, unavailable
 from mailflow.tasks.track.visitor import PREFERENCES, UNSUBSCRIBE, Visitor, unsubscribe_all, visitor
 
 REASONS = (("too_many", "Too many emails"), ("not_relevant", "The content is not relevant to me"),
@@ -46,10 +46,16 @@ async def unsubscribe_post(request: Request) -> Response:
         if not chosen:
             return _form(who, "Choose at least one list, or unsubscribe from all.", 400)
         # Leaving some lists is no global suppression: the aggregate stage removes the memberships
-        await who.ctx.events.write(who.event(request, "list_unsubscribe", lists=chosen, **details), durable=True)
+        try:
+            await who.record(request, "list_unsubscribe", lists=chosen, **details)
+        except OSError:
+            return unavailable()
         return page("unsubscribed.html.j2", email=who.email, lists=chosen, preferences_url=who.url("p", PREFERENCES))
-    if scope == "all":
-        await unsubscribe_all(request, who, "form", **details)
-    else:
-        await unsubscribe_all(request, who, "one_click")
+    try:
+        if scope == "all":
+            await unsubscribe_all(request, who, "form", **details)
+        else:
+            await unsubscribe_all(request, who, "one_click")
+    except OSError:
+        return unavailable()  # not acknowledged, so the mail client (or the person) tries again
     return page("unsubscribed.html.j2", email=who.email, lists=[], preferences_url="")

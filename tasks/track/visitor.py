@@ -10,10 +10,10 @@ from starlette.requests import Request
 
 from mailflow.tasks.compose.tokens import BadToken
 from mailflow.tasks.files.preferences import PreferenceReader
+from mailflow.tasks.track.context import USER_AGENT_CHARS
 from mailflow.tasks.track.optin import OptinStore, RateLimit
 
 UNSUBSCRIBE, VIEW, PREFERENCES = "unsubscribe", "view", "preferences"  # token purposes (compose signs the first two)
-USER_AGENT_LIMIT = 512
 _ONE_CLICKS_KEPT = 10_000
 
 
@@ -48,15 +48,15 @@ class Visitor:
         token = self.ctx.signer.sign(self.campaign.campaign_id, self.subscriber_id, purpose)
         return f"{self.ctx.settings.tracking.base_url.rstrip('/')}/{path}/{token}"
 
-    def event(self, request: Request, kind: str, **fields: Any) -> dict:
-        return {"type": kind, "campaign_id": self.campaign.campaign_id, "subscriber_id": self.subscriber_id,
-                "variant": self.variant, **client(request), **fields}
+    async def record(self, request: Request, kind: str, **fields: Any) -> None:
+        """A durable event of this recipient: on disk before the page answers."""
+        await self.ctx.record(request, kind, self.campaign, self.ref, durable=True, **fields)
 
 
 def client(request: Request) -> dict[str, str | None]:
     """The client's address (as the privacy setting keeps it) and user agent, for an event line."""
     ctx = request.app.state.track
-    return {"ip": ctx.client_ip(request), "user_agent": request.headers.get("user-agent", "")[:USER_AGENT_LIMIT]}
+    return {"ip": ctx.client_ip(request), "user_agent": request.headers.get("user-agent", "")[:USER_AGENT_CHARS] or None}
 
 
 async def visitor(request: Request, purpose: str) -> Visitor | None:
@@ -81,7 +81,7 @@ async def unsubscribe_all(request: Request, who: Visitor, method: str, **fields:
     if method == "one_click" and key in state.one_clicks:
         return
     await who.ctx.suppress(who.email, "unsubscribe", "track")
-    await who.ctx.events.write(who.event(request, "unsubscribe", method=method, **fields), durable=True)
+    await who.record(request, "unsubscribe", method=method, **fields)
     if method == "one_click":
         state.one_clicks[key] = None
         while len(state.one_clicks) > _ONE_CLICKS_KEPT:
