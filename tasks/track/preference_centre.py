@@ -6,9 +6,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mailflow.tasks.track.forms import FormTooLarge, one, read_form
-from mailflow.tasks.track.htmlpage import message, not_found, page, unavailable
-from mailflow.tasks.track.visitor import PREFERENCES, Visitor, pages_state, unsubscribe_all, visitor
+from mailflow.tasks.track.forms import one
+from mailflow.tasks.track.htmlpage import not_found, page, unavailable
+from mailflow.tasks.track.visitor import PREFERENCES, Visitor, pages_state, posted_form, unsubscribe_all, visitor
 
 FREQUENCIES = (("all", "Everything we send"), ("weekly", "At most once a week"), ("monthly", "At most once a month"))
 
@@ -36,13 +36,10 @@ def _page(request: Request, who: Visitor, chosen, frequency: str, known: bool, s
 
 
 async def preferences_post(request: Request) -> Response:
-    who = await visitor(request, PREFERENCES)
-    if who is None:
-        return not_found()
-    try:
-        fields = await read_form(request)
-    except FormTooLarge:
-        return message("Too large", "That form is larger than this page sends.", 413)
+    posted = await posted_form(request, PREFERENCES)
+    if isinstance(posted, Response):
+        return posted
+    who, fields = posted
     if one(fields, "unsubscribe_all", 8):
         try:
             await unsubscribe_all(request, who, "preferences")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mailflow.tasks.track.forms import FormTooLarge, one, read_form
-from mailflow.tasks.track.htmlpage import message, not_found, page, unavailable
-from mailflow.tasks.track.visitor import PREFERENCES, UNSUBSCRIBE, Visitor, unsubscribe_all, visitor
+from mailflow.tasks.track.forms import one
+from mailflow.tasks.track.htmlpage import not_found, page, unavailable
+from mailflow.tasks.track.visitor import PREFERENCES, UNSUBSCRIBE, Visitor, posted_form, unsubscribe_all, visitor
 
 REASONS = (("too_many", "Too many emails"), ("not_relevant", "The content is not relevant to me"),
            ("never_signed_up", "I never signed up for this"), ("other", "Something else"))
@@ -31,13 +31,10 @@ async def unsubscribe_post(request: Request) -> Response:
     Any POST without the form's `scope` field counts as one-click: a mail client that posts an
     empty or odd body still means "unsubscribe me", and refusing it would keep mailing someone who asked to stop.
     """
-    who = await visitor(request, UNSUBSCRIBE)
-    if who is None:
-        return not_found()
-    try:
-        fields = await read_form(request)
-    except FormTooLarge:
-        return message("Too large", "That form is larger than this page sends.", 413)
+    posted = await posted_form(request, UNSUBSCRIBE)
+    if isinstance(posted, Response):
+        return posted
+    who, fields = posted
     scope = one(fields, "scope", 8)
     reason = one(fields, "reason", 32)
     details = {"reason": reason if reason in dict(REASONS) else None, "reason_text": one(fields, "reason_text", REASON_LIMIT)}

@@ -7,10 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
+from starlette.responses import Response
 
 from mailflow.tasks.compose.tokens import BadToken
 from mailflow.tasks.files.preferences import PreferenceReader
 from mailflow.tasks.track.context import USER_AGENT_CHARS
+from mailflow.tasks.track.forms import FormTooLarge, read_form
+from mailflow.tasks.track.htmlpage import message, not_found
 from mailflow.tasks.track.optin import OptinStore, RateLimit
 
 UNSUBSCRIBE, VIEW, PREFERENCES = "unsubscribe", "view", "preferences"  # token purposes (compose signs the first two)
@@ -71,6 +74,17 @@ async def visitor(request: Request, purpose: str) -> Visitor | None:
         return None
     row = await ctx.campaigns.recipient(campaign, ref.subscriber_id)
     return None if row is None else Visitor(ctx, ref, campaign, row)
+
+
+async def posted_form(request: Request, purpose: str) -> tuple[Visitor, dict[str, list[str]]] | Response:
+    """The recipient and the form a page's POST carries, or the answer to give instead (404, 413)."""
+    who = await visitor(request, purpose)
+    if who is None:
+        return not_found()
+    try:
+        return who, await read_form(request)
+    except FormTooLarge:
+        return message("Too large", "That form is larger than this page sends.", 413)
 
 
 async def unsubscribe_all(request: Request, who: Visitor, method: str, **fields: Any) -> None:
