@@ -6,7 +6,7 @@ import pytest
 
 from mailflow.tasks.core.sqlfiles import parse_queries, queries, schema_migrations
 from mailflow.tasks.core.warehouse import INPUT_SCHEMAS, empty_input, migrate
-from tests.support.events import new_events
+from tests.support.new_events import new_events
 
 
 def test_parse_names_docs_and_sql():
