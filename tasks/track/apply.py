@@ -35,4 +35,6 @@ def apply_subscription_events(con: duckdb.DuckDBPyConnection) -> None:
 def publish_preferences(con: duckdb.DuckDBPyConnection, home: Path) -> Path:
     """Write `published/preferences.parquet` for the preference centre (call it after the aggregate's
     transaction, as the suppression snapshot is written): every subscriber's lists and frequency."""
-    return write_preferences(home, con.sql(q("subscriber_preferences")).pl())
+    # A cursor of its own: the caller's connection may hold an unfinished result (DuckDB then refuses more work on it)
+    with con.cursor() as cursor:
+        return write_preferences(home, cursor.sql(q("subscriber_preferences")).pl())
