@@ -116,6 +116,13 @@ def test_preferences_set_each_offered_list_and_the_frequency_keeping_other_attri
     assert attributes == ("pro", "weekly")
 
 
+def test_choices_of_a_subscriber_the_warehouse_lacks_change_nothing(con):
+    apply(con, [{"type": "preferences", "subscriber_id": 404, "occurred_at": at(1), "offered": ["newsletter"],
+                 "lists": ["newsletter"], "frequency": "weekly"}])
+    assert con.execute("SELECT count(*) FROM list_memberships").fetchone()[0] == 0
+    assert con.execute("SELECT count(*) FROM lists").fetchone()[0] == 0
+
+
 def test_the_latest_choice_per_list_wins_within_one_run(con):
     sid = subscriber(con, "x@example.com", lists=("newsletter",))
     apply(con, [

@@ -80,8 +80,9 @@ choices AS (
 ),
 final AS (
     SELECT subscriber_id, list, arg_max(wanted, chosen_at) AS wanted
-    FROM (SELECT * FROM optins UNION ALL SELECT * FROM leaves UNION ALL SELECT * FROM choices)
+    FROM (SELECT * FROM optins UNION ALL SELECT * FROM leaves UNION ALL SELECT * FROM choices) AS wishes
     WHERE list IS NOT NULL
+      AND EXISTS (SELECT 1 FROM subscribers AS s WHERE s.subscriber_id = wishes.subscriber_id)  -- no orphan membership
     GROUP BY subscriber_id, list
 )
 SELECT * FROM final;
