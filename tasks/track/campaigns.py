@@ -16,6 +16,7 @@ import polars as pl
 
 from mailflow.tasks.compose.tokens import campaign_digest
 from mailflow.tasks.files.manifest import MANIFEST, chunk_entries
+from mailflow.tasks.files.suppress import file_id
 
 LINKS = "links.json"
 _RESCAN_SECONDS = 1.0  # an unknown digest rescans the campaign folders at most this often: forged tokens cost nothing
@@ -99,7 +100,7 @@ class CampaignIndex:
 
     def _load(self, campaign_id: str) -> CampaignFiles | None:
         folder = self.root / campaign_id
-        stamp = (_file_id(folder / MANIFEST), _file_id(folder / LINKS))
+        stamp = (file_id(folder / MANIFEST), file_id(folder / LINKS))
         cached = self._files.get(campaign_id)
         if cached is not None and cached.stamp == stamp:
             return cached
@@ -171,11 +172,3 @@ class RecipientIndex:
         if at < len(self.ids) and self.ids[at] == subscriber_id:
             return self.paths[self.files[at]]
         return None
-
-
-def _file_id(path: Path) -> tuple | None:
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
-        return None
-    return stat.st_ino, stat.st_mtime_ns, stat.st_size
