@@ -44,7 +44,7 @@ def test_one_click_post_unsubscribes_at_once_without_cookies_or_a_redirect(clien
     assert "set-cookie" not in response.headers and "cookie" not in response.request.headers
     assert "You are unsubscribed" in response.text
     # effective before the answer: both lines are on disk as it arrives
-    assert [(s["email"], s["cause"], s["source"]) for s in suppressions(home)] == [(EMAILS[0], "unsubscribe", "track")]
+    assert [(s["email"], s["cause"], s["source"]) for s in suppressions(home)] == [(EMAILS[0], "unsubscribe", "spring")]
     [event] = events(home, "unsubscribe")
     assert (event["campaign_id"], event["subscriber_id"], event["variant"], event["method"]) == ("spring", 1, "A", "one_click")
     again = client.post(url, **ONE_CLICK)  # mail clients retry: harmless

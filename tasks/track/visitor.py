@@ -94,7 +94,8 @@ async def unsubscribe_all(request: Request, who: Visitor, method: str, **fields:
     key = (who.campaign.campaign_id, who.subscriber_id)
     if method == "one_click" and key in state.one_clicks:
         return
-    await who.ctx.suppress(who.email, "unsubscribe", "track")
+    # source: the campaign, as the send stage writes its bounces (the log's existing convention)
+    await who.ctx.suppress(who.email, "unsubscribe", who.campaign.campaign_id)
     await who.record(request, "unsubscribe", method=method, **fields)
     if method == "one_click":
         state.one_clicks[key] = None
