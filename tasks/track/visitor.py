@@ -48,7 +48,9 @@ class Visitor:
 
     def url(self, path: str, purpose: str) -> str:
         """A link of this service for the same recipient, e.g. the preference centre from the unsubscribe page."""
-        token = self.ctx.signer.sign(self.campaign.campaign_id, self.subscriber_id, purpose)
+        index = getattr(self.ref, "variant", None)  # the variant the recipient got travels on, as compose signs it
+        token = self.ctx.signer.sign(self.campaign.campaign_id, self.subscriber_id, purpose,
+                                     **({"variant": index} if index is not None else {}))
         return f"{self.ctx.settings.tracking.base_url.rstrip('/')}/{path}/{token}"
 
     async def record(self, request: Request, kind: str, **fields: Any) -> None:
