@@ -40,7 +40,8 @@ DEFAULTS: dict[str, Any] = {
              "ed25519_selector": "", "ed25519_private_key_file": "", "ed25519_private_key": ""},
     "tracking": {"base_url": "http://127.0.0.1:8080", "secret": "", "previous_secret": "", "previous_until": "",
                  "ip": "truncate", "trusted_proxies": [], "log_rotate_seconds": 300, "log_rotate_bytes": 64 * 2**20,
-                 "log_sync_seconds": 0.5},
+                 "log_sync_seconds": 0.5,
+                 "public_lists": [], "optin_hours": 48, "subscribe_limit": 5, "subscribe_window": 600, "subscribe_from": ""},
     "bounces": {"imap": {"url": ""}, "soft_limit": 3, "soft_window_days": 30},
     "plan": {"frequency_cap": 0, "frequency_days": 7, "render_sample": 5, "memory_limit": "3GB"},
 }
@@ -116,6 +117,12 @@ class TrackingSettings:
     log_rotate_seconds: float = 300.0  # an event log file is closed (fsynced) after this long ...
     log_rotate_bytes: int = 64 * 2**20  # ... or this size, and the next one begun
     log_sync_seconds: float = 0.5  # written events reach the disk (fsync) at most this late; unsubscribes at once
+    # Subscribing (POST /s/<list>, double opt-in)
+    public_lists: tuple[str, ...] = ()  # the lists anyone may subscribe to; any other name answers 404
+    optin_hours: float = 48.0  # a confirmation link works this long
+    subscribe_limit: int = 5  # subscription requests per client IP ...
+    subscribe_window: float = 600.0  # ... in this many seconds (per service process)
+    subscribe_from: str = ""  # From of the confirmation mail; empty: no-reply@<smtp.helo>
 
 
 @dataclass(frozen=True)
@@ -293,6 +300,11 @@ def _tracking(tracking: dict[str, Any], secret) -> TrackingSettings:
         log_rotate_seconds=_non_negative(tracking["log_rotate_seconds"], "tracking.log_rotate_seconds"),
         log_rotate_bytes=_positive_int(tracking["log_rotate_bytes"], "tracking.log_rotate_bytes"),
         log_sync_seconds=sync,
+        public_lists=_list_names(tracking["public_lists"], "tracking.public_lists"),
+        optin_hours=_positive_number(tracking["optin_hours"], "tracking.optin_hours"),
+        subscribe_limit=_positive_int(tracking["subscribe_limit"], "tracking.subscribe_limit"),
+        subscribe_window=_positive_number(tracking["subscribe_window"], "tracking.subscribe_window"),
+        subscribe_from=_no_line_break("tracking.subscribe_from", str(tracking["subscribe_from"])),
     )
 
 
@@ -312,6 +324,26 @@ def _moment(value: Any, key: str) -> datetime | None:
         raise MailflowError(f"settings: {key} must be an ISO date or date and time "
                             f"(2027-01-31 or 2027-01-31T12:00:00+09:00), not {str(value)!r}")
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _list_names(value: Any, key: str) -> tuple[str, ...]:
+    names = tuple(str(n) for n in _as_list(value, key))
+    for name in names:
+        if not name.strip() or "/" in name or name != name.strip():
+            raise MailflowError(f"settings: {key} must list list names (no '/', no surrounding spaces), not {name!r}")
+    return names
+
+
+def _positive_number(value: Any, key: str) -> float:
+    if _non_negative(value, key) <= 0:
+        raise MailflowError(f"settings: {key} must be a number > 0, not {value!r}")
+    return float(value)
+
+
+def _no_line_break(key: str, value: str) -> str:
+    if any(c in value for c in "\r\n\0"):
+        raise MailflowError(f"settings: {key} must not contain a line break")
+    return value
 
 
 def _shaping(tree: dict[str, Any]) -> dict[str, ProviderLimits]:
