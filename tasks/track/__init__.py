@@ -1,0 +1,1 @@
+"""The tracking and unsubscribe service: its app, event log, and what the aggregate applies from its events."""
