@@ -6,8 +6,8 @@
 -- events loses its primary key, as subscribers did in 002: DuckDB maintains an ART index per
 -- unique constraint, which made inserting 3 million events 5x slower here (9.2 s against
 -- 1.8 s, measured 2026-12). The load is the only writer and inserts only event ids an
--- anti-join found absent, so uniqueness holds by construction; sql/checks/assert_unique_event_id.sql
--- verifies it after every load.
+-- anti-join found absent, so uniqueness holds by construction (sql/checks/assert_unique_event_id.sql
+-- is the data check the load tests run).
 CREATE TABLE events_v2 (
     event_id      VARCHAR NOT NULL,
     campaign_id   VARCHAR,                       -- absent for a bounce that cannot be traced to a send

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,13 +37,13 @@ def event_log_files(home: Path) -> list[Path]:
     return sorted((home / EVENTS_DIR).glob("*.ndjson"))
 
 
-def stage_events(con: duckdb.DuckDBPyConnection, home: Path, now: float | None = None) -> list[FileProgress]:
+def stage_events(con: duckdb.DuckDBPyConnection, home: Path) -> list[FileProgress]:
     """Parse the lines each event log gained since the last load into the TEMP table staged_events.
 
     A file is continued at the offset the manifest (event_files) recorded; a last line without
     its newline waits for the next run, unless it has not changed for STALE_TAIL_SECONDS.
     """
-    now = time.time() if now is None else now
+    now = time.time()
     known = {file: (done, rows) for file, done, rows in con.execute(q("event_file_progress")).fetchall()}
     con.execute(q("stage_event_table"))
     progress = []
@@ -54,13 +53,13 @@ def stage_events(con: duckdb.DuckDBPyConnection, home: Path, now: float | None =
         if stat.st_size <= done:  # unchanged (log files are append-only)
             continue
         stale = now - stat.st_mtime > STALE_TAIL_SECONDS
-        end, lines = done, 0
+        reached, lines = done, 0
         for frame, end in new_lines(path, done, rows + 1, stale):
             with inputs(con, input_event_lines=frame):
                 con.execute(q("parse_event_lines"), {"raw_limit": RAW_LIMIT})
-            lines += frame.height
-        if end > done:
-            progress.append(FileProgress(str(path), max(stat.st_size, end), end, lines))
+            reached, lines = end, lines + frame.height
+        if reached > done:
+            progress.append(FileProgress(str(path), max(stat.st_size, reached), reached, lines))
     return progress
 
 
@@ -73,23 +72,46 @@ def new_lines(path: Path, start: int, first_line: int, stale: bool) -> Iterator[
             data = carry + block
             cut = data.rfind(b"\n") + 1
             if cut:
-                frame = lines_frame(str(path), data[:cut].split(b"\n")[:-1], offset, line)
+                frame = lines_frame(str(path), data[:cut - 1], offset, line)
                 offset, line = offset + cut, line + frame.height
                 yield frame, offset
             carry = data[cut:]
         if carry and stale:
-            yield lines_frame(str(path), [carry], offset, line, tail=True), offset + len(carry)
+            yield lines_frame(str(path), carry, offset, line, tail=True), offset + len(carry)
 
 
-def lines_frame(file: str, lines: list[bytes], offset: int, first_line: int, tail: bool = False) -> pl.DataFrame:
-    starts = itertools.accumulate((len(b) + 1 for b in lines[:-1]), initial=offset)
+def lines_frame(file: str, lines: bytes, offset: int, first_line: int, tail: bool = False) -> pl.DataFrame:
+    """The lines (joined by newlines, without the last one) as `input_event_lines`.
+
+    Split and measured in Polars: a Python loop over the lines costs more than parsing them. A
+    line that is not UTF-8 has no text; `undecodable` shows it with its bad bytes escaped.
+    """
+    try:
+        text = pl.Series("text", [lines.decode()]).str.split("\n").explode()
+        size = text.str.len_bytes().cast(pl.Int64) + 1
+        undecodable = pl.Series("undecodable", [None] * text.len(), dtype=pl.String)
+    except UnicodeDecodeError:
+        split = lines.split(b"\n")
+        text = pl.Series("text", [_utf8(b) for b in split], dtype=pl.String)
+        size = pl.Series([len(b) + 1 for b in split], dtype=pl.Int64)
+        undecodable = pl.Series("undecodable", [None if t is not None else b.decode("utf-8", "backslashreplace")
+                                                for b, t in zip(split, text)], dtype=pl.String)
+    n = text.len()
     return pl.DataFrame({
-        "file": pl.Series([file] * len(lines), dtype=pl.String),
-        "byte_offset": pl.Series(list(starts), dtype=pl.Int64),
-        "line": pl.int_range(first_line, first_line + len(lines), dtype=pl.Int64, eager=True),
-        "tail": pl.Series([tail] * len(lines), dtype=pl.Boolean),
-        "content": pl.Series(lines, dtype=pl.Binary),
+        "file": pl.repeat(file, n, dtype=pl.String, eager=True),
+        "byte_offset": size.cum_sum() - size + offset,
+        "line": pl.int_range(first_line, first_line + n, dtype=pl.Int64, eager=True),
+        "tail": pl.repeat(tail, n, dtype=pl.Boolean, eager=True),
+        "text": text,
+        "undecodable": undecodable,
     })
+
+
+def _utf8(line: bytes) -> str | None:
+    try:
+        return line.decode()
+    except UnicodeDecodeError:
+        return None
 
 
 def load_events(con: duckdb.DuckDBPyConnection, progress: list[FileProgress]) -> dict[str, int]:

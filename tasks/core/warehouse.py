@@ -41,7 +41,7 @@ INPUT_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
                           "to_state": pl.String(), "by": pl.String(), "reason": pl.String()},
     # Event logs' new lines and how far each file was read (tasks/aggregate/events.py)
     "input_event_lines": {"file": pl.String(), "byte_offset": pl.Int64(), "line": pl.Int64(), "tail": pl.Boolean(),
-                          "content": pl.Binary()},
+                          "text": pl.String(), "undecodable": pl.String()},
     "input_event_progress": {"file": pl.String(), "size": pl.Int64(), "bytes_loaded": pl.Int64(), "rows": pl.Int64()},
 }
 
