@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +32,14 @@ DEFAULTS: dict[str, Any] = {
     },
     "send": {"chunk_size": 1000, "resend_in_doubt": False, "error_budget": 20, "rate": 0.0, "rate_batch": 100,
              "retry_first": 300, "retry_max_interval": 14400, "give_up_after": 259200,
-             "relay_failures": 3, "relay_cooldown": 60, "interrupt_grace": 10.0},
+             "relay_failures": 3, "relay_cooldown": 60, "interrupt_grace": 10.0, "suppression_refresh": 2.0},
     "shaping": {},
     "dns": {"nameservers": [], "port": 53, "timeout": 5.0},
     "dkim": {"domain": "", "selector": "", "private_key_file": "", "private_key": "", "algorithm": "rsa-sha256",
              "ed25519_selector": "", "ed25519_private_key_file": "", "ed25519_private_key": ""},
-    "tracking": {"base_url": "http://127.0.0.1:8080", "secret": ""},
+    "tracking": {"base_url": "http://127.0.0.1:8080", "secret": "",
+                 "ip": "truncate", "trusted_proxies": [], "log_rotate_seconds": 300, "log_rotate_bytes": 64 * 2**20,
+                 "log_sync_seconds": 0.5},
     "bounces": {"imap": {"url": ""}, "soft_limit": 3, "soft_window_days": 30},
     "plan": {"frequency_cap": 0, "frequency_days": 7, "render_sample": 5, "memory_limit": "3GB"},
 }
@@ -77,6 +80,7 @@ class SendSettings:
     relay_failures: int = 3  # consecutive connection failures that take a relay out of rotation
     relay_cooldown: float = 60.0  # seconds a relay stays out of rotation
     interrupt_grace: float = 10.0  # after Ctrl-C, seconds for messages on the wire to finish; then exit anyway
+    suppression_refresh: float = 2.0  # seconds between reads of the suppression logs: how soon an unsubscribe stops mail
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,12 @@ class DkimSettings:
 class TrackingSettings:
     base_url: str
     secret: Secret  # HMAC key of every token and signed link
+    # The tracking service (mailflow track serve)
+    ip: str = "truncate"  # client IPs in event logs: truncate (/24, /48) | hash (keyed by the secret) | full | none
+    trusted_proxies: tuple[str, ...] = ()  # IPs or CIDRs whose X-Forwarded-For is believed
+    log_rotate_seconds: float = 300.0  # an event log file is closed (fsynced) after this long ...
+    log_rotate_bytes: int = 64 * 2**20  # ... or this size, and the next one begun
+    log_sync_seconds: float = 0.5  # written events reach the disk (fsync) at most this late; unsubscribes at once
 
 
 @dataclass(frozen=True)
@@ -236,6 +246,7 @@ def _build(tree: dict[str, Any], config: str | None) -> Settings:
             relay_failures=_positive_int(send["relay_failures"], "send.relay_failures"),
             relay_cooldown=_non_negative(send["relay_cooldown"], "send.relay_cooldown"),
             interrupt_grace=_non_negative(send["interrupt_grace"], "send.interrupt_grace"),
+            suppression_refresh=_non_negative(send["suppression_refresh"], "send.suppression_refresh"),
         ),
         dns=DnsSettings(
             nameservers=tuple(str(n) for n in _as_list(tree["dns"]["nameservers"], "dns.nameservers")),
@@ -243,7 +254,7 @@ def _build(tree: dict[str, Any], config: str | None) -> Settings:
             timeout=float(tree["dns"]["timeout"]),
         ),
         dkim=_dkim(dkim, secret),
-        tracking=TrackingSettings(base_url=str(tracking["base_url"]), secret=secret(tracking["secret"], "tracking", "secret")),
+        tracking=_tracking(tracking, secret),
         bounce_imap_url=str(tree["bounces"].get("imap", {}).get("url", "")),
         soft_bounce_limit=_positive_int(tree["bounces"]["soft_limit"], "bounces.soft_limit"),
         soft_bounce_window_days=_positive_int(tree["bounces"]["soft_window_days"], "bounces.soft_window_days"),
@@ -254,6 +265,25 @@ def _build(tree: dict[str, Any], config: str | None) -> Settings:
             render_sample=_non_negative_int(tree["plan"]["render_sample"], "plan.render_sample"),
             memory_limit=str(tree["plan"]["memory_limit"]),
         ),
+    )
+
+
+def _tracking(tracking: dict[str, Any], secret) -> TrackingSettings:
+    proxies = tuple(str(p) for p in _as_list(tracking["trusted_proxies"], "tracking.trusted_proxies"))
+    for proxy in proxies:
+        try:
+            ip_network(proxy, strict=False)
+        except ValueError:
+            raise MailflowError(f"settings: tracking.trusted_proxies must list IPs or CIDRs, not {proxy!r}") from None
+    sync = _non_negative(tracking["log_sync_seconds"], "tracking.log_sync_seconds")
+    if not 0 < sync <= 1:
+        raise MailflowError(f"settings: tracking.log_sync_seconds must be more than 0 and at most 1, not {sync:g}")
+    return TrackingSettings(
+        base_url=str(tracking["base_url"]), secret=secret(tracking["secret"], "tracking", "secret"),
+        ip=_one_of(tracking["ip"], ("truncate", "hash", "full", "none"), "tracking.ip"), trusted_proxies=proxies,
+        log_rotate_seconds=_non_negative(tracking["log_rotate_seconds"], "tracking.log_rotate_seconds"),
+        log_rotate_bytes=_positive_int(tracking["log_rotate_bytes"], "tracking.log_rotate_bytes"),
+        log_sync_seconds=sync,
     )
 
 

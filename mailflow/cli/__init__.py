@@ -19,6 +19,7 @@ from mailflow.cli.lists import lists
 from mailflow.cli.output import print_demo, print_due, print_ingest, print_plan, print_retry, print_rows
 from mailflow.cli.segments import segments
 from mailflow.cli.sending import actor, send_one, sending
+from mailflow.cli.track import track
 from mailflow.errors import Interrupted, MailflowError, NeedsAttention
 from mailflow.home import private_umask
 
@@ -251,6 +252,7 @@ def demo(ctx: Context) -> None:
 cli.add_command(lists)
 cli.add_command(segments)
 cli.add_command(campaigns)
+cli.add_command(track)
 
 
 def main(argv: list[str] | None = None) -> int:

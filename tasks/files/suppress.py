@@ -50,12 +50,16 @@ class SuppressionLog:
     def __init__(self, home: Path, writer: str):
         self.path = suppression_dir(home) / "log" / f"{writer}-{os.getpid()}.ndjson"
 
-    def append(self, email: str, cause: str, source: str) -> None:
+    def append(self, email: str, cause: str, source: str, durable: bool = False) -> None:
+        """`durable`: on disk (fsynced) when it returns, as an acknowledged unsubscribe must be."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         line = {"email": email, "cause": cause, "source": source,
                 "at": datetime.now(UTC).isoformat()}
         with self.path.open("ab") as fh:  # whole line in one write: readers never see half of it
             fh.write(json.dumps(line, separators=(",", ":")).encode() + b"\n")
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
 
 
 class SuppressionCheck:
@@ -72,12 +76,13 @@ class SuppressionCheck:
         self._load_snapshot()
 
     @classmethod
-    def shared(cls, home: Path) -> SuppressionCheck:
+    def shared(cls, home: Path, refresh: float = 2.0) -> SuppressionCheck:
         """One per home and process: a sending process reads a large snapshot once, not once per chunk,
         and again only when plan or aggregate has replaced it."""
         check = cls._shared.get(home)
         if check is None or check._snapshot_id != _file_id(check.dir / SNAPSHOT):
             check = cls._shared[home] = cls(home)
+        check.refresh = refresh
         check._next = 0.0  # a new chunk starts from the logs as they are now
         return check
 

@@ -32,7 +32,7 @@ class CampaignSpec:
     lists: tuple[str, ...] = ()
     where: str | None = None
     transport: str = "default"
-    tracking: dict[str, bool] = field(default_factory=dict)
+    tracking: dict[str, Any] = field(default_factory=dict)  # opens, clicks: bool; utm: {source: ..., ...}
     segment_include: tuple[str, ...] = ()  # saved segments or lists (segment: NAME or {include: [...]})
     segment_exclude: tuple[str, ...] = ()
     params: dict[str, str] = field(default_factory=dict)  # segment parameters: since, campaign

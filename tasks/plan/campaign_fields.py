@@ -18,6 +18,9 @@ KNOWN_KEYS = {
     "tracking", "transport", "variants", "send_at", "ab", "frequency_cap",
 }
 VARIANT_KEYS = {"name", "weight", "subject", "from", "preheader", "template", "send_at"}
+# UTM parameters (utm_source ...) the tracking service appends to clicked links; {campaign} and
+# {variant} in a value stand for the campaign id and the recipient's variant
+UTM_KEYS = {"source", "medium", "campaign", "term", "content"}
 AB_KEYS = {"test_fraction", "holdout_fraction", "metric", "wait", "min_per_variant", "confidence", "fallback"}
 RESERVED_VARIANTS = {"holdout", "remainder"}  # campaign_recipients.variant of those mailed nothing (yet)
 METRICS = ("unique_clicks", "unique_opens", "click_to_open")
@@ -141,11 +144,7 @@ class FieldReader:
         where = self.text(data, "where")
         if where:
             condition_query(where, f"{self.path}: field 'where'")  # its shape, before Prefect starts; columns bind at plan
-        tracking = data.get("tracking") or {}
-        if not isinstance(tracking, dict) or not all(isinstance(v, bool) for v in tracking.values()):
-            raise self.fail("tracking", "must map opens/clicks to true or false")
-        if not set(tracking) <= {"opens", "clicks"}:
-            raise self.fail("tracking", "takes only opens and clicks")
+        tracking = self.tracking(data.get("tracking"))
         variants = self.variants(data.get("variants"))
         ab = self.ab(data.get("ab"), variants)
         return dict(
@@ -164,6 +163,21 @@ class FieldReader:
             send_at=self.send_at(data.get("send_at"), "send_at"),
             frequency_cap=self.frequency_cap(data.get("frequency_cap")),
         )
+
+    def tracking(self, value: Any) -> dict[str, Any]:
+        """opens/clicks on or off, and the UTM parameters the tracking service adds to clicked links."""
+        tracking = value or {}
+        if not isinstance(tracking, dict) or not all(isinstance(v, bool) for k, v in tracking.items() if k != "utm"):
+            raise self.fail("tracking", "must map opens/clicks to true or false")
+        if not set(tracking) <= {"opens", "clicks", "utm"}:
+            raise self.fail("tracking", "takes only opens, clicks and utm")
+        if "utm" in tracking:
+            utm = tracking["utm"]
+            if not isinstance(utm, dict) or not utm:
+                raise self.fail("tracking.utm", "must map source/medium/campaign/term/content to text")
+            self.known(utm, UTM_KEYS, "tracking.utm.")
+            tracking["utm"] = {key: self.text(utm, key, "tracking.utm.", required=True) for key in utm}
+        return dict(tracking)
 
     def segment(self, value: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
         if value is None:

@@ -126,7 +126,7 @@ async def send_chunk(settings: Settings, spec: CampaignSpec, chunk: Path, *, var
     chunk_id = int(frame["chunk_id"][0]) if frame.height else -1
     path = ledger_path(settings.home, spec.campaign_id, chunk_id)
     composer = composer_for(settings, spec, variant)
-    suppressions = SuppressionCheck.shared(settings.home)
+    suppressions = SuppressionCheck.shared(settings.home, settings.send.suppression_refresh)
     suppression_log = SuppressionLog(settings.home, f"send-{spec.campaign_id}")
     try:
         ledger = LedgerWriter(path)

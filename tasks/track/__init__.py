@@ -1,1 +1,1 @@
-"""The tracking and unsubscribe service: its app, event log, and what the aggregate applies from its events."""
+"""The tracking and unsubscribe service: the links in sent mail answered over HTTP."""

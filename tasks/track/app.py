@@ -1,0 +1,155 @@
+"""The service's ASGI app: open pixel, clicks and signed redirects, health and metrics, with the pages' routes beside them."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from contextlib import asynccontextmanager, suppress
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from mailflow.settings import Settings
+from mailflow.tasks.compose.compose import CLICK, OPEN, UNSUBSCRIBE
+from mailflow.tasks.compose.tokens import BadToken
+from mailflow.tasks.compose.tracking import verify_redirect
+from mailflow.tasks.track.context import TrackContext
+from mailflow.tasks.track.guard import Guard
+from mailflow.tasks.track.pages import page_routes
+from mailflow.tasks.track.subscribe import subscribe_routes
+
+GIF = base64.b64decode("R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")  # 43 bytes: 1x1, transparent
+NO_STORE = {"Cache-Control": "no-store"}  # every fetch reaches us, so every open and click is seen
+PUBLISH_SECONDS = 1.0  # how stale another worker's counters in /metrics may be
+
+
+def not_found() -> Response:
+    return PlainTextResponse("not found\n", status_code=404, headers=NO_STORE)
+
+
+def unavailable() -> Response:
+    """An event that could not be written is not acknowledged: the client (or its proxy) may try again."""
+    return PlainTextResponse("try again later\n", status_code=503, headers={**NO_STORE, "Retry-After": "5"})
+
+
+async def open_pixel(request: Request) -> Response:
+    ctx: TrackContext = request.app.state.track
+    try:
+        ref = ctx.signer.verify(request.path_params["token"], OPEN)
+    except BadToken:
+        return not_found()
+    campaign = ctx.campaigns.find(ref.campaign_digest)
+    if campaign is None:
+        return not_found()
+    if request.method == "GET":  # a HEAD fetched no image: nobody saw it
+        try:
+            await ctx.record(request, "open", campaign, ref)
+        except OSError:
+            return unavailable()
+    return Response(GIF, media_type="image/gif", headers=NO_STORE)
+
+
+async def click(request: Request) -> Response:
+    ctx: TrackContext = request.app.state.track
+    try:
+        ref = ctx.signer.verify(request.path_params["token"], CLICK)
+    except BadToken:
+        return not_found()
+    campaign, index = ctx.campaigns.find(ref.campaign_digest), request.path_params["n"]
+    if campaign is None or index >= len(campaign.links):
+        return not_found()  # only URLs in the campaign's own table: never an open redirect
+    return await _redirect(request, ctx, campaign, ref, index, campaign.links[index])
+
+
+async def signed_redirect(request: Request) -> Response:
+    ctx: TrackContext = request.app.state.track
+    try:
+        ref, url = verify_redirect(ctx.signer, request.scope["query_string"].decode("latin-1"))
+    except BadToken:
+        return not_found()
+    campaign = ctx.campaigns.find(ref.campaign_digest)
+    if campaign is None:
+        return not_found()
+    return await _redirect(request, ctx, campaign, ref, None, url)
+
+
+async def _redirect(request: Request, ctx: TrackContext, campaign, ref, index: int | None, url: str) -> Response:
+    variant = campaign.variant_name(getattr(ref, "variant", None))
+    if request.method == "GET":  # link checkers that only ask HEAD are told where it goes, and not counted
+        try:
+            await ctx.record(request, "click", campaign, ref, link=index, url=url)
+        except OSError:
+            return unavailable()
+    return RedirectResponse(campaign.tracked_url(url, variant), status_code=302, headers=NO_STORE)
+
+
+async def one_click_unsubscribe(request: Request) -> Response:
+    """RFC 8058 one-click: no cookie, no session, no redirect; effective before the 200. (The pages
+    part replaces this with its own POST /u, which page_routes() lists first.)"""
+    ctx: TrackContext = request.app.state.track
+    try:
+        ref = ctx.signer.verify(request.path_params["token"], UNSUBSCRIBE)
+    except BadToken:
+        return not_found()
+    campaign = ctx.campaigns.find(ref.campaign_digest)
+    if campaign is None:
+        return not_found()
+    try:
+        row = await ctx.campaigns.recipient(campaign, ref.subscriber_id)
+        if row is not None:  # the suppression log is what stops a running send: written first
+            await ctx.suppress(row["email"], "unsubscribe", campaign.campaign_id)
+        await ctx.record(request, "unsubscribe", campaign, ref, durable=True)
+    except OSError:
+        return unavailable()
+    return PlainTextResponse("unsubscribed\n", headers=NO_STORE)
+
+
+async def healthz(request: Request) -> Response:
+    return PlainTextResponse("ok\n", headers=NO_STORE)
+
+
+async def metrics(request: Request) -> Response:
+    text = request.app.state.track.metrics.render()
+    return PlainTextResponse(text, media_type="text/plain; version=0.0.4", headers=NO_STORE)
+
+
+def hot_routes() -> list[Route]:
+    return [Route("/o/{token}.gif", open_pixel, methods=["GET"]),
+            Route("/c/{token}/{n:int}", click, methods=["GET"]),
+            Route("/r", signed_redirect, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"])]
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The app of one worker process; its context (event log, campaigns, counters) is made on start-up."""
+    @asynccontextmanager
+    async def lifespan(app: Starlette):
+        ctx = app.state.track = TrackContext.create(settings)
+        ctx.events.start()
+        publisher = asyncio.get_running_loop().create_task(_publish(ctx))
+        try:
+            yield
+        finally:
+            publisher.cancel()
+            with suppress(asyncio.CancelledError):
+                await publisher
+            await ctx.events.close()  # everything written is on disk before the process ends
+            ctx.metrics.withdraw()
+            ctx.campaigns.close()
+
+    routes = [*hot_routes(), *page_routes(), *subscribe_routes(),
+              Route("/u/{token}", one_click_unsubscribe, methods=["POST"])]  # after the pages' own /u
+    return Starlette(routes=routes, middleware=[Middleware(Guard)], lifespan=lifespan)
+
+
+async def _publish(ctx: TrackContext) -> None:
+    while True:
+        try:
+            ctx.metrics.publish()
+        except OSError:
+            ctx.metrics.errors += 1
+        await asyncio.sleep(PUBLISH_SECONDS)
