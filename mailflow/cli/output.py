@@ -224,6 +224,25 @@ class ProgressBar:
         self.stream.flush()
 
 
+def events_line(d: dict) -> str:
+    """What the aggregate made of the event logs: events added, repeats, rejects and where to see them, bytes waiting."""
+    line = f"loaded {d['events_loaded']} events from {d['event_files']} event logs"
+    if d["events_repeated"]:
+        line += f"; {d['events_repeated']} repeated an event already loaded (counted once)"
+    if d["event_lines_rejected"]:
+        line += (f"; {d['event_lines_rejected']} lines rejected "
+                 "(mailflow sql \"select * from event_rejects order by rejected_at desc\")")
+    if d["event_bytes_waiting"]:
+        line += f"; {d['event_bytes_waiting']} bytes of unfinished last lines wait for the next run"
+    return line
+
+
+def print_aggregate(d: dict) -> None:
+    click.echo(f"loaded {d['records_read']} ledger records from {d['files_loaded']} files; "
+               f"{d['deliveries']} deliveries and {d['suppressions']} suppressed addresses in the warehouse")
+    click.echo(events_line(d))
+
+
 def print_demo(d: dict) -> None:
     print_ingest(d["ingested"])
     print_plan(d["planned"])
