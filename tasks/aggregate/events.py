@@ -50,7 +50,7 @@ def stage_events(con: duckdb.DuckDBPyConnection, home: Path) -> list[FileProgres
     for path in event_log_files(home):
         stat = path.stat()
         done, rows = known.get(str(path), (0, 0))
-        if stat.st_size <= done:  # unchanged (log files are append-only)
+        if stat.st_size <= done:  # unchanged: log files are append-only (one cut short by hand is not read again)
             continue
         stale = now - stat.st_mtime > STALE_TAIL_SECONDS
         reached, lines = done, 0
