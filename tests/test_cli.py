@@ -325,6 +325,32 @@ def test_after_the_demo_every_table_and_view_in_the_warehouse_can_be_queried(dem
             con.execute(f'SELECT * FROM "{name}" LIMIT 1').fetchall()
 
 
+@pytest.mark.integration
+def test_the_demo_serves_its_own_tracking_links_and_the_report_counts_what_its_readers_did(demo_run):
+    import duckdb
+
+    readers = re.search(r"^readers \(simulated over HTTP\): (.*)$", demo_run.output, re.MULTILINE).group(1)
+    did = {v: tuple(map(int, n)) for v, *n in re.findall(
+        r"(\w+) opened (\d+) \((\d+) pixel fetches\), clicked (\d+), unsubscribed (\d+)", readers)}
+    assert set(did) == {"A", "B"}
+    for variant, (opened, opens, clicked, unsubscribed) in did.items():
+        row = re.search(rf"^\| {variant} \| (\d+) \| (\d+) \| (\d+) \| [\d.]+% \| (\d+) \| (\d+) \| [\d.]+% \| [\d.]+% "
+                        rf"\| (\d+) \| [\d.]+% \|$", demo_run.output, re.MULTILINE)
+        delivered, *counts = map(int, row.groups())
+        assert counts == [opened, opens, clicked, clicked, unsubscribed], variant
+        assert 0.3 < opened / delivered < 0.5 and 0.1 < clicked / delivered < 0.2 and opens > opened, variant
+    assert sum(n[3] for n in did.values()) == 3
+    assert "all opens (machine opens not yet flagged)" in demo_run.output
+    with duckdb.connect(str(demo_run.home / "mailflow.duckdb"), read_only=True) as con:
+        by_type = dict(con.execute("SELECT type, count(*) FROM events GROUP BY type").fetchall())
+        unsubscribed = con.execute("SELECT count(*) FROM subscribers AS s JOIN suppressions USING (email) "
+                                   "WHERE s.status = 'unsubscribed' AND cause = 'unsubscribe'").fetchall()[0][0]
+        rejects = con.execute("SELECT count(*) FROM event_rejects").fetchall()[0][0]
+    assert by_type == {"open": sum(n[1] for n in did.values()), "click": sum(n[2] for n in did.values()),
+                       "unsubscribe": 3}
+    assert (unsubscribed, rejects) == (3, 0)
+
+
 AB_CAMPAIGN = """\
 name: spring-ab
 from: "Shop <news@example.com>"

@@ -23,11 +23,19 @@ def test_demo_runs_the_whole_loop_and_a_rerun_duplicates_nothing(prefect_harness
     assert total["delivered"] + total["bounced"] == mailed and total["pending"] == 0
     assert len(mailbox.Maildir(str(home / "maildir"), create=False)) == total["delivered"]
     assert first["aggregated"]["deliveries"] == mailed
+    engaged, engagement = first["engaged"], {v["variant"]: v for v in first["report"]["engagement"]["variants"]}
+    assert set(engagement) == {"A", "B"} and sum(engaged["unsubscribed"].values()) == 3
+    for variant, row in engagement.items():  # the report counts what the demo's readers fetched from its service
+        assert (row["unique_opens"], row["total_opens"], row["unique_clicks"], row["unsubscribes"]) == (
+            engaged["opened"][variant], engaged["opens"][variant], engaged["clicked"][variant],
+            engaged["unsubscribed"].get(variant, 0))
 
     second = demo(overrides={"home": str(home)})
     assert second["ingested"][0]["already_ingested"] and second["planned"]["already_planned"]
     assert second["sent"].get("delivered", 0) == 0 and second["sent"]["skipped"] == mailed
     assert second["report"]["total"] == total
+    assert second["engaged"] == {k: {} for k in engaged}, "the messages read are filed as read"
+    assert second["report"]["engagement"] == first["report"]["engagement"]
     assert len(mailbox.Maildir(str(home / "maildir"), create=False)) == total["delivered"]
     with connect(home / "mailflow.duckdb", read_only=True) as con:
         subscribers, deliveries, distinct = con.execute(

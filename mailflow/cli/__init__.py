@@ -16,7 +16,7 @@ from mailflow.cli import prefect_env
 from mailflow.cli.campaigns import campaigns
 from mailflow.cli.context import Context, pass_ctx
 from mailflow.cli.lists import lists
-from mailflow.cli.output import print_demo, print_due, print_ingest, print_plan, print_retry, print_rows
+from mailflow.cli.output import print_aggregate, print_demo, print_due, print_ingest, print_plan, print_retry, print_rows
 from mailflow.cli.segments import segments
 from mailflow.cli.sending import actor, send_one, sending
 from mailflow.cli.track import track
@@ -191,22 +191,21 @@ def retry(ctx: Context, campaign: str | None) -> None:
 @cli.command()
 @pass_ctx
 def aggregate(ctx: Context) -> None:
-    """Load new send ledgers and suppression logs into the warehouse; apply bounce suppression rules."""
+    """Load new send ledgers, suppression logs and event logs into the warehouse; apply suppression rules."""
     from mailflow.flows.aggregate_engagement import aggregate_engagement
 
     ctx.settings()  # bad settings and a home open to others are dealt with before Prefect starts
-    ctx.emit(aggregate_engagement(ctx.config, ctx.overrides), lambda d: click.echo(
-        f"loaded {d['records_read']} ledger records from {d['files_loaded']} files; "
-        f"{d['deliveries']} deliveries and {d['suppressions']} suppressed addresses in the warehouse"))
+    ctx.emit(aggregate_engagement(ctx.config, ctx.overrides), print_aggregate)
 
 
 @cli.command()
 @click.argument("campaign")
-@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["md", "html", "json"]), default="md", show_default=True,
+              help="html: one self-contained page (mailflow report X --format html > report.html)")
 @pass_ctx
 def report(ctx: Context, campaign: str, fmt: str) -> None:
-    """The campaign's results."""
-    from mailflow.tasks.aggregate.report import ledgers_ahead, report_from_warehouse, report_markdown
+    """The campaign's results: delivery and engagement per variant."""
+    from mailflow.tasks.aggregate.report import ledgers_ahead, report_from_warehouse, report_html, report_markdown
     from mailflow.tasks.files.lifecycle import state_of
     from mailflow.tasks.files.tally import ledger_tally
 
@@ -217,7 +216,7 @@ def report(ctx: Context, campaign: str, fmt: str) -> None:
     if fmt == "json" or ctx.as_json:
         click.echo(json.dumps(data, indent=2, default=str))
     else:
-        click.echo(report_markdown(data))
+        click.echo(report_html(data) if fmt == "html" else report_markdown(data), nl=fmt != "html")
 
 
 @cli.command()

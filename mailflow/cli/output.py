@@ -224,15 +224,49 @@ class ProgressBar:
         self.stream.flush()
 
 
+def events_line(d: dict) -> str:
+    """What the aggregate made of the event logs: events added, repeats, rejects and where to see them, bytes waiting."""
+    def counted(n: int, noun: str) -> str:
+        return f"{n} {noun}{'' if n == 1 else 's'}"
+
+    line = f"loaded {counted(d['events_loaded'], 'event')} from {counted(d['event_files'], 'event log')}"
+    if d["events_repeated"]:
+        line += f"; {d['events_repeated']} repeated an event already loaded (counted once)"
+    if d["event_lines_rejected"]:
+        line += (f"; {counted(d['event_lines_rejected'], 'line')} rejected "
+                 "(mailflow sql \"select * from event_rejects order by rejected_at desc\")")
+    if d["event_bytes_waiting"]:
+        line += f"; {d['event_bytes_waiting']} bytes of unfinished last lines wait for the next run"
+    return line
+
+
+def print_aggregate(d: dict) -> None:
+    click.echo(f"loaded {d['records_read']} ledger records from {d['files_loaded']} files; "
+               f"{d['deliveries']} deliveries and {d['suppressions']} suppressed addresses in the warehouse")
+    click.echo(events_line(d))
+
+
+def readers_line(engaged: dict[str, dict[str, int]]) -> str:
+    """What the demo's simulated readers did through the tracking service, per variant."""
+    variants = sorted(set().union(*engaged.values()))
+    if not variants:
+        return "readers: nothing new to read (the sampled messages were read in an earlier run)"
+    return "readers (simulated over HTTP): " + "; ".join(
+        f"{v} opened {engaged['opened'].get(v, 0)} ({engaged['opens'].get(v, 0)} pixel fetches), "
+        f"clicked {engaged['clicked'].get(v, 0)}, unsubscribed {engaged['unsubscribed'].get(v, 0)}" for v in variants)
+
+
 def print_demo(d: dict) -> None:
     print_ingest(d["ingested"])
     print_plan(d["planned"])
     click.echo(send_line(d["sent"]))
-    click.echo(f"aggregated: {d['aggregated']['deliveries']} deliveries in the warehouse; "
-               f"{d['aggregated']['suppressions']} addresses suppressed (hard bounces are not mailed again)\n")
+    click.echo(readers_line(d["engaged"]))
+    click.echo(f"aggregated: {d['aggregated']['deliveries']} deliveries and {d['aggregated']['events_loaded']} events "
+               f"loaded; {d['aggregated']['suppressions']} addresses suppressed (hard bounces and unsubscribes are not "
+               "mailed again)\n")
     click.echo(report_markdown(d["report"]))
     click.echo(f"bounced: every recipient mailed at {d['rejected_domain']} (the demo receiver answers 550 5.1.1)")
     click.echo(f"warehouse: {d['warehouse']}   (mailflow sql \"select status, count(*) from deliveries group by all\")")
-    click.echo(f"maildir:   {d['maildir']}   (one file per delivered message under new/)")
+    click.echo(f"maildir:   {d['maildir']}   (one file per delivered message; those the readers opened are under cur/)")
     click.echo("Prefect UI: run `prefect server start`, open http://127.0.0.1:4200, then set "
                "PREFECT_API_URL=http://127.0.0.1:4200/api so later commands report there")

@@ -1,4 +1,4 @@
-"""Aggregate: fold new and grown send ledgers and suppression logs into the warehouse.
+"""Aggregate: fold new and grown send ledgers, suppression logs and event logs into the warehouse.
 
 Then load the campaigns' lifecycle moves, apply the suppression rules of the bounce taxonomy,
 set each campaign's status from its latest move, and
@@ -14,6 +14,7 @@ import duckdb
 import polars as pl
 
 from mailflow.settings import Settings
+from mailflow.tasks.aggregate.events import drop_event_staging, load_events, stage_events
 from mailflow.tasks.core.sqlfiles import q
 from mailflow.tasks.core.warehouse import INPUT_SCHEMAS, inputs, transaction
 from mailflow.tasks.files.ledger import LEDGER_DIR
@@ -56,11 +57,13 @@ def load_logs(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[str, i
     suppressions = _concat([f for f, _ in log_frames.values()], "input_suppression_log")
     transitions = _concat([f for f, _ in move_frames.values()], "input_transitions")
     window = {"window_days": settings.soft_bounce_window_days}
+    event_files = stage_events(con, home)
     with inputs(con, input_ledger=records, input_suppression_log=suppressions, input_transitions=transitions), \
             transaction(con):
         con.execute(q("upsert_deliveries"))
         con.execute(q("insert_transitions"))
         con.execute(q("insert_logged_suppressions"))
+        events = load_events(con, event_files)  # after the service's own suppression lines: theirs come first
         con.execute(q("suppress_hard_bounces"))
         con.execute(q("suppress_soft_bounces"), window | {"soft_limit": settings.soft_bounce_limit})
         con.execute(q("expire_soft_suppressions"), window)
@@ -68,11 +71,12 @@ def load_logs(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[str, i
         for path, (frame, size) in {**ledger_frames, **log_frames, **move_frames}.items():
             con.execute(q("record_loaded_file"), {"path": str(path), "bytes": size, "rows": frame.height})
         con.execute(q("refresh_campaign_status"))
+    drop_event_staging(con)
     write_snapshot(home, con.sql(q("suppression_snapshot")).pl(), dict(con.execute(q("loaded_file_sizes")).fetchall()))
     total = con.execute(q("count_deliveries")).fetchone()[0]
     suppressed = con.execute(q("count_suppressions")).fetchone()[0]
     return {"files_loaded": len(ledgers) + len(logs) + len(moves), "records_read": records.height, "deliveries": total,
-            "suppressions": suppressed}
+            "suppressions": suppressed, **events}
 
 
 def _concat(frames: list[pl.DataFrame], name: str) -> pl.DataFrame:

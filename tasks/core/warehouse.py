@@ -39,6 +39,10 @@ INPUT_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "input_suppression_log": {"email": pl.String(), "cause": pl.String(), "source": pl.String(), "at": pl.String()},
     "input_transitions": {"campaign_id": pl.String(), "seq": pl.Int64(), "at": pl.String(), "from_state": pl.String(),
                           "to_state": pl.String(), "by": pl.String(), "reason": pl.String()},
+    # Event logs' new lines and how far each file was read (tasks/aggregate/events.py)
+    "input_event_lines": {"file": pl.String(), "byte_offset": pl.Int64(), "line": pl.Int64(), "tail": pl.Boolean(),
+                          "text": pl.String(), "undecodable": pl.String()},
+    "input_event_progress": {"file": pl.String(), "size": pl.Int64(), "bytes_loaded": pl.Int64(), "rows": pl.Int64()},
 }
 
 

@@ -49,3 +49,8 @@ def secret_in_environment(configured: bool, home: Path) -> Iterator[None]:
 
 def demo_overrides(overrides: dict | None, port: int) -> dict:
     return {**(overrides or {}), "smtp": {"pools": {"default": {"relays": [f"127.0.0.1:{port}"]}}}}
+
+
+def tracked_at(overrides: dict, base_url: str) -> dict:
+    """The overrides with the links in the mail pointing at the demo's own tracking service."""
+    return {**overrides, "tracking": {**overrides.get("tracking", {}), "base_url": base_url}}

@@ -1,0 +1,183 @@
+-- name: event_file_progress
+-- How far each event log was read: aggregate continues a file at `bytes_loaded`.
+SELECT file, bytes_loaded, rows FROM event_files;
+
+-- name: stage_event_table
+-- The new lines of this run, parsed (parse_event_lines), before they become events or rejects.
+CREATE OR REPLACE TEMP TABLE staged_events (
+    file          VARCHAR NOT NULL,
+    byte_offset   BIGINT NOT NULL,
+    line          BIGINT NOT NULL,
+    reject        VARCHAR,                       -- why the line cannot be loaded; NULL for an event
+    raw           VARCHAR,                       -- a rejected line as read
+    event_id      VARCHAR,
+    campaign_id   VARCHAR,
+    subscriber_id BIGINT,
+    variant       VARCHAR,
+    type          VARCHAR,
+    link          INTEGER,
+    url           VARCHAR,
+    occurred_at   TIMESTAMPTZ,
+    ip            VARCHAR,
+    user_agent    VARCHAR,
+    kind          VARCHAR,
+    reason        VARCHAR,
+    status        VARCHAR,
+    smtp_code     INTEGER,
+    diagnostic    VARCHAR,
+    data          JSON
+);
+
+-- name: parse_event_lines
+-- One JSON parse per line, then every known field in one pass (a `->>` per field parses the
+-- line again each time: 10x slower here). A line that cannot be an event gets the first reason
+-- that applies; blank lines carry nothing and are skipped. The types are events' CHECK (011).
+-- The line's other fields go to `data`: a merge patch with null removes the known ones.
+INSERT INTO staged_events BY NAME
+WITH lines AS (
+    SELECT *, CASE WHEN json_valid(text) THEN text::JSON END AS j
+    FROM input_event_lines
+),
+parsed AS (
+    SELECT * FROM lines
+    WHERE j IS NOT NULL OR text IS NULL OR trim(text, E' \t\r') <> ''  -- trim only what is not JSON: it is slow
+),
+fields AS (
+    SELECT *,
+           CASE WHEN json_type(j) = 'OBJECT' THEN json_extract_string(j, [
+               '$.event_id', '$.type', '$.campaign_id', '$.subscriber_id', '$.variant', '$.link', '$.url',
+               '$.occurred_at', '$.ip', '$.user_agent', '$.kind', '$.reason', '$.status', '$.smtp_code',
+               '$.diagnostic']) END AS v
+    FROM parsed
+),
+typed AS (
+    SELECT *,
+           try_cast(v[4] AS BIGINT) AS subscriber_id,
+           try_cast(v[6] AS INTEGER) AS link,
+           try_cast(v[8] AS TIMESTAMPTZ) AS occurred_at,
+           try_cast(v[14] AS INTEGER) AS smtp_code
+    FROM fields
+),
+judged AS (
+    SELECT *,
+           CASE
+               WHEN text IS NULL THEN 'not UTF-8'
+               WHEN j IS NULL AND tail THEN 'an unfinished last line, unchanged for over an hour (its writer stopped)'
+               WHEN j IS NULL THEN 'not JSON'
+               WHEN v IS NULL THEN 'not a JSON object'
+               WHEN coalesce(v[1], '') = '' THEN 'no event_id'
+               WHEN v[2] IS NULL THEN 'no type'
+               WHEN v[2] NOT IN ('open', 'click', 'unsubscribe', 'bounce', 'complaint', 'auto_reply', 'list_unsubscribe',
+                                 'preferences', 'optin_pending', 'optin_confirmed', 'optin_expired')
+                   THEN 'unknown type ' || left(v[2], 100)
+               WHEN occurred_at IS NULL THEN 'occurred_at missing or not a time'
+               WHEN v[4] IS NOT NULL AND subscriber_id IS NULL THEN 'subscriber_id is not an integer'
+               WHEN v[6] IS NOT NULL AND link IS NULL THEN 'link is not an integer'
+               WHEN v[14] IS NOT NULL AND smtp_code IS NULL THEN 'smtp_code is not an integer'
+           END AS reject
+    FROM typed
+),
+final AS (
+    SELECT file, byte_offset, line, reject,
+           CASE WHEN reject IS NOT NULL THEN left(coalesce(text, undecodable), $raw_limit) END AS raw,
+           v[1] AS event_id, v[3] AS campaign_id, subscriber_id, v[5] AS variant, v[2] AS type, link, v[7] AS url,
+           occurred_at, v[9] AS ip, v[10] AS user_agent, v[11] AS kind, v[12] AS reason, v[13] AS status, smtp_code,
+           v[15] AS diagnostic,
+           CASE WHEN reject IS NULL THEN json_merge_patch(j, '{"event_id": null, "type": null, "campaign_id": null,
+               "subscriber_id": null, "variant": null, "link": null, "url": null, "occurred_at": null, "ip": null,
+               "user_agent": null, "kind": null, "reason": null, "status": null, "smtp_code": null,
+               "diagnostic": null}') END AS data
+    FROM judged
+)
+SELECT * FROM final;
+
+-- name: insert_event_rejects
+-- Kept where an operator looks (`mailflow sql "select * from event_rejects"`), never dropped silently.
+INSERT INTO event_rejects (file, byte_offset, line, reason, raw)
+SELECT file, byte_offset, line, reject, raw FROM staged_events WHERE reject IS NOT NULL
+ON CONFLICT DO NOTHING;
+
+-- name: stage_new_events
+-- The events this run adds, with every column of `events`, left for apply_subscription_events
+-- (tasks/track/apply.py) and later stages: an event id seen twice, in one file, across files
+-- or in an earlier run, is counted once (its first line wins).
+CREATE OR REPLACE TEMP TABLE new_events AS
+SELECT * FROM events LIMIT 0;
+
+-- name: fill_new_events
+INSERT INTO new_events BY NAME
+WITH valid AS (
+    SELECT * FROM staged_events WHERE reject IS NULL
+),
+first AS (
+    SELECT * FROM valid
+    QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY file, byte_offset) = 1
+),
+final AS (
+    SELECT event_id, campaign_id, subscriber_id, variant, type, link, url, occurred_at, ip, user_agent, kind,
+           reason, status, smtp_code, diagnostic, data, false AS is_machine, now() AS loaded_at
+    FROM first
+    WHERE NOT EXISTS (SELECT 1 FROM events AS e WHERE e.event_id = first.event_id)
+)
+SELECT * FROM final;
+
+-- name: insert_new_events
+INSERT INTO events BY NAME SELECT * FROM new_events;
+
+-- name: suppress_unsubscribed
+-- An unsubscribe through the tracking service suppresses the address, cause `unsubscribe`. The
+-- service's own suppression-log line (loaded just before) usually got there first: an address
+-- suppressed already keeps its cause, except a soft-bounce suppression, which decays and must
+-- not take the opt-out with it.
+WITH unsubscribed AS (
+    SELECT s.email, min(e.occurred_at) AS created_at
+    FROM new_events AS e
+    JOIN subscribers AS s USING (subscriber_id)
+    WHERE e.type = 'unsubscribe'
+    GROUP BY s.email
+)
+INSERT INTO suppressions (email, cause, created_at)
+SELECT email, 'unsubscribe', created_at FROM unsubscribed
+ON CONFLICT (email) DO UPDATE SET cause = excluded.cause, created_at = excluded.created_at
+WHERE suppressions.cause = 'soft_bounces';
+
+-- name: unsubscribe_subscribers
+-- ... and the subscriber is no longer active (as an opt-out at ingest does).
+UPDATE subscribers SET status = 'unsubscribed', status_changed_at = now(), updated_at = now()
+WHERE status = 'active'
+  AND subscriber_id IN (SELECT subscriber_id FROM new_events WHERE type = 'unsubscribe');
+
+-- name: record_event_files
+-- Each file read this run: how far, and how many lines and rejects it has given so far.
+WITH rejected AS (
+    SELECT file, count(*) AS n FROM staged_events WHERE reject IS NOT NULL GROUP BY file
+),
+final AS (
+    SELECT p.file, p.size, p.bytes_loaded, p.rows, coalesce(r.n, 0) AS rejected
+    FROM input_event_progress AS p
+    LEFT JOIN rejected AS r USING (file)
+)
+INSERT INTO event_files (file, size, bytes_loaded, rows, rejected)
+SELECT * FROM final
+ON CONFLICT (file) DO UPDATE SET
+    size = excluded.size,
+    bytes_loaded = excluded.bytes_loaded,
+    rows = event_files.rows + excluded.rows,
+    rejected = event_files.rejected + excluded.rejected,
+    loaded_at = now();
+
+-- name: event_load_counts
+-- The aggregate summary: events added, lines that repeated an event already known, lines rejected.
+SELECT (SELECT count(*) FROM new_events),
+       (SELECT count(*) FROM staged_events WHERE reject IS NULL) - (SELECT count(*) FROM new_events),
+       (SELECT count(*) FROM staged_events WHERE reject IS NOT NULL);
+
+-- name: event_bytes_waiting
+-- Last lines still being written (or torn): loaded once they end, reported meanwhile.
+SELECT coalesce(sum(size - bytes_loaded), 0) FROM event_files;
+
+-- name: drop_staged_events
+DROP TABLE IF EXISTS staged_events;
+
+-- name: drop_new_events
+DROP TABLE IF EXISTS new_events;
