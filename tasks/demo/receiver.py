@@ -30,6 +30,15 @@ class Received:
 
 
 @dataclass(frozen=True)
+class Hold:
+    """A DATA reply held until the test says: `arrived` is set once the message is in, and the
+    reply (the normal one) goes when `released` is set. A test orders events without timing."""
+
+    arrived: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass(frozen=True)
 class Fault:
     """What the receiver does instead of its normal reply at one stage of a transaction.
 
@@ -42,6 +51,7 @@ class Fault:
     drop: bool = False  # close the connection instead of replying
     stall: bool = False  # never reply
     keep: bool = False  # RCPT: accept the recipient anyway, as a broken server might, so DATA gets 354
+    hold: Hold | None = None  # DATA: reply normally, but only once the hold is released
 
 
 @dataclass
@@ -103,7 +113,10 @@ class _Handler:
 
     async def handle_DATA(self, server, session, envelope):
         fault = self._fault("DATA", *envelope.rcpt_tos)
-        if fault is not None:
+        if fault is not None and fault.hold is not None:
+            fault.hold.arrived.set()
+            await asyncio.get_running_loop().run_in_executor(None, fault.hold.released.wait, STALL_SECONDS)
+        elif fault is not None:
             return await self._misbehave(server, fault)
         if self.delay:
             await asyncio.sleep(self.delay)

@@ -80,7 +80,7 @@ class SuppressionCheck:
         """One per home and process: a sending process reads a large snapshot once, not once per chunk,
         and again only when plan or aggregate has replaced it."""
         check = cls._shared.get(home)
-        if check is None or check._snapshot_id != _file_id(check.dir / SNAPSHOT):
+        if check is None or check._snapshot_id != file_id(check.dir / SNAPSHOT):
             check = cls._shared[home] = cls(home)
         check.refresh = refresh
         check._next = 0.0  # a new chunk starts from the logs as they are now
@@ -88,7 +88,7 @@ class SuppressionCheck:
 
     def _load_snapshot(self) -> None:
         snapshot = self.dir / SNAPSHOT
-        self._snapshot_id = _file_id(snapshot)
+        self._snapshot_id = file_id(snapshot)
         if self._snapshot_id is not None:
             frame = pl.read_parquet(snapshot, columns=["email", "cause"])
             self.causes.update(zip(frame["email"].to_list(), frame["cause"].to_list()))
@@ -123,7 +123,8 @@ class SuppressionCheck:
                     continue
 
 
-def _file_id(path: Path) -> tuple | None:
+def file_id(path: Path) -> tuple | None:
+    """A file's identity (inode, mtime, size): a change means it was replaced or grew; None when it is missing."""
     try:
         stat = path.stat()
     except FileNotFoundError:

@@ -14,8 +14,9 @@ from starlette.routing import Route
 
 from mailflow.settings import Settings
 from mailflow.tasks.compose.compose import CLICK, OPEN, UNSUBSCRIBE
-from mailflow.tasks.compose.tokens import BadToken
+from mailflow.tasks.compose.tokens import BadToken, SendRef
 from mailflow.tasks.compose.tracking import verify_redirect
+from mailflow.tasks.track.campaigns import CampaignFiles
 from mailflow.tasks.track.context import TrackContext
 from mailflow.tasks.track.guard import Guard
 from mailflow.tasks.track.pages import page_routes
@@ -35,15 +36,22 @@ def unavailable() -> Response:
     return PlainTextResponse("try again later\n", status_code=503, headers={**NO_STORE, "Retry-After": "5"})
 
 
+def send_of(ctx: TrackContext, token: str, purpose: str) -> tuple[SendRef, CampaignFiles] | None:
+    """The send a token names and its campaign's files; None for a token this service must not honour."""
+    try:
+        ref = ctx.signer.verify(token, purpose)
+    except BadToken:
+        return None
+    campaign = ctx.campaigns.find(ref.campaign_digest)
+    return None if campaign is None else (ref, campaign)
+
+
 async def open_pixel(request: Request) -> Response:
     ctx: TrackContext = request.app.state.track
-    try:
-        ref = ctx.signer.verify(request.path_params["token"], OPEN)
-    except BadToken:
+    found = send_of(ctx, request.path_params["token"], OPEN)
+    if found is None:
         return not_found()
-    campaign = ctx.campaigns.find(ref.campaign_digest)
-    if campaign is None:
-        return not_found()
+    ref, campaign = found
     if request.method == "GET":  # a HEAD fetched no image: nobody saw it
         try:
             await ctx.record(request, "open", campaign, ref)
@@ -54,13 +62,10 @@ async def open_pixel(request: Request) -> Response:
 
 async def click(request: Request) -> Response:
     ctx: TrackContext = request.app.state.track
-    try:
-        ref = ctx.signer.verify(request.path_params["token"], CLICK)
-    except BadToken:
-        return not_found()
-    campaign, index = ctx.campaigns.find(ref.campaign_digest), request.path_params["n"]
-    if campaign is None or index >= len(campaign.links):
+    found, index = send_of(ctx, request.path_params["token"], CLICK), request.path_params["n"]
+    if found is None or index >= len(found[1].links):
         return not_found()  # only URLs in the campaign's own table: never an open redirect
+    ref, campaign = found
     return await _redirect(request, ctx, campaign, ref, index, campaign.links[index])
 
 
@@ -76,7 +81,8 @@ async def signed_redirect(request: Request) -> Response:
     return await _redirect(request, ctx, campaign, ref, None, url)
 
 
-async def _redirect(request: Request, ctx: TrackContext, campaign, ref, index: int | None, url: str) -> Response:
+async def _redirect(request: Request, ctx: TrackContext, campaign: CampaignFiles, ref: SendRef, index: int | None,
+                    url: str) -> Response:
     variant = campaign.variant_name(getattr(ref, "variant", None))
     if request.method == "GET":  # link checkers that only ask HEAD are told where it goes, and not counted
         try:
@@ -90,13 +96,10 @@ async def one_click_unsubscribe(request: Request) -> Response:
     """RFC 8058 one-click: no cookie, no session, no redirect; effective before the 200. (The pages
     part replaces this with its own POST /u, which page_routes() lists first.)"""
     ctx: TrackContext = request.app.state.track
-    try:
-        ref = ctx.signer.verify(request.path_params["token"], UNSUBSCRIBE)
-    except BadToken:
+    found = send_of(ctx, request.path_params["token"], UNSUBSCRIBE)
+    if found is None:
         return not_found()
-    campaign = ctx.campaigns.find(ref.campaign_digest)
-    if campaign is None:
-        return not_found()
+    ref, campaign = found
     try:
         row = await ctx.campaigns.recipient(campaign, ref.subscriber_id)
         if row is not None:  # the suppression log is what stops a running send: written first

@@ -16,9 +16,11 @@ import polars as pl
 
 from mailflow.tasks.compose.tokens import campaign_digest
 from mailflow.tasks.files.manifest import MANIFEST, chunk_entries
+from mailflow.tasks.files.suppress import file_id
 
 LINKS = "links.json"
 _RESCAN_SECONDS = 1.0  # an unknown digest rescans the campaign folders at most this often: forged tokens cost nothing
+_RECHECK_SECONDS = 1.0  # a changed links.json or manifest is seen within this
 _CHUNKS_KEPT = 8  # chunk files kept read: a burst of unsubscribes reads each once
 
 
@@ -32,6 +34,7 @@ class CampaignFiles:
     links: list[str]
     chunks: tuple[Path, ...]
     stamp: tuple = ()  # the files' identity when read: a change means read again
+    checked_until: float = 0.0  # the files are looked at again after this (the index's clock)
     _urls: dict = field(default_factory=dict, repr=False)
 
     def variant_name(self, index: int | None) -> str | None:
@@ -65,7 +68,7 @@ def with_utm(url: str, utm: dict[str, str], campaign_id: str, variant: str | Non
 
 
 class CampaignIndex:
-    """`find(digest) -> CampaignFiles | None` (cached, read again when a file changes) and
+    """`find(digest) -> CampaignFiles | None` (cached, read again within a second of a file's change) and
     `await recipient(campaign, subscriber_id) -> dict | None` (off the event loop)."""
 
     def __init__(self, home: Path, clock=time.monotonic):
@@ -98,10 +101,14 @@ class CampaignIndex:
         self._ids = {campaign_digest(name): name for name in names}
 
     def _load(self, campaign_id: str) -> CampaignFiles | None:
-        folder = self.root / campaign_id
-        stamp = (_file_id(folder / MANIFEST), _file_id(folder / LINKS))
         cached = self._files.get(campaign_id)
+        now = self.clock()
+        if cached is not None and now < cached.checked_until:  # two stats a request cost a fifth of an open's time
+            return cached
+        folder = self.root / campaign_id
+        stamp = (file_id(folder / MANIFEST), file_id(folder / LINKS))
         if cached is not None and cached.stamp == stamp:
+            cached.checked_until = now + _RECHECK_SECONDS
             return cached
         if stamp[0] is None:  # no manifest (yet): not a planned campaign
             self._files.pop(campaign_id, None)
@@ -112,7 +119,8 @@ class CampaignIndex:
         except FileNotFoundError:  # replaced between stat and read: the next request reads the new one
             return cached
         chunks = tuple(folder / entry.file for entry in chunk_entries(manifest))
-        self._files[campaign_id] = CampaignFiles(campaign_id, folder, manifest["spec"], list(links), chunks, stamp)
+        self._files[campaign_id] = CampaignFiles(campaign_id, folder, manifest["spec"], list(links), chunks, stamp,
+                                                 now + _RECHECK_SECONDS)
         return self._files[campaign_id]
 
     async def recipient(self, campaign: CampaignFiles, subscriber_id: int) -> dict | None:
@@ -171,11 +179,3 @@ class RecipientIndex:
         if at < len(self.ids) and self.ids[at] == subscriber_id:
             return self.paths[self.files[at]]
         return None
-
-
-def _file_id(path: Path) -> tuple | None:
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
-        return None
-    return stat.st_ino, stat.st_mtime_ns, stat.st_size
