@@ -101,7 +101,9 @@ def measure(work: Path, recipients: int, seconds: int, warmup: int, connections:
         stop(bare)
     facts["load_after"] = os.getloadavg()[0]
     facts["acknowledged"], facts["unexpected"] = acknowledged(runs)
-    facts["slack"] = len(runs) * connections + sum(r["errors"]["timeout"] for r, _ in runs)
+    facts["errors"] = sum((Counter({k: v for k, v in r["errors"].items() if k != "status"}) for r, _ in runs), Counter())
+    # a request per connection may be answered (and logged) as wrk stops, or after an error wrk did not count
+    facts["slack"] = len(runs) * connections + facts["errors"].total()
     facts["events"], facts["foreign"] = count_events(data.home, data.campaign_id)
     return facts
 
@@ -178,14 +180,17 @@ def count_events(home: Path, campaign_id: str) -> tuple[Counter, int]:
 
 
 def accounting_problem(acknowledged: Counter, events: Counter, slack: int, unexpected: Counter | None = None,
-                       foreign: int = 0, stopped: str | None = None) -> str | None:
-    """Every acknowledged request logged, no more than `slack` beyond it, nothing but 200s and 302s."""
+                       foreign: int = 0, stopped: str | None = None, errors: Counter | None = None) -> str | None:
+    """Every acknowledged request logged, no more than `slack` beyond it, nothing but 200s and 302s,
+    no socket error or timeout."""
     problems = [f"{kind}: {acknowledged[kind]} acknowledged, {events[kind]} logged (missing {acknowledged[kind] - events[kind]})"
                 for kind in sorted(acknowledged) if events[kind] < acknowledged[kind]]
     problems += [f"{kind}: {events[kind]} logged, more than {acknowledged[kind]} acknowledged + {slack} in flight"
                  for kind in sorted(events) if events[kind] > acknowledged[kind] + slack]
     if unexpected:
         problems.append(f"answers other than the expected 200/302: {dict(sorted(unexpected.items()))}")
+    if errors and errors.total():
+        problems.append(f"wrk saw socket errors or timeouts: {dict(sorted((k, v) for k, v in errors.items() if v))}")
     if foreign:
         problems.append(f"{foreign} events name another campaign")
     if stopped:
@@ -212,7 +217,7 @@ def rows_for(facts: dict) -> list[dict]:
     log(f"track: bare GIF runs {', '.join(f'{r:.0f}' for r in bare_rates)} req/s; "
         f"load average {facts['load_before']:.2f} before, {facts['load_after']:.2f} after")
     problem = accounting_problem(facts["acknowledged"], facts["events"], facts["slack"], facts["unexpected"],
-                                 facts["foreign"], facts["stopped"])
+                                 facts["foreign"], facts["stopped"], facts["errors"])
     bare_p99 = max(r["latency_us"]["p99"] for r in facts["bare"]) / 1000
     runs = len(bare_rates)
     rows = [row(f"track: bare ASGI GIF, uvicorn uvloop+httptools ({setup}, mean of {runs} runs)", bare, "req/s", "-", 1.0),

@@ -32,6 +32,7 @@ def test_a_short_run_finds_every_answer_wrk_counted_in_the_event_logs(short_run)
     assert ack["open"] > 0 and ack["click"] > 0 and not facts["unexpected"] and facts["foreign"] == 0
     assert ack["open"] <= events["open"] <= ack["open"] + facts["slack"]
     assert ack["click"] <= events["click"] <= ack["click"] + facts["slack"]
+    assert not facts["errors"].total() and facts["slack"] == 3 * 4  # three runs of four connections
     assert accounting_problem(ack, events, facts["slack"]) is None
     rows = rows_for(facts)
     logged = [r for r in rows if "events logged" in r["benchmark"]]
@@ -73,5 +74,6 @@ def test_the_accounting_allows_requests_in_flight_and_flags_anything_else():
     assert "open: 100 acknowledged, 99 logged (missing 1)" in accounting_problem(ack, Counter(open=99, click=50), 8)
     assert "click: 59 logged, more than 50 acknowledged + 8 in flight" in accounting_problem(ack, Counter(open=100, click=59), 8)
     assert "{'503': 3}" in accounting_problem(ack, Counter(ack), 8, unexpected=Counter({"503": 3}))
+    assert "timeouts: {'read': 2}" in accounting_problem(ack, Counter(ack), 8, errors=Counter(read=2, timeout=0))
     assert "2 events name another campaign" in accounting_problem(ack, Counter(ack), 8, foreign=2)
     assert "exited 1 on SIGTERM" in accounting_problem(ack, Counter(ack), 8, stopped="exited 1 on SIGTERM")
