@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
 from functools import partial
 from ipaddress import ip_network
 from pathlib import Path
@@ -37,7 +38,7 @@ DEFAULTS: dict[str, Any] = {
     "dns": {"nameservers": [], "port": 53, "timeout": 5.0},
     "dkim": {"domain": "", "selector": "", "private_key_file": "", "private_key": "", "algorithm": "rsa-sha256",
              "ed25519_selector": "", "ed25519_private_key_file": "", "ed25519_private_key": ""},
-    "tracking": {"base_url": "http://127.0.0.1:8080", "secret": "",
+    "tracking": {"base_url": "http://127.0.0.1:8080", "secret": "", "previous_secret": "", "previous_until": "",
                  "ip": "truncate", "trusted_proxies": [], "log_rotate_seconds": 300, "log_rotate_bytes": 64 * 2**20,
                  "log_sync_seconds": 0.5},
     "bounces": {"imap": {"url": ""}, "soft_limit": 3, "soft_window_days": 30},
@@ -107,6 +108,8 @@ class DkimSettings:
 class TrackingSettings:
     base_url: str
     secret: Secret  # HMAC key of every token and signed link
+    previous_secret: Secret = field(default_factory=Secret)  # the key before a rotation: still verifies ...
+    previous_until: datetime | None = None  # ... until this moment (UTC), then no more
     # The tracking service (mailflow track serve)
     ip: str = "truncate"  # client IPs in event logs: truncate (/24, /48) | hash (keyed by the secret) | full | none
     trusted_proxies: tuple[str, ...] = ()  # IPs or CIDRs whose X-Forwarded-For is believed
@@ -269,6 +272,11 @@ def _build(tree: dict[str, Any], config: str | None) -> Settings:
 
 
 def _tracking(tracking: dict[str, Any], secret) -> TrackingSettings:
+    previous = secret(tracking["previous_secret"], "tracking", "previous_secret")
+    until = _moment(tracking["previous_until"], "tracking.previous_until")
+    if previous and until is None:
+        raise MailflowError("settings: tracking.previous_until is required when tracking.previous_secret is set "
+                            "(the date and time after which tokens signed with the previous secret stop verifying)")
     proxies = tuple(str(p) for p in _as_list(tracking["trusted_proxies"], "tracking.trusted_proxies"))
     for proxy in proxies:
         try:
@@ -280,11 +288,30 @@ def _tracking(tracking: dict[str, Any], secret) -> TrackingSettings:
         raise MailflowError(f"settings: tracking.log_sync_seconds must be more than 0 and at most 1, not {sync:g}")
     return TrackingSettings(
         base_url=str(tracking["base_url"]), secret=secret(tracking["secret"], "tracking", "secret"),
+        previous_secret=previous, previous_until=until,
         ip=_one_of(tracking["ip"], ("truncate", "hash", "full", "none"), "tracking.ip"), trusted_proxies=proxies,
         log_rotate_seconds=_non_negative(tracking["log_rotate_seconds"], "tracking.log_rotate_seconds"),
         log_rotate_bytes=_positive_int(tracking["log_rotate_bytes"], "tracking.log_rotate_bytes"),
         log_sync_seconds=sync,
     )
+
+
+def _moment(value: Any, key: str) -> datetime | None:
+    """An ISO date or date and time (TOML's own, or text); a date means 00:00 that day, and no zone means UTC."""
+    if value in ("", None):
+        return None
+    moment = value
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            moment = None
+    elif isinstance(value, date) and not isinstance(value, datetime):
+        moment = datetime.combine(value, datetime.min.time())
+    if not isinstance(moment, datetime):
+        raise MailflowError(f"settings: {key} must be an ISO date or date and time "
+                            f"(2027-01-31 or 2027-01-31T12:00:00+09:00), not {str(value)!r}")
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _shaping(tree: dict[str, Any]) -> dict[str, ProviderLimits]:

@@ -12,8 +12,11 @@ from mailflow.tasks.compose.compose import Composer
 from mailflow.tasks.compose.render import CampaignTemplates
 from mailflow.tasks.compose.tokens import TokenSigner
 from mailflow.tasks.deliver.smtp import Outcome
+from mailflow.tasks.plan.audience import plan
+from mailflow.tasks.plan.chunks import release_remainder
 from mailflow.tasks.send.chunk import composer_for, write_link_table
-from tests.support.campaign import COMPOSE_SPEC, settings_for
+from tests.support.campaign import COMPOSE_SPEC, SECRET_ENV, settings_for
+from tests.support.planning import add_subscribers, campaign, chunk_frames
 
 ROW = {"subscriber_id": 42, "email": "ann@example.com", "first_name": "Ann", "last_name": "Lee", "attributes": "{}"}
 HTML = """<html><head><style>p { color: #c00 }</style></head><body>
@@ -21,6 +24,12 @@ HTML = """<html><head><style>p { color: #c00 }</style></head><body>
 <a href="https://shop.example/sale?a=1&amp;b=2">Sale</a> <a href="https://shop.example/sale?a=1&amp;b=2">again</a>
 <a href="mailto:help@example.com">mail</a> <a href="{{ unsubscribe_url }}">unsubscribe</a>
 <a href="{{ view_url }}">view</a></body></html>"""
+AB_TEST = """variants:
+  - {name: A, weight: 1}
+  - {name: B, weight: 1, subject: "B"}
+  - {name: C, weight: 1, subject: "C"}
+ab: {test_fraction: 0.5}
+"""
 
 
 @pytest.fixture
@@ -47,6 +56,42 @@ def test_headers_of_a_bulk_sender(composer):
     assert msg["Feedback-ID"] == "spring:A:bulk:mailflow"
     assert msg["Message-ID"].endswith("@example.com>") and msg["Date"]
     assert "ann@example.com" not in msg["List-Unsubscribe"] + msg["Message-ID"] + envelope.sender
+
+
+def test_verp_local_parts_stay_within_64_characters(composer):
+    envelope = composer.compose(ROW)
+    mailto = re.search(r"<mailto:([^>]+)>", message_from_bytes(envelope.data, policy=default)["List-Unsubscribe"]).group(1)
+    for address in (envelope.sender, mailto):
+        local = address.rpartition("@")[0]
+        assert re.fullmatch(r"(bounce|unsubscribe)\+[a-z2-7]{40}", local) and len(local) <= 64, local  # RFC 5321 4.5.3.1.1
+
+
+def test_a_campaign_without_variants_signs_index_0_and_an_unknown_variant_is_refused(composer, tmp_path):
+    from mailflow.errors import MailflowError
+
+    token = composer.compose(ROW).sender.split("+")[1].split("@")[0]
+    assert TokenSigner("k").verify(token, "send").variant == 0 and COMPOSE_SPEC.variant_names == ("A",)
+    with pytest.raises(MailflowError, match="no variant 'B'"):
+        Composer(COMPOSE_SPEC, composer.templates, TokenSigner("k"), "https://t.example", "bounces.example.com", variant="B")
+
+
+def test_tokens_carry_the_index_of_their_chunks_variant_and_the_remainder_the_winners(con, home, tmp_path):
+    add_subscribers(con, [f"u{i}@example.com" for i in range(600)])
+    spec = campaign(tmp_path, extra=AB_TEST)
+    plan(con, home, spec, 100)
+    release_remainder(home, spec.campaign_id, "C")
+    settings = settings_for(home, "127.0.0.1:25")  # composing only: no relay is asked
+    signer = TokenSigner(SECRET_ENV["MAILFLOW_TRACKING__SECRET"])
+    seen = set()
+    for entry, frame in chunk_frames(home, spec.campaign_id):
+        composer = composer_for(settings, spec, entry["variant"])
+        for row in frame.head(3).to_dicts():
+            envelope = composer.compose(row)
+            send = signer.verify(envelope.sender.split("+")[1].split("@")[0], "send")
+            unsubscribe = signer.verify(re.search(r"/u/([a-z2-7]{40})>", envelope.data.decode()).group(1), "unsubscribe")
+            assert send.variant == unsubscribe.variant == spec.variant_names.index(entry["variant"])
+            seen.add((row["variant"], send.variant))
+    assert seen == {("A", 0), ("B", 1), ("C", 2), ("remainder", 2)}
 
 
 def test_links_are_signed_click_urls_and_the_table_lists_them(composer):
@@ -88,7 +133,9 @@ def test_long_names_and_subjects_fold_to_short_lines_that_verify_and_read_back(t
                         DkimSigner(dkim_key))
     data = composer.compose({**ROW, "first_name": first_name}).data
     head = data.split(b"\r\n\r\n", 1)[0]
-    assert max(len(line) for line in head.split(b"\r\n")) <= 78
+    long = [line for line in head.split(b"\r\n") if len(line) > 78]
+    # Only a line holding one whole List-Unsubscribe URI may pass 78 (the SHOULD limit): a URI does not fold
+    assert all(re.fullmatch(rb"(List-Unsubscribe:)? <[^ ]{1,200}>,?", line) for line in long), long
     record = dns_record(dkim_key).encode()
     assert dkim.verify(data, dnsfunc=lambda name, timeout=5: record if name == b"mf1._domainkey.example.com." else None)
     msg = message_from_bytes(data, policy=default)

@@ -1,7 +1,9 @@
 """Templates and messages: sandboxed, strict, escaped, and no header injection."""
 
+import os
 from email import message_from_bytes
 from email.policy import default
+from pathlib import Path
 
 import pytest
 from jinja2 import StrictUndefined
@@ -205,3 +207,42 @@ def test_templates_see_the_name_of_the_variant_they_render(tmp_path):
     for name in ("A", "B"):
         out = CampaignTemplates("t", "{{ variant }}: news", CAMPAIGN, tmp_path, variant=name).render({"email": "a@x.y"})
         assert (out.subject, out.text) == (f"{name}: news", f"variant {name}")
+
+
+GOLDEN = Path(__file__).parent / "data" / "golden"
+GOLDEN_ROW = {"subscriber_id": 7, "email": "ann@example.com", "first_name": "Ann", "last_name": "Lee",
+              "attributes": '{"plan": "pro", "country": "JP"}'}
+
+
+def sample_render(name: str):
+    """A sample template as a recipient sees it: tracked, with the links a send signs (fixed secret, so fixed tokens)."""
+    from mailflow.tasks.compose.compose import Composer
+    from mailflow.tasks.compose.tokens import TokenSigner
+    from mailflow.tasks.plan.campaign import CampaignSpec
+
+    spec = CampaignSpec(name="News", campaign_id="news", from_addr="news@example.com", subject="Hi", template=name)
+    templates = CampaignTemplates(name, spec.subject, CAMPAIGN, track_opens=True, track_clicks=True)
+    helpers, _ = Composer(spec, templates, TokenSigner("golden"), "https://t.example", "bounces.example.com").helpers(7)
+    return templates.render(GOLDEN_ROW, helpers), helpers
+
+
+@pytest.mark.parametrize("name", ["newsletter", "digest"])
+def test_the_sample_templates_render_as_their_golden_files(name):
+    # A change to what recipients see shows up as a diff of tests/data/golden; accept one with
+    # MAILFLOW_UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_render.py -k golden
+    rendered, _ = sample_render(name)
+    for path, text in ((GOLDEN / f"{name}.html", rendered.html), (GOLDEN / f"{name}.txt", rendered.text)):
+        if os.environ.get("MAILFLOW_UPDATE_GOLDEN"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        assert text == path.read_text(), f"{path.name} changed: check it, then accept it with MAILFLOW_UPDATE_GOLDEN=1"
+
+
+def test_the_newsletter_shows_visible_unsubscribe_and_view_in_browser_links():
+    rendered, helpers = sample_render("newsletter")
+    footer = rendered.html.rsplit("You receive this", 1)[1]
+    assert f'<a href="{helpers.view_url}"' in footer and ">View in browser</a>" in footer
+    assert f'<a href="{helpers.unsubscribe_url}"' in footer and ">Unsubscribe</a>" in footer
+    assert f"View in browser: {helpers.view_url}\n" in rendered.text and f"Unsubscribe: {helpers.unsubscribe_url}\n" in rendered.text
+    bare = CampaignTemplates("newsletter", "Hi", CAMPAIGN).render(GOLDEN_ROW)  # no links to show (a preview): no empty labels
+    assert "Unsubscribe" not in bare.html + bare.text and "View in browser" not in bare.html + bare.text

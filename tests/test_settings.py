@@ -1,5 +1,6 @@
 """Settings: defaults < file < environment < overrides, frozen, with clear errors."""
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,7 @@ def test_shaping_overrides_one_key_and_keeps_the_other_defaults():
 
 
 SECRETS = {"MAILFLOW_TRACKING__SECRET": "tok-3f9a1c", "MAILFLOW_DKIM__PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----\nkey-77e0\n",
+           "MAILFLOW_TRACKING__PREVIOUS_SECRET": "old-60b2", "MAILFLOW_TRACKING__PREVIOUS_UNTIL": "2027-01-31",
            "MAILFLOW_SMTP__POOLS__BULK__RELAYS": '["10.0.0.1:25", "mailer:pw-51d2@10.0.0.2:587?tls=starttls"]'}
 
 
@@ -111,7 +113,7 @@ def test_settings_pickled_into_a_worker_carry_no_secret_and_it_rereads_them(monk
     assert (settings.tracking.secret.reveal(), relay.password.reveal()) == ("tok-3f9a1c", "pw-51d2")
     shown = [repr(settings), str(settings.tracking.secret), f"{relay.password}", pickle.dumps(settings),
              cloudpickle.dumps(settings)]  # what Prefect prints, logs, or pickles for a process pool
-    for needle in ("tok-3f9a1c", "key-77e0", "pw-51d2"):
+    for needle in ("tok-3f9a1c", "key-77e0", "pw-51d2", "old-60b2"):
         assert not any(needle in (s if isinstance(s, str) else s.decode("latin-1")) for s in shown), needle
 
     # The worker process: the secrets are read from its environment, as Prefect's process pool passes it on.
@@ -120,7 +122,7 @@ def test_settings_pickled_into_a_worker_carry_no_secret_and_it_rereads_them(monk
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
     worker = pickle.loads(cloudpickle.dumps(settings))
-    assert worker.tracking.secret.reveal() == "tok-3f9a1c"
+    assert worker.tracking.secret.reveal() == "tok-3f9a1c" and worker.tracking.previous_secret.reveal() == "old-60b2"
     assert worker.dkim.private_key.reveal() == SECRETS["MAILFLOW_DKIM__PRIVATE_KEY"]
     assert worker.pool("bulk").relays[1].password.reveal() == "pw-51d2" and not worker.pool("bulk").relays[0].password
 
@@ -138,6 +140,7 @@ def test_a_secret_in_the_config_file_is_read_there_again_after_pickling(tmp_path
 
 @pytest.mark.parametrize("overrides,needle", [
     ({"tracking": {"secret": "s"}}, "MAILFLOW_TRACKING__SECRET"),
+    ({"tracking": {"previous_secret": "s", "previous_until": "2027-01-31"}}, "MAILFLOW_TRACKING__PREVIOUS_SECRET"),
     ({"dkim": {"private_key": "k"}}, "MAILFLOW_DKIM__PRIVATE_KEY"),
     ({"dkim": {"ed25519_private_key": "k"}}, "MAILFLOW_DKIM__ED25519_PRIVATE_KEY"),
     ({"smtp": {"pools": {"bulk": {"relays": ["u:pw-0@h:25"]}}}}, "MAILFLOW_SMTP__POOLS__BULK__RELAYS"),
@@ -150,8 +153,38 @@ def test_overrides_never_carry_a_secret(overrides, needle):
 
 
 def test_secrets_are_taken_verbatim_from_the_environment():
-    settings = load_settings(environ={"MAILFLOW_TRACKING__SECRET": "1_000", "MAILFLOW_DKIM__PRIVATE_KEY": "true"})
+    settings = load_settings(environ={"MAILFLOW_TRACKING__SECRET": "1_000", "MAILFLOW_DKIM__PRIVATE_KEY": "true",
+                                      "MAILFLOW_TRACKING__PREVIOUS_SECRET": "2_000", "MAILFLOW_TRACKING__PREVIOUS_UNTIL": "2027-01-31"})
     assert (settings.tracking.secret.reveal(), settings.dkim.private_key.reveal()) == ("1_000", "true")
+    assert settings.tracking.previous_secret.reveal() == "2_000"
+
+
+@pytest.mark.parametrize("written,expected", [
+    ('"2027-01-31"', datetime(2027, 1, 31, tzinfo=UTC)),  # a date: 00:00 UTC that day
+    ("2027-01-31", datetime(2027, 1, 31, tzinfo=UTC)),  # TOML's own date
+    ("2027-01-31T09:30:00", datetime(2027, 1, 31, 9, 30, tzinfo=UTC)),  # no zone: UTC
+    ('"2027-01-31 09:30+09:00"', datetime(2027, 1, 31, 0, 30, tzinfo=UTC)),
+    ("2027-01-31T09:30:00Z", datetime(2027, 1, 31, 9, 30, tzinfo=UTC)),
+])
+def test_the_previous_tracking_secret_verifies_until_an_iso_date_or_time(tmp_path, written, expected):
+    config = tmp_path / "m.toml"
+    config.write_text(f"[tracking]\nprevious_until = {written}\n")
+    tracking = load_settings(config, environ={"MAILFLOW_TRACKING__PREVIOUS_SECRET": "old"}).tracking
+    assert tracking.previous_until == expected and tracking.previous_secret.reveal() == "old"
+    env = {"MAILFLOW_TRACKING__PREVIOUS_SECRET": "old", "MAILFLOW_TRACKING__PREVIOUS_UNTIL": written.strip('"')}
+    assert load_settings(environ=env).tracking.previous_until == expected
+
+
+@pytest.mark.parametrize("env,needle", [
+    ({"MAILFLOW_TRACKING__PREVIOUS_SECRET": "old"}, "tracking.previous_until is required when tracking.previous_secret is set"),
+    ({"MAILFLOW_TRACKING__PREVIOUS_SECRET": "old", "MAILFLOW_TRACKING__PREVIOUS_UNTIL": "next week"},
+     "tracking.previous_until must be an ISO date or date and time .* not 'next week'"),
+    ({"MAILFLOW_TRACKING__PREVIOUS_UNTIL": "09:30:00"}, "tracking.previous_until must be .* not '09:30:00'"),
+])
+def test_a_previous_secret_without_a_valid_end_is_a_one_line_error(env, needle):
+    with pytest.raises(MailflowError, match=needle) as caught:
+        load_settings(environ=env)
+    assert "\n" not in str(caught.value) and "old" not in str(caught.value)
 
 
 def test_a_bad_relay_is_named_without_its_password():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -80,6 +81,35 @@ def test_a_durable_write_is_fsynced_before_it_returns_and_concurrent_ones_share_
         await log.close()
         return fsyncs
     assert 1 <= asyncio.run(run()) < 50
+
+
+def test_a_failed_write_raises_is_counted_and_the_next_event_starts_a_new_file(tmp_path, monkeypatch):
+    real = os.write
+    full = set()
+
+    def write(fd, data):  # a disk that fills up after half a line
+        if fd in full:
+            real(fd, bytes(data[:10]))
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, data)
+    monkeypatch.setattr(events_module.os, "write", write)
+
+    async def run():
+        log = EventLog(tmp_path)
+        await log.write({"type": "open", "n": 1})
+        first = log.path
+        full.add(log._fd)
+        with pytest.raises(OSError):
+            await log.write({"type": "open", "n": 2})
+        full.clear()
+        await log.write({"type": "open", "n": 3})
+        second = log.path
+        await log.close()
+        return log, first, second
+    log, first, second = asyncio.run(run())
+    assert first != second and log.errors == 1 and log.counts["open"] == 2
+    assert json.loads(second.read_text())["n"] == 3, "the next event is a whole line in a file of its own"
+    assert json.loads(first.read_text().splitlines()[0])["n"] == 1 and not first.read_text().endswith("\n")
 
 
 def test_the_background_fsyncs_what_was_written_within_its_interval_and_reports_the_lag(tmp_path):

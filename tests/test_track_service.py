@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from urllib.parse import urlsplit
+
 import httpx
 import pytest
 
 from mailflow.tasks.compose.tokens import TokenSigner
 from mailflow.tasks.demo.receiver import free_port
+from mailflow.tasks.plan.campaign import Variant
 from mailflow.tasks.track.app import GIF
+from mailflow.tasks.track.server import running_service
 from tests.support.commands import wait_for
-from tests.support.tracking import USER_AGENT, event_lines, send_campaign, serve_process, service, stop_process, track_settings
+from tests.support.tracking import SPEC, USER_AGENT, event_lines, send_campaign, serve_process, service, stop_process, track_settings
 
 pytestmark = pytest.mark.integration
 EMAILS = ["ann@example.com", "bob@example.org", "cy@example.net"]
@@ -86,6 +91,29 @@ def test_forged_truncated_altered_or_misused_tokens_and_unknown_links_get_404_an
     assert {u: a.status_code for u, a in answers.items() if a.status_code != 404} == {}
     assert all("location" not in a.headers for a in answers.values())
     assert event_lines(settings.home) == [], "nothing is written for a refused link"
+
+
+def test_events_name_the_variant_each_message_was_sent_with(home, receiver):
+    spec = replace(SPEC, variants=(Variant("A"), Variant("B", subject="Other")))
+    with service(track_settings(home, receiver.port)) as (settings, url):
+        mails = send_campaign(settings, receiver, EMAILS[:1], spec, variant="B")
+        with client() as http:
+            assert http.get(mails[EMAILS[0]].open_url).status_code == 200
+            assert http.get(mails[EMAILS[0]].click_urls[0]).headers["location"].endswith("&utm_content=B")
+    assert [(e["type"], e["variant"]) for e in event_lines(settings.home)] == [("open", "B"), ("click", "B")]
+
+
+def test_links_signed_with_a_rotated_out_secret_work_until_its_end_and_then_get_404(home, receiver):
+    old = track_settings(home, receiver.port)  # the tests' secret signs the mail
+    with service(old) as (settings, url):
+        mail = send_campaign(settings, receiver, EMAILS[:1])[EMAILS[0]]
+    rotated = {"MAILFLOW_TRACKING__SECRET": "the-new-secret", "MAILFLOW_TRACKING__PREVIOUS_SECRET": "test-secret"}
+    for until, status in (("2999-01-01", 200), ("2001-01-01", 404)):
+        settings = track_settings(home, receiver.port, tracking={"previous_until": until}, environ=rotated)
+        with running_service(settings) as url, client() as http:
+            answer = http.get(url + urlsplit(mail.open_url).path)  # this service's port, the mail's token
+            assert answer.status_code == status, until
+    assert [e["type"] for e in event_lines(home)] == ["open"], "only the answered one is logged"
 
 
 def test_bursts_of_the_same_link_are_all_answered_and_logged_and_a_head_only_answered(sent):

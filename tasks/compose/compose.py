@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime, parseaddr
 from typing import Any
 
+from mailflow.errors import MailflowError
 from mailflow.tasks.compose.headers import check, encode_list, encode_mailbox, encode_text
 from mailflow.tasks.compose.message import Envelope, HeaderInjection
 from mailflow.tasks.compose.mime import CrlfMessage, Multipart
@@ -39,18 +40,23 @@ class Composer:
         self.reply_to = encode_mailbox(None, parseaddr(spec.reply_to)[1]) if spec.reply_to else None
         # Feedback-ID (Gmail's feedback loop): campaign:variant:stream:sender, stable per campaign.
         self.feedback_id = check("Feedback-ID", f"{spec.campaign_id}:{variant}:bulk:mailflow")
+        # Every token names the variant by its index (0 for a campaign without variants: its one is "A"),
+        # so the tracking service attributes an open or click to it without the warehouse
+        if variant not in spec.variant_names:
+            raise MailflowError(f"campaign {spec.campaign_id!r} has no variant {variant!r}")
+        self.variant_index = spec.variant_names.index(variant)
         self._date_second, self._date = -1, ""
 
     def helpers(self, subscriber_id: int) -> tuple[Helpers, str]:
-        cid, sign, base = self.spec.campaign_id, self.signer.sign, self.base
-        click = sign(cid, subscriber_id, CLICK)
+        cid, sign, base, variant = self.spec.campaign_id, self.signer.sign, self.base, self.variant_index
+        click = sign(cid, subscriber_id, CLICK, variant)
         return Helpers(
-            unsubscribe_url=f"{base}/u/{sign(cid, subscriber_id, UNSUBSCRIBE)}",
-            view_url=f"{base}/v/{sign(cid, subscriber_id, VIEW)}",
-            open_url=f"{base}/o/{sign(cid, subscriber_id, OPEN)}.gif",
+            unsubscribe_url=f"{base}/u/{sign(cid, subscriber_id, UNSUBSCRIBE, variant)}",
+            view_url=f"{base}/v/{sign(cid, subscriber_id, VIEW, variant)}",
+            open_url=f"{base}/o/{sign(cid, subscriber_id, OPEN, variant)}.gif",
             click_url=lambda n: f"{base}/c/{click}/{int(n)}",
             link_url=lambda url: self.redirects.url(click, url),
-        ), sign(cid, subscriber_id, SEND)
+        ), sign(cid, subscriber_id, SEND, variant)
 
     def compose(self, row: Mapping[str, Any]) -> Envelope | Outcome:
         """The recipient's envelope, or a `failed` outcome saying why it cannot be sent.

@@ -10,10 +10,11 @@ Rewriting happens once per campaign on the template source, not per recipient:
 
       {base_url}/r?t={click token}&s={signature}&u={URL, percent-encoded}
 
-  `t` is the recipient's click token (mailflow.tasks.compose.tokens: campaign digest, subscriber id, MAC);
-  `s` is TokenSigner.sign_link(t, URL): HMAC-SHA256 under a key derived from the tracking
-  secret over `t`, a NUL byte and the UTF-8 URL, its first 12 bytes in lower-case hex
-  (24 characters); `u` is the URL with every byte outside `A-Za-z0-9-._~:/` percent-encoded.
+  `t` is the recipient's click token (mailflow.tasks.compose.tokens: key id, variant, subscriber id,
+  campaign digest, MAC); `s` is TokenSigner.sign_link(t, URL): HMAC-SHA256 under a key derived
+  from the tracking secret that signed `t`, over `t`, a NUL byte and the UTF-8 URL, its first 12
+  bytes in lower-case hex (24 characters), checked under the key that verifies `t` (so it rotates
+  with the token); `u` is the URL with every byte outside `A-Za-z0-9-._~:/` percent-encoded.
   The tracking service parses the query (`verify_redirect`) and redirects only when the
   signature holds, so it is no open redirect: it goes only to URLs mailflow rendered into
   that recipient's mail.

@@ -11,7 +11,7 @@ from mailflow.errors import MailflowError
 from mailflow.settings import Settings
 from mailflow.tasks.compose.compose import Composer
 from mailflow.tasks.compose.render import CampaignTemplates
-from mailflow.tasks.compose.tokens import TokenSigner
+from mailflow.tasks.compose.tokens import TokenSigner, signer_from_settings
 from mailflow.tasks.deliver.smtp import Cause, Outcome
 from mailflow.tasks.plan.campaign import CampaignSpec
 
@@ -19,15 +19,15 @@ from mailflow.tasks.plan.campaign import CampaignSpec
 def template_check(settings: Settings) -> Callable[[CampaignSpec, list[dict]], None]:
     """check(spec, rows) for plan(): composes through the send stage's own path. Without a tracking secret
     (it is needed only to send) a throwaway key signs the sample's links; DKIM is left to the send."""
-    secret = settings.tracking.secret.reveal() or os.urandom(32).hex()
+    signer = signer_from_settings(settings.tracking) if settings.tracking.secret else TokenSigner(os.urandom(32).hex())
     directories = (settings.templates_dir, TEMPLATES_DIR)
 
     def check(spec: CampaignSpec, rows: list[dict]) -> None:
-        check_templates(spec, rows, directories, secret, settings.tracking.base_url, settings.smtp.bounce_domain)
+        check_templates(spec, rows, directories, signer, settings.tracking.base_url, settings.smtp.bounce_domain)
     return check
 
 
-def check_templates(spec: CampaignSpec, rows: list[dict], directories: tuple[Path, ...], secret: str,
+def check_templates(spec: CampaignSpec, rows: list[dict], directories: tuple[Path, ...], signer: TokenSigner,
                     base_url: str, bounce_domain: str) -> None:
     """Each variant's templates compile (a missing one or a syntax error names its file and line), and
     each sample recipient composes with them: a failing render names the variant, template and line."""
@@ -41,7 +41,7 @@ def check_templates(spec: CampaignSpec, rows: list[dict], directories: tuple[Pat
                                           preheader=variant.preheader, variant=name)
         except MailflowError as exc:
             raise MailflowError(f"{where}: {exc}") from None
-        composer = Composer(variant, templates, TokenSigner(secret), base_url, bounce_domain, None, variant=name)
+        composer = Composer(variant, templates, signer, base_url, bounce_domain, None, variant=name)
         for row in rows:
             result = composer.compose(row)
             if isinstance(result, Outcome) and result.cause is not Cause.ADDRESS:

@@ -12,14 +12,14 @@ from pathlib import Path
 import polars as pl
 
 from mailflow import TEMPLATES_DIR
-from mailflow.errors import MailflowError, NeedsAttention
+from mailflow.errors import NeedsAttention
 from mailflow.providers import provider_of
 from mailflow.settings import SendSettings, Settings
 from mailflow.tasks.bounces.classify import classify_reply
 from mailflow.tasks.compose.compose import Composer
 from mailflow.tasks.compose.message import Envelope
 from mailflow.tasks.compose.render import CampaignTemplates
-from mailflow.tasks.compose.tokens import TokenSigner
+from mailflow.tasks.compose.tokens import signer_from_settings
 from mailflow.tasks.deliver.shaping import ProviderLane
 from mailflow.tasks.deliver.smtp import Cause, Outcome
 from mailflow.tasks.deliver.transport import MX, dispatcher_for
@@ -35,10 +35,9 @@ from mailflow.tasks.send.schedule import PlannedChunk, planned_chunks
 def composer_for(settings: Settings, spec: CampaignSpec, variant: str = "A") -> Composer:
     """Templates compiled, tokens keyed and the DKIM key loaded: once per chunk task. `spec` is the
     campaign's; the message is composed with the variant's overrides (CampaignSpec.for_variant)."""
-    if not settings.tracking.secret:
-        raise MailflowError("set MAILFLOW_TRACKING__SECRET: List-Unsubscribe links and bounce addresses are signed with it")
+    signer = signer_from_settings(settings.tracking)  # first: without a secret nothing else matters
     templates = variant_templates(settings, spec, variant)
-    return Composer(spec.for_variant(variant), templates, TokenSigner(settings.tracking.secret.reveal()),
+    return Composer(spec.for_variant(variant), templates, signer,
                     settings.tracking.base_url, settings.smtp.bounce_domain, dkim_signer(settings), variant=variant)
 
 

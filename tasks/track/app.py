@@ -83,7 +83,7 @@ async def signed_redirect(request: Request) -> Response:
 
 async def _redirect(request: Request, ctx: TrackContext, campaign: CampaignFiles, ref: SendRef, index: int | None,
                     url: str) -> Response:
-    variant = campaign.variant_name(getattr(ref, "variant", None))
+    variant = campaign.variant_name(ref.variant)
     if request.method == "GET":  # link checkers that only ask HEAD are told where it goes, and not counted
         try:
             await ctx.record(request, "click", campaign, ref, link=index, url=url)

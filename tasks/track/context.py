@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass
 
 from mailflow.settings import Settings
-from mailflow.tasks.compose.tokens import SendRef, TokenSigner
+from mailflow.tasks.compose.tokens import SendRef, TokenSigner, signer_from_settings
 from mailflow.tasks.files.suppress import SuppressionLog
 from mailflow.tasks.track.campaigns import CampaignFiles, CampaignIndex
 from mailflow.tasks.track.events import EventLog
@@ -35,7 +35,7 @@ class TrackContext:
         secret = tracking.secret.reveal()
         events = EventLog(settings.home, WRITER, rotate_seconds=tracking.log_rotate_seconds,
                           rotate_bytes=tracking.log_rotate_bytes, sync_seconds=tracking.log_sync_seconds)
-        return cls(settings=settings, signer=signer_for(settings), events=events,
+        return cls(settings=settings, signer=signer_from_settings(tracking), events=events,
                    campaigns=CampaignIndex(settings.home), metrics=Metrics(settings.home, events),
                    client_address=ClientIp(tracking.ip, tracking.trusted_proxies, secret),
                    suppressions=SuppressionLog(settings.home, WRITER))
@@ -57,12 +57,7 @@ class TrackContext:
         aggregate stage's to derive, from the send ledger's time of the same recipient."""
         await self.events.write({
             "type": kind, "campaign_id": campaign.campaign_id, "subscriber_id": ref.subscriber_id,
-            "variant": campaign.variant_name(getattr(ref, "variant", None)), "link": link, "url": url,
+            "variant": campaign.variant_name(ref.variant), "link": link, "url": url,
             "ip": self.client_ip(request), "user_agent": (request.headers.get("user-agent") or "")[:USER_AGENT_CHARS] or None,
             **extra,
         }, durable=durable)
-
-
-def signer_for(settings: Settings) -> TokenSigner:
-    """The send stage's signer. (At merge with key rotation: signer_from_settings(settings.tracking).)"""
-    return TokenSigner(settings.tracking.secret.reveal())

@@ -53,8 +53,10 @@ class Mail:
     unsubscribe_url: str = ""  # List-Unsubscribe's https URL (the one-click POST target)
 
 
-def track_settings(home: Path, relay_port: int, tracking: dict | None = None, **send) -> Settings:
-    """Settings sending one message at a time through `relay_port`, with the test template's folder."""
+def track_settings(home: Path, relay_port: int, tracking: dict | None = None, environ: dict | None = None,
+                   **send) -> Settings:
+    """Settings sending one message at a time through `relay_port`, with the test template's folder;
+    secrets from `environ` (default: the tests' tracking secret)."""
     templates = home.parent / "templates"
     templates.mkdir(parents=True, exist_ok=True)
     (templates / "t.html.j2").write_text(TEMPLATE)
@@ -62,7 +64,7 @@ def track_settings(home: Path, relay_port: int, tracking: dict | None = None, **
         "home": str(home), "templates_dir": str(templates),
         "smtp": {"pools": {"default": {"relays": [f"127.0.0.1:{relay_port}"], "connections": 1}}},
         "send": {"chunk_size": 100, **send}, "tracking": {"base_url": "http://unused.example", **(tracking or {})}},
-        environ=SECRET_ENV)
+        environ=SECRET_ENV if environ is None else environ)
 
 
 @contextmanager
@@ -72,12 +74,13 @@ def service(settings: Settings):
         yield replace(settings, tracking=replace(settings.tracking, base_url=url)), url
 
 
-def send_campaign(settings: Settings, receiver: Receiver, emails: list[str], spec: CampaignSpec = SPEC) -> dict[str, Mail]:
-    """Plan (files only), send through the receiver, and read each recipient's URLs out of what arrived."""
+def send_campaign(settings: Settings, receiver: Receiver, emails: list[str], spec: CampaignSpec = SPEC,
+                  variant: str = "A") -> dict[str, Mail]:
+    """Plan (files only), send `variant` through the receiver, and read each recipient's URLs out of what arrived."""
     before = len(receiver.received)
-    (chunk,) = write_plan(settings.home, spec, [(emails, "A", None, False)])
-    preflight(settings, spec, chunk, 1)  # writes links.json, as the send does
-    asyncio.run(send_chunk(settings, spec, chunk))
+    (chunk,) = write_plan(settings.home, spec, [(emails, variant, None, False)])
+    preflight(settings, spec, chunk, 1, variant)  # writes links.json, as the send does
+    asyncio.run(send_chunk(settings, spec, chunk, variant=variant))
     return mails_of(receiver.received[before:], emails)
 
 
