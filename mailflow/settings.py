@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import datetime
 from functools import partial
 from ipaddress import ip_network
 from pathlib import Path
@@ -13,9 +13,21 @@ from typing import Any
 
 from mailflow.errors import MailflowError
 from mailflow.providers import DEFAULT_LIMITS, ProviderLimits
-from mailflow.relays import Relay, is_ip
+from mailflow.relays import Relay
 from mailflow.secret import Secret
-from mailflow.sources import SECRET_KEYS, env_name, from_environment, merge, read_config
+from mailflow.setting_values import (
+    as_list,
+    ip,
+    list_names,
+    moment,
+    no_line_break,
+    non_negative,
+    non_negative_int,
+    one_of,
+    positive_int,
+    positive_number,
+)
+from mailflow.sources import SECRET_KEYS, from_environment, merge, read_config, read_secret, refuse_secrets
 
 DEFAULTS: dict[str, Any] = {
     "home": "data",
@@ -172,41 +184,11 @@ def load_settings(
     parameters, which Prefect stores) carrying one are refused. A process that receives the
     settings pickled reads the secrets again from the config file and its own environment.
     """
-    _refuse_secrets(dict(overrides or {}))
+    refuse_secrets(dict(overrides or {}))
     merged = merge(DEFAULTS, read_config(config))
     merged = merge(merged, from_environment(os.environ if environ is None else environ))
     merged = merge(merged, dict(overrides or {}))
     return _build(merged, str(config) if config else None)
-
-
-def read_secret(config: str | None, keys: tuple[str | int, ...]) -> str:
-    """A secret as this process finds it (config file < environment): how an unpickled Secret is read.
-    Keys that end in an index name a relay in a pool's list, and the secret is its password."""
-    tree = merge(read_config(config), from_environment(os.environ))
-    if not isinstance(keys[-1], int):
-        value = _at(tree, *keys)
-        return "" if value is None else str(value)
-    *path, index = keys
-    relays = _as_list(_at(tree, *path) or [], ".".join(map(str, path)))
-    return Relay.parse(str(relays[index])).password.reveal() if index < len(relays) else ""
-
-
-def _refuse_secrets(overrides: dict[str, Any]) -> None:
-    for keys in SECRET_KEYS:
-        if _at(overrides, *keys):
-            raise MailflowError(f"overrides: {'.'.join(keys)} is a secret, and overrides become Prefect flow "
-                                f"parameters, stored in its database: set {env_name(*keys)} instead")
-    for name, spec in (_at(overrides, "smtp", "pools") or {}).items():
-        key = f"smtp.pools.{name}.relays"
-        if any(Relay.parse(str(r)).password for r in _as_list(_at(spec, "relays") or [], key)):
-            raise MailflowError(f"overrides: {key} holds a password, and overrides become Prefect flow parameters, "
-                                f"stored in its database: set {env_name('smtp', 'pools', name, 'relays')} instead")
-
-
-def _at(tree: Any, *keys: str | int) -> Any:
-    for key in keys:
-        tree = tree.get(key) if isinstance(tree, dict) else None
-    return tree
 
 
 def _build(tree: dict[str, Any], config: str | None) -> Settings:
@@ -216,7 +198,7 @@ def _build(tree: dict[str, Any], config: str | None) -> Settings:
         return Secret(str(value), partial(read_secret, config, keys))
 
     def relays(name: str, spec: dict[str, Any]) -> tuple[Relay, ...]:
-        parsed = [Relay.parse(str(r)) for r in _as_list(spec.get("relays", []), f"smtp.pools.{name}.relays")]
+        parsed = [Relay.parse(str(r)) for r in as_list(spec.get("relays", []), f"smtp.pools.{name}.relays")]
         return tuple(replace(r, password=secret(r.password.reveal(), "smtp", "pools", name, "relays", i))
                      if r.password else r for i, r in enumerate(parsed))
 
@@ -224,9 +206,9 @@ def _build(tree: dict[str, Any], config: str | None) -> Settings:
         name: Pool(
             name=name,
             relays=relays(name, spec),
-            connections=_positive_int(spec.get("connections", 8), f"smtp.pools.{name}.connections"),
-            choose=_one_of(spec.get("choose", "message"), ("message", "domain"), f"smtp.pools.{name}.choose"),
-            max_messages=_positive_int(spec.get("max_messages", 1000), f"smtp.pools.{name}.max_messages"),
+            connections=positive_int(spec.get("connections", 8), f"smtp.pools.{name}.connections"),
+            choose=one_of(spec.get("choose", "message"), ("message", "domain"), f"smtp.pools.{name}.choose"),
+            max_messages=positive_int(spec.get("max_messages", 1000), f"smtp.pools.{name}.max_messages"),
         )
         for name, spec in smtp.get("pools", {}).items()
     }
@@ -239,40 +221,40 @@ def _build(tree: dict[str, Any], config: str | None) -> Settings:
             bounce_domain=str(smtp["bounce_domain"]),
             timeout=float(smtp["timeout"]),
             pools=pools,
-            mx_port=_positive_int(smtp["mx_port"], "smtp.mx_port"),
-            mx_connections=_positive_int(smtp["mx_connections"], "smtp.mx_connections"),
+            mx_port=positive_int(smtp["mx_port"], "smtp.mx_port"),
+            mx_connections=positive_int(smtp["mx_connections"], "smtp.mx_connections"),
             allow_private_mx=bool(smtp["allow_private_mx"]),
-            mx_sources=tuple(_ip(str(a), "smtp.mx_sources") for a in _as_list(smtp["mx_sources"], "smtp.mx_sources")),
+            mx_sources=tuple(ip(str(a), "smtp.mx_sources") for a in as_list(smtp["mx_sources"], "smtp.mx_sources")),
         ),
         send=SendSettings(
-            chunk_size=_positive_int(send["chunk_size"], "send.chunk_size"),
+            chunk_size=positive_int(send["chunk_size"], "send.chunk_size"),
             resend_in_doubt=bool(send["resend_in_doubt"]),
-            error_budget=_positive_int(send["error_budget"], "send.error_budget"),
-            rate=_non_negative(send["rate"], "send.rate"),
-            rate_batch=_positive_int(send["rate_batch"], "send.rate_batch"),
-            retry_first=_non_negative(send["retry_first"], "send.retry_first"),
-            retry_max_interval=_non_negative(send["retry_max_interval"], "send.retry_max_interval"),
-            give_up_after=_non_negative(send["give_up_after"], "send.give_up_after"),
-            relay_failures=_positive_int(send["relay_failures"], "send.relay_failures"),
-            relay_cooldown=_non_negative(send["relay_cooldown"], "send.relay_cooldown"),
-            interrupt_grace=_non_negative(send["interrupt_grace"], "send.interrupt_grace"),
-            suppression_refresh=_non_negative(send["suppression_refresh"], "send.suppression_refresh"),
+            error_budget=positive_int(send["error_budget"], "send.error_budget"),
+            rate=non_negative(send["rate"], "send.rate"),
+            rate_batch=positive_int(send["rate_batch"], "send.rate_batch"),
+            retry_first=non_negative(send["retry_first"], "send.retry_first"),
+            retry_max_interval=non_negative(send["retry_max_interval"], "send.retry_max_interval"),
+            give_up_after=non_negative(send["give_up_after"], "send.give_up_after"),
+            relay_failures=positive_int(send["relay_failures"], "send.relay_failures"),
+            relay_cooldown=non_negative(send["relay_cooldown"], "send.relay_cooldown"),
+            interrupt_grace=non_negative(send["interrupt_grace"], "send.interrupt_grace"),
+            suppression_refresh=non_negative(send["suppression_refresh"], "send.suppression_refresh"),
         ),
         dns=DnsSettings(
-            nameservers=tuple(str(n) for n in _as_list(tree["dns"]["nameservers"], "dns.nameservers")),
-            port=_positive_int(tree["dns"]["port"], "dns.port"),
+            nameservers=tuple(str(n) for n in as_list(tree["dns"]["nameservers"], "dns.nameservers")),
+            port=positive_int(tree["dns"]["port"], "dns.port"),
             timeout=float(tree["dns"]["timeout"]),
         ),
         dkim=_dkim(dkim, secret),
         tracking=_tracking(tracking, secret),
         bounce_imap_url=str(tree["bounces"].get("imap", {}).get("url", "")),
-        soft_bounce_limit=_positive_int(tree["bounces"]["soft_limit"], "bounces.soft_limit"),
-        soft_bounce_window_days=_positive_int(tree["bounces"]["soft_window_days"], "bounces.soft_window_days"),
+        soft_bounce_limit=positive_int(tree["bounces"]["soft_limit"], "bounces.soft_limit"),
+        soft_bounce_window_days=positive_int(tree["bounces"]["soft_window_days"], "bounces.soft_window_days"),
         shaping=_shaping(tree.get("shaping", {})),
         plan=PlanSettings(
-            frequency_cap=_non_negative_int(tree["plan"]["frequency_cap"], "plan.frequency_cap"),
-            frequency_days=_positive_int(tree["plan"]["frequency_days"], "plan.frequency_days"),
-            render_sample=_non_negative_int(tree["plan"]["render_sample"], "plan.render_sample"),
+            frequency_cap=non_negative_int(tree["plan"]["frequency_cap"], "plan.frequency_cap"),
+            frequency_days=positive_int(tree["plan"]["frequency_days"], "plan.frequency_days"),
+            render_sample=non_negative_int(tree["plan"]["render_sample"], "plan.render_sample"),
             memory_limit=str(tree["plan"]["memory_limit"]),
         ),
     )
@@ -280,70 +262,32 @@ def _build(tree: dict[str, Any], config: str | None) -> Settings:
 
 def _tracking(tracking: dict[str, Any], secret) -> TrackingSettings:
     previous = secret(tracking["previous_secret"], "tracking", "previous_secret")
-    until = _moment(tracking["previous_until"], "tracking.previous_until")
+    until = moment(tracking["previous_until"], "tracking.previous_until")
     if previous and until is None:
         raise MailflowError("settings: tracking.previous_until is required when tracking.previous_secret is set "
                             "(the date and time after which tokens signed with the previous secret stop verifying)")
-    proxies = tuple(str(p) for p in _as_list(tracking["trusted_proxies"], "tracking.trusted_proxies"))
+    proxies = tuple(str(p) for p in as_list(tracking["trusted_proxies"], "tracking.trusted_proxies"))
     for proxy in proxies:
         try:
             ip_network(proxy, strict=False)
         except ValueError:
             raise MailflowError(f"settings: tracking.trusted_proxies must list IPs or CIDRs, not {proxy!r}") from None
-    sync = _non_negative(tracking["log_sync_seconds"], "tracking.log_sync_seconds")
+    sync = non_negative(tracking["log_sync_seconds"], "tracking.log_sync_seconds")
     if not 0 < sync <= 1:
         raise MailflowError(f"settings: tracking.log_sync_seconds must be more than 0 and at most 1, not {sync:g}")
     return TrackingSettings(
         base_url=str(tracking["base_url"]), secret=secret(tracking["secret"], "tracking", "secret"),
         previous_secret=previous, previous_until=until,
-        ip=_one_of(tracking["ip"], ("truncate", "hash", "full", "none"), "tracking.ip"), trusted_proxies=proxies,
-        log_rotate_seconds=_non_negative(tracking["log_rotate_seconds"], "tracking.log_rotate_seconds"),
-        log_rotate_bytes=_positive_int(tracking["log_rotate_bytes"], "tracking.log_rotate_bytes"),
+        ip=one_of(tracking["ip"], ("truncate", "hash", "full", "none"), "tracking.ip"), trusted_proxies=proxies,
+        log_rotate_seconds=non_negative(tracking["log_rotate_seconds"], "tracking.log_rotate_seconds"),
+        log_rotate_bytes=positive_int(tracking["log_rotate_bytes"], "tracking.log_rotate_bytes"),
         log_sync_seconds=sync,
-        public_lists=_list_names(tracking["public_lists"], "tracking.public_lists"),
-        optin_hours=_positive_number(tracking["optin_hours"], "tracking.optin_hours"),
-        subscribe_limit=_positive_int(tracking["subscribe_limit"], "tracking.subscribe_limit"),
-        subscribe_window=_positive_number(tracking["subscribe_window"], "tracking.subscribe_window"),
-        subscribe_from=_no_line_break("tracking.subscribe_from", str(tracking["subscribe_from"])),
+        public_lists=list_names(tracking["public_lists"], "tracking.public_lists"),
+        optin_hours=positive_number(tracking["optin_hours"], "tracking.optin_hours"),
+        subscribe_limit=positive_int(tracking["subscribe_limit"], "tracking.subscribe_limit"),
+        subscribe_window=positive_number(tracking["subscribe_window"], "tracking.subscribe_window"),
+        subscribe_from=no_line_break("tracking.subscribe_from", str(tracking["subscribe_from"])),
     )
-
-
-def _moment(value: Any, key: str) -> datetime | None:
-    """An ISO date or date and time (TOML's own, or text); a date means 00:00 that day, and no zone means UTC."""
-    if value in ("", None):
-        return None
-    moment = value
-    if isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value.strip())
-        except ValueError:
-            moment = None
-    elif isinstance(value, date) and not isinstance(value, datetime):
-        moment = datetime.combine(value, datetime.min.time())
-    if not isinstance(moment, datetime):
-        raise MailflowError(f"settings: {key} must be an ISO date or date and time "
-                            f"(2027-01-31 or 2027-01-31T12:00:00+09:00), not {str(value)!r}")
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _list_names(value: Any, key: str) -> tuple[str, ...]:
-    names = tuple(str(n) for n in _as_list(value, key))
-    for name in names:
-        if not name.strip() or "/" in name or name != name.strip():
-            raise MailflowError(f"settings: {key} must list list names (no '/', no surrounding spaces), not {name!r}")
-    return names
-
-
-def _positive_number(value: Any, key: str) -> float:
-    if _non_negative(value, key) <= 0:
-        raise MailflowError(f"settings: {key} must be a number > 0, not {value!r}")
-    return float(value)
-
-
-def _no_line_break(key: str, value: str) -> str:
-    if any(c in value for c in "\r\n\0"):
-        raise MailflowError(f"settings: {key} must not contain a line break")
-    return value
 
 
 def _shaping(tree: dict[str, Any]) -> dict[str, ProviderLimits]:
@@ -356,31 +300,13 @@ def _shaping(tree: dict[str, Any]) -> dict[str, ProviderLimits]:
     for name, limits in DEFAULT_LIMITS.items():
         spec = tree.get(name, {})
         table[name] = ProviderLimits(
-            connections=_positive_int(spec.get("connections", limits.connections), f"shaping.{name}.connections"),
-            messages_per_connection=_positive_int(spec.get("messages_per_connection", limits.messages_per_connection),
+            connections=positive_int(spec.get("connections", limits.connections), f"shaping.{name}.connections"),
+            messages_per_connection=positive_int(spec.get("messages_per_connection", limits.messages_per_connection),
                                                   f"shaping.{name}.messages_per_connection"),
-            rate=_non_negative(spec.get("rate", limits.rate), f"shaping.{name}.rate"),
-            backoff=_non_negative(spec.get("backoff", limits.backoff), f"shaping.{name}.backoff"),
+            rate=non_negative(spec.get("rate", limits.rate), f"shaping.{name}.rate"),
+            backoff=non_negative(spec.get("backoff", limits.backoff), f"shaping.{name}.backoff"),
         )
     return table
-
-
-def _ip(text: str, key: str) -> str:
-    if not is_ip(text):
-        raise MailflowError(f"settings: {key} must list IP addresses, not {text!r}")
-    return text
-
-
-def _non_negative(value: Any, key: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise MailflowError(f"settings: {key} must be a number >= 0, not {value!r}")
-    return float(value)
-
-
-def _one_of(value: Any, choices: tuple[str, ...], key: str) -> str:
-    if value not in choices:
-        raise MailflowError(f"settings: {key} must be one of {', '.join(choices)}, not {value!r}")
-    return value
 
 
 def _dkim(dkim: dict[str, Any], secret) -> DkimSettings:
@@ -392,22 +318,3 @@ def _dkim(dkim: dict[str, Any], secret) -> DkimSettings:
             values[key] = secret(values[key], section, key)
     return DkimSettings(**values)
 
-
-def _as_list(value: Any, key: str) -> list[Any]:
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    if isinstance(value, list):
-        return value
-    raise MailflowError(f"settings: {key} must be a list of host:port strings")
-
-
-def _positive_int(value: Any, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise MailflowError(f"settings: {key} must be a positive integer, not {value!r}")
-    return value
-
-
-def _non_negative_int(value: Any, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise MailflowError(f"settings: {key} must be a whole number >= 0, not {value!r}")
-    return value

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from mailflow.errors import MailflowError
+from mailflow.relays import Relay
+from mailflow.setting_values import as_list
 
 ENV_PREFIX = "MAILFLOW_"
 # Secret leaves of the settings tree (relay passwords sit inside smtp.pools.*.relays): taken verbatim
@@ -64,3 +67,33 @@ def merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+def read_secret(config: str | None, keys: tuple[str | int, ...]) -> str:
+    """A secret as this process finds it (config file < environment): how an unpickled Secret is read.
+    Keys that end in an index name a relay in a pool's list, and the secret is its password."""
+    tree = merge(read_config(config), from_environment(os.environ))
+    if not isinstance(keys[-1], int):
+        value = at(tree, *keys)
+        return "" if value is None else str(value)
+    *path, index = keys
+    relays = as_list(at(tree, *path) or [], ".".join(map(str, path)))
+    return Relay.parse(str(relays[index])).password.reveal() if index < len(relays) else ""
+
+
+def refuse_secrets(overrides: dict[str, Any]) -> None:
+    for keys in SECRET_KEYS:
+        if at(overrides, *keys):
+            raise MailflowError(f"overrides: {'.'.join(keys)} is a secret, and overrides become Prefect flow "
+                                f"parameters, stored in its database: set {env_name(*keys)} instead")
+    for name, spec in (at(overrides, "smtp", "pools") or {}).items():
+        key = f"smtp.pools.{name}.relays"
+        if any(Relay.parse(str(r)).password for r in as_list(at(spec, "relays") or [], key)):
+            raise MailflowError(f"overrides: {key} holds a password, and overrides become Prefect flow parameters, "
+                                f"stored in its database: set {env_name('smtp', 'pools', name, 'relays')} instead")
+
+
+def at(tree: Any, *keys: str | int) -> Any:
+    for key in keys:
+        tree = tree.get(key) if isinstance(tree, dict) else None
+    return tree

@@ -27,7 +27,7 @@ def test_duplicate_and_empty_queries_are_refused():
 def test_every_named_query_prepares(con):
     for name in INPUT_SCHEMAS:
         con.register(name, empty_input(name))
-    new_events(con)  # the aggregate's TEMP table of the events it loaded this run (tasks/track/apply.py reads it)
+    new_events(con)  # the aggregate's TEMP table of the events it loaded this run (tasks/aggregate/subscriptions.py reads it)
     assert len(queries()) >= 15
     staged = [query for name, query in queries().items() if name.startswith("stage_")]
     waiting = list(staged)  # stage_* queries build the temp tables later queries read, perhaps another file's

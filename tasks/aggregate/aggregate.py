@@ -15,10 +15,12 @@ import polars as pl
 
 from mailflow.settings import Settings
 from mailflow.tasks.aggregate.events import drop_event_staging, load_events, stage_events
+from mailflow.tasks.aggregate.subscriptions import publish_preferences
 from mailflow.tasks.core.sqlfiles import q
 from mailflow.tasks.core.warehouse import INPUT_SCHEMAS, inputs, transaction
 from mailflow.tasks.files.ledger import LEDGER_DIR
 from mailflow.tasks.files.lifecycle import TRANSITIONS_FILE
+from mailflow.tasks.files.preferences import preferences_path
 from mailflow.tasks.files.suppress import suppression_dir, write_snapshot
 
 
@@ -73,6 +75,8 @@ def load_logs(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[str, i
         con.execute(q("refresh_campaign_status"))
     drop_event_staging(con)
     write_snapshot(home, con.sql(q("suppression_snapshot")).pl(), dict(con.execute(q("loaded_file_sizes")).fetchall()))
+    if ledgers or logs or moves or events.get("events_loaded") or not preferences_path(home).exists():
+        publish_preferences(con, home)  # what the preference centre shows; unchanged when nothing new was loaded
     total = con.execute(q("count_deliveries")).fetchone()[0]
     suppressed = con.execute(q("count_suppressions")).fetchone()[0]
     return {"files_loaded": len(ledgers) + len(logs) + len(moves), "records_read": records.height, "deliveries": total,

@@ -10,9 +10,9 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from mailflow.tasks.aggregate.subscriptions import apply_subscription_events
 from mailflow.tasks.core.sqlfiles import q
 from mailflow.tasks.core.warehouse import inputs
-from mailflow.tasks.track.apply import apply_subscription_events
 
 EVENTS_DIR = "events"
 # A file is read in blocks, so memory stays bounded however far a log grew since the last run.

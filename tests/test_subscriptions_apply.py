@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
+from mailflow.tasks.aggregate.subscriptions import apply_subscription_events, publish_preferences
 from mailflow.tasks.files.preferences import ROW_GROUP, PreferenceReader, Preferences, preferences_path, write_preferences
-from mailflow.tasks.track.apply import apply_subscription_events, publish_preferences
 from tests.support.new_events import new_events
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
