@@ -41,6 +41,19 @@ def test_a_one_click_post_without_cookies_unsubscribes_at_once_with_200_and_no_r
         assert [(e["type"], e["subscriber_id"], e["variant"]) for e in event_lines(settings.home)] == [("unsubscribe", 2, "A")]
 
 
+def test_a_one_click_whose_chunk_files_are_gone_is_still_acknowledged_and_logged_for_the_aggregate(home, receiver):
+    with service(track_settings(home, receiver.port)) as (settings, url):
+        mails = send_campaign(settings, receiver, EMAILS)
+        for chunk in (settings.home / "campaigns" / "news" / "chunks").glob("*.parquet"):
+            chunk.unlink()  # e.g. cleaned up after the send: the link in the mail must keep working
+        with httpx.Client() as http:
+            answer = http.post(mails["cy@example.net"].unsubscribe_url, data={"List-Unsubscribe": "One-Click"})
+        assert answer.status_code == 200 and "location" not in answer.headers
+        # no address to write to the suppression log; the durable event suppresses by subscriber id at aggregate
+        assert suppression_lines(settings.home) == []
+        assert [(e["type"], e["subscriber_id"]) for e in event_lines(settings.home)] == [("unsubscribe", 3)]
+
+
 def test_an_unsubscribe_during_a_running_send_suppresses_the_recipient_later_in_that_campaign(home):
     """Bob unsubscribes (from last week's mail) while this week's campaign is on the wire to Ann:
     the sender, reading the suppression logs before each recipient, never mails him."""

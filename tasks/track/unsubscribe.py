@@ -31,11 +31,11 @@ async def unsubscribe_post(request: Request) -> Response:
     Any POST without the form's `scope` field counts as one-click: a mail client that posts an
     empty or odd body still means "unsubscribe me", and refusing it would keep mailing someone who asked to stop.
     """
-    posted = await posted_form(request, UNSUBSCRIBE)
+    posted = await posted_form(request, UNSUBSCRIBE, row_required=False)  # an unsubscribe is never refused for want of a row
     if isinstance(posted, Response):
         return posted
     who, fields = posted
-    scope = one(fields, "scope", 8)
+    scope = one(fields, "scope", 8) if who.row else None
     reason = one(fields, "reason", 32)
     details = {"reason": reason if reason in dict(REASONS) else None, "reason_text": one(fields, "reason_text", REASON_LIMIT)}
     if scope == "lists":

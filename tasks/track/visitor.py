@@ -35,7 +35,7 @@ class Visitor:
 
     @property
     def email(self) -> str:
-        return self.row["email"]
+        return self.row.get("email", "")  # "" only for an unsubscribe whose chunk file is gone
 
     @property
     def variant(self) -> str | None:
@@ -64,8 +64,9 @@ def client(request: Request) -> dict[str, str | None]:
     return {"ip": ctx.client_ip(request), "user_agent": request.headers.get("user-agent", "")[:USER_AGENT_CHARS] or None}
 
 
-async def visitor(request: Request, purpose: str) -> Visitor | None:
-    """The recipient the path's token names, or None (forged or cut token, unknown campaign or recipient)."""
+async def visitor(request: Request, purpose: str, row_required: bool = True) -> Visitor | None:
+    """The recipient the path's token names, or None (forged or cut token, unknown campaign or recipient).
+    With row_required=False a valid token whose row is gone (chunk files removed) still names its send."""
     ctx = request.app.state.track
     try:
         ref = ctx.signer.verify(request.path_params["token"], purpose)
@@ -75,12 +76,15 @@ async def visitor(request: Request, purpose: str) -> Visitor | None:
     if campaign is None:
         return None
     row = await ctx.campaigns.recipient(campaign, ref.subscriber_id)
-    return None if row is None else Visitor(ctx, ref, campaign, row)
+    if row is None and row_required:
+        return None
+    return Visitor(ctx, ref, campaign, row or {})
 
 
-async def posted_form(request: Request, purpose: str) -> tuple[Visitor, dict[str, list[str]]] | Response:
+async def posted_form(request: Request, purpose: str,
+                      row_required: bool = True) -> tuple[Visitor, dict[str, list[str]]] | Response:
     """The recipient and the form a page's POST carries, or the answer to give instead (404, 413)."""
-    who = await visitor(request, purpose)
+    who = await visitor(request, purpose, row_required)
     if who is None:
         return not_found()
     try:
@@ -96,8 +100,10 @@ async def unsubscribe_all(request: Request, who: Visitor, method: str, **fields:
     key = (who.campaign.campaign_id, who.subscriber_id)
     if method == "one_click" and key in state.one_clicks:
         return
-    # source: the campaign, as the send stage writes its bounces (the log's existing convention)
-    await who.ctx.suppress(who.email, "unsubscribe", who.campaign.campaign_id)
+    # source: the campaign, as the send stage writes its bounces (the log's existing convention). Without
+    # the address (its chunk file gone) the durable event alone suppresses, by subscriber id, at aggregate
+    if who.email:
+        await who.ctx.suppress(who.email, "unsubscribe", who.campaign.campaign_id)
     await who.record(request, "unsubscribe", method=method, **fields)
     if method == "one_click":
         state.one_clicks[key] = None
