@@ -11,6 +11,7 @@ from email.policy import default
 import httpx
 import pytest
 
+from mailflow.tasks.track.htmlpage import render_text
 from mailflow.tasks.track.optin import InvalidAddress, OptinStore, RateLimit, canonical_address, confirm_token
 from mailflow.tasks.track.server import running_service
 from tests.support.pages import events, path_of, signer, with_tracking
@@ -62,6 +63,25 @@ def test_a_subscription_sends_a_confirmation_whose_link_records_the_consent(clie
     assert event["consented_at"] <= event["occurred_at"] and event["ip"] == "127.0.0.0"  # truncated, per the default
     again = client.get(path_of(link))  # a second click thanks again and records nothing more
     assert again.status_code == 200 and len(events(home, "optin_confirmed")) == 1
+
+
+def test_the_confirmation_mail_shows_nothing_the_form_sender_typed(client, receiver, home):
+    # Anyone may post the form for any address: a name field shown in the mail would carry their text to anyone
+    typed = "Win at https://spam.example/now <b>today</b>"
+    assert client.post("/s/newsletter", data={**FORM, "first_name": typed}).status_code == 200
+    [mail] = wait_for_mail(receiver)
+    message = email.message_from_bytes(mail.data, policy=default)
+    shown = mail.data.decode("utf-8", "replace") + message.get_body(("plain",)).get_content() + \
+        message.get_body(("html",)).get_content()
+    assert "spam.example" not in shown and "Win at" not in shown and "today" not in shown
+    assert "newsletter" in message.get_body(("plain",)).get_content()
+
+
+def test_the_confirmation_mail_text_part_is_not_html_escaped():
+    context = {"list": "Tips & <News>", "confirm_url": "http://t.example/s/confirm/x?a=1&b=2", "valid_hours": 48}
+    text, html = render_text("confirm_email.txt.j2", **context), render_text("confirm_email.html.j2", **context)
+    assert '"Tips & <News>"' in text and "http://t.example/s/confirm/x?a=1&b=2" in text and "&amp;" not in text
+    assert "Tips &amp; &lt;News&gt;" in html  # the HTML part stays escaped
 
 
 def test_every_accepted_form_gets_the_same_answer(client, receiver, home):
