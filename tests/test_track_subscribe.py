@@ -84,6 +84,14 @@ def test_the_confirmation_mail_text_part_is_not_html_escaped():
     assert "Tips &amp; &lt;News&gt;" in html  # the HTML part stays escaped
 
 
+def test_a_head_request_on_the_confirmation_link_records_no_consent(client, receiver, home):
+    assert client.post("/s/newsletter", data=FORM).status_code == 200
+    link = path_of(confirm_link(wait_for_mail(receiver)[0]))
+    assert client.head(link).status_code == 200  # link checkers ask HEAD: answered, nothing claimed
+    assert events(home, "optin_confirmed") == []
+    assert "Subscription confirmed" in client.get(link).text and len(events(home, "optin_confirmed")) == 1
+
+
 def test_every_accepted_form_gets_the_same_answer(client, receiver, home):
     answers = [client.post("/s/newsletter", data={**FORM, "email": address}) for address in ("a@example.com", "a@example.com")]
     answers.append(client.post("/s/newsletter", data={**FORM, "email": "b@example.com", "website": "http://spam"}))

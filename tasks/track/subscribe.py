@@ -93,6 +93,8 @@ async def _send(settings: Settings, envelope: Envelope, optin_id: int) -> None:
 
 async def confirm(request: Request) -> Response:
     ctx = request.app.state.track
+    if request.method == "HEAD":  # a link checker's HEAD (Starlette answers HEAD on GET routes) is no consent
+        return message("Confirm your subscription", "Open this link in a browser to confirm your subscription.")
     store = pages_state(request).optins
     claim, optin = await run_in_threadpool(store.claim, ctx.signer, request.path_params["token"])
     if claim is Claim.UNKNOWN or optin is None:
