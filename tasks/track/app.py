@@ -13,7 +13,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from mailflow.settings import Settings
-from mailflow.tasks.compose.compose import CLICK, OPEN, UNSUBSCRIBE
+from mailflow.tasks.compose.compose import CLICK, OPEN
 from mailflow.tasks.compose.tokens import BadToken, SendRef
 from mailflow.tasks.compose.tracking import verify_redirect
 from mailflow.tasks.track.campaigns import CampaignFiles
@@ -92,24 +92,6 @@ async def _redirect(request: Request, ctx: TrackContext, campaign: CampaignFiles
     return RedirectResponse(campaign.tracked_url(url, variant), status_code=302, headers=NO_STORE)
 
 
-async def one_click_unsubscribe(request: Request) -> Response:
-    """RFC 8058 one-click: no cookie, no session, no redirect; effective before the 200. (The pages
-    part replaces this with its own POST /u, which page_routes() lists first.)"""
-    ctx: TrackContext = request.app.state.track
-    found = send_of(ctx, request.path_params["token"], UNSUBSCRIBE)
-    if found is None:
-        return not_found()
-    ref, campaign = found
-    try:
-        row = await ctx.campaigns.recipient(campaign, ref.subscriber_id)
-        if row is not None:  # the suppression log is what stops a running send: written first
-            await ctx.suppress(row["email"], "unsubscribe", campaign.campaign_id)
-        await ctx.record(request, "unsubscribe", campaign, ref, durable=True)
-    except OSError:
-        return unavailable()
-    return PlainTextResponse("unsubscribed\n", headers=NO_STORE)
-
-
 async def healthz(request: Request) -> Response:
     return PlainTextResponse("ok\n", headers=NO_STORE)
 
@@ -144,8 +126,7 @@ def create_app(settings: Settings) -> Starlette:
             ctx.metrics.withdraw()
             ctx.campaigns.close()
 
-    routes = [*hot_routes(), *page_routes(), *subscribe_routes(),
-              Route("/u/{token}", one_click_unsubscribe, methods=["POST"])]  # after the pages' own /u
+    routes = [*hot_routes(), *page_routes(), *subscribe_routes()]  # POST /u (RFC 8058 one-click) is the pages'
     return Starlette(routes=routes, middleware=[Middleware(Guard)], lifespan=lifespan)
 
 
