@@ -113,6 +113,17 @@ def test_requests_over_the_per_client_limit_are_refused_and_store_nothing(client
     assert len(list((home / "optins" / "pending").iterdir())) == 3
 
 
+@pytest.mark.parametrize("ip", ["none", "truncate", "hash"])
+def test_the_per_client_limit_counts_each_client_behind_a_trusted_proxy_whatever_the_logs_keep(settings, ip):
+    # The logs may keep no address or only its network; the limit still tells clients apart, not the proxy
+    proxied = with_tracking(settings, public_lists=("newsletter",), subscribe_limit=1, ip=ip, trusted_proxies=("127.0.0.1",))
+    with running_service(proxied) as url, httpx.Client(base_url=url, timeout=30) as http:
+        statuses = [http.post("/s/newsletter", data={**FORM, "email": f"p{n}@example.com"},
+                              headers={"X-Forwarded-For": client}).status_code
+                    for n, client in enumerate(["203.0.113.7", "203.0.113.8", "203.0.113.7"])]
+    assert statuses == [200, 200, 429]
+
+
 def test_an_unknown_list_or_a_bad_address_stores_nothing(client, home):
     assert client.post("/s/internal", data=FORM).status_code == 404
     assert client.post("/s/newsletter", data={**FORM, "email": "not an address"}).status_code == 400

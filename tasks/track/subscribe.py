@@ -52,7 +52,7 @@ async def subscribe(request: Request) -> Response:
         return not_found()
     state = pages_state(request)
     who = client(request)
-    if not state.subscribe_limit.allow(who["ip"] or (request.client.host if request.client else "")):
+    if not state.subscribe_limit.allow(ctx.client_key(request)):
         return message("Too many requests", "Please try again in a few minutes.", 429)
     try:
         fields = await read_form(request)
