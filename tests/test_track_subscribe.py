@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from mailflow.tasks.track.htmlpage import render_text
-from mailflow.tasks.track.optin import InvalidAddress, OptinStore, RateLimit, canonical_address, confirm_token
+from mailflow.tasks.track.optin import ADDRESS_MAILS, InvalidAddress, OptinStore, RateLimit, canonical_address, confirm_token
 from mailflow.tasks.track.server import running_service
 from tests.support.pages import events, path_of, signer, with_tracking
 
@@ -122,6 +122,19 @@ def test_the_per_client_limit_counts_each_client_behind_a_trusted_proxy_whatever
                               headers={"X-Forwarded-For": client}).status_code
                     for n, client in enumerate(["203.0.113.7", "203.0.113.8", "203.0.113.7"])]
     assert statuses == [200, 200, 429]
+
+
+def test_one_address_gets_a_bounded_number_of_confirmation_mails_however_many_clients_post_it(settings, receiver,
+                                                                                                 home):
+    proxied = with_tracking(settings, public_lists=("newsletter",), trusted_proxies=("127.0.0.1",))
+    with running_service(proxied) as url, httpx.Client(base_url=url, timeout=30) as http:
+        answers = [http.post("/s/newsletter", data={**FORM, "email": "victim@example.com"},
+                             headers={"X-Forwarded-For": f"198.51.100.{n}"}) for n in range(ADDRESS_MAILS + 2)]
+        other = http.post("/s/newsletter", data={**FORM, "email": "other@example.com"}, headers={"X-Forwarded-For": "198.51.100.99"})
+    assert {(a.status_code, a.text) for a in answers} == {(200, other.text)}  # nothing tells the posts apart
+    assert len(wait_for_mail(receiver, ADDRESS_MAILS + 1)) == ADDRESS_MAILS + 1
+    assert len(events(home, "optin_pending")) == ADDRESS_MAILS + 1  # a mail goes out only for a stored opt-in
+    assert len(list((home / "optins" / "pending").iterdir())) == ADDRESS_MAILS + 1
 
 
 def test_an_unknown_list_or_a_bad_address_stores_nothing(client, home):

@@ -27,6 +27,9 @@ from mailflow.tasks.track.htmlpage import render_text
 PURPOSE = "optin"
 OPTINS = "optins"  # under the home: pending/, confirmed/, expired/ — one small JSON file per opt-in
 EMAIL_LIMIT, NAME_LIMIT, VERSION_LIMIT = 254, 100, 64
+# Confirmation mails per address per hour (per service process, in memory only): the form may be
+# posted for anyone's address from many clients, and must not become a way to flood an inbox
+ADDRESS_MAILS, ADDRESS_WINDOW = 3, 3600.0
 
 
 class InvalidAddress(ValueError):

@@ -64,6 +64,8 @@ async def subscribe(request: Request) -> Response:
         email, utf8 = canonical_address(one(fields, "email", EMAIL_LIMIT + 1))
     except InvalidAddress:
         return message("Not an email address", "Please go back and check the address you typed.", 400)
+    if not state.address_limit.allow(email.lower()):
+        return _check_inbox()  # the same answer, nothing stored or sent: whether mail went out is not told
     form_version = one(fields, "form_version", VERSION_LIMIT)
     try:
         optin = await run_in_threadpool(state.optins.create, email, one(fields, "first_name", NAME_LIMIT), list_name,
