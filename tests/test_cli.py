@@ -100,6 +100,13 @@ def test_track_serve_refuses_a_port_in_use_or_an_unwritable_home_in_one_line_bef
     assert "tracking service on" not in out.stderr and "Traceback" not in out.stderr
 
 
+def test_a_home_that_cannot_be_created_is_one_line_and_exit_2(tmp_path):
+    (tmp_path / "file").write_text("a file where the home's parent should be")
+    out = run("--home", str(tmp_path / "file" / "h"), "init")
+    assert out.returncode == 2 and out.stderr.startswith(f"mailflow: {tmp_path / 'file' / 'h'}: cannot create the home (")
+    assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+
+
 def test_a_campaign_naming_an_unknown_pool_is_refused_at_plan(tmp_path):
     (tmp_path / "c.yaml").write_text("name: x\nfrom: a@example.com\ntemplate: newsletter\nsubject: s\ntransport: bulk\n")
     out = run("--home", str(tmp_path / "h"), "plan", str(tmp_path / "c.yaml"), cwd=tmp_path)
