@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from mailflow.errors import MailflowError
 from mailflow.relays import is_ip
@@ -25,6 +26,22 @@ def moment(value: Any, key: str) -> datetime | None:
         raise MailflowError(f"settings: {key} must be an ISO date or date and time "
                             f"(2027-01-31 or 2027-01-31T12:00:00+09:00), not {str(value)!r}")
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def base_url(value: Any, key: str) -> str:
+    """An http(s) URL with a host and no query or fragment: the prefix of every link in sent mail, so a
+    typo here (no scheme, another scheme) would otherwise be found only in people's inboxes."""
+    text = str(value).strip()
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - a bad port raises here
+    except ValueError:
+        parts = None
+    if (parts is None or parts.scheme.lower() not in ("http", "https") or not parts.hostname or parts.query
+            or parts.fragment or "?" in text or "#" in text or any(c.isspace() or ord(c) < 32 for c in text)):
+        raise MailflowError(f"settings: {key} must be an http(s) URL with a host, such as https://t.example.com, "
+                            f"not {text!r}")
+    return text
 
 
 def list_names(value: Any, key: str) -> tuple[str, ...]:

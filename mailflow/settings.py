@@ -17,6 +17,7 @@ from mailflow.relays import Relay
 from mailflow.secret import Secret
 from mailflow.setting_values import (
     as_list,
+    base_url,
     ip,
     list_names,
     moment,
@@ -276,7 +277,7 @@ def _tracking(tracking: dict[str, Any], secret) -> TrackingSettings:
     if not 0 < sync <= 1:
         raise MailflowError(f"settings: tracking.log_sync_seconds must be more than 0 and at most 1, not {sync:g}")
     return TrackingSettings(
-        base_url=str(tracking["base_url"]), secret=secret(tracking["secret"], "tracking", "secret"),
+        base_url=base_url(tracking["base_url"], "tracking.base_url"), secret=secret(tracking["secret"], "tracking", "secret"),
         previous_secret=previous, previous_until=until,
         ip=one_of(tracking["ip"], ("truncate", "hash", "full", "none"), "tracking.ip"), trusted_proxies=proxies,
         log_rotate_seconds=non_negative(tracking["log_rotate_seconds"], "tracking.log_rotate_seconds"),

@@ -90,6 +90,8 @@ def test_the_spec_survives_the_manifest_round_trip(tmp_path):
     ("params: {until: 30d}\n", "params.until", "unknown field"),
     ("frequency_cap: {campaigns: 2, days: 0}\n", "frequency_cap.days", ">= 1"),
     ("frequency_cap: 3\n", "frequency_cap", "{campaigns: N, days: D}"),
+    ("tracking: {utm: {campaign: '{campaing}'}}\n", "tracking.utm.campaign", "only {campaign} and {variant}"),
+    ("tracking: {utm: {content: 'ab-{}'}}\n", "tracking.utm.content", "only {campaign} and {variant}"),
 ])
 def test_each_bad_field_is_one_line_naming_the_file_and_field(tmp_path, extra, field, problem):
     with pytest.raises(MailflowError) as err:

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import socket
 import stat
 import subprocess
 import sys
@@ -80,6 +81,30 @@ def test_bad_input_exits_2_with_one_line(tmp_path, args, needle):
     out = run("--home", str(tmp_path / "h"), *args, cwd=tmp_path)
     assert out.returncode == 2, out.stderr
     assert needle in out.stderr and out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+
+
+def test_track_serve_refuses_a_port_in_use_or_an_unwritable_home_in_one_line_before_serving(tmp_path):
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PREFECT_LOGGING")},
+           "MAILFLOW_TRACKING__SECRET": "s3cret"}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        out = run("--home", str(tmp_path / "h"), "track", "serve", "--port", port, env=env, timeout=60)
+    assert out.returncode == 2 and out.stderr == f"mailflow: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+    home = tmp_path / "h2"
+    home.mkdir()
+    (home / "events").write_text("not a folder")  # as a home on a broken or read-only disk: no event can be written
+    out = run("--home", str(home), "track", "serve", "--port", "1", env=env, timeout=60)  # refused before it listens
+    assert out.returncode == 2 and out.stderr.endswith(f"mailflow: cannot write {home / 'events'}: File exists\n")
+    assert "tracking service on" not in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_home_that_cannot_be_created_is_one_line_and_exit_2(tmp_path):
+    (tmp_path / "file").write_text("a file where the home's parent should be")
+    out = run("--home", str(tmp_path / "file" / "h"), "init")
+    assert out.returncode == 2 and out.stderr.startswith(f"mailflow: {tmp_path / 'file' / 'h'}: cannot create the home (")
+    assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
 
 
 def test_a_campaign_naming_an_unknown_pool_is_refused_at_plan(tmp_path):

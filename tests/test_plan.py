@@ -314,6 +314,29 @@ def test_the_frequency_cap_is_a_setting_a_campaign_may_override(con, home, tmp_p
     assert plan(con, home, campaign(tmp_path, name="fifth"), 50, limits).audience_size == 2  # cancelled ones do not count
 
 
+def test_a_subscriber_who_chose_weekly_or_monthly_mail_is_left_out_within_that_time_of_the_last_campaign(con, home,
+                                                                                                            tmp_path):
+    from tests.support.planning import add_subscribers, exclusions
+
+    people = {"weekly3": ("weekly", 3), "weekly10": ("weekly", 10), "monthly20": ("monthly", 20),
+              "monthly40": ("monthly", 40), "all1": ("all", 1), "unset1": (None, 1), "weeklyheld": ("weekly", 2)}
+    add_subscribers(con, [f"{name}@example.com" for name in people])
+    ids = dict(con.execute("SELECT email, subscriber_id FROM subscribers").fetchall())
+    for name, (frequency, days) in people.items():
+        if frequency:  # as the aggregate stage records the preference centre's choice
+            con.execute("UPDATE subscribers SET attributes = json_object('frequency', $f) WHERE subscriber_id = $s",
+                        {"f": frequency, "s": ids[f"{name}@example.com"]})
+        con.execute("INSERT INTO campaigns (campaign_id, name, status, spec, audience_size, chunk_count, planned_at) "
+                    "VALUES ($c, $c, 'sent', '{}', 1, 1, now() - to_days($d))", {"c": f"before-{name}", "d": days})
+        con.execute("INSERT INTO campaign_recipients VALUES ($c, $s, $v, 0)", {
+            "c": f"before-{name}", "s": ids[f"{name}@example.com"], "v": "holdout" if name == "weeklyheld" else "A"})
+    spec = campaign(tmp_path, name="now")
+    result = plan(con, home, spec, 50)
+    assert exclusions(con, spec.campaign_id) == {"weekly3@example.com": "frequency:weekly",
+                                                 "monthly20@example.com": "frequency:monthly"}
+    assert result.audience_size == 5  # a holdout was mailed nothing; "all" and no choice are not limited
+
+
 def test_an_empty_audience_is_a_warning_with_its_reason(con, home, tmp_path):
     from tests.support.planning import add_subscribers
 

@@ -89,6 +89,19 @@ def test_bad_shaping_and_transport_settings_are_clear_errors(overrides, needle):
         load_settings(overrides=overrides, environ={})
 
 
+@pytest.mark.parametrize("url", ["t.example.com", "ftp://t.example.com", "https://", "https://t.example.com/?x=1",
+                                 "https://t.example.com/#top", "https://t.example.com:99999", "https://t.ex ample.com"])
+def test_a_tracking_base_url_that_is_no_http_url_with_a_host_is_refused_naming_the_key(url):
+    # Every link in sent mail starts with it: a typo would otherwise show only as broken links in inboxes
+    with pytest.raises(MailflowError, match="tracking.base_url must be an http\\(s\\) URL with a host"):
+        load_settings(environ={"MAILFLOW_TRACKING__BASE_URL": url})
+
+
+@pytest.mark.parametrize("url", ["https://t.example.com", "http://127.0.0.1:8080/", "https://example.com/track"])
+def test_a_tracking_base_url_with_a_scheme_and_host_is_taken(url):
+    assert load_settings(environ={"MAILFLOW_TRACKING__BASE_URL": url}).tracking.base_url == url
+
+
 def test_shaping_overrides_one_key_and_keeps_the_other_defaults():
     s = load_settings(overrides={"shaping": {"gmail": {"rate": 5}}}, environ={})
     assert s.shaping["gmail"].rate == 5.0 and s.shaping["gmail"].connections == 4

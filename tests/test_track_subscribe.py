@@ -11,7 +11,8 @@ from email.policy import default
 import httpx
 import pytest
 
-from mailflow.tasks.track.optin import InvalidAddress, OptinStore, RateLimit, canonical_address, confirm_token
+from mailflow.tasks.track.htmlpage import render_text
+from mailflow.tasks.track.optin import ADDRESS_MAILS, InvalidAddress, OptinStore, RateLimit, canonical_address, confirm_token
 from mailflow.tasks.track.server import running_service
 from tests.support.pages import events, path_of, signer, with_tracking
 
@@ -64,6 +65,33 @@ def test_a_subscription_sends_a_confirmation_whose_link_records_the_consent(clie
     assert again.status_code == 200 and len(events(home, "optin_confirmed")) == 1
 
 
+def test_the_confirmation_mail_shows_nothing_the_form_sender_typed(client, receiver, home):
+    # Anyone may post the form for any address: a name field shown in the mail would carry their text to anyone
+    typed = "Win at https://spam.example/now <b>today</b>"
+    assert client.post("/s/newsletter", data={**FORM, "first_name": typed}).status_code == 200
+    [mail] = wait_for_mail(receiver)
+    message = email.message_from_bytes(mail.data, policy=default)
+    shown = mail.data.decode("utf-8", "replace") + message.get_body(("plain",)).get_content() + \
+        message.get_body(("html",)).get_content()
+    assert "spam.example" not in shown and "Win at" not in shown and "today" not in shown
+    assert "newsletter" in message.get_body(("plain",)).get_content()
+
+
+def test_the_confirmation_mail_text_part_is_not_html_escaped():
+    context = {"list": "Tips & <News>", "confirm_url": "http://t.example/s/confirm/x?a=1&b=2", "valid_hours": 48}
+    text, html = render_text("confirm_email.txt.j2", **context), render_text("confirm_email.html.j2", **context)
+    assert '"Tips & <News>"' in text and "http://t.example/s/confirm/x?a=1&b=2" in text and "&amp;" not in text
+    assert "Tips &amp; &lt;News&gt;" in html  # the HTML part stays escaped
+
+
+def test_a_head_request_on_the_confirmation_link_records_no_consent(client, receiver, home):
+    assert client.post("/s/newsletter", data=FORM).status_code == 200
+    link = path_of(confirm_link(wait_for_mail(receiver)[0]))
+    assert client.head(link).status_code == 200  # link checkers ask HEAD: answered, nothing claimed
+    assert events(home, "optin_confirmed") == []
+    assert "Subscription confirmed" in client.get(link).text and len(events(home, "optin_confirmed")) == 1
+
+
 def test_every_accepted_form_gets_the_same_answer(client, receiver, home):
     answers = [client.post("/s/newsletter", data={**FORM, "email": address}) for address in ("a@example.com", "a@example.com")]
     answers.append(client.post("/s/newsletter", data={**FORM, "email": "b@example.com", "website": "http://spam"}))
@@ -83,6 +111,30 @@ def test_requests_over_the_per_client_limit_are_refused_and_store_nothing(client
     assert statuses == [200, 200, 200, 429, 429]
     assert len(events(home, "optin_pending")) == 3
     assert len(list((home / "optins" / "pending").iterdir())) == 3
+
+
+@pytest.mark.parametrize("ip", ["none", "truncate", "hash"])
+def test_the_per_client_limit_counts_each_client_behind_a_trusted_proxy_whatever_the_logs_keep(settings, ip):
+    # The logs may keep no address or only its network; the limit still tells clients apart, not the proxy
+    proxied = with_tracking(settings, public_lists=("newsletter",), subscribe_limit=1, ip=ip, trusted_proxies=("127.0.0.1",))
+    with running_service(proxied) as url, httpx.Client(base_url=url, timeout=30) as http:
+        statuses = [http.post("/s/newsletter", data={**FORM, "email": f"p{n}@example.com"},
+                              headers={"X-Forwarded-For": client}).status_code
+                    for n, client in enumerate(["203.0.113.7", "203.0.113.8", "203.0.113.7"])]
+    assert statuses == [200, 200, 429]
+
+
+def test_one_address_gets_a_bounded_number_of_confirmation_mails_however_many_clients_post_it(settings, receiver,
+                                                                                                 home):
+    proxied = with_tracking(settings, public_lists=("newsletter",), trusted_proxies=("127.0.0.1",))
+    with running_service(proxied) as url, httpx.Client(base_url=url, timeout=30) as http:
+        answers = [http.post("/s/newsletter", data={**FORM, "email": "victim@example.com"},
+                             headers={"X-Forwarded-For": f"198.51.100.{n}"}) for n in range(ADDRESS_MAILS + 2)]
+        other = http.post("/s/newsletter", data={**FORM, "email": "other@example.com"}, headers={"X-Forwarded-For": "198.51.100.99"})
+    assert {(a.status_code, a.text) for a in answers} == {(200, other.text)}  # nothing tells the posts apart
+    assert len(wait_for_mail(receiver, ADDRESS_MAILS + 1)) == ADDRESS_MAILS + 1
+    assert len(events(home, "optin_pending")) == ADDRESS_MAILS + 1  # a mail goes out only for a stored opt-in
+    assert len(list((home / "optins" / "pending").iterdir())) == ADDRESS_MAILS + 1
 
 
 def test_an_unknown_list_or_a_bad_address_stores_nothing(client, home):

@@ -20,10 +20,11 @@ def track() -> None:
 @pass_ctx
 def track_serve(ctx: Context, host: str, port: int, workers: int) -> None:
     """Answer the links in sent mail until stopped (Ctrl-C or SIGTERM); events go to HOME/events."""
-    from mailflow.tasks.track.server import check, serve
+    from mailflow.tasks.track.server import check, probe, serve
 
     settings = ctx.settings()
     check(settings)
+    probe(host, port)  # before saying it serves: a port in use is the one line the user sees
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"tracking service on http://{shown}:{port} ({workers} worker{'s' if workers > 1 else ''}); "
                f"events in {settings.home / 'events'}; Ctrl-C stops it", err=True)

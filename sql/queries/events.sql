@@ -99,7 +99,7 @@ ON CONFLICT DO NOTHING;
 
 -- name: stage_new_events
 -- The events this run adds, with every column of `events`, left for apply_subscription_events
--- (tasks/track/apply.py) and later stages: an event id seen twice, in one file, across files
+-- (tasks/aggregate/subscriptions.py) and later stages: an event id seen twice, in one file, across files
 -- or in an earlier run, is counted once (its first line wins).
 CREATE OR REPLACE TEMP TABLE new_events AS
 SELECT * FROM events LIMIT 0;

@@ -73,7 +73,8 @@ CREATE OR REPLACE TEMP MACRO plan_band(u, names, los) AS (names::VARCHAR[])[1
 -- a suppression (a soft-bounce one is counted as soft_bounces, once), the soft-bounce
 -- threshold in deliveries (what aggregate has not yet turned into a suppression), an address
 -- rule (blocked unless an allow rule matches too; the first block pattern), the campaign's
--- segment.exclude, the frequency cap (the only rule that depends on other campaigns). All
+-- segment.exclude, the frequency cap and the subscriber's chosen frequency (the rules that depend on
+-- other campaigns). All
 -- joins on keys, so DuckDB hashes them in parallel; the rules are grouped per value first so
 -- each address meets at most one row; the frequency cap reads only campaigns planned within
 -- its days.
@@ -81,7 +82,9 @@ CREATE OR REPLACE TEMP TABLE plan_classified AS
 WITH people AS (
     SELECT m.subscriber_id, m.excluded_by, s.email, s.status, split_part(s.email, '@', 2) AS domain,
            -- JSON is parsed only where the key can be: 1.3 s of CPU at 10M for every row's attributes
-           CASE WHEN $zones AND contains(s.attributes, '"timezone"') THEN s.attributes ->> 'timezone' END AS zone
+           CASE WHEN $zones AND contains(s.attributes, '"timezone"') THEN s.attributes ->> 'timezone' END AS zone,
+           -- the preference centre's "how often" (aggregate sets it): weekly or monthly limits this subscriber
+           CASE WHEN contains(s.attributes, '"frequency"') THEN s.attributes ->> 'frequency' END AS frequency
     FROM plan_matched AS m
     JOIN subscribers AS s USING (subscriber_id)
 ),
@@ -126,6 +129,18 @@ capped AS (
     HAVING count(*) >= $cap
 ),
 
+-- A subscriber who chose "at most once a week" (or month) in the preference centre and was mailed
+-- by a campaign planned within the last 7 (or 30) days: only those with the choice are joined
+slowed AS (
+    SELECT DISTINCT p.subscriber_id
+    FROM people AS p
+    JOIN campaign_recipients AS r ON r.subscriber_id = p.subscriber_id
+    JOIN campaigns AS c ON c.campaign_id = r.campaign_id
+    WHERE p.frequency IN ('weekly', 'monthly') AND r.variant <> 'holdout'
+      AND c.campaign_id <> $campaign_id AND c.status <> 'cancelled'
+      AND c.planned_at > $now::TIMESTAMPTZ - to_days(CASE p.frequency WHEN 'weekly' THEN 7 ELSE 30 END)
+),
+
 ruled AS (
     SELECT
         p.subscriber_id,
@@ -141,6 +156,7 @@ ruled AS (
                 THEN 'rule:' || least(e.block, d.block, r.block)
             WHEN p.excluded_by IS NOT NULL THEN p.excluded_by
             WHEN f.subscriber_id IS NOT NULL THEN 'frequency_cap'
+            WHEN w.subscriber_id IS NOT NULL THEN 'frequency:' || p.frequency
         END AS rule
     FROM people AS p
     LEFT JOIN suppressions AS x ON x.email = p.email
@@ -149,6 +165,7 @@ ruled AS (
     LEFT JOIN regex_hits AS r ON r.subscriber_id = p.subscriber_id
     LEFT JOIN soft_bounced AS b ON b.subscriber_id = p.subscriber_id
     LEFT JOIN capped AS f ON f.subscriber_id = p.subscriber_id
+    LEFT JOIN slowed AS w ON w.subscriber_id = p.subscriber_id
 ),
 
 split AS (

@@ -1,5 +1,5 @@
 -- name: stage_optins
--- The confirmed opt-ins among this aggregate run's new events (TEMP new_events, tasks/track/apply.py).
+-- The confirmed opt-ins among this aggregate run's new events (TEMP new_events, tasks/aggregate/subscriptions.py).
 -- The form's fields travel in the event's data: the event log under the home is the one place the
 -- tracking service writes an address the warehouse has not seen yet (a URL never carries one).
 CREATE OR REPLACE TEMP TABLE staged_optins AS

@@ -75,7 +75,10 @@ def connect(path: Path | str, read_only: bool = False, memory_limit: str = "2GB"
     if read_only and not path.exists():
         raise MailflowError(f"{path}: no warehouse yet (run `mailflow init` or ingest something)")
     if not read_only:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a home on a path that cannot be made: bad input, one line
+            raise MailflowError(f"{path.parent}: cannot create the home ({exc.strerror or exc})") from None
     try:
         config = {"memory_limit": memory_limit} | (LOCKED_DOWN if locked else {})
         con = duckdb.connect(str(path), read_only=read_only, config=config)

@@ -26,6 +26,7 @@ RESERVED_VARIANTS = {"holdout", "remainder"}  # campaign_recipients.variant of t
 METRICS = ("unique_clicks", "unique_opens", "click_to_open")
 FALLBACKS = ("leader", "control", "wait")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_PLACEHOLDER = re.compile(r"\{[^{}]*\}")
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -177,6 +178,9 @@ class FieldReader:
                 raise self.fail("tracking.utm", "must map source/medium/campaign/term/content to text")
             self.known(utm, UTM_KEYS, "tracking.utm.")
             tracking["utm"] = {key: self.text(utm, key, "tracking.utm.", required=True) for key in utm}
+            for key, text in tracking["utm"].items():  # a misspelt {campaing} would reach analytics as it is
+                if set(_PLACEHOLDER.findall(text)) - {"{campaign}", "{variant}"}:
+                    raise self.fail(f"tracking.utm.{key}", "may use only {campaign} and {variant} in braces")
         return dict(tracking)
 
     def segment(self, value: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:

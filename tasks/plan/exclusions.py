@@ -13,7 +13,7 @@ from mailflow.tasks.plan.split import band_lists, bands
 
 # The order rules are tried in (the first that applies is recorded): most lasting first.
 RULE_ORDER = ("status:<status>", "suppressed:<cause>", "soft_bounces", "rule:<pattern>", "exclude:<name>",
-              "frequency_cap")
+              "frequency_cap", "frequency:<weekly|monthly>")
 
 
 @dataclass(frozen=True)

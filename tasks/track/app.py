@@ -126,7 +126,7 @@ def create_app(settings: Settings) -> Starlette:
             ctx.metrics.withdraw()
             ctx.campaigns.close()
 
-    routes = [*hot_routes(), *page_routes(), *subscribe_routes()]
+    routes = [*hot_routes(), *page_routes(), *subscribe_routes()]  # POST /u (RFC 8058 one-click) is the pages'
     return Starlette(routes=routes, middleware=[Middleware(Guard)], lifespan=lifespan)
 
 

@@ -42,9 +42,18 @@ class TrackContext:
 
     def client_ip(self, request) -> str | None:
         """The client's address as the settings keep it (truncated, hashed, whole or None)."""
+        return self.client_address(*self._peer(request))
+
+    def client_key(self, request) -> str:
+        """The client's whole address, for limits held in memory only (never logged): behind trusted
+        proxies the client's, not the proxy's, whatever `tracking.ip` keeps in the logs."""
+        address = self.client_address.origin(*self._peer(request))
+        return "" if address is None else str(address)
+
+    def _peer(self, request) -> tuple[str | None, str | None]:
         client = request.scope.get("client")
         forwarded = request.headers.get("x-forwarded-for") if self.client_address.trusted else None
-        return self.client_address(client[0] if client else None, forwarded)
+        return client[0] if client else None, forwarded
 
     async def suppress(self, email: str, cause: str, source: str) -> None:
         """A line in this process's suppression log, fsynced before it returns (off the event loop):

@@ -23,9 +23,10 @@ _NOINDEX = '<meta name="robots" content="noindex,nofollow"><meta name="referrer"
 @cache
 def _environment() -> ImmutableSandboxedEnvironment:
     # Sandboxed and autoescaped although the templates are ours: what they show (an address, a
-    # campaign's name, list names) is other people's text
-    return ImmutableSandboxedEnvironment(loader=FileSystemLoader(str(PAGES_DIR)), autoescape=True,
-                                         undefined=StrictUndefined)
+    # campaign's name, list names) is other people's text. A text template (the confirmation mail's
+    # text part) is not HTML: escaping it would show "&amp;" to the reader
+    return ImmutableSandboxedEnvironment(loader=FileSystemLoader(str(PAGES_DIR)), undefined=StrictUndefined,
+                                         autoescape=lambda name: not (name or "").endswith(".txt.j2"))
 
 
 @cache

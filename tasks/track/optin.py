@@ -27,6 +27,9 @@ from mailflow.tasks.track.htmlpage import render_text
 PURPOSE = "optin"
 OPTINS = "optins"  # under the home: pending/, confirmed/, expired/ — one small JSON file per opt-in
 EMAIL_LIMIT, NAME_LIMIT, VERSION_LIMIT = 254, 100, 64
+# Confirmation mails per address per hour (per service process, in memory only): the form may be
+# posted for anyone's address from many clients, and must not become a way to flood an inbox
+ADDRESS_MAILS, ADDRESS_WINDOW = 3, 3600.0
 
 
 class InvalidAddress(ValueError):
@@ -170,10 +173,12 @@ def sender_address(settings: Settings) -> str:
 
 
 def confirmation_envelope(settings: Settings, optin: PendingOptin, confirm_url: str, utf8: bool) -> Envelope:
-    """The confirmation mail: text and HTML from templates/pages/confirm_email.*, DKIM-signed when DKIM is set."""
-    context = {"first_name": optin.first_name, "list": optin.list, "confirm_url": confirm_url,
-               "valid_hours": round(settings.tracking.optin_hours)}
-    data = build_message(from_addr=sender_address(settings), to_email=optin.email, to_name=optin.first_name or None,
+    """The confirmation mail: text and HTML from templates/pages/confirm_email.*, DKIM-signed when DKIM is set.
+
+    It shows nothing the form's sender typed but the address it goes to: anyone may post the form for
+    any address, so a name shown here would let them mail their own text, signed as ours, to anyone."""
+    context = {"list": optin.list, "confirm_url": confirm_url, "valid_hours": round(settings.tracking.optin_hours)}
+    data = build_message(from_addr=sender_address(settings), to_email=optin.email, to_name=None,
                          subject=f"Please confirm your subscription to {optin.list}",
                          html=render_text("confirm_email.html.j2", **context), text=render_text("confirm_email.txt.j2", **context),
                          extra_headers={"Auto-Submitted": "auto-generated"})

@@ -16,8 +16,11 @@ import uvloop
 
 from mailflow.errors import MailflowError
 from mailflow.settings import Settings
+from mailflow.tasks.files.suppress import suppression_dir
 from mailflow.tasks.track.app import create_app
+from mailflow.tasks.track.events import events_dir
 from mailflow.tasks.track.guard import MAX_HEADERS
+from mailflow.tasks.track.metrics import metrics_dir
 
 SETTINGS_ENV = "MAILFLOW_TRACK_SETTINGS"  # how worker processes get the settings (secrets travel as their source only)
 START_SECONDS = 30.0  # a service that is not answering after this long failed to start
@@ -32,14 +35,24 @@ def uvicorn_options() -> dict:
 
 
 def check(settings: Settings) -> None:
+    """What the service needs before it listens: the secret, and folders it can write its logs in (an
+    unwritable home found at start-up is one line, not every event answered 503 once it runs)."""
     if not settings.tracking.secret:
         raise MailflowError("set MAILFLOW_TRACKING__SECRET: the service checks every token with it")
+    home = settings.home
+    for folder in (events_dir(home), suppression_dir(home) / "log", metrics_dir(home)):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise MailflowError(f"cannot write {folder}: {exc.strerror or exc}") from None
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise MailflowError(f"cannot write {folder}: permission denied")
 
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080, workers: int = 1) -> None:
     """Serve until SIGINT or SIGTERM; each worker flushes and fsyncs its event log as it stops."""
     check(settings)
-    _probe(host, port)
+    probe(host, port)
     if workers == 1:
         uvicorn.run(create_app(settings), host=host, port=port, **uvicorn_options())
         return
@@ -88,7 +101,7 @@ def running_service(settings: Settings, host: str = "127.0.0.1", port: int = 0) 
         sock.close()
 
 
-def _probe(host: str, port: int) -> None:
+def probe(host: str, port: int) -> None:
     """A port already taken is one line for the user, not uvicorn's exit."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:

@@ -52,7 +52,7 @@ async def subscribe(request: Request) -> Response:
         return not_found()
     state = pages_state(request)
     who = client(request)
-    if not state.subscribe_limit.allow(who["ip"] or (request.client.host if request.client else "")):
+    if not state.subscribe_limit.allow(ctx.client_key(request)):
         return message("Too many requests", "Please try again in a few minutes.", 429)
     try:
         fields = await read_form(request)
@@ -64,6 +64,8 @@ async def subscribe(request: Request) -> Response:
         email, utf8 = canonical_address(one(fields, "email", EMAIL_LIMIT + 1))
     except InvalidAddress:
         return message("Not an email address", "Please go back and check the address you typed.", 400)
+    if not state.address_limit.allow(email.lower()):
+        return _check_inbox()  # the same answer, nothing stored or sent: whether mail went out is not told
     form_version = one(fields, "form_version", VERSION_LIMIT)
     try:
         optin = await run_in_threadpool(state.optins.create, email, one(fields, "first_name", NAME_LIMIT), list_name,
@@ -93,6 +95,8 @@ async def _send(settings: Settings, envelope: Envelope, optin_id: int) -> None:
 
 async def confirm(request: Request) -> Response:
     ctx = request.app.state.track
+    if request.method == "HEAD":  # a link checker's HEAD (Starlette answers HEAD on GET routes) is no consent
+        return message("Confirm your subscription", "Open this link in a browser to confirm your subscription.")
     store = pages_state(request).optins
     claim, optin = await run_in_threadpool(store.claim, ctx.signer, request.path_params["token"])
     if claim is Claim.UNKNOWN or optin is None:

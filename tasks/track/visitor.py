@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
@@ -14,7 +14,7 @@ from mailflow.tasks.files.preferences import PreferenceReader
 from mailflow.tasks.track.context import USER_AGENT_CHARS
 from mailflow.tasks.track.forms import FormTooLarge, read_form
 from mailflow.tasks.track.htmlpage import message, not_found
-from mailflow.tasks.track.optin import OptinStore, RateLimit
+from mailflow.tasks.track.optin import ADDRESS_MAILS, ADDRESS_WINDOW, OptinStore, RateLimit
 
 UNSUBSCRIBE, VIEW, PREFERENCES = "unsubscribe", "view", "preferences"  # token purposes (compose signs the first two)
 _ONE_CLICKS_KEPT = 10_000
@@ -117,6 +117,7 @@ class PagesState:
     optins: OptinStore
     subscribe_limit: RateLimit
     one_clicks: OrderedDict
+    address_limit: RateLimit = field(default_factory=lambda: RateLimit(ADDRESS_MAILS, ADDRESS_WINDOW))
 
 
 def pages_state(request: Request) -> PagesState:
