@@ -323,9 +323,12 @@ def test_a_subscriber_who_chose_weekly_or_monthly_mail_is_left_out_within_that_t
     add_subscribers(con, [f"{name}@example.com" for name in people])
     ids = dict(con.execute("SELECT email, subscriber_id FROM subscribers").fetchall())
     for name, (frequency, days) in people.items():
-        if frequency:  # as the aggregate stage records the preference centre's choice
+        if frequency:  # as the aggregate stage records the preference centre's choice: the event and the attribute
             con.execute("UPDATE subscribers SET attributes = json_object('frequency', $f) WHERE subscriber_id = $s",
                         {"f": frequency, "s": ids[f"{name}@example.com"]})
+            con.execute("INSERT INTO events (event_id, type, subscriber_id, occurred_at, data) "
+                        "VALUES ($e, 'preferences', $s, now(), json_object('frequency', $f))",
+                        {"e": f"pref-{name}", "s": ids[f"{name}@example.com"], "f": frequency})
         con.execute("INSERT INTO campaigns (campaign_id, name, status, spec, audience_size, chunk_count, planned_at) "
                     "VALUES ($c, $c, 'sent', '{}', 1, 1, now() - to_days($d))", {"c": f"before-{name}", "d": days})
         con.execute("INSERT INTO campaign_recipients VALUES ($c, $s, $v, 0)", {

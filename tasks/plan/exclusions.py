@@ -50,6 +50,7 @@ def classify(con: duckdb.DuckDBPyConnection, spec: CampaignSpec, limits: Limits,
         "campaign_id": spec.campaign_id, "now": now, "soft_limit": limits.soft_limit,
         "soft_window_days": limits.soft_window_days, "cap": limits.frequency_cap, "cap_days": limits.frequency_days,
         "zones": bool(local_variants), "local_variants": local_variants,
+        "frequencies": con.execute(q("any_frequency_choice")).fetchone()[0],
         "names": names, "los": los,
     })
 
