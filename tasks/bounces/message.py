@@ -1,0 +1,279 @@
+"""Whole-message bounce classifier: one raw message to a result per failed recipient (DSN, ARF, auto-reply, prose)."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+from dataclasses import dataclass, field
+from email.header import decode_header, make_header
+from email.message import Message
+
+from mailflow.tasks.bounces.classify import (
+    AUTO_REPLY,
+    COMPLAINT,
+    DELIVERED,
+    NOT_BOUNCE,
+    Verdict,
+    classify_reply,
+    classify_text,
+    extract_status,
+)
+from mailflow.tasks.bounces.prose import error_section, failed_recipients
+
+# Statuses that name no cause (RFC 3463 "other"): the diagnostic text decides.
+GENERIC_STATUSES = frozenset({"5.0.0", "4.0.0", "4.4.7", "5.5.0"})
+_TOKEN = re.compile(r"bounce\+([A-Za-z0-9]{40})@", re.I)
+_TRACE = re.compile(r"^X-Mailflow-Send:[ \t]*(\S+)", re.I | re.M)
+_HEADER_LINE = re.compile(r"^(Message-ID|To|X-Mailflow-Send):[ \t]*(.+)$", re.I | re.M)
+_ADDR_IN = re.compile(r"[^\s<>;:\"',()\[\]]+@[\w-]+(?:\.[\w-]+)*")
+_ENH = re.compile(r"[245]\.\d{1,3}\.\d{1,3}")
+_DAEMON_FROM = re.compile(r"mailer-daemon|postmaster|mail delivery|mail-daemon|microsoftexchange|mail administrator", re.I)
+_BOUNCE_SUBJECT = re.compile(r"undeliver|undelivered|delivery (?:status|failure|notification|has failed|failed|delayed)"
+                             r"|returned mail|failure notice|mail delivery|non-?delivery|could not be delivered"
+                             r"|delivery problem|rejected|returned to sender|配信|不達|エラー", re.I)
+# Vacation subjects in the languages mailflow's senders meet most.
+_VACATION_SUBJECT = re.compile(
+    r"out of (?:the )?office|ooo\b|auto(?:matic|matisch|matische|matique|mática|matica)?[- ]?(?:reply|response|antwort|antwoord"
+    r"|réponse|reponse|respuesta|risposta|resposta|svar)|autoreply|autoresponder|vacation|on leave|abwesen|außer haus"
+    r"|absence|absent|fuera de la oficina|ausente|fuori ufficio|assente|afwezig|niet aanwezig|frånvaro|poza biurem"
+    r"|不在|自動応答|自動返信|休暇|自动回复|自動回覆|автоответ|отпуск|부재|자동 응답|tatil|otomatik yanıt", re.I)
+_MAX_PART = 256 * 1024  # huge attachments are never read: a bounce's own text is short
+_REPORT_TYPES = ("message/delivery-status", "message/global-delivery-status")
+
+
+@dataclass(frozen=True, slots=True)
+class BounceResult:
+    """One recipient's outcome from one returned message; `recipient` is None when the message names none."""
+
+    recipient: str | None
+    kind: str
+    reason: str
+    status: str | None = None
+    smtp_code: int | None = None
+    diagnostic: str = ""
+    original_headers: dict = field(default_factory=dict)
+    return_path_token: str | None = None
+    source: str = ""
+
+
+def classify_message(raw: bytes, source: str) -> list[BounceResult]:
+    """Every failed recipient of one raw message, or one `not_bounce`/`unknown` result saying why there is none."""
+    try:
+        return _classify(raw, source)
+    except Exception as exc:  # noqa: BLE001 - mail from strangers: a parser bug must cost one message, not the batch
+        return [BounceResult(None, "not_bounce", "unknown", diagnostic=f"unreadable message: {type(exc).__name__}: {exc}"[:300],
+                             source=source)]
+
+
+def _classify(raw: bytes, source: str) -> list[BounceResult]:
+    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    token = _token(msg)
+    parts = _parts(msg)
+    original = _original_headers(parts)
+
+    def result(verdict: Verdict, recipient=None, status=None, code=None, diagnostic="") -> BounceResult:
+        return BounceResult(recipient, verdict.kind, verdict.reason, status, code, diagnostic.strip()[:1000],
+                            original, token, source)
+
+    feedback = parts.get("message/feedback-report")
+    if feedback is not None or _is_microsoft_fbl(msg):
+        return [result(COMPLAINT, _complaint_recipient(feedback, original), diagnostic=_feedback_type(feedback))]
+    report = next((parts[t] for t in _REPORT_TYPES if t in parts), None)
+    if report is not None:
+        results = [result(*r) for r in _dsn(report)]
+        if results:
+            return results
+    subject = _subject(msg)
+    sender = str(msg.get("From", ""))
+    text = parts.get("text/plain") or _html_text(parts.get("text/html", ""))
+    looks_bounce = bool(_DAEMON_FROM.search(sender) or _BOUNCE_SUBJECT.search(subject))
+    if not looks_bounce and _is_auto_reply(msg, subject):
+        return [result(AUTO_REPLY, _address(sender), diagnostic=subject)]
+    section = error_section(text)
+    verdict = classify_text(section) if section.strip() else NOT_BOUNCE
+    if verdict is NOT_BOUNCE and looks_bounce and section.strip():
+        verdict = classify_text(section + "\nundeliverable")  # a daemon's notice with no failure wording is still one
+        if verdict.kind not in ("hard", "soft"):
+            verdict = NOT_BOUNCE
+    if verdict.kind not in ("hard", "soft"):
+        if verdict is NOT_BOUNCE and _is_auto_reply(msg, subject):
+            return [result(AUTO_REPLY, _address(sender), diagnostic=subject)]
+        recipient = original.get("To") if verdict is DELIVERED else None
+        return [result(verdict, _address(recipient or ""), diagnostic=subject)]
+    exclude = frozenset(a.lower() for a in (_address(sender), _address(str(msg.get("To", ""))),
+                                             _address(original.get("From", ""))) if a)
+    recipients = failed_recipients(section, exclude)
+    if not recipients:
+        code, status = extract_status(section)
+        return [result(verdict, _address(original.get("To", "")), status, code, section[-500:])]
+    out = []
+    for address, segment in recipients:
+        own = classify_text(segment) if extract_status(segment) != (None, None) else None
+        if own is not None and own.kind in ("hard", "soft"):
+            code, status = extract_status(segment)
+            out.append(result(own, address, status, code, segment))
+        else:
+            code, status = extract_status(section)
+            out.append(result(verdict, address, status, code, segment.strip() or section[-500:]))
+    return out
+
+
+def _parts(msg: Message) -> dict[str, object]:
+    """The first part of each content type that matters, as text (or as the Message for reports and originals)."""
+    found: dict[str, object] = {}
+    for part in msg.walk():
+        ctype = part.get_content_type()
+        if ctype in found:
+            continue
+        if ctype in ("message/rfc822", "message/global") and part.is_multipart():
+            inner = part.get_payload(0)
+            found[ctype] = inner if isinstance(inner, Message) else None
+            continue
+        if ctype.startswith("multipart/"):
+            continue
+        if ctype in (*_REPORT_TYPES, "message/feedback-report", "text/rfc822-headers", "text/plain", "text/html",
+                     "message/global-headers"):
+            found[ctype] = _text(part)
+    return found
+
+
+def _text(part: Message) -> str:
+    payload = part.get_payload()
+    if isinstance(payload, list):  # compat32 parses message/delivery-status into header blocks
+        return "\n\n".join(str(p) if isinstance(p, Message) else "" for p in payload)
+    data = part.get_payload(decode=True)
+    if data is None:
+        return payload if isinstance(payload, str) else ""
+    data = data[:_MAX_PART]
+    charset = part.get_content_charset() or "utf-8"
+    try:
+        return data.decode(charset, errors="replace")
+    except (LookupError, TypeError, ValueError):
+        return data.decode("utf-8", errors="replace")
+
+
+def _fields(block: str) -> dict[str, str]:
+    """RFC 822-style fields of one DSN block, folded lines joined, names lower-cased."""
+    out: dict[str, str] = {}
+    name = None
+    for line in block.splitlines():
+        if line[:1] in (" ", "\t") and name:
+            out[name] += " " + line.strip()
+        elif ":" in line:
+            name, _, value = line.partition(":")
+            name = name.strip().lower()
+            out.setdefault(name, value.strip())
+    return out
+
+
+def _dsn(report: str) -> list[tuple]:
+    """(verdict, recipient, status, code, diagnostic) for each per-recipient block of a delivery-status report."""
+    out = []
+    for block in re.split(r"\n[ \t]*\n", report.replace("\r\n", "\n")):
+        f = _fields(block)
+        rcpt = f.get("final-recipient") or f.get("original-recipient")
+        if not rcpt:
+            continue
+        recipient = _address(rcpt.split(";", 1)[-1])
+        action = f.get("action", "").lower().split()[:1]
+        diagnostic = f.get("diagnostic-code", "").split(";", 1)[-1].strip()
+        dsn_status = _ENH.search(f.get("status", ""))
+        status = dsn_status.group(0) if dsn_status else None
+        code, said = extract_status(diagnostic)
+        if said and (status is None or status in GENERIC_STATUSES) and said[0] == (status or said)[0]:
+            status = said  # the reply's own status is more specific than the MTA's summary
+        if action == ["delivered"] or action == ["relayed"] or action == ["expanded"] or (status or " ")[0] == "2":
+            out.append((DELIVERED, recipient, status, code, diagnostic))
+            continue
+        delayed = action == ["delayed"]
+        text = diagnostic or f.get("status", "")
+        if status and status in GENERIC_STATUSES and not diagnostic:
+            verdict = classify_reply(code, None, text)
+        else:
+            verdict = classify_reply(code, None if status in GENERIC_STATUSES else status, text)
+        if delayed or (status or "5")[0] == "4":
+            verdict = Verdict("soft", verdict.reason) if verdict.kind == "hard" else verdict
+        if verdict.kind not in ("hard", "soft"):
+            verdict = classify_reply(None, "4.0.0" if delayed else "5.0.0", text)
+        out.append((verdict, recipient, status, code, diagnostic))
+    return out
+
+
+def _original_headers(parts: dict) -> dict:
+    """Message-ID, X-Mailflow-Send and To of the returned message, from its copy or its quoted headers."""
+    inner = parts.get("message/rfc822") or parts.get("message/global")
+    if isinstance(inner, Message):
+        return {k: str(inner[k]).strip() for k in ("Message-ID", "X-Mailflow-Send", "To", "From") if inner[k] is not None}
+    quoted = parts.get("text/rfc822-headers") or parts.get("message/global-headers") or parts.get("text/plain") or ""
+    out: dict[str, str] = {}
+    for match in _HEADER_LINE.finditer(quoted[-_MAX_PART:]):
+        name = {"message-id": "Message-ID", "to": "To", "x-mailflow-send": "X-Mailflow-Send"}[match.group(1).lower()]
+        out.setdefault(name, match.group(2).strip())
+    return out
+
+
+def _token(msg: Message) -> str | None:
+    for name in ("X-Original-To", "Delivered-To", "Envelope-To", "To", "X-Envelope-To"):
+        for value in msg.get_all(name) or ():
+            match = _TOKEN.search(str(value))
+            if match:
+                return match.group(1)
+    return None
+
+
+def _subject(msg: Message) -> str:
+    raw = msg.get("Subject")
+    if raw is None:
+        return ""
+    try:
+        return str(make_header(decode_header(str(raw))))
+    except (LookupError, ValueError, UnicodeError, email.errors.HeaderParseError):
+        return str(raw)
+
+
+def _is_auto_reply(msg: Message, subject: str) -> bool:
+    submitted = str(msg.get("Auto-Submitted", "")).strip().lower()
+    if submitted.startswith("auto-replied"):
+        return True
+    if msg.get("X-Autoreply") or msg.get("X-Autorespond") or msg.get("X-Vacation"):
+        return True
+    precedence = str(msg.get("Precedence", "")).strip().lower()
+    if precedence == "auto_reply":
+        return True
+    return bool(_VACATION_SUBJECT.search(subject)) and (precedence in ("bulk", "junk", "list") or not submitted.startswith("no")
+                                                        or bool(msg.get("X-Auto-Response-Suppress")))
+
+
+def _is_microsoft_fbl(msg: Message) -> bool:
+    """Microsoft's JMRP and some older loops send the complained-of message with a marker header, not ARF."""
+    return bool(msg.get("X-HmXmrOriginalRecipient")) or "complaint" in str(msg.get("X-MS-Exchange-Organization-SCL", "")).lower()
+
+
+def _complaint_recipient(feedback, original: dict) -> str | None:
+    if isinstance(feedback, str):
+        f = _fields(feedback)
+        for name in ("original-rcpt-to", "removal-recipient"):
+            if f.get(name):
+                return _address(f[name])
+    return _address(original.get("To", ""))
+
+
+def _feedback_type(feedback) -> str:
+    return _fields(feedback).get("feedback-type", "abuse") if isinstance(feedback, str) else "abuse"
+
+
+def _address(value: str | None) -> str | None:
+    if not value:
+        return None
+    match = _ADDR_IN.search(value)
+    return match.group(0).rstrip(".") if match else None
+
+
+def _html_text(html: object) -> str:
+    if not isinstance(html, str) or not html:
+        return ""
+    text = re.sub(r"(?is)<(script|style)\b.*?</\1>", " ", html)
+    text = re.sub(r"(?i)<br\s*/?>|</p>|</div>|</tr>", "\n", text)
+    text = re.sub(r"<[^>]+>", " ", text)
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").replace("&nbsp;", " ")
