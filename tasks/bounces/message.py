@@ -35,7 +35,8 @@ _BOUNCE_SUBJECT = re.compile(r"undeliver|undelivered|delivery (?:status|failure|
 # Vacation subjects in the languages mailflow's senders meet most.
 _VACATION_SUBJECT = re.compile(
     r"out of (?:the )?office|ooo\b|auto(?:matic|matisch|matische|matique|mática|matica)?[- ]?(?:reply|response|antwort|antwoord"
-    r"|réponse|reponse|respuesta|risposta|resposta|svar)|autoreply|autoresponder|vacation|on leave|abwesen|außer haus"
+    r"|réponse|reponse|respuesta|risposta|resposta|svar)|(?:réponse|reponse|respuesta|risposta|resposta) autom"
+    r"|autoreply|autoresponder|vacation|on leave|abwesen|außer haus"
     r"|absence|absent|fuera de la oficina|ausente|fuori ufficio|assente|afwezig|niet aanwezig|frånvaro|poza biurem"
     r"|不在|自動応答|自動返信|休暇|自动回复|自動回覆|автоответ|отпуск|부재|자동 응답|tatil|otomatik yanıt", re.I)
 _MAX_PART = 256 * 1024  # huge attachments are never read: a bounce's own text is short
@@ -99,8 +100,8 @@ def _classify(raw: bytes, source: str) -> list[BounceResult]:
     if verdict.kind not in ("hard", "soft"):
         if verdict is NOT_BOUNCE and _is_auto_reply(msg, subject):
             return [result(AUTO_REPLY, _address(sender), diagnostic=subject)]
-        recipient = original.get("To") if verdict is DELIVERED else None
-        return [result(verdict, _address(recipient or ""), diagnostic=subject)]
+        recipient = original.get("To") if verdict is DELIVERED else sender if verdict is AUTO_REPLY else None
+        return [result(verdict, _address(recipient), diagnostic=subject)]
     exclude = frozenset(a.lower() for a in (_address(sender), _address(str(msg.get("To", ""))),
                                              _address(original.get("From", ""))) if a)
     recipients = failed_recipients(section, exclude)

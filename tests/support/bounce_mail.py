@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 from email.message import EmailMessage
-from email.mime.base import MIMEBase
-from email.mime.multipart import MIMEMultipart
-from email.mime.text import MIMEText
 
 TOKEN = "a" * 40
 BOUNCE_TO = f"bounce+{TOKEN}@bounces.example.com"
@@ -24,19 +21,13 @@ def plain_bounce(body: str, subject: str = "Undelivered Mail Returned to Sender"
 def dsn(blocks: list[dict[str, str]], original: str = "", human: str = "Delivery failed.",
         report_type: str = "delivery-status") -> bytes:
     """An RFC 3464 multipart/report with one per-recipient block per dict, and optionally the original's headers."""
-    msg = MIMEMultipart("report", report_type=report_type)
-    msg["From"] = "MAILER-DAEMON@mx.example.net"
-    msg["To"] = BOUNCE_TO
-    msg["Subject"] = "Delivery Status Notification"
-    msg["Auto-Submitted"] = "auto-replied"
-    msg.attach(MIMEText(human))
     status = "Reporting-MTA: dns; mx.example.net\n\n" + "\n\n".join(
         "\n".join(f"{k}: {v}" for k, v in block.items()) for block in blocks) + "\n"
-    part = MIMEBase("message", "delivery-status")
-    part.set_payload(status)
-    msg.attach(part)
+    parts = [f"Content-Type: text/plain; charset=us-ascii\n\n{human}\n",
+             f"Content-Type: message/{report_type}\n\n{status}"]
     if original:
-        headers = MIMEBase("text", "rfc822-headers")
-        headers.set_payload(original)
-        msg.attach(headers)
-    return msg.as_bytes()
+        parts.append(f"Content-Type: text/rfc822-headers\n\n{original}")
+    body = "".join(f"--BOUNDARY\n{part}\n" for part in parts) + "--BOUNDARY--\n"
+    return (f"From: MAILER-DAEMON@mx.example.net\nTo: {BOUNCE_TO}\nSubject: Delivery Status Notification\n"
+            f"Auto-Submitted: auto-replied\nMIME-Version: 1.0\n"
+            f'Content-Type: multipart/report; report-type={report_type}; boundary="BOUNDARY"\n\n{body}').encode()
