@@ -227,6 +227,26 @@ def test_prose_bounces_name_every_failed_recipient(mta):
     assert [(r.recipient, r.kind, r.reason) for r in results] == want
 
 
+def test_the_text_of_a_returned_original_is_not_read_as_the_bounce():
+    raw = (f"From: MAILER-DAEMON@mx.example.net\nTo: {BOUNCE_TO}\nSubject: Undeliverable\nMIME-Version: 1.0\n"
+           "Content-Type: multipart/mixed; boundary=B\n\n--B\nContent-Type: text/html\n\n<p>Delivery failed: "
+           "<b>kim@example.org</b> 550 5.1.1 no such user</p>\n--B\nContent-Type: message/rfc822\n\n"
+           "From: news@shop.example\nTo: kim@example.org\nMessage-ID: <m2@shop.example>\n\n"
+           "Our mailbox is full of offers: write to sales@shop.example\n--B--\n").encode()
+    [result] = classify_message(raw, "m")
+    assert (result.recipient, result.kind, result.reason) == ("kim@example.org", "hard", "user_unknown")
+    assert result.original_headers["Message-ID"] == "<m2@shop.example>"
+
+
+def test_a_japanese_carrier_bounce_in_iso_2022_jp_is_decoded():
+    body = "次のアドレスへのメッセージは配信できませんでした。\n\n<ichiro@ezweb.ne.jp>: 550 5.1.1 unknown user\n"
+    subject = Header("配信不能のお知らせ", "iso-2022-jp").encode()
+    raw = (f"From: MAILER-DAEMON@ezweb.ne.jp\nTo: {BOUNCE_TO}\nSubject: {subject}\nMIME-Version: 1.0\n"
+           "Content-Type: text/plain; charset=ISO-2022-JP\nContent-Transfer-Encoding: 7bit\n\n").encode() + body.encode("iso-2022-jp")
+    [result] = classify_message(raw, "m")
+    assert (result.recipient, result.kind, result.reason) == ("ichiro@ezweb.ne.jp", "hard", "user_unknown")
+
+
 def test_an_html_only_bounce_is_read_as_text():
     msg = EmailMessage()
     msg["From"] = "postmaster@outlook.com"

@@ -123,7 +123,7 @@ def _classify(raw: bytes, source: str) -> list[BounceResult]:
 def _parts(msg: Message) -> dict[str, object]:
     """The first part of each content type that matters, as text (or as the Message for reports and originals)."""
     found: dict[str, object] = {}
-    for part in msg.walk():
+    for part in _walk(msg):
         ctype = part.get_content_type()
         if ctype in found:
             continue
@@ -137,6 +137,15 @@ def _parts(msg: Message) -> dict[str, object]:
                      "message/global-headers"):
             found[ctype] = _text(part)
     return found
+
+
+def _walk(msg: Message, depth: int = 0):
+    """Parts in order, never inside a returned message: the original's own text is not the bounce's."""
+    yield msg
+    if depth < 20 and msg.is_multipart() and not msg.get_content_type().startswith("message/"):
+        for part in msg.get_payload():
+            if isinstance(part, Message):
+                yield from _walk(part, depth + 1)
 
 
 def _text(part: Message) -> str:
