@@ -159,10 +159,15 @@ def test_a_microsoft_feedback_loop_message_is_a_complaint():
     msg["From"] = "staff@hotmail.com"
     msg["To"] = BOUNCE_TO
     msg["Subject"] = "complaint about message from 192.0.2.1"
-    msg["X-HmXmrOriginalRecipient"] = "ann@outlook.com"
     msg.set_content("This is an email abuse report for an email message received from IP 192.0.2.1")
+    original = EmailMessage()
+    original["From"], original["To"], original["X-HmXmrOriginalRecipient"] = "news@shop.example", "x@outlook.com", "ann@outlook.com"
+    original["X-Mailflow-Send"] = "t0k3n"
+    original.set_content("Spring sale")
+    msg.add_attachment(original)
     [result] = classify_message(msg.as_bytes(), "m")
-    assert result.kind == "complaint"
+    assert (result.kind, result.recipient) == ("complaint", "ann@outlook.com")
+    assert result.original_headers["X-Mailflow-Send"] == "t0k3n"
 
 
 @pytest.mark.parametrize(("headers", "subject"), [

@@ -78,8 +78,9 @@ def _classify(raw: bytes, source: str) -> list[BounceResult]:
                             original, token, source)
 
     feedback = parts.get("message/feedback-report")
-    if feedback is not None or _is_microsoft_fbl(msg):
-        return [result(COMPLAINT, _complaint_recipient(feedback, original), diagnostic=_feedback_type(feedback))]
+    microsoft = _microsoft_fbl_recipient(msg, parts)
+    if feedback is not None or microsoft:
+        return [result(COMPLAINT, microsoft or _complaint_recipient(feedback, original), diagnostic=_feedback_type(feedback))]
     report = next((parts[t] for t in _REPORT_TYPES if t in parts), None)
     if report is not None:
         results = [result(*r) for r in _dsn(report)]
@@ -255,9 +256,12 @@ def _is_auto_reply(msg: Message, subject: str) -> bool:
                                                         or bool(msg.get("X-Auto-Response-Suppress")))
 
 
-def _is_microsoft_fbl(msg: Message) -> bool:
-    """Microsoft's JMRP and some older loops send the complained-of message with a marker header, not ARF."""
-    return bool(msg.get("X-HmXmrOriginalRecipient")) or "complaint" in str(msg.get("X-MS-Exchange-Organization-SCL", "")).lower()
+def _microsoft_fbl_recipient(msg: Message, parts: dict) -> str | None:
+    """Microsoft's JMRP loop is no ARF: it returns the complained-of message marked with the complainer's address."""
+    for carrier in (msg, parts.get("message/rfc822")):
+        if isinstance(carrier, Message) and carrier.get("X-HmXmrOriginalRecipient"):
+            return _address(str(carrier["X-HmXmrOriginalRecipient"])) or "unknown@invalid"
+    return None
 
 
 def _complaint_recipient(feedback, original: dict) -> str | None:
