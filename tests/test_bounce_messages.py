@@ -220,6 +220,9 @@ PROSE = {
                  "    (reason: 550 5.2.1 Mailbox disabled for this recipient)\n\n   ----- Transcript of session follows -----\n"
                  "... while talking to mx.example.org.:\n>>> RCPT To:<d@example.org>\n<<< 550 5.2.1 Mailbox disabled\n",
                  [("d@example.org", "soft", "mailbox_disabled")]),
+    "dsn-fields-as-text": ("Delivery failed.\n\nReporting-MTA: dns; mx.example.net\n\nFinal-Recipient: rfc822; g@example.org\n"
+                           "Action: failed\nStatus: 5.1.1\nDiagnostic-Code: smtp; 550 5.1.1 user unknown\n",
+                           [("g@example.org", "hard", "user_unknown")]),
     "japanese": ("このメールは自動送信されています。\n以下のアドレスへの配信に失敗しました。\n\n<e@docomo.ne.jp>: 550 5.1.1 "
                  "Unknown user: e@docomo.ne.jp\n", [("e@docomo.ne.jp", "hard", "user_unknown")]),
 }

@@ -10,7 +10,7 @@ _ORIGINAL = re.compile(
     r"returned mail follows|undelivered message headers|message headers? follows?|original message headers)"
     r"|-{3,} ?(?:original|returned|undelivered) (?:message|mail)"
     r"|original message (?:follows|headers)|the original message (?:was received|headers)"
-    r"|received: from |return-path: <|message-id: <|reporting-mta: )",
+    r"|received: from |return-path: <|message-id: <)",
     re.I | re.M)
 _ADDRESS = re.compile(r"(?<![\w.!#$%&'*+/=?^`{|}~-])([\w.!#$%&'*+/=?^`{|}~-]{1,64}@[\w-]+(?:\.[\w-]+)+)", re.A)
 # Addresses that report the failure, never suffer it.
