@@ -8,7 +8,8 @@ from collections import Counter
 import pytest
 
 from mailflow.errors import MailflowError
-from mailflow.tasks.bounces.imap import fetch_new, parse_url, read_state
+from mailflow.settings import load_settings
+from mailflow.tasks.bounces.imap import fetch_configured, fetch_new, parse_url, read_state, state_file
 from tests.support.dovecot import PASSWORD, CuttingProxy, DovecotInstance, unavailable
 
 pytestmark = pytest.mark.integration
@@ -133,7 +134,7 @@ def test_a_uidvalidity_change_rescans_the_mailbox(dovecot, tls, tmp_path):
     after = fetch(dovecot, tls, tmp_path, handler)
     assert after.uidvalidity != before.uidvalidity and after.rescanned
     assert sorted(handler.seen) == [bounce(5), bounce(6)]
-    assert "UIDVALIDITY=%d/" % after.uidvalidity in handler.sources[0]
+    assert f"UIDVALIDITY={after.uidvalidity}/" in handler.sources[0]
 
 
 def test_imap_with_starttls_is_accepted(dovecot, tls, tmp_path):
@@ -165,3 +166,21 @@ def test_bad_urls_are_refused_with_the_setting_named(url, complaint):
 def test_url_defaults_to_the_inbox_and_the_tls_port():
     account = parse_url("imaps://bounces%40example.com@mail.example.com")
     assert (account.user, account.port, account.mailbox) == ("bounces@example.com", 993, "INBOX")
+
+
+def test_settings_name_the_mailbox_password_folder_and_home_state(dovecot, tmp_path, monkeypatch):
+    monkeypatch.setenv("SSL_CERT_FILE", str(dovecot.certificate))  # the default context trusts the test server
+    monkeypatch.setenv("MAILFLOW_BOUNCES__IMAP__PASSWORD", PASSWORD)
+    settings = load_settings(overrides={"home": str(tmp_path), "bounces": {"imap": {
+        "url": dovecot.starttls_url, "processed_folder": "Done"}}})
+    dovecot.deliver(bounce(1))
+    assert fetch_configured(settings, Recorder()).moved == 1
+    assert len(dovecot.messages("Done")) == 1 and state_file(tmp_path).exists()
+
+
+def test_missing_imap_settings_are_one_line_errors(monkeypatch):
+    monkeypatch.delenv("MAILFLOW_BOUNCES__IMAP__PASSWORD", raising=False)
+    with pytest.raises(MailflowError, match="bounces.imap.url: not set"):
+        fetch_configured(load_settings(environ={}), Recorder())
+    with pytest.raises(MailflowError, match="MAILFLOW_BOUNCES__IMAP__PASSWORD"):
+        fetch_configured(load_settings(overrides={"bounces": {"imap": {"url": "imaps://u@h/"}}}, environ={}), Recorder())

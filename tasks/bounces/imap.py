@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from mailflow.errors import MailflowError
+from mailflow.settings import Settings
 from mailflow.tasks.files.atomic import atomic_write
 
 PASSWORD_ENV = "MAILFLOW_BOUNCES__IMAP__PASSWORD"
@@ -92,6 +93,16 @@ def write_state(path: Path, state: dict[str, dict[str, int]]) -> None:
         os.fsync(folder)  # the rename itself
     finally:
         os.close(folder)
+
+
+def fetch_configured(settings: Settings, handler: Callable[[bytes, str], object]) -> FetchReport:
+    """`fetch_new` with `[bounces.imap]` settings; its state file lives under the home."""
+    if not settings.bounce_imap_url:
+        raise MailflowError("bounces.imap.url: not set (e.g. imaps://bounces@mail.example.com/INBOX)")
+    if not settings.bounce_imap_password:
+        raise MailflowError(f"bounces.imap.password: not set; set {PASSWORD_ENV}")
+    return fetch_new(settings.bounce_imap_url, settings.bounce_imap_password.reveal(), state_file(settings.home),
+                     handler, processed_folder=settings.bounce_imap_processed_folder, timeout=settings.smtp.timeout)
 
 
 def fetch_new(url: str, password: str, state_path: Path, handler: Callable[[bytes, str], object], *,
