@@ -184,3 +184,19 @@ def test_missing_imap_settings_are_one_line_errors(monkeypatch):
         fetch_configured(load_settings(environ={}), Recorder())
     with pytest.raises(MailflowError, match="MAILFLOW_BOUNCES__IMAP__PASSWORD"):
         fetch_configured(load_settings(overrides={"bounces": {"imap": {"url": "imaps://u@h/"}}}, environ={}), Recorder())
+
+
+@pytest.mark.parametrize("capability, left_flagged", [("IMAP4rev1 UIDPLUS", 0), ("IMAP4rev1", 3)])
+def test_without_move_mail_is_copied_and_only_its_own_uids_expunged(capability, left_flagged, tmp_path):
+    if reason := unavailable():
+        pytest.skip(reason)
+    with DovecotInstance(capability=capability) as server:
+        tls = ssl.create_default_context(cafile=str(server.certificate))
+        for n in range(3):
+            server.deliver(bounce(n))
+        for _ in range(2):  # the second run copies nothing again
+            fetch_new(server.url, PASSWORD, tmp_path / "s.json", Recorder(), tls=tls)
+        assert len(server.messages("Processed")) == 3
+        # No UIDPLUS: no UID EXPUNGE, and a plain EXPUNGE could remove others' mail, so the copies stay flagged.
+        remaining = server.messages()
+        assert len(remaining) == left_flagged and all(p.name.endswith("T") for p in remaining)

@@ -132,7 +132,8 @@ def fetch_new(url: str, password: str, state_path: Path, handler: Callable[[byte
         if processed_folder:
             _create(imap, processed_folder)
             if last_uid:
-                report.moved += _move(imap, _search(imap, 1, last_uid), processed_folder)
+                # UNDELETED: without UIDPLUS a copied message stays, flagged, until someone expunges
+                report.moved += _move(imap, _search(imap, 1, last_uid, "UNDELETED"), processed_folder)
         pending = [uid for uid in _search(imap, last_uid + 1) if uid > last_uid]
         for start in range(0, len(pending), batch):
             uids = pending[start:start + batch]
@@ -197,9 +198,9 @@ def _select(imap: imaplib.IMAP4, account: Account) -> int:
     return int(values[-1])
 
 
-def _search(imap: imaplib.IMAP4, first: int, last: int | None = None) -> list[int]:
+def _search(imap: imaplib.IMAP4, first: int, last: int | None = None, also: str = "") -> list[int]:
     # `first:*` always matches the highest UID, even below `first`: the caller filters.
-    typ, data = imap.uid("SEARCH", f"UID {first}:{last if last else '*'}")
+    typ, data = imap.uid("SEARCH", f"UID {first}:{last if last else '*'} {also}".strip())
     _check(typ, data, "UID SEARCH")
     return sorted({int(n) for line in data if line for n in line.split()})
 

@@ -47,7 +47,7 @@ userdb {{
 first_valid_uid = 1
 mail_location = maildir:{root}/mail/%u
 mail_max_userip_connections = 100
-service imap-login {{
+{capability}service imap-login {{
   inet_listener imap {{
     address = 127.0.0.1
     port = {plain_port}
@@ -83,8 +83,9 @@ class DovecotInstance:
     teardown leaves no Dovecot behind for longer than `max_lifetime` seconds.
     """
 
-    def __init__(self, max_lifetime: int = 600):
+    def __init__(self, max_lifetime: int = 600, capability: str = ""):
         self.max_lifetime = max_lifetime
+        self.capability = capability  # e.g. "IMAP4rev1 UIDPLUS": a server without MOVE
         self.port = self.plain_port = 0
         self.root: Path | None = None
         self.process: subprocess.Popen | None = None
@@ -119,8 +120,9 @@ class DovecotInstance:
             (self.root / "users").write_text(
                 f"{USER}:{{PLAIN}}{PASSWORD}:{nobody.pw_uid}:{nobody.pw_gid}::{self.root}/mail/{USER}\n")
             self.port, self.plain_port = free_port(), free_port()
-            (self.root / "dovecot.conf").write_text(CONF.format(root=self.root, port=self.port,
-                                                                plain_port=self.plain_port))
+            capability = f"imap_capability = {self.capability}\n" if self.capability else ""
+            (self.root / "dovecot.conf").write_text(CONF.format(root=self.root, port=self.port, plain_port=self.plain_port,
+                                                                capability=capability))
             self.process = subprocess.Popen(
                 ["timeout", str(self.max_lifetime), DOVECOT, "-F", "-c", str(self.root / "dovecot.conf")],
                 stdout=subprocess.DEVNULL, stderr=open(self.root / "stderr.log", "wb"), start_new_session=True)
