@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ssl
+import subprocess
+import sys
 from collections import Counter
 
 import pytest
@@ -200,3 +202,31 @@ def test_without_move_mail_is_copied_and_only_its_own_uids_expunged(capability, 
         # No UIDPLUS: no UID EXPUNGE, and a plain EXPUNGE could remove others' mail, so the copies stay flagged.
         remaining = server.messages()
         assert len(remaining) == left_flagged and all(p.name.endswith("T") for p in remaining)
+
+
+KILLED_FETCH = """
+import os, ssl, sys
+from pathlib import Path
+from mailflow.tasks.bounces.imap import fetch_new
+url, password, state, out, cafile = sys.argv[1:]
+def handler(raw, source):
+    with open(out, "a") as f:  # the handler's output, durable before it returns
+        f.write(source + "\\n"); f.flush(); os.fsync(f.fileno())
+    if sum(1 for _ in open(out)) == 5:
+        os._exit(9)  # the process dies: no exception handling, no state write, no logout
+fetch_new(url, password, Path(state), handler, batch=3, tls=ssl.create_default_context(cafile=cafile))
+"""
+
+
+def test_a_killed_process_repeats_at_most_the_uncommitted_batch(dovecot, tmp_path):
+    for n in range(8):
+        dovecot.deliver(bounce(n))
+    out, state = tmp_path / "handled.txt", tmp_path / "imap-state.json"
+    args = [dovecot.url, PASSWORD, str(state), str(out), str(dovecot.certificate)]
+    killed = subprocess.run([sys.executable, "-c", KILLED_FETCH, *args], capture_output=True, timeout=60)
+    assert killed.returncode == 9, killed.stderr.decode()
+    subprocess.run([sys.executable, "-c", KILLED_FETCH, *args], check=True, capture_output=True, timeout=60)
+    uids = Counter(line.rsplit("UID=", 1)[1] for line in out.read_text().splitlines())
+    assert set(uids) == {str(n) for n in range(1, 9)}
+    assert {uid for uid, count in uids.items() if count == 2} == {"4", "5"}  # handled in the batch that died
+    assert max(uids.values()) == 2 and len(dovecot.messages("Processed")) == 8
