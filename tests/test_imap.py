@@ -230,3 +230,14 @@ def test_a_killed_process_repeats_at_most_the_uncommitted_batch(dovecot, tmp_pat
     assert set(uids) == {str(n) for n in range(1, 9)}
     assert {uid for uid, count in uids.items() if count == 2} == {"4", "5"}  # handled in the batch that died
     assert max(uids.values()) == 2 and len(dovecot.messages("Processed")) == 8
+
+
+def test_a_handler_error_is_raised_as_itself_and_commits_nothing_of_its_batch(dovecot, tls, tmp_path):
+    dovecot.deliver(bounce(1))
+
+    def disk_full(raw: bytes, source: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        fetch(dovecot, tls, tmp_path, disk_full)
+    assert not (tmp_path / "imap-state.json").exists() and len(dovecot.messages()) == 1

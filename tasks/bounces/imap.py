@@ -119,6 +119,18 @@ def fetch_new(url: str, password: str, state_path: Path, handler: Callable[[byte
     UIDs left in the mailbox without handling them again. Nothing is ever deleted except by a
     move (COPY + \\Deleted + UID EXPUNGE of those UIDs only, where the server lacks MOVE).
     """
+    try:
+        return _fetch_new(url, password, state_path, handler, processed_folder, batch, timeout, tls)
+    except _HandlerFailed as failed:
+        raise failed.__cause__ from None  # the handler's own error, not mistaken for a dropped connection
+
+
+class _HandlerFailed(Exception):
+    """Carries the handler's exception past `_session`, which turns OSError & co. into connection errors."""
+
+
+def _fetch_new(url: str, password: str, state_path: Path, handler: Callable[[bytes, str], object],
+               processed_folder: str, batch: int, timeout: float, tls: ssl.SSLContext | None) -> FetchReport:
     account = parse_url(url)
     report = FetchReport()
     state = read_state(state_path)
@@ -140,7 +152,10 @@ def fetch_new(url: str, password: str, state_path: Path, handler: Callable[[byte
             messages = _fetch(imap, uids)
             for uid in uids:
                 if uid in messages:  # gone since the search (another client): nothing to process
-                    handler(messages[uid], f"{account.key};UIDVALIDITY={report.uidvalidity}/;UID={uid}")
+                    try:
+                        handler(messages[uid], f"{account.key};UIDVALIDITY={report.uidvalidity}/;UID={uid}")
+                    except Exception as e:
+                        raise _HandlerFailed() from e
                     report.fetched += 1
             last_uid = uids[-1]
             state[account.key] = {"uidvalidity": report.uidvalidity, "last_uid": last_uid}
