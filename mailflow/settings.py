@@ -55,7 +55,7 @@ DEFAULTS: dict[str, Any] = {
                  "ip": "truncate", "trusted_proxies": [], "log_rotate_seconds": 300, "log_rotate_bytes": 64 * 2**20,
                  "log_sync_seconds": 0.5,
                  "public_lists": [], "optin_hours": 48, "subscribe_limit": 5, "subscribe_window": 600, "subscribe_from": ""},
-    "bounces": {"imap": {"url": ""}, "soft_limit": 3, "soft_window_days": 30},
+    "bounces": {"imap": {"url": "", "password": "", "processed_folder": "Processed"}, "soft_limit": 3, "soft_window_days": 30},
     "plan": {"frequency_cap": 0, "frequency_days": 7, "render_sample": 5, "memory_limit": "3GB"},
 }
 DKIM_ALGORITHMS = ("rsa-sha256", "ed25519-sha256", "both")  # both: an RSA and an Ed25519 signature (RFC 8463)
@@ -155,6 +155,8 @@ class Settings:
     dkim: DkimSettings
     tracking: TrackingSettings
     bounce_imap_url: str
+    bounce_imap_password: Secret = field(default_factory=Secret)  # MAILFLOW_BOUNCES__IMAP__PASSWORD
+    bounce_imap_processed_folder: str = "Processed"  # fetched bounce mail is moved here; "" leaves it in place
     soft_bounce_limit: int = 3  # soft bounces within the window that suppress an address
     soft_bounce_window_days: int = 30
     shaping: dict[str, ProviderLimits] = field(default_factory=dict)  # per provider group, per sending process
@@ -248,7 +250,9 @@ def _build(tree: dict[str, Any], config: str | None) -> Settings:
         ),
         dkim=_dkim(dkim, secret),
         tracking=_tracking(tracking, secret),
-        bounce_imap_url=str(tree["bounces"].get("imap", {}).get("url", "")),
+        bounce_imap_url=str(tree["bounces"]["imap"]["url"]),
+        bounce_imap_password=secret(tree["bounces"]["imap"]["password"], "bounces", "imap", "password"),
+        bounce_imap_processed_folder=str(tree["bounces"]["imap"]["processed_folder"]),
         soft_bounce_limit=positive_int(tree["bounces"]["soft_limit"], "bounces.soft_limit"),
         soft_bounce_window_days=positive_int(tree["bounces"]["soft_window_days"], "bounces.soft_window_days"),
         shaping=_shaping(tree.get("shaping", {})),
@@ -314,8 +318,8 @@ def _dkim(dkim: dict[str, Any], secret) -> DkimSettings:
     values: dict[str, Any] = {k: str(dkim.get(k, "")) for k in DkimSettings.__dataclass_fields__}
     if values["algorithm"] not in DKIM_ALGORITHMS:
         raise MailflowError(f"settings: dkim.algorithm {values['algorithm']!r} is not one of {', '.join(DKIM_ALGORITHMS)}")
-    for section, key in SECRET_KEYS:
-        if section == "dkim":
-            values[key] = secret(values[key], section, key)
+    for keys in SECRET_KEYS:
+        if keys[0] == "dkim":
+            values[keys[1]] = secret(values[keys[1]], *keys)
     return DkimSettings(**values)
 

@@ -15,7 +15,8 @@ from mailflow.setting_values import as_list
 ENV_PREFIX = "MAILFLOW_"
 # Secret leaves of the settings tree (relay passwords sit inside smtp.pools.*.relays): taken verbatim
 # from the environment, and never from overrides, which become Prefect flow parameters.
-SECRET_KEYS = (("tracking", "secret"), ("tracking", "previous_secret"), ("dkim", "private_key"), ("dkim", "ed25519_private_key"))
+SECRET_KEYS = (("tracking", "secret"), ("tracking", "previous_secret"), ("dkim", "private_key"), ("dkim", "ed25519_private_key"),
+               ("bounces", "imap", "password"))
 
 
 def read_config(config: str | Path | None) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Settings: defaults < file < environment < overrides, frozen, with clear errors."""
 
+import pickle
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -204,3 +205,14 @@ def test_a_bad_relay_is_named_without_its_password():
     with pytest.raises(MailflowError) as caught:
         Relay.parse("mailer:pw-83aa@smtp.example.com:25?tls=maybe")
     assert "pw-83aa" not in str(caught.value) and "mailer:***@smtp.example.com:25" in str(caught.value)
+
+
+def test_the_imap_password_comes_from_the_environment_as_a_secret_and_is_refused_as_an_override(monkeypatch):
+    monkeypatch.setenv("MAILFLOW_BOUNCES__IMAP__PASSWORD", "hunter2")
+    s = load_settings()
+    assert s.bounce_imap_password.reveal() == "hunter2" and "hunter2" not in repr(s)
+    assert s.bounce_imap_processed_folder == "Processed"
+    pickled = pickle.dumps(s.bounce_imap_password)
+    assert b"hunter2" not in pickled and pickle.loads(pickled).reveal() == "hunter2"  # read again where unpickled
+    with pytest.raises(MailflowError, match="bounces.imap.password is a secret"):
+        load_settings(overrides={"bounces": {"imap": {"password": "hunter2"}}}, environ={})
