@@ -3,7 +3,6 @@
 import asyncio
 import json
 import os
-from pathlib import Path
 
 import pytest
 
@@ -93,7 +92,7 @@ def test_a_message_processed_twice_gives_the_same_event_ids(sent, tmp_path):
     settings, received = sent
     raw = dsn(received["ann@example.com"].data, "ann@example.com")
     ids = []
-    for run in range(2):
+    for _ in range(2):
         with BounceRecorder(tmp_path / "h") as recorder:
             recorder.record(raw, message_rows(raw, "a.eml", index_of(settings)))
         ids.append([json.loads(line)["event_id"] for line in recorder.path.read_text().splitlines()])
