@@ -153,3 +153,18 @@ def test_classify_names_an_unreadable_path_in_one_line_and_exits_2(tmp_path, cap
     if bad == "locked" and os.geteuid() == 0:
         pytest.skip("root reads any folder")
     assert code == 2 and rows == [] and err.count("\n") == 1 and bad in err and "Traceback" not in err
+
+
+def test_a_bounce_processed_twice_is_loaded_once_by_aggregate_with_its_taxonomy(sent, con, home):
+    from mailflow.settings import load_settings
+    from mailflow.tasks.aggregate.aggregate import load_logs
+
+    settings, received = sent
+    raw = dsn(received["ann@example.com"].data, "ann@example.com")
+    for _ in range(2):  # two runs (two files) over the same message
+        with BounceRecorder(home) as recorder:
+            recorder.record(raw, message_rows(raw, "a.eml", index_of(settings)))
+    result = load_logs(con, load_settings(overrides={"home": str(home)}, environ={}))
+    assert (result["events_loaded"], result["events_repeated"], result["event_lines_rejected"]) == (1, 1, 0)
+    assert con.execute("SELECT type, campaign_id, subscriber_id, kind, reason, status, smtp_code FROM events").fetchall() == [
+        ("bounce", "news", 1, "hard", "user_unknown", "5.1.1", 550)]

@@ -44,8 +44,9 @@ class SendIndex:
         ledgers = home / LEDGER_DIR
         names = sorted(p.name for p in ledgers.iterdir() if p.is_dir()) if ledgers.is_dir() else []
         self.campaigns = {campaign_digest(name): name for name in names}
-        self._by_email: dict[str, _Sent] | None = None
+        self._by_email: dict[str, _Sent] = {}
         self._variants: dict[tuple[str, int], str | None] = {}
+        self._indexed: set[str] = set()
 
     def match(self, return_path_token: str | None, original_headers: dict, recipient: str | None) -> SendMatch | None:
         """The send a bounce belongs to: a signed token first (the VERP return path, then the trace header), the
@@ -70,18 +71,20 @@ class SendIndex:
                 continue
             campaign = self.campaigns.get(ref.campaign_digest)
             if campaign is not None:
-                self._recipients()  # the variant's name lives in the chunks
+                self._index_campaign(campaign)  # the variant's name lives in the chunks
                 return SendMatch(campaign, ref.subscriber_id, self._variants.get((campaign, ref.subscriber_id)), via)
         return None
 
     def _recipients(self) -> dict[str, _Sent]:
-        if self._by_email is None:
-            self._by_email = {}
-            for campaign in self.campaigns.values():
-                self._index_campaign(campaign)
+        for campaign in self.campaigns.values():
+            self._index_campaign(campaign)
         return self._by_email
 
     def _index_campaign(self, campaign: str) -> None:
+        """Once per campaign: its logged recipients by address (kept the latest), and their variants."""
+        if campaign in self._indexed:
+            return
+        self._indexed.add(campaign)
         logged = _logged_at(self.home / LEDGER_DIR / campaign)
         chunks = sorted((campaign_dir(self.home, campaign) / "chunks").glob("*.parquet"))
         if not logged or not chunks:
