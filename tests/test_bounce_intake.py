@@ -168,3 +168,16 @@ def test_a_bounce_processed_twice_is_loaded_once_by_aggregate_with_its_taxonomy(
     assert (result["events_loaded"], result["events_repeated"], result["event_lines_rejected"]) == (1, 1, 0)
     assert con.execute("SELECT type, campaign_id, subscriber_id, kind, reason, status, smtp_code FROM events").fetchall() == [
         ("bounce", "news", 1, "hard", "user_unknown", "5.1.1", 550)]
+
+
+def test_an_address_mailed_by_two_campaigns_maps_to_the_later_send(tmp_path):
+    from mailflow.tasks.files.ledger import LedgerRecord, LedgerWriter, ledger_path
+
+    home = tmp_path / "h"
+    for campaign, first_id in (("older", 10), ("newer", 20)):
+        write_chunk(campaign_dir(home, campaign) / "chunks" / "chunk-00000.parquet", ["dee@example.com"],
+                    variant="B", first_id=first_id)
+        with LedgerWriter(ledger_path(home, campaign, 0)) as ledger:  # written in this order: "newer" is later
+            ledger.append(LedgerRecord(campaign, first_id, "B", 0, "delivered", 250, "2.0.0", "", 1))
+    [row] = message_rows(dsn(b"Subject: x\r\n\r\nbody\r\n", "dee@example.com"), "m.eml", SendIndex(home, None))
+    assert (row["campaign_id"], row["subscriber_id"], row["variant"]) == ("newer", 20, "B")
