@@ -1,0 +1,114 @@
+"""Bounce intake: classified messages to NDJSON rows, bounce events in the event logs, and suppressions."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+from mailflow.tasks.bounces.mapping import SendIndex, bare_address
+from mailflow.tasks.files.suppress import SuppressionLog
+from mailflow.tasks.track.events import events_dir
+
+try:
+    from mailflow.tasks.bounces.message import classify_message
+except ImportError:  # STUB until the classify part lands (tasks/bounces/_message_stub.py)
+    from mailflow.tasks.bounces._message_stub import classify_message
+
+WRITER = "bounces"
+EVENT_TYPES = {"hard": "bounce", "soft": "bounce", "complaint": "complaint", "auto_reply": "auto_reply"}
+# Soft bounces are left to aggregate's count-with-decay rule; these stop mail to the address at once.
+SUPPRESS_AT_ONCE = frozenset({"hard", "complaint"})
+_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+
+
+def message_rows(raw: bytes, source: str, index: SendIndex | None) -> list[dict]:
+    """DESIGN "Bounce classification" objects for one message: one per bounced recipient, with campaign_id and
+    subscriber_id when it maps to a send (`"unmapped": true` when it does not), or one `not_bounce` object."""
+    rows = []
+    for result in classify_message(raw, source) or ():
+        row = {"source": source, "recipient": result.recipient, "kind": result.kind, "reason": result.reason,
+               "status": result.status, "smtp_code": result.smtp_code, "diagnostic": result.diagnostic}
+        if result.kind in EVENT_TYPES:
+            match = index.match(result.return_path_token, result.original_headers, result.recipient) if index else None
+            if match is None:
+                row["unmapped"] = True
+            else:
+                row |= {"campaign_id": match.campaign_id, "subscriber_id": match.subscriber_id,
+                        "variant": match.variant, "mapped_by": match.via}
+        rows.append(row)
+    return rows or [{"source": source, "recipient": None, "kind": "not_bounce", "reason": "unknown", "status": None,
+                     "smtp_code": None, "diagnostic": None}]
+
+
+def event_id(raw: bytes, row: dict) -> str:
+    """The same message read twice (a re-run, a mailbox fetched again) gives the same id, so aggregate's
+    event-id dedupe counts it once; two recipients of one report differ."""
+    digest = hashlib.sha256(raw).digest()
+    key = b"\0".join([b"bounce", digest, str(row.get("recipient") or "").lower().encode(), row["kind"].encode()])
+    return "b" + hashlib.sha256(key).hexdigest()[:31]
+
+
+class BounceRecorder:
+    """Writes what `message_rows` found: events to `home/events/bounces-<pid>-<n>.ndjson` (one file per run,
+    fsynced on close) and hard bounces and complaints to this writer's suppression log."""
+
+    def __init__(self, home: Path):
+        self.home = home
+        self.suppressions = SuppressionLog(home, WRITER)
+        self.counts: Counter[str] = Counter()
+        self.path: Path | None = None
+        self._fd: int | None = None
+
+    def record(self, raw: bytes, rows: list[dict]) -> None:
+        for row in rows:
+            kind = row["kind"]
+            if kind not in EVENT_TYPES:
+                continue
+            event = {"event_id": event_id(raw, row), "type": EVENT_TYPES[kind],
+                     "campaign_id": row.get("campaign_id"), "subscriber_id": row.get("subscriber_id"),
+                     "variant": row.get("variant"), "occurred_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                     "kind": kind, "reason": row["reason"], "status": row["status"], "smtp_code": row["smtp_code"],
+                     "diagnostic": row["diagnostic"], "source": row["source"], "unmapped": row.get("unmapped", False)}
+            self._write(json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode() + b"\n")
+            self.counts[event["type"]] += 1
+            if kind in SUPPRESS_AT_ONCE and row.get("recipient"):
+                self.suppressions.append(bare_address(str(row["recipient"])),
+                                         "complaint" if kind == "complaint" else f"bounce:{row['reason']}",
+                                         row.get("campaign_id") or WRITER)
+                self.counts["suppressed"] += 1
+
+    def _write(self, line: bytes) -> None:
+        if self._fd is None:
+            self._open()
+        view = memoryview(line)
+        while view:
+            view = view[os.write(self._fd, view):]
+
+    def _open(self) -> None:
+        folder = events_dir(self.home)
+        folder.mkdir(parents=True, exist_ok=True)
+        n = 0
+        while True:  # a pid seen before never appends to an old file
+            path = folder / f"{WRITER}-{os.getpid()}-{n}.ndjson"
+            try:
+                self._fd = os.open(path, _FLAGS, 0o600)
+                self.path = path
+                return
+            except FileExistsError:
+                n += 1
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> BounceRecorder:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
