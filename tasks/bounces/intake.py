@@ -10,13 +10,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from mailflow.tasks.bounces.mapping import SendIndex, bare_address
+from mailflow.tasks.bounces.message import classify_message
 from mailflow.tasks.files.suppress import SuppressionLog
 from mailflow.tasks.track.events import events_dir
-
-try:
-    from mailflow.tasks.bounces.message import classify_message
-except ImportError:  # STUB until the classify part lands (tasks/bounces/_message_stub.py)
-    from mailflow.tasks.bounces._message_stub import classify_message
 
 WRITER = "bounces"
 EVENT_TYPES = {"hard": "bounce", "soft": "bounce", "complaint": "complaint", "auto_reply": "auto_reply"}
