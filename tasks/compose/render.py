@@ -5,28 +5,19 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import css_inline
-from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError, TemplateSyntaxError
-from jinja2.exceptions import SecurityError
-from jinja2.runtime import Context
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-from markupsafe import escape
-
-try:
-    from markupsafe import _escape_inner  # the C (or pure Python) core of escape(), markupsafe 2.1+
-except ImportError:  # pragma: no cover - another markupsafe: output escaping stays as Jinja has it
-    _escape_inner = None
+from jinja2 import Template, TemplateError, TemplateSyntaxError
 
 from mailflow import TEMPLATES_DIR
 from mailflow.errors import MailflowError
+from mailflow.tasks.compose.sandbox import LINK_SIGNER, environment, plain_output_escape
 from mailflow.tasks.compose.textify import html_to_text
-from mailflow.tasks.compose.tracking import TRACK_FILTER, LinkTable, add_open_pixel, attribute_url, rewrite_links
+from mailflow.tasks.compose.tracking import LinkTable, add_open_pixel, rewrite_links
 
 _COMPOSED = re.compile(r"{%-?\s*(extends|include|import|from)\b")
 
@@ -56,89 +47,6 @@ class Helpers:
     link_url: Callable[[str], str] | None = None  # a templated link's signed redirect; None leaves links as rendered
 
 
-_DICT_ATTRIBUTES = frozenset(dir(dict))
-_MAX_RESULT = 1_000_000  # characters or items a template's `*` may make, and bits its `**` may
-# The signer of the templated links of the render under way. It is in no template's variables, so
-# no template can name it: a template that could call it would sign a URL of its own choosing
-# (`{{ _mf_link_url('https://evil.example/') }}` once did). Set by render(), read by the link filter.
-_LINK_SIGNER: ContextVar[Callable[[str], str] | None] = ContextVar("mailflow_link_signer", default=None)
-
-
-def _escape_output(value: Any) -> Any:
-    """Escape for `{{ ... }}` output: the same text as markupsafe.escape, without wrapping it in
-    Markup (≈0.3 µs, 90 times a message in a digest) where it only goes to the output."""
-    kind = value.__class__
-    if kind is str:
-        return _escape_inner(value)
-    if kind is int:
-        return str(value)  # digits and a sign need no escaping
-    return escape(value)
-
-
-def _plain_output_escape(template: Template) -> Template:
-    # Jinja's compiled code calls the module-level name `escape` only around output (compiler.py,
-    # _output_child_pre); an output item is joined into the page or a Markup buffer, never kept.
-    # Only markupsafe's own escape is replaced, so another Jinja's code stays as it was.
-    namespace = template.root_render_func.__globals__
-    if _escape_inner is not None and namespace.get("escape") is escape:
-        namespace["escape"] = _escape_output
-    return template
-
-
-class _Sandbox(ImmutableSandboxedEnvironment):
-    # Sandboxed and immutable: a template cannot reach Python internals or mutate data.
-    # Jinja caps range() at 100,000 items; one operator can still ask for gigabytes or hours
-    # (`'x' * 10**10`, `9 ** 9 ** 9`), so those two are checked before they run.
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**" and type(left) is int and type(right) is int and abs(left) > 1 \
-                and right * left.bit_length() > _MAX_RESULT:
-            raise SecurityError(f"{left} ** {right} is too large a number for a template")
-        if operator == "*":
-            for sequence, count in ((left, right), (right, left)):
-                if isinstance(sequence, (str, list, tuple)) and type(count) is int \
-                        and len(sequence) * count > _MAX_RESULT:
-                    raise SecurityError(f"a repetition of {len(sequence) * count} items is too large for a template")
-        return super().call_binop(context, operator, left, right)
-
-    def getattr(self, obj: Any, attribute: str) -> Any:
-        # `subscriber.first_name` on a dict: the sandbox tries getattr() first, whose AttributeError
-        # costs more than the item lookup it falls back to; a plain dict has no other attributes
-        # than dict's own, so going straight to the item gives the same result, cheaper
-        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
-            try:
-                return obj[attribute]
-            except KeyError:
-                return self.undefined(obj=obj, name=attribute)
-        return super().getattr(obj, attribute)
-
-
-def _link_filter(origins: list[str]) -> Callable[[str, int], str]:
-    """The filter rewrite_links puts around a templated href: `{% filter mf_track_link(N) %}`.
-
-    N indexes the literal origins this compile recorded, never a string from the template, so
-    whoever calls the filter can only sign URLs on an origin that an href of the template spells out.
-    """
-    def track_link(value: str, index: int) -> str:
-        sign = _LINK_SIGNER.get()
-        if sign is None or type(index) is not int or not 0 <= index < len(origins):
-            return value
-        url = attribute_url(str(value), origins[index])
-        return value if url is None else escape(sign(url))
-    return track_link
-
-
-def _environment(directories: tuple[Path, ...], html: bool, origins: list[str] | None = None) -> ImmutableSandboxedEnvironment:
-    # StrictUndefined: a misspelt field fails the dry run instead of sending blanks. The loader searches
-    # the folders in order: a user's template may extend or include a built-in one by its name.
-    env = _Sandbox(loader=FileSystemLoader([str(d) for d in directories]), undefined=StrictUndefined, autoescape=html,
-                   keep_trailing_newline=True)
-    if origins is not None:  # only the HTML part has rewritten links
-        env.filters[TRACK_FILTER] = _link_filter(origins)
-    return env
-
-
 @dataclass(frozen=True)
 class _Compiled:
     subject: Template
@@ -156,7 +64,7 @@ def _compile(directories: tuple[Path, ...], name: str, subject: str, html_source
     `known_links`: the links of the campaign's variants compiled before this one, so a link's index
     means one URL across the campaign (links.json)."""
     links = LinkTable(urls=list(known_links))
-    html_env, text_env = _environment(directories, True, links.origins), _environment(directories, False)
+    html_env, text_env = environment(directories, True, links.origins), environment(directories, False)
     inline_each = False
     try:
         # The files as written first, so a syntax error names the line a user sees in them, not one of
@@ -175,7 +83,7 @@ def _compile(directories: tuple[Path, ...], name: str, subject: str, html_source
                 prepared = rewrite_links(prepared, links)
             if track_opens:
                 prepared = add_open_pixel(prepared)
-            html = _plain_output_escape(html_env.from_string(prepared))
+            html = plain_output_escape(html_env.from_string(prepared))
         text = text_env.get_template(f"{name}.txt.j2") if text_source is not None else \
             text_env.from_string(html_to_text(html_source))
         return _Compiled(text_env.from_string(subject), html, text, inline_each, tuple(links.urls))
@@ -223,7 +131,7 @@ class CampaignTemplates:
                    "unsubscribe_url": helpers.unsubscribe_url, "view_url": helpers.view_url,
                    "open_url": helpers.open_url, "click_url": helpers.click_url, "preheader": self.preheader,
                    "variant": self.variant}
-        signer = _LINK_SIGNER.set(helpers.link_url)
+        signer = LINK_SIGNER.set(helpers.link_url)
         part = self.subject
         try:
             subject = " ".join(_render(self.subject, context, self._globals).split())
@@ -242,13 +150,13 @@ class CampaignTemplates:
             raise RenderError(f"{self._where(part, exc, context)}{type(exc).__name__}: "
                               f"{_ADDRESS.sub('<address>', str(exc))[:300]}") from None
         finally:
-            _LINK_SIGNER.reset(signer)
+            LINK_SIGNER.reset(signer)
 
     def _where(self, template: Template, exc: BaseException, context: dict[str, Any]) -> str:
         """'newsletter.html.j2 line 12: ' — the part that failed and its line, as the file has it."""
         name, written = self._parts[template]
         if written is not None:  # the compiled source was CSS-inlined: find the line in the file as written
-            template = _environment(self._directories, True).from_string(written)
+            template = environment(self._directories, True).from_string(written)
             try:
                 _render(template, context, {template: dict(template.globals)})
                 return f"{name}: "
