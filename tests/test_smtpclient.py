@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from mailflow.settings import Relay
 from mailflow.tasks.compose.message import Envelope, build_message
 from mailflow.tasks.compose.mime import CrlfMessage
-from mailflow.tasks.deliver.client import PipeliningConnection, wire_data
+from mailflow.tasks.deliver.client import PipeliningConnection
 from mailflow.tasks.deliver.smtp import Outcome
+from mailflow.tasks.deliver.wire import wire_data
 from mailflow.tasks.demo.receiver import USER_UNKNOWN, Fault, Receiver
 from tests.support.reference_pool import SmtpConnection, deliver_all
 from tests.support.smtp import DELIVERED, HELO, SENDER, good, key, message, send_all

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from mailflow.tasks.compose.headers import encode_mailbox
 from mailflow.tasks.compose.message import Envelope
 from mailflow.tasks.core.validate import SMTPUTF8, UnsendableAddress, check_address, check_addresses, fast_path_ok, sendable_address
-from mailflow.tasks.deliver.client import unsafe_address
+from mailflow.tasks.deliver.wire import unsafe_address
 
 ATOM = st.text(alphabet="abcXYZ019.-_+'!#~@ \"é", min_size=0, max_size=20)
 
