@@ -55,7 +55,7 @@ DEFAULTS: dict[str, Any] = {
                  "ip": "truncate", "trusted_proxies": [], "log_rotate_seconds": 300, "log_rotate_bytes": 64 * 2**20,
                  "log_sync_seconds": 0.5,
                  "public_lists": [], "optin_hours": 48, "subscribe_limit": 5, "subscribe_window": 600, "subscribe_from": ""},
-    "bounces": {"imap": {"url": "", "password": "", "processed_folder": "Processed"}, "soft_limit": 3, "soft_window_days": 30},
+    "bounces": {"imap": {"url": "", "password": "", "processed_folder": "Processed"}, "maildir": "", "soft_limit": 3, "soft_window_days": 30},
     "plan": {"frequency_cap": 0, "frequency_days": 7, "render_sample": 5, "memory_limit": "3GB"},
 }
 DKIM_ALGORITHMS = ("rsa-sha256", "ed25519-sha256", "both")  # both: an RSA and an Ed25519 signature (RFC 8463)
@@ -157,6 +157,7 @@ class Settings:
     bounce_imap_url: str
     bounce_imap_password: Secret = field(default_factory=Secret)  # MAILFLOW_BOUNCES__IMAP__PASSWORD
     bounce_imap_processed_folder: str = "Processed"  # fetched bounce mail is moved here; "" leaves it in place
+    bounce_maildir: str = ""  # a local Maildir of bounce mail (relative: to the home); "" reads none
     soft_bounce_limit: int = 3  # soft bounces within the window that suppress an address
     soft_bounce_window_days: int = 30
     shaping: dict[str, ProviderLimits] = field(default_factory=dict)  # per provider group, per sending process
@@ -253,6 +254,7 @@ def _build(tree: dict[str, Any], config: str | None) -> Settings:
         bounce_imap_url=str(tree["bounces"]["imap"]["url"]),
         bounce_imap_password=secret(tree["bounces"]["imap"]["password"], "bounces", "imap", "password"),
         bounce_imap_processed_folder=str(tree["bounces"]["imap"]["processed_folder"]),
+        bounce_maildir=str(tree["bounces"]["maildir"]),
         soft_bounce_limit=positive_int(tree["bounces"]["soft_limit"], "bounces.soft_limit"),
         soft_bounce_window_days=positive_int(tree["bounces"]["soft_window_days"], "bounces.soft_window_days"),
         shaping=_shaping(tree.get("shaping", {})),

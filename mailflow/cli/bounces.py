@@ -53,3 +53,21 @@ def bounces_classify(ctx: Context, paths: tuple[str, ...], record: bool) -> None
             recorder.close()
     recorded = f"; recorded {dict(recorder.counts)}" if recorder else ""
     click.echo(f"{messages} message(s), {unmapped} bounce(s) unmapped{recorded}", err=True)
+
+
+@bounces.command("fetch")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (as the global --json does).")
+@pass_ctx
+def bounces_fetch(ctx: Context, as_json: bool) -> None:
+    """Read new mail from the bounce mailboxes ([bounces] maildir, [bounces.imap] url) once each: record bounce,
+    complaint and unsubscribe events and suppressions, then move the mail to the processed folder."""
+    from mailflow.tasks.bounces.fetch import configured_maildir, summary_line
+    from mailflow.tasks.compose.tokens import signer_from_settings
+
+    settings = ctx.settings()
+    configured_maildir(settings)  # an unconfigured or missing mailbox is one line, before Prefect starts
+    signer_from_settings(settings.tracking)
+    from mailflow.flows.process_bounces import process_bounces
+
+    result = process_bounces(ctx.config, ctx.overrides)
+    click.echo(json.dumps(result, indent=2) if as_json or ctx.as_json else summary_line(result))

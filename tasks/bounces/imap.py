@@ -95,24 +95,27 @@ def write_state(path: Path, state: dict[str, dict[str, int]]) -> None:
         os.close(folder)
 
 
-def fetch_configured(settings: Settings, handler: Callable[[bytes, str], object]) -> FetchReport:
+def fetch_configured(settings: Settings, handler: Callable[[bytes, str], object],
+                     commit: Callable[[], object] | None = None) -> FetchReport:
     """`fetch_new` with `[bounces.imap]` settings; its state file lives under the home."""
     if not settings.bounce_imap_url:
         raise MailflowError("bounces.imap.url: not set (e.g. imaps://bounces@mail.example.com/INBOX)")
     if not settings.bounce_imap_password:
         raise MailflowError(f"bounces.imap.password: not set; set {PASSWORD_ENV}")
     return fetch_new(settings.bounce_imap_url, settings.bounce_imap_password.reveal(), state_file(settings.home),
-                     handler, processed_folder=settings.bounce_imap_processed_folder, timeout=settings.smtp.timeout)
+                     handler, processed_folder=settings.bounce_imap_processed_folder, timeout=settings.smtp.timeout,
+                     commit=commit)
 
 
 def fetch_new(url: str, password: str, state_path: Path, handler: Callable[[bytes, str], object], *,
               processed_folder: str = "Processed", batch: int = 500, timeout: float = 30.0,
-              tls: ssl.SSLContext | None = None) -> FetchReport:
+              tls: ssl.SSLContext | None = None, commit: Callable[[], object] | None = None) -> FetchReport:
     """Hand each message not yet processed to `handler(raw, source)`, in UID order, then commit and move it.
 
-    Per batch: fetch (BODY.PEEK[], so nothing is marked read), handle every message, write the
-    state (UIDVALIDITY, last UID) durably, then move the batch to `processed_folder` ("" leaves
-    mail where it is). `handler` must have made its output durable when it returns: a crash
+    Per batch: fetch (BODY.PEEK[], so nothing is marked read), handle every message, call `commit`
+    (once per batch: e.g. fsync what the handler wrote), write the state (UIDVALIDITY, last UID)
+    durably, then move the batch to `processed_folder` ("" leaves mail where it is). The
+    handler's output must be durable once `commit` returns (or `handler` returns, without one): a crash
     before the state write repeats that batch once in the next run, so the handler must be
     idempotent (key its output by `source`, which names the mailbox, UIDVALIDITY and UID). A crash
     after the state write but before the move is tidied by the next run, which moves committed
@@ -120,7 +123,7 @@ def fetch_new(url: str, password: str, state_path: Path, handler: Callable[[byte
     move (COPY + \\Deleted + UID EXPUNGE of those UIDs only, where the server lacks MOVE).
     """
     try:
-        return _fetch_new(url, password, state_path, handler, processed_folder, batch, timeout, tls)
+        return _fetch_new(url, password, state_path, handler, processed_folder, batch, timeout, tls, commit)
     except _HandlerFailed as failed:
         raise failed.__cause__ from None  # the handler's own error, not mistaken for a dropped connection
 
@@ -130,7 +133,8 @@ class _HandlerFailed(Exception):
 
 
 def _fetch_new(url: str, password: str, state_path: Path, handler: Callable[[bytes, str], object],
-               processed_folder: str, batch: int, timeout: float, tls: ssl.SSLContext | None) -> FetchReport:
+               processed_folder: str, batch: int, timeout: float, tls: ssl.SSLContext | None,
+               commit: Callable[[], object] | None = None) -> FetchReport:
     account = parse_url(url)
     report = FetchReport()
     state = read_state(state_path)
@@ -157,6 +161,11 @@ def _fetch_new(url: str, password: str, state_path: Path, handler: Callable[[byt
                     except Exception as e:
                         raise _HandlerFailed() from e
                     report.fetched += 1
+            if commit is not None:
+                try:
+                    commit()
+                except Exception as e:
+                    raise _HandlerFailed() from e
             last_uid = uids[-1]
             state[account.key] = {"uidvalidity": report.uidvalidity, "last_uid": last_uid}
             write_state(state_path, state)

@@ -9,6 +9,8 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+from mailflow.tasks.bounces.mailto import unsubscribe_row
+from mailflow.tasks.bounces.maildir import fsync_dir
 from mailflow.tasks.bounces.mapping import SendIndex, bare_address
 from mailflow.tasks.bounces.message import classify_message
 from mailflow.tasks.files.suppress import SuppressionLog
@@ -23,7 +25,11 @@ _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_CLO
 
 def message_rows(raw: bytes, source: str, index: SendIndex | None) -> list[dict]:
     """DESIGN "Bounce classification" objects for one message: one per bounced recipient, with campaign_id and
-    subscriber_id when it maps to a send (`"unmapped": true` when it does not), or one `not_bounce` object."""
+    subscriber_id when it maps to a send (`"unmapped": true` when it does not), or one `not_bounce` object
+    (with `"action": "unsubscribe"` for a verified mailto unsubscribe)."""
+    unsubscribe = unsubscribe_row(raw, source, index)
+    if unsubscribe is not None:
+        return [unsubscribe]
     rows = []
     for result in classify_message(raw, source) or ():
         row = {"source": source, "recipient": result.recipient, "kind": result.kind, "reason": result.reason,
@@ -44,13 +50,15 @@ def event_id(raw: bytes, row: dict) -> str:
     """The same message read twice (a re-run, a mailbox fetched again) gives the same id, so aggregate's
     event-id dedupe counts it once; two recipients of one report differ."""
     digest = hashlib.sha256(raw).digest()
-    key = b"\0".join([b"bounce", digest, str(row.get("recipient") or "").lower().encode(), row["kind"].encode()])
+    key = b"\0".join([b"bounce", digest, str(row.get("recipient") or "").lower().encode(),
+                          (row.get("action") or row["kind"]).encode()])
     return "b" + hashlib.sha256(key).hexdigest()[:31]
 
 
 class BounceRecorder:
     """Writes what `message_rows` found: events to `home/events/bounces-<pid>-<n>.ndjson` (one file per run,
-    fsynced on close) and hard bounces and complaints to this writer's suppression log."""
+    fsynced by `sync` and on close) and hard bounces, complaints and mailto unsubscribes to this writer's
+    suppression log."""
 
     def __init__(self, home: Path):
         self.home = home
@@ -58,9 +66,13 @@ class BounceRecorder:
         self.counts: Counter[str] = Counter()
         self.path: Path | None = None
         self._fd: int | None = None
+        self._log_dir_synced = False
 
     def record(self, raw: bytes, rows: list[dict]) -> None:
         for row in rows:
+            if row.get("action") == "unsubscribe":
+                self._unsubscribe(raw, row)
+                continue
             kind = row["kind"]
             if kind not in EVENT_TYPES:
                 continue
@@ -76,6 +88,33 @@ class BounceRecorder:
                                          "complaint" if kind == "complaint" else f"bounce:{row['reason']}",
                                          row.get("campaign_id") or WRITER)
                 self.counts["suppressed"] += 1
+
+    def _unsubscribe(self, raw: bytes, row: dict) -> None:
+        """As the tracking service's /u does: an `unsubscribe` event (method `mailto`) and cause `unsubscribe`."""
+        event = {"event_id": event_id(raw, row), "type": "unsubscribe", "campaign_id": row["campaign_id"],
+                 "subscriber_id": row["subscriber_id"], "variant": row.get("variant"),
+                 "occurred_at": datetime.now(UTC).isoformat(timespec="milliseconds"), "method": "mailto", "source": row["source"]}
+        self._write(json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode() + b"\n")
+        self.counts["unsubscribe"] += 1
+        if row.get("recipient"):  # without it (chunk file gone) the event alone suppresses, by subscriber id, at aggregate
+            self.suppressions.append(bare_address(str(row["recipient"])), "unsubscribe", row["campaign_id"])
+            self.counts["suppressed"] += 1
+
+    def sync(self) -> None:
+        """Everything recorded so far on disk: the event file and the suppression log (once per batch of messages)."""
+        if self._fd is not None:
+            os.fsync(self._fd)
+        try:
+            fd = os.open(self.suppressions.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return  # nothing suppressed yet
+        try:
+            os.fsync(fd)  # the file's data, whichever descriptor wrote it
+        finally:
+            os.close(fd)
+        if not self._log_dir_synced:  # the log file may be new: its name too
+            fsync_dir(self.suppressions.path.parent)
+            self._log_dir_synced = True
 
     def _write(self, line: bytes) -> None:
         if self._fd is None:
@@ -93,6 +132,7 @@ class BounceRecorder:
             try:
                 self._fd = os.open(path, _FLAGS, 0o600)
                 self.path = path
+                fsync_dir(folder)  # the new file's name survives a crash too
                 return
             except FileExistsError:
                 n += 1
@@ -108,3 +148,4 @@ class BounceRecorder:
 
     def __exit__(self, *exc) -> None:
         self.close()
+

@@ -22,7 +22,7 @@ class SendMatch:
     campaign_id: str
     subscriber_id: int
     variant: str | None
-    via: str  # how it was found: return_path | trace_header | recipient
+    via: str  # how it was found: return_path | trace_header | message_id | in_reply_to | recipient | mailto
 
 
 @dataclass(frozen=True)
@@ -46,12 +46,16 @@ class SendIndex:
         self.campaigns = {campaign_digest(name): name for name in names}
         self._by_email: dict[str, _Sent] = {}
         self._variants: dict[tuple[str, int], str | None] = {}
+        self._emails: dict[tuple[str, int], str] = {}
         self._indexed: set[str] = set()
 
     def match(self, return_path_token: str | None, original_headers: dict, recipient: str | None) -> SendMatch | None:
-        """The send a bounce belongs to: a signed token first (the VERP return path, then the trace header), the
-        bounced address in the ledgers last; None when nothing matches (the caller reports it as unmapped)."""
-        for token, via in ((return_path_token, "return_path"), (_header(original_headers, "X-Mailflow-Send"), "trace_header")):
+        """The send a bounce belongs to: a signed token first (the VERP return path, the trace header, the returned
+        Message-ID, then the In-Reply-To/References an auto-reply carries), the bounced address in the ledgers
+        last; None when nothing matches (the caller reports it as unmapped)."""
+        replied = " ".join(filter(None, (_header(original_headers, "In-Reply-To"), _header(original_headers, "References"))))
+        for token, via in ((return_path_token, "return_path"), (_header(original_headers, "X-Mailflow-Send"), "trace_header"),
+                           (_header(original_headers, "Message-ID"), "message_id"), (replied, "in_reply_to")):
             found = self._by_token(token, via) if token else None
             if found:
                 return found
@@ -61,13 +65,18 @@ class SendIndex:
                 return SendMatch(sent.campaign_id, sent.subscriber_id, sent.variant, "recipient")
         return None
 
-    def _by_token(self, text: str, via: str) -> SendMatch | None:
+    def unsubscriber(self, token: str) -> tuple[SendMatch, str | None] | None:
+        """The send a `mailto:unsubscribe+TOKEN@` names (compose puts the send token there; an unsubscribe
+        token is believed too) and the address it was sent to (None when its chunk file is gone)."""
+        found = self._by_token(token, "mailto", ("send", "unsubscribe"))
+        return None if found is None else (found, self._emails.get((found.campaign_id, found.subscriber_id)))
+
+    def _by_token(self, text: str, via: str, purposes: tuple[str, ...] = ("send",)) -> SendMatch | None:
         if self.signer is None:
             return None
         for token in _TOKEN.findall(text):
-            try:
-                ref = self.signer.verify(token, "send")
-            except BadToken:
+            ref = _verified(self.signer, token, purposes)
+            if ref is None:
                 continue
             campaign = self.campaigns.get(ref.campaign_digest)
             if campaign is not None:
@@ -99,10 +108,20 @@ class SendIndex:
             if at is None:
                 continue  # planned but never attempted: it cannot have bounced
             self._variants[(campaign, sid)] = variant
+            self._emails[(campaign, sid)] = str(address)
             key = str(address).lower()
             known = self._by_email.get(key)
             if known is None or at > known.logged_at:  # the latest send to the address is the one that bounced
                 self._by_email[key] = _Sent(campaign, sid, variant, at)
+
+
+def _verified(signer: TokenSigner, token: str, purposes: tuple[str, ...]):
+    for purpose in purposes:
+        try:
+            return signer.verify(token, purpose)
+        except BadToken:
+            continue
+    return None
 
 
 def _logged_at(folder: Path) -> dict[int, str]:

@@ -72,6 +72,9 @@ def _classify(raw: bytes, source: str) -> list[BounceResult]:
     token = _token(msg)
     parts = _parts(msg)
     original = _original_headers(parts)
+    for name in ("In-Reply-To", "References"):  # the message's own: the mail an auto-reply answers (mapping reads them)
+        if msg[name] is not None:
+            original[name] = str(msg[name])[:2000]
 
     def result(verdict: Verdict, recipient=None, status=None, code=None, diagnostic="") -> BounceResult:
         return BounceResult(recipient, verdict.kind, verdict.reason, status, code, diagnostic.strip()[:1000],

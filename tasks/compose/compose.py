@@ -78,7 +78,9 @@ class Composer:
                 ("To", encode_mailbox(check("To", to_name or ""), check("To", email), len("To: "), utf8)),
                 ("Subject", encode_text(check("Subject", rendered.subject), len("Subject: "))),
                 ("Date", self._now()),
-                ("Message-ID", f"<{os.urandom(16).hex()}@{self.domain}>"),
+                # The send token first (replies and DSNs that return only the Message-ID map back); the random part keeps a
+                # resend of the same send unique (the token is unique per campaign, recipient and variant)
+                ("Message-ID", f"<{send_token}.{os.urandom(4).hex()}@{self.domain}>"),
             ]
             if self.reply_to:
                 headers.append(("Reply-To", self.reply_to))

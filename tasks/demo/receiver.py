@@ -7,6 +7,7 @@ import mailbox
 import socket
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,6 +67,9 @@ class _Handler:
     ehlo: bool = True
     delay: float = 0.0  # seconds before the reply to each message's DATA: a slow server
     quits: int = 0
+    # domain -> answer(return_path, recipient, message) -> bytes: mail sent back after accepting, into `answer_box`
+    answers: dict[str, Callable[[str, str, bytes], bytes]] = field(default_factory=dict)
+    answer_box: mailbox.Maildir | None = None
 
     def _fault(self, stage: str, *addresses: str) -> Fault | None:
         for address in addresses:
@@ -124,6 +128,10 @@ class _Handler:
         with self.lock:
             if self.maildir is not None:
                 self.maildir.add(data)
+            for rcpt in envelope.rcpt_tos:  # as a gateway that learns only later that the mailbox is gone
+                answer = self.answers.get(rcpt.rpartition("@")[2].lower())
+                if answer is not None and self.answer_box is not None and envelope.mail_from:
+                    self.answer_box.add(answer(envelope.mail_from, rcpt, data))
             if self.record:
                 self.received.append(Received(
                     envelope.mail_from, list(envelope.rcpt_tos), data, list(envelope.mail_options),
@@ -153,7 +161,8 @@ class Receiver:
     `tls_context` for STARTTLS (or for the whole connection with `implicit_tls`),
     `server_options` passed to aiosmtpd's SMTP (e.g. data_size_limit, timeout; SMTPUTF8 is offered
     unless enable_SMTPUTF8=False), `delay` (seconds before answering each message, a slow server)
-    and `port` (default: a free one).
+    `port` (default: a free one), and `answers` per recipient domain (a DSN or an auto-reply made by the
+    function, written into the Maildir `answers_to`, as the bounce domain's MTA would deliver it).
     """
 
     def __init__(self, maildir: Path | None = None, replies: dict[str, str] | None = None,
@@ -161,13 +170,13 @@ class Receiver:
                  faults: dict[str, Fault] | None = None, pipelining: bool = False, ehlo: bool = True,
                  auth: dict[str, str] | None = None, tls_context: ssl.SSLContext | None = None,
                  implicit_tls: bool = False, server_options: dict | None = None, port: int = 0,
-                 delay: float = 0.0):
-        if maildir:
-            maildir.parent.mkdir(parents=True, exist_ok=True)
-        box = mailbox.Maildir(str(maildir), create=True) if maildir else None
+                 delay: float = 0.0, answers: dict[str, Callable[[str, str, bytes], bytes]] | None = None,
+                 answers_to: Path | None = None):
+        box = _maildir(maildir) if maildir else None
         self.handler = _Handler(box, {k.lower(): v for k, v in (replies or {}).items()}, record,
                                 faults={k.lower(): v for k, v in (faults or {}).items()},
-                                pipelining=pipelining, ehlo=ehlo, delay=delay)
+                                pipelining=pipelining, ehlo=ehlo, delay=delay, answers=dict(answers or {}),
+                                answer_box=_maildir(answers_to) if answers_to else None)
         self.host = host
         self._fixed_port = port  # two receivers on different loopback addresses can share a port, as MXes do
         self.port = 0
@@ -206,6 +215,11 @@ class Receiver:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _maildir(path: Path) -> mailbox.Maildir:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return mailbox.Maildir(str(path), create=True)
 
 
 def _authenticator(users: dict[str, str]):

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 REJECTED_DOMAIN = "gone.example"  # the demo receiver answers 550 5.1.1 for this domain
+BOUNCE_MAILDIR = "bounce-maildir"  # under the home: where the receiver delivers the DSNs and auto-replies it sends back
 SECRET_VARIABLE = "MAILFLOW_TRACKING__SECRET"
 
 
@@ -48,7 +49,9 @@ def secret_in_environment(configured: bool, home: Path) -> Iterator[None]:
 
 
 def demo_overrides(overrides: dict | None, port: int) -> dict:
-    return {**(overrides or {}), "smtp": {"pools": {"default": {"relays": [f"127.0.0.1:{port}"]}}}}
+    """Send to the embedded receiver; read bounce mail from the demo's own Maildir only (never a configured IMAP box)."""
+    bounces = {**(overrides or {}).get("bounces", {}), "maildir": BOUNCE_MAILDIR, "imap": {"url": ""}}
+    return {**(overrides or {}), "smtp": {"pools": {"default": {"relays": [f"127.0.0.1:{port}"]}}}, "bounces": bounces}
 
 
 def tracked_at(overrides: dict, base_url: str) -> dict:
