@@ -1,6 +1,5 @@
 """Bounce intake: bounces mapped to the sends they answer, `mailflow bounces classify`, events and suppressions."""
 
-import asyncio
 import json
 import os
 
@@ -10,30 +9,22 @@ from mailflow.cli import main
 from mailflow.tasks.bounces.intake import BounceRecorder, message_rows
 from mailflow.tasks.bounces.mapping import SendIndex
 from mailflow.tasks.compose.tokens import TokenSigner
-from mailflow.tasks.demo.receiver import Receiver
 from mailflow.tasks.files.manifest import campaign_dir
-from mailflow.tasks.send.chunk import send_chunk
-from tests.support.campaign import SECRET_ENV, SPEC, settings_for, write_chunk
+from tests.support.campaign import SECRET_ENV, write_chunk
 from tests.support.dsn import complaint, dsn, write_maildir, write_mbox
+from tests.support.sent import EMAILS, send_to_receiver, signer
 
 pytestmark = pytest.mark.integration
-EMAILS = ["ann@example.com", "bob@example.com", "cy@example.com"]
 
 
 @pytest.fixture(scope="module")
 def sent(tmp_path_factory):
     """A campaign really sent to a loopback receiver: its home and each recipient's message as received."""
-    home = tmp_path_factory.mktemp("bounce-home")
-    with Receiver(record=True) as rx:
-        settings = settings_for(home, f"127.0.0.1:{rx.port}")
-        chunk = write_chunk(campaign_dir(home, SPEC.campaign_id) / "chunks" / "chunk-00000.parquet", EMAILS)
-        assert asyncio.run(send_chunk(settings, SPEC, chunk))["delivered"] == 3
-        received = {m.recipients[0]: m for m in rx.received}
-    return settings, received
+    return send_to_receiver(tmp_path_factory.mktemp("bounce-home"), EMAILS)
 
 
 def index_of(settings):
-    return SendIndex(settings.home, TokenSigner(SECRET_ENV["MAILFLOW_TRACKING__SECRET"]))
+    return SendIndex(settings.home, signer())
 
 
 def test_a_bounce_maps_to_its_send_by_the_verp_return_path(sent):

@@ -58,6 +58,12 @@ def test_headers_of_a_bulk_sender(composer):
     assert "ann@example.com" not in msg["List-Unsubscribe"] + msg["Message-ID"] + envelope.sender
 
 
+def test_the_message_id_starts_with_the_send_token_and_differs_for_every_message(composer):
+    first, second = (message_from_bytes(composer.compose(ROW).data, policy=default) for _ in range(2))
+    assert first["Message-ID"].startswith(f"<{first['X-Mailflow-Send']}.") and first["X-Mailflow-Send"] == second["X-Mailflow-Send"]
+    assert first["Message-ID"] != second["Message-ID"], "a resend of the same recipient is another message"
+
+
 def test_verp_local_parts_stay_within_64_characters(composer):
     envelope = composer.compose(ROW)
     mailto = re.search(r"<mailto:([^>]+)>", message_from_bytes(envelope.data, policy=default)["List-Unsubscribe"]).group(1)

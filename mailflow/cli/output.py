@@ -266,6 +266,11 @@ def print_demo(d: dict) -> None:
                "mailed again)\n")
     click.echo(report_markdown(d["report"]))
     click.echo(f"bounced: every recipient mailed at {d['rejected_domain']} (the demo receiver answers 550 5.1.1)")
+    if "bounces" in d:
+        b = d["bounces"]
+        kinds = ", ".join(f"{n} {kind}" for kind, n in b["kinds"].items()) or "none"
+        click.echo(f"bounce mailbox: fetched {b['fetched']} message(s) from {b['maildir']} ({kinds}; {b['unmapped']} unmapped): "
+                   f"DSNs for {b['late_domain']}, accepted at SMTP time and bounced later")
     click.echo(f"warehouse: {d['warehouse']}   (mailflow sql \"select status, count(*) from deliveries group by all\")")
     click.echo(f"maildir:   {d['maildir']}   (one file per delivered message; those the readers opened are under cur/)")
     click.echo("Prefect UI: run `prefect server start`, open http://127.0.0.1:4200, then set "

@@ -12,7 +12,7 @@ import polars as pl
 
 from mailflow.tasks.compose.tokens import BadToken, TokenSigner, campaign_digest
 from mailflow.tasks.files.ledger import LEDGER_DIR
-from mailflow.tasks.files.manifest import campaign_dir
+from mailflow.tasks.files.manifest import MANIFEST, campaign_dir, chunk_entries
 
 _TOKEN = re.compile(r"(?<![a-z2-7])[a-z2-7]{40}(?![a-z2-7])|(?<![A-Z2-7])[A-Z2-7]{40}(?![A-Z2-7])")
 
@@ -95,7 +95,7 @@ class SendIndex:
             return
         self._indexed.add(campaign)
         logged = _logged_at(self.home / LEDGER_DIR / campaign)
-        chunks = sorted((campaign_dir(self.home, campaign) / "chunks").glob("*.parquet"))
+        chunks = [p for p in _chunk_files(campaign_dir(self.home, campaign)) if p.is_file()]
         if not logged or not chunks:
             return
         try:
@@ -113,6 +113,14 @@ class SendIndex:
             known = self._by_email.get(key)
             if known is None or at > known.logged_at:  # the latest send to the address is the one that bounced
                 self._by_email[key] = _Sent(campaign, sid, variant, at)
+
+
+def _chunk_files(folder: Path) -> list[Path]:
+    """The chunk files the campaign's manifest lists (a re-plan writes a new folder of them); chunks/ without one."""
+    try:
+        return [folder / entry.file for entry in chunk_entries(json.loads((folder / MANIFEST).read_text(encoding="utf-8")))]
+    except (OSError, ValueError, KeyError, TypeError):
+        return sorted((folder / "chunks").glob("*.parquet"))
 
 
 def _verified(signer: TokenSigner, token: str, purposes: tuple[str, ...]):
