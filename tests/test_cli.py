@@ -371,8 +371,12 @@ def test_the_demo_serves_its_own_tracking_links_and_the_report_counts_what_its_r
         unsubscribed = con.execute("SELECT count(*) FROM subscribers AS s JOIN suppressions USING (email) "
                                    "WHERE s.status = 'unsubscribed' AND cause = 'unsubscribe'").fetchall()[0][0]
         rejects = con.execute("SELECT count(*) FROM event_rejects").fetchall()[0][0]
+    fetched = re.search(r"^bounce mailbox: fetched (\d+) message\(s\) from \S+ \((\d+) hard, (\d+) auto_reply; 0 unmapped\)",
+                        demo_run.output, re.MULTILINE)
+    messages, hard, auto = map(int, fetched.groups())
+    assert messages == hard + auto and hard >= 3 and auto >= 1, "late.example's DSNs and away.example's auto-replies"
     assert by_type == {"open": sum(n[1] for n in did.values()), "click": sum(n[2] for n in did.values()),
-                       "unsubscribe": 3}
+                       "unsubscribe": 3, "bounce": hard, "auto_reply": auto}
     assert (unsubscribed, rejects) == (3, 0)
 
 

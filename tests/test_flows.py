@@ -30,7 +30,16 @@ def test_demo_runs_the_whole_loop_and_a_rerun_duplicates_nothing(prefect_harness
             engaged["opened"][variant], engaged["opens"][variant], engaged["clicked"][variant],
             engaged["unsubscribed"].get(variant, 0))
 
+    # late.example accepts, then bounces with a DSN into the demo's bounce Maildir, fetched back before aggregate
+    with connect(home / "mailflow.duckdb", read_only=True) as con:
+        late = con.execute("SELECT count(*) FROM deliveries JOIN subscribers USING (subscriber_id) "
+                           "WHERE email LIKE '%@late.example' AND status = 'delivered'").fetchone()[0]
+        mailbox_bounces = con.execute("SELECT count(*) FROM events WHERE type = 'bounce' AND kind = 'hard' "
+                                      "AND subscriber_id IS NOT NULL").fetchone()[0]
+    assert late > 0 and first["bounces"]["kinds"]["hard"] == mailbox_bounces == late and first["bounces"]["unmapped"] == 0
+
     second = demo(overrides={"home": str(home)})
+    assert second["bounces"]["fetched"] == 0, "each bounce message is fetched once"
     assert second["ingested"][0]["already_ingested"] and second["planned"]["already_planned"]
     assert second["sent"].get("delivered", 0) == 0 and second["sent"]["skipped"] == mailed
     assert second["report"]["total"] == total

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from mailflow.tasks.bounces.classify import extract_status
+
 # Where the returned copy of the original message starts: nothing after it names a failed recipient.
 _ORIGINAL = re.compile(
     r"^[ \t>]*(?:-{2,} ?(?:original message|this is a copy of|below this line is a copy|the header of the original|"
@@ -24,6 +26,7 @@ _DETAILS = re.compile(r"diagnostic information for administrators|technical deta
                       r"|here is (?:the|some) (?:technical|detailed)", re.I)
 _LEAD = re.compile(r"[ \t<\"'*\u2022>-]*(?:(?:rcpt to|recipient|to|address|original-recipient|final-recipient)\s*:?\s*<?)?", re.I)
 _VERP = re.compile(r"bounces?[+=-]", re.I)
+_BLANK_LINE = re.compile(r"\n[ \t\r]*\n")
 _MAX_TEXT = 64 * 1024  # the error part of a bounce is short; a huge body is mostly the returned message
 
 
@@ -65,11 +68,21 @@ def failed_recipients(text: str, exclude: frozenset[str] = frozenset()) -> list[
         seen.add(key)
         found.append((address, match.end()))
     out = []
+    lower = text.lower()
     for i, (address, end) in enumerate(found):
         stop = len(text)
         if i + 1 < len(found):
             # the next recipient's segment starts on the line that names it
             nxt = text.find(found[i + 1][0], end)
             stop = text.rfind("\n", end, nxt) if nxt >= 0 and text.rfind("\n", end, nxt) >= 0 else (nxt if nxt >= 0 else stop)
-        out.append((address, text[end:stop]))
+        segment = text[end:stop]
+        if details and end < details_at:
+            # The segment never runs on into the details below, which quote every recipient's reply; when it
+            # quotes none of its own, the details' paragraph on this recipient ("#550 5.1.1 ...") leads it.
+            again = lower.find(address.lower(), details_at)
+            segment = text[end:min(stop, details_at)]
+            if again >= 0 and extract_status(segment) == (None, None):
+                blank = _BLANK_LINE.search(text, again)
+                segment = text[again + len(address):blank.start() if blank else len(text)] + "\n" + segment
+        out.append((address, segment))
     return out
