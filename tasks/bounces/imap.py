@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlsplit
 
 from mailflow.errors import MailflowError
 from mailflow.settings import Settings
-from mailflow.tasks.files.atomic import atomic_write
+from mailflow.tasks.files.atomic import atomic_write, fsync_dir
 
 PASSWORD_ENV = "MAILFLOW_BOUNCES__IMAP__PASSWORD"
 PORTS = {"imaps": 993, "imap": 143}
@@ -88,11 +88,7 @@ def write_state(path: Path, state: dict[str, dict[str, int]]) -> None:
             os.fsync(out.fileno())
 
     atomic_write(path, write)
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)  # the rename itself
-    finally:
-        os.close(folder)
+    fsync_dir(path.parent)  # the rename itself
 
 
 def fetch_configured(settings: Settings, handler: Callable[[bytes, str], object],

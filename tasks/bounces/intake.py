@@ -9,10 +9,10 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mailflow.tasks.bounces.maildir import fsync_dir
 from mailflow.tasks.bounces.mailto import unsubscribe_row
 from mailflow.tasks.bounces.mapping import SendIndex, bare_address
 from mailflow.tasks.bounces.message import classify_message
+from mailflow.tasks.files.atomic import fsync_dir
 from mailflow.tasks.files.suppress import SuppressionLog
 from mailflow.tasks.track.events import events_dir
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailflow.errors import MailflowError
+from mailflow.tasks.files.atomic import fsync_dir
 
 PROCESSED = ".Processed"  # a Maildir++ subfolder: IMAP servers (Dovecot, Courier) show it as "Processed"
 
@@ -80,11 +81,3 @@ def _cur_name(name: str) -> str:
     """A message moved from new/ gets Maildir's info suffix (`:2,S`: seen), as a mail client would; flags kept."""
     return name if ":2," in name else name + ":2,S"
 
-
-def fsync_dir(folder: Path) -> None:
-    """A folder's entries (a rename, a new file) on disk."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

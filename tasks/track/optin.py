@@ -21,6 +21,7 @@ from mailflow.tasks.compose.tokens import BadToken, TokenSigner, campaign_digest
 from mailflow.tasks.core.validate import SMTPUTF8, UnsendableAddress, sendable_address
 from mailflow.tasks.deliver.client import PipeliningConnection
 from mailflow.tasks.deliver.smtp import Outcome
+from mailflow.tasks.files.atomic import fsync_dir
 from mailflow.tasks.ingest.normalise import canonical_email, idna_domains, nfc
 from mailflow.tasks.track.htmlpage import render_text
 
@@ -99,7 +100,7 @@ class OptinStore:
             fh.write(json.dumps(asdict(optin)).encode())
             fh.flush()
             os.fsync(fh.fileno())
-        _sync_dir(folder)
+        fsync_dir(folder)
         return optin
 
     def claim(self, signer: TokenSigner, token: str, now: datetime | None = None) -> tuple[Claim, PendingOptin | None]:
@@ -125,7 +126,7 @@ class OptinStore:
                 os.rename(self.dir / "pending" / name, target / name)  # one process wins this
             except FileNotFoundError:
                 return self.claim(signer, token, now)  # another click got there first: report what it did
-            _sync_dir(target)
+            fsync_dir(target)
             return (Claim.CONFIRMED if fresh else Claim.EXPIRED), optin
         return Claim.UNKNOWN, None
 
@@ -139,14 +140,6 @@ class OptinStore:
             return PendingOptin(**json.loads(path.read_bytes()))
         except (FileNotFoundError, ValueError, TypeError):
             return None
-
-
-def _sync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class RateLimit:
