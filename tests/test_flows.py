@@ -32,8 +32,8 @@ def test_demo_runs_the_whole_loop_and_a_rerun_duplicates_nothing(prefect_harness
 
     # late.example accepts, then bounces with a DSN into the demo's bounce Maildir, fetched back before aggregate
     with connect(home / "mailflow.duckdb", read_only=True) as con:
-        late = con.execute("SELECT count(*) FROM deliveries JOIN subscribers USING (subscriber_id) "
-                           "WHERE email LIKE '%@late.example' AND status = 'delivered'").fetchone()[0]
+        late = con.execute("SELECT count(*) FROM deliveries AS d JOIN subscribers AS s USING (subscriber_id) "
+                           "WHERE s.email LIKE '%@late.example' AND d.status = 'delivered'").fetchone()[0]
         mailbox_bounces = con.execute("SELECT count(*) FROM events WHERE type = 'bounce' AND kind = 'hard' "
                                       "AND subscriber_id IS NOT NULL").fetchone()[0]
     assert late > 0 and first["bounces"]["kinds"]["hard"] == mailbox_bounces == late and first["bounces"]["unmapped"] == 0
