@@ -13,7 +13,7 @@ from mailflow.flows.process_bounces import process_bounces
 from mailflow.flows.send_campaign import send_campaign
 from mailflow.settings import load_settings
 from mailflow.tasks.aggregate.report import report_from_warehouse
-from mailflow.tasks.demo.answers import ANSWERS, LATE_DOMAIN
+from mailflow.tasks.demo.answers import ANSWERS, AWAY_DOMAIN, LATE_DOMAIN
 from mailflow.tasks.demo.engage import engage
 from mailflow.tasks.demo.receiver import USER_UNKNOWN, Receiver
 from mailflow.tasks.demo.setup import BOUNCE_MAILDIR, REJECTED_DOMAIN, demo_overrides, secret_in_environment, tracked_at
@@ -43,5 +43,5 @@ def demo(config: str | None = None, overrides: dict | None = None) -> dict:
         "report": report_from_warehouse(settings.warehouse, planned["campaign_id"]),
         "warehouse": str(settings.warehouse), "maildir": str(maildir), "rejected_domain": REJECTED_DOMAIN,
         "bounces": {"fetched": bounced["fetched"], "kinds": bounced["kinds"], "unmapped": bounced["unmapped"],
-                    "maildir": str(bounce_box), "late_domain": LATE_DOMAIN},
+                    "maildir": str(bounce_box), "late_domain": LATE_DOMAIN, "away_domain": AWAY_DOMAIN},
     }

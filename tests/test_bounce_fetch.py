@@ -214,3 +214,12 @@ def test_fetch_refuses_to_run_without_the_token_secret(tmp_path):
     box = write_maildir(tmp_path / "box", [])
     with pytest.raises(MailflowError, match="MAILFLOW_TRACKING__SECRET"):
         fetch_bounces(load_settings(overrides={"home": str(tmp_path), "bounces": {"maildir": str(box)}}, environ={}))
+
+
+def test_an_imap_box_without_its_password_is_refused_before_the_maildir_is_read(tmp_path, monkeypatch):
+    monkeypatch.delenv("MAILFLOW_BOUNCES__IMAP__PASSWORD", raising=False)
+    box = write_maildir(tmp_path / "box", [b"Subject: hi\r\n\r\nhello\r\n"])
+    with pytest.raises(MailflowError, match="MAILFLOW_BOUNCES__IMAP__PASSWORD"):
+        fetch_bounces(load_settings(overrides={"home": str(tmp_path), "bounces": {
+            "maildir": str(box), "imap": {"url": "imaps://bounces@mail.example.com/INBOX"}}}, environ=SECRET_ENV))
+    assert len(mailbox_files(box, "new")) == 1, "nothing was fetched"

@@ -270,7 +270,7 @@ def print_demo(d: dict) -> None:
         b = d["bounces"]
         kinds = ", ".join(f"{n} {kind}" for kind, n in b["kinds"].items()) or "none"
         click.echo(f"bounce mailbox: fetched {b['fetched']} message(s) from {b['maildir']} ({kinds}; {b['unmapped']} unmapped): "
-                   f"DSNs for {b['late_domain']}, accepted at SMTP time and bounced later")
+                   f"DSNs for {b['late_domain']} (accepted at SMTP time, bounced later), auto-replies from {b['away_domain']}")
     click.echo(f"warehouse: {d['warehouse']}   (mailflow sql \"select status, count(*) from deliveries group by all\")")
     click.echo(f"maildir:   {d['maildir']}   (one file per delivered message; those the readers opened are under cur/)")
     click.echo("Prefect UI: run `prefect server start`, open http://127.0.0.1:4200, then set "

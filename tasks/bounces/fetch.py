@@ -7,7 +7,7 @@ from pathlib import Path
 
 from mailflow.errors import MailflowError
 from mailflow.settings import Settings
-from mailflow.tasks.bounces.imap import fetch_configured
+from mailflow.tasks.bounces.imap import PASSWORD_ENV, fetch_configured, parse_url
 from mailflow.tasks.bounces.intake import BounceRecorder, message_rows
 from mailflow.tasks.bounces.maildir import check_maildir, fetch_maildir, maildir_path
 from mailflow.tasks.bounces.mapping import SendIndex
@@ -17,13 +17,18 @@ KIND_ORDER = ("hard", "soft", "complaint", "auto_reply", "unsubscribe", "deliver
 
 
 def configured_maildir(settings: Settings) -> Path | None:
-    """The `[bounces] maildir` to read, checked; None when unset. Raises when neither mailbox is configured."""
+    """The `[bounces] maildir` to read, checked; None when unset. Raises when neither mailbox is configured, or
+    the IMAP one lacks what it needs."""
     maildir = maildir_path(settings.home, settings.bounce_maildir)
     if maildir is None and not settings.bounce_imap_url:
         raise MailflowError('bounces.maildir / bounces.imap.url: neither is set, so there is no mailbox to fetch from '
                             '(e.g. maildir = "/var/mail/bounces/Maildir" or url = "imaps://bounces@mail.example.com/INBOX")')
     if maildir is not None:
         check_maildir(maildir)
+    if settings.bounce_imap_url:  # a bad URL or a missing password is found before the Maildir is read, not after
+        parse_url(settings.bounce_imap_url)
+        if not settings.bounce_imap_password:
+            raise MailflowError(f"bounces.imap.password: not set; set {PASSWORD_ENV}")
     return maildir
 
 
