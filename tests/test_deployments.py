@@ -8,7 +8,8 @@ from prefect import Flow
 from prefect.flows import load_flow_from_entrypoint
 
 ROOT = Path(__file__).parent.parent
-EXPECTED = ["ingest", "plan-campaign", "send-campaign", "retry-deferred", "aggregate-engagement", "demo"]
+EXPECTED = ["ingest", "plan-campaign", "send-campaign", "retry-deferred", "aggregate-engagement", "process-bounces",
+            "demo"]
 
 
 def test_deployments_match_the_flows():
