@@ -57,15 +57,18 @@ def test_a_maildir_is_fetched_once_and_its_mail_moved_to_processed_never_deleted
     (home / "campaigns").symlink_to(settings.home / "campaigns")
     box = write_maildir(home / "bounce-box", [dsn(received["ann@example.com"].data, "ann@example.com"),
                                              complaint(received["cy@example.com"].data),
+                                             mailto_unsubscribe(mailto_of(received["bob@example.com"].data)),
                                              b"From: friend@example.org\r\nSubject: hi\r\n\r\nhello\r\n"])
     first = fetch_bounces(fetch_settings(home, maildir="bounce-box"))  # relative: to the home
     assert (first["fetched"], first["kinds"], first["unmapped"], first["suppressed"], first["moved"]) == (
-        3, {"hard": 1, "complaint": 1, "not_bounce": 1}, 0, 2, 3)
+        4, {"hard": 1, "complaint": 1, "unsubscribe": 1, "not_bounce": 1}, 0, 3, 4)
     assert mailbox_files(box, "new") == mailbox_files(box, "cur") == []
-    assert len(mailbox_files(box / PROCESSED, "cur")) == 3 and all(n.endswith(":2,S") for n in mailbox_files(box / PROCESSED, "cur"))
+    assert len(mailbox_files(box / PROCESSED, "cur")) == 4 and all(n.endswith(":2,S") for n in mailbox_files(box / PROCESSED, "cur"))
     second = fetch_bounces(fetch_settings(home, maildir=str(box)))
     assert (second["fetched"], second["moved"], second["kinds"]) == (0, 0, {})
-    assert [(e["type"], e["subscriber_id"]) for e in events_of(home)] == [("bounce", 1), ("complaint", 3)]
+    assert sorted((e["type"], e["subscriber_id"]) for e in events_of(home)) == [("bounce", 1), ("complaint", 3), ("unsubscribe", 2)]
+    assert sorted((s["email"], s["cause"]) for s in suppressions_of(home)) == [
+        ("ann@example.com", "bounce:user_unknown"), ("bob@example.com", "unsubscribe"), ("cy@example.com", "complaint")]
 
 
 def test_a_crash_between_recording_and_moving_handles_the_batch_again_with_the_same_event_ids(sent, tmp_path):
@@ -132,6 +135,13 @@ def test_an_auto_reply_maps_by_its_in_reply_to(sent):
     assert (row["kind"], row["campaign_id"], row["subscriber_id"], row["mapped_by"]) == ("auto_reply", "news", 3, "in_reply_to")
 
 
+def mailto_of(sent_message: bytes) -> str:
+    """The address List-Unsubscribe offers (`unsubscribe+TOKEN@bounce domain`)."""
+    parts = message_from_bytes(sent_message)["List-Unsubscribe"].split(",")
+    [mailto] = [part.strip().strip("<>") for part in parts if "mailto:" in part]
+    return mailto.removeprefix("mailto:")
+
+
 def mailto_unsubscribe(to: str, header: str = "Delivered-To") -> bytes:
     return (f"{header}: {to}\r\nFrom: Ann <ann.private@example.net>\r\nTo: {to}\r\nSubject: unsubscribe\r\n\r\n"
             "unsubscribe\r\n").encode()
@@ -140,9 +150,7 @@ def mailto_unsubscribe(to: str, header: str = "Delivered-To") -> bytes:
 @pytest.mark.parametrize("header", ["Delivered-To", "X-Original-To", "Envelope-To", "To"])
 def test_mail_to_the_list_unsubscribe_mailto_address_unsubscribes_as_the_tracking_service_does(sent, tmp_path, header):
     settings, received = sent
-    [mailto] = [part.strip().strip("<>") for part in message_from_bytes(received["ann@example.com"].data)["List-Unsubscribe"].split(",")
-                if "mailto:" in part]
-    raw = mailto_unsubscribe(mailto.removeprefix("mailto:"), header)
+    raw = mailto_unsubscribe(mailto_of(received["ann@example.com"].data), header)
     [row] = message_rows(raw, "u.eml", SendIndex(settings.home, signer()))
     assert (row["kind"], row["action"], row["subscriber_id"], row["recipient"], row["mapped_by"]) == (
         "not_bounce", "unsubscribe", 1, "ann@example.com", "mailto")
@@ -223,3 +231,17 @@ def test_an_imap_box_without_its_password_is_refused_before_the_maildir_is_read(
         fetch_bounces(load_settings(overrides={"home": str(tmp_path), "bounces": {
             "maildir": str(box), "imap": {"url": "imaps://bounces@mail.example.com/INBOX"}}}, environ=SECRET_ENV))
     assert len(mailbox_files(box, "new")) == 1, "nothing was fetched"
+
+
+def test_a_mailto_unsubscribe_is_loaded_by_aggregate_as_an_unsubscribe_once(sent, con, home):
+    from mailflow.tasks.aggregate.aggregate import load_logs
+
+    settings, received = sent
+    raw = mailto_unsubscribe(mailto_of(received["cy@example.com"].data))
+    for _ in range(2):  # fetched twice (a crash before the move): one event
+        with BounceRecorder(home) as recorder:
+            recorder.record(raw, message_rows(raw, "u.eml", SendIndex(settings.home, signer())))
+    result = load_logs(con, load_settings(overrides={"home": str(home)}, environ={}))
+    assert (result["events_loaded"], result["events_repeated"], result["event_lines_rejected"]) == (1, 1, 0)
+    assert con.execute("SELECT type, campaign_id, subscriber_id FROM events").fetchall() == [("unsubscribe", "news", 3)]
+    assert con.execute("SELECT cause FROM suppressions WHERE email = 'cy@example.com'").fetchall() == [("unsubscribe",)]

@@ -5,7 +5,11 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from mailflow.tasks.bounces.classify import KINDS, REASONS
+from mailflow.tasks.bounces.mailto import mailto_token
 from mailflow.tasks.bounces.message import classify_message
 
 SAMPLES = Path(__file__).parent / "data" / "bounces-synthetic"
@@ -23,3 +27,16 @@ def test_a_synthetic_bounce_gets_its_labelled_recipients_kind_reason_and_status(
            for r in results]
     want = EXPECTED[name]
     assert [{k: g[k] for k in w} for g, w in zip(got, want, strict=False)] == want and len(got) == len(want)
+
+
+RAW = [(SAMPLES / name).read_bytes() for name in sorted(EXPECTED)]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(RAW), st.integers(min_value=0), st.binary(max_size=40), st.integers(min_value=0, max_value=2))
+def test_mutated_synthetic_bounces_never_crash_the_classifier_or_the_mailto_check(sample, at, junk, how):
+    at %= len(sample) + 1
+    raw = (sample[:at] + junk + sample[at:], sample[:at] + junk + sample[at + len(junk):], sample[:at])[how]
+    results = classify_message(raw, "m")
+    assert results and all(r.kind in KINDS and r.reason in REASONS for r in results)
+    assert mailto_token(raw) is None, "none of them is addressed to unsubscribe+TOKEN@"
