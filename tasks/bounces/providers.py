@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from mailflow.tasks.bounces.classify import HARD_REASONS, Verdict, classify_reply, extract_status
+from mailflow.tasks.bounces.message import GENERIC_STATUSES
 
 SEND_FIELD = "mailflow_send"  # the custom arg / metadata / tag users may set to the X-Mailflow-Send header's value
 DIAGNOSTIC_CHARS = 1000  # kept of a provider's diagnostic text
-_ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
+_ADDRESS = re.compile(r"<?[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+>?")
 
 
 @dataclass(frozen=True)
@@ -42,18 +43,32 @@ def verdict(text: str | None, status: str | None = None, code: int | None = None
             fallback: str = "unknown") -> Verdict:
     """The rule table's verdict on a provider's diagnostic (the same rules as send-time replies and bounce
     messages); `temporary` when the provider says it will retry; `fallback` when the text names no cause."""
+    return failure(text, status, code, temporary=temporary, fallback=fallback)[0]
+
+
+def failure(text: str | None, status: str | None, code: int | None, *, temporary: bool,
+            fallback: str) -> tuple[Verdict, str | None, int | None, str | None]:
+    """(verdict, status, SMTP code, diagnostic): the text's own status wins over a generic one (as in DSNs), and
+    the provider's own cause (`fallback`) over what a bare reply code would suggest."""
     text = _diagnostic(text) or ""
     said_code, said_status = extract_status(text)
     code = code if code is not None else said_code
-    status = status if status and not status.endswith(".0.0") else (said_status or status)
-    found = classify_reply(code if code is None or code >= 400 else None, status, text)
-    reason = found.reason if found.reason not in ("unknown", "delivered") else fallback
+    if said_status and (status is None or status in GENERIC_STATUSES) and said_status[0] == (status or said_status)[0]:
+        status = said_status
+    reason = classify_reply(None, None if status in GENERIC_STATUSES else status, text).reason
+    if reason in ("unknown", "delivered"):
+        reason = fallback
+    if reason == "unknown":  # then what the basic code alone suggests (421: rate limited, 452: system...)
+        found = classify_reply(code if code is not None and code >= 400 else None, status, text).reason
+        reason = "unknown" if found == "delivered" else found
     temporary = temporary or (code is not None and code < 500) or (status or "5")[0] == "4"
-    return Verdict("hard" if reason in HARD_REASONS and not temporary else "soft", reason)
+    return Verdict("hard" if reason in HARD_REASONS and not temporary else "soft", reason), status, code, text or None
 
 
-def bounce(key: str, recipient: str, v: Verdict, *, status: str | None, code: int | None, text: str | None, **kw) -> Row:
-    return Row(key, "bounce", recipient, v.kind, v.reason, status, code, _diagnostic(text), **kw)
+def bounce(key: str, recipient: str, text, status: str | None = None, code: int | None = None, *, temporary: bool,
+           fallback: str = "unknown", **kw) -> Row:
+    v, status, code, diagnostic = failure(text, status, code, temporary=temporary, fallback=fallback)
+    return Row(key, "bounce", recipient, v.kind, v.reason, status, code, diagnostic, **kw)
 
 
 def _diagnostic(text) -> str | None:
@@ -131,18 +146,17 @@ def ses_rows(message: dict, sns_id: str = "") -> list[Row]:
         for r in _list(body.get("bouncedRecipients")):
             r = _dict(r)
             status, text = _status(r.get("status")), _text(r.get("diagnosticCode"))
-            v = verdict(text, status, temporary=temporary, fallback=fallback)
-            rows.append(bounce(key, _text(r.get("emailAddress")), v, status=status, code=extract_status(text)[0],
-                               text=text, occurred_at=_when(body.get("timestamp")), **common))
+            rows.append(bounce(key, _text(r.get("emailAddress")), text, status, temporary=temporary, fallback=fallback,
+                               occurred_at=_when(body.get("timestamp")), **common))
     elif kind == "DeliveryDelay":
         body = _dict(message.get("deliveryDelay"))
         key = f"{sns_id}:{_text(body.get('timestamp'))}"
         for r in _list(body.get("delayedRecipients")):
             r = _dict(r)
             status, text = _status(r.get("status")), _text(r.get("diagnosticCode"))
-            v = verdict(text, status, temporary=True, fallback="expired" if body.get("delayType") == "Expired" else "unknown")
-            rows.append(bounce(key, _text(r.get("emailAddress")), v, status=status, code=extract_status(text)[0],
-                               text=text, occurred_at=_when(body.get("timestamp")), **common))
+            fallback = "expired" if body.get("delayType") == "Expired" else "unknown"
+            rows.append(bounce(key, _text(r.get("emailAddress")), text, status, temporary=True, fallback=fallback,
+                               occurred_at=_when(body.get("timestamp")), **common))
     elif kind == "Complaint":
         body = _dict(message.get("complaint"))
         if body.get("complaintFeedbackType") != "not-spam":  # a "not spam" report is the opposite of a complaint
@@ -175,16 +189,14 @@ def sendgrid_rows(events: list) -> list[Row]:
         if what == "bounce":
             temporary = e.get("type") == "blocked"  # blocked: the receiver refused for now (reputation, content)
             fallback = SENDGRID_CLASSES.get(_text(e.get("bounce_classification")), "unknown")
-            v = verdict(text, status, temporary=temporary, fallback=fallback)
-            rows.append(bounce(key, recipient, v, status=status, code=extract_status(text)[0], text=text, **common))
+            rows.append(bounce(key, recipient, text, status, temporary=temporary, fallback=fallback, **common))
         elif what == "deferred":
-            v = verdict(text, status, temporary=True)
-            rows.append(bounce(key, recipient, v, status=status, code=extract_status(text)[0], text=text, **common))
+            rows.append(bounce(key, recipient, text, status, temporary=True, **common))
         elif what == "dropped":
             kind, reason = SENDGRID_DROPS.get(text.strip().lower(), ("bounce", "policy"))
             if kind == "bounce":
-                v = Verdict("hard" if reason in HARD_REASONS else "soft", reason)
-                rows.append(bounce(key, recipient, v, status=None, code=None, text=text, **common))
+                rows.append(Row(key, "bounce", recipient, "hard" if reason in HARD_REASONS else "soft", reason,
+                                diagnostic=_diagnostic(text), **common))
             else:
                 rows.append(Row(key, kind, recipient, "complaint" if kind == "complaint" else None, reason, **common))
         elif what == "spamreport":
@@ -235,9 +247,7 @@ def postmark_rows(record: dict) -> list[Row]:
         return []
     temporary, fallback = known
     text = _text(record.get("Details")) or _text(record.get("Description"))
-    v = verdict(text, temporary=temporary, fallback=fallback)
-    code, status = extract_status(text)
-    return [bounce(key, recipient, v, status=status, code=code, text=text, occurred_at=_when(when), **common)]
+    return [bounce(key, recipient, text, temporary=temporary, fallback=fallback, occurred_at=_when(when), **common)]
 
 
 # --- Mailgun (webhooks: {"signature": {...}, "event-data": {...}}) ---
@@ -268,6 +278,5 @@ def mailgun_rows(event: dict) -> list[Row]:
     text = " ".join(t for t in (_text(status_of.get("message")), _text(status_of.get("description"))) if t.strip())
     code, status = _code(status_of.get("code")), _status(status_of.get("enhanced-code"))
     temporary = event.get("severity") != "permanent"
-    v = verdict(text, status, code, temporary=temporary,
-                fallback="user_unknown" if suppressed == "bounce" else "unknown")
-    return [bounce(key, recipient, v, status=status or extract_status(text)[1], code=code, text=text, **common)]
+    return [bounce(key, recipient, text, status, code, temporary=temporary,
+                   fallback="user_unknown" if suppressed == "bounce" else "unknown", **common)]
