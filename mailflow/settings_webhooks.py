@@ -54,11 +54,9 @@ def webhook_settings(tree: dict[str, Any], secret) -> WebhookSettings:
     if unknown:
         raise MailflowError(f"settings: unknown key(s) {sorted(unknown)} in [webhooks] (known: {', '.join(DEFAULTS)})")
     key = str(tree["sendgrid_public_key"]).strip()
-    if key:
-        try:
-            base64.b64decode(key, validate=True)
-        except (binascii.Error, ValueError):
-            raise MailflowError("settings: webhooks.sendgrid_public_key is not base64 (paste the key SendGrid shows)") from None
+    if key and not _ec_key(key):
+        raise MailflowError("settings: webhooks.sendgrid_public_key is not an elliptic-curve public key in base64 "
+                            "(paste the verification key SendGrid shows)")
     topics = tuple(str(t).strip() for t in as_list(tree["ses_topic_arns"], "webhooks.ses_topic_arns"))
     for arn in topics:
         if arn != "*" and not arn.startswith("arn:aws"):
@@ -68,3 +66,12 @@ def webhook_settings(tree: dict[str, Any], secret) -> WebhookSettings:
         postmark_password=secret(tree["postmark_password"], "webhooks", "postmark_password"),
         mailgun_signing_key=secret(tree["mailgun_signing_key"], "webhooks", "mailgun_signing_key"),
         mailgun_max_age=positive_int(tree["mailgun_max_age"], "webhooks.mailgun_max_age"))
+
+
+def _ec_key(text: str) -> bool:
+    from cryptography.hazmat.primitives.asymmetric import ec  # only when SendGrid is configured
+    from cryptography.hazmat.primitives.serialization import load_der_public_key
+    try:
+        return isinstance(load_der_public_key(base64.b64decode(text, validate=True)), ec.EllipticCurvePublicKey)
+    except (binascii.Error, ValueError, TypeError):
+        return False

@@ -125,6 +125,9 @@ def create_app(settings: Settings, sns_fetch=None) -> Starlette:
             with suppress(asyncio.CancelledError):
                 await publisher
             await ctx.events.close()  # everything written is on disk before the process ends
+            hooks = getattr(app.state, "webhooks", None)
+            if hooks is not None:
+                hooks.pool.shutdown(wait=False)
             ctx.metrics.withdraw()
             ctx.campaigns.close()
 
