@@ -141,6 +141,8 @@ def test_a_subscription_is_confirmed_only_when_verified_and_its_url_is_amazons(b
     assert httpx.post(f"{url}/webhooks/ses", content=json.dumps(other_topic)).status_code == 403
     assert fetcher.urls == [CERT_URL, SUBSCRIBE_URL], "nothing else was fetched"
     assert httpx.post(f"{url}/webhooks/ses", content=b"{not json").status_code == 400
+    for odd in ({"Type": ["Notification"]}, {"Type": "Notification"}, []):  # JSON, but no SNS message
+        assert httpx.post(f"{url}/webhooks/ses", content=json.dumps(odd)).status_code == 400
 
 
 def test_a_certificate_fetched_once_is_kept_under_the_home_for_the_next_process(home):

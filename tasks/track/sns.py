@@ -54,7 +54,8 @@ def sns_url(url) -> bool:
 
 def canonical(message: dict) -> bytes:
     """The string SNS signs: each signed field's name and value, one per line."""
-    fields = SIGNED.get(message.get("Type"))
+    kind = message.get("Type")
+    fields = SIGNED.get(kind) if isinstance(kind, str) else None
     if fields is None:
         raise SnsRefused("malformed", f"not an SNS message type: {str(message.get('Type'))[:40]!r}")
     out = []

@@ -104,7 +104,8 @@ async def record(request: Request, provider: str, rows: list[Row]) -> Response:
     """Each new row's event (and its suppression) on disk, fsynced, before the 2xx; a 503 otherwise, so the
     provider tries again (the same event ids: what was written before the failure still counts once)."""
     ctx, state = request.app.state.track, state_of(request)
-    rows = [row for row in rows if event_id(provider, row) not in state.seen]
+    fresh = {event_id(provider, row): row for row in rows}  # a batch may repeat an event, too
+    rows = [row for key, row in fresh.items() if key not in state.seen]
     matches = await off_loop(request, state.mapper.match, rows) if rows else []
     source = f"webhook:{provider}"
     try:
