@@ -137,3 +137,9 @@ def test_a_retried_event_keeps_its_id_and_another_recipient_does_not():
 def test_verdict_uses_the_shared_rule_table(text, status, temporary, expected):
     v = verdict(text, status, temporary=temporary)
     assert (v.kind, v.reason) == expected
+
+
+def test_postmark_auto_responder_is_an_auto_reply_and_a_subscribe_record_is_nothing():
+    (row,) = postmark_rows(load("postmark_soft_bounce.json") | {"Type": "AutoResponder", "TypeCode": 64})
+    assert (row.type, row.kind, row.reason) == ("auto_reply", "auto_reply", "auto_reply")
+    assert postmark_rows(load("postmark_soft_bounce.json") | {"Type": "Subscribe", "TypeCode": 32}) == []

@@ -240,3 +240,15 @@ def test_postmark_basic_credentials_in_the_url_as_postmark_sends_them(bare):
     assert answer.status_code == 200
     assert event_lines(settings.home) == [], "an unsubscribe that maps to no send is a suppression only"
     assert [(s["email"], s["cause"]) for s in suppression_lines(settings.home)] == [("bounced-address@wildbit.com", "unsubscribe")]
+
+
+def test_mailgun_maps_by_a_token_in_the_echoed_message_id_and_postmark_by_its_metadata(sent):
+    settings, url, tokens, _ = sent
+    event = load("mailgun_failed_permanent.json")["event-data"]
+    event["recipient"] = "someone-else@example.com"  # not what was sent: only the token can tell
+    event["message"]["headers"]["message-id"] = f"{tokens[EMAILS[2]]}.5f3a9c@example.com"
+    assert httpx.post(f"{url}/webhooks/mailgun", json=mailgun_signed(MAILGUN_KEY, event)).status_code == 200
+    record = load("postmark_spam_complaint.json") | {"Email": "other@example.com", "Metadata": {"mailflow_send": tokens[EMAILS[1]]}}
+    assert httpx.post(f"{url}/webhooks/postmark", json=record, auth=POSTMARK).status_code == 200
+    got = [(e["type"], e["subscriber_id"], e["unmapped"]) for e in event_lines(settings.home)]
+    assert got == [("bounce", 3, False), ("complaint", 2, False)]
