@@ -21,6 +21,7 @@ from mailflow.tasks.track.context import TrackContext
 from mailflow.tasks.track.guard import Guard
 from mailflow.tasks.track.pages import page_routes
 from mailflow.tasks.track.subscribe import subscribe_routes
+from mailflow.tasks.track.webhooks import webhook_routes
 
 GIF = base64.b64decode("R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")  # 43 bytes: 1x1, transparent
 NO_STORE = {"Cache-Control": "no-store"}  # every fetch reaches us, so every open and click is seen
@@ -109,8 +110,9 @@ def hot_routes() -> list[Route]:
             Route("/metrics", metrics, methods=["GET"])]
 
 
-def create_app(settings: Settings) -> Starlette:
-    """The app of one worker process; its context (event log, campaigns, counters) is made on start-up."""
+def create_app(settings: Settings, sns_fetch=None) -> Starlette:
+    """The app of one worker process; its context (event log, campaigns, counters) is made on start-up.
+    `sns_fetch(url) -> bytes` replaces the https GET of SNS certificates and confirmations (tests)."""
     @asynccontextmanager
     async def lifespan(app: Starlette):
         ctx = app.state.track = TrackContext.create(settings)
@@ -123,11 +125,16 @@ def create_app(settings: Settings) -> Starlette:
             with suppress(asyncio.CancelledError):
                 await publisher
             await ctx.events.close()  # everything written is on disk before the process ends
+            hooks = getattr(app.state, "webhooks", None)
+            if hooks is not None:
+                hooks.pool.shutdown(wait=False)
             ctx.metrics.withdraw()
             ctx.campaigns.close()
 
-    routes = [*hot_routes(), *page_routes(), *subscribe_routes()]  # POST /u (RFC 8058 one-click) is the pages'
-    return Starlette(routes=routes, middleware=[Middleware(Guard)], lifespan=lifespan)
+    routes = [*hot_routes(), *page_routes(), *subscribe_routes(), *webhook_routes()]  # POST /u (RFC 8058 one-click) is the pages'
+    app = Starlette(routes=routes, middleware=[Middleware(Guard)], lifespan=lifespan)
+    app.state.sns_fetch = sns_fetch
+    return app
 
 
 async def _publish(ctx: TrackContext) -> None:

@@ -8,6 +8,13 @@ METHODS = frozenset({"GET", "HEAD", "POST"})
 MAX_URL = 4096  # path and query: a redirect's signed URL fits many times over
 MAX_HEADERS = 8192  # all header lines together
 MAX_BODY = 16384  # a form post (unsubscribe reason, preferences)
+# Provider webhooks post more: SendGrid batches events (a few MB); an SNS message is at most 256 KB, escaped in JSON
+ROUTE_BODY = {"/webhooks/sendgrid": 8 * 2**20, "/webhooks/ses": 2**20, "/webhooks/postmark": 2**20,
+              "/webhooks/mailgun": 2**20}
+
+
+def body_limit(path: str) -> int:
+    return ROUTE_BODY.get(path, MAX_BODY)
 
 
 class Guard:
@@ -32,7 +39,7 @@ class Guard:
         try:
             refusal = _refusal(scope)
             if refusal is None and _has_body(scope):
-                body, refusal = await _read_body(receive)
+                body, refusal = await _read_body(receive, body_limit(scope["path"]))
                 if refusal is None:
                     receive = _replay(body, receive)
             if refusal is not None:
@@ -54,7 +61,7 @@ def _refusal(scope) -> tuple[int, bytes, list] | None:
     if sum(len(k) + len(v) + 4 for k, v in scope["headers"]) > MAX_HEADERS:
         return 431, b"request header fields too large\n", []
     for name, value in scope["headers"]:
-        if name == b"content-length" and (not value.isdigit() or int(value) > MAX_BODY):
+        if name == b"content-length" and (not value.isdigit() or int(value) > body_limit(scope["path"])):
             return (413, b"request body too large\n", []) if value.isdigit() else (400, b"bad content-length\n", [])
     return None
 
@@ -63,8 +70,8 @@ def _has_body(scope) -> bool:
     return any(name in (b"content-length", b"transfer-encoding") for name, _ in scope["headers"])
 
 
-async def _read_body(receive) -> tuple[bytes, tuple | None]:
-    """The whole body, at most MAX_BODY bytes (a chunked one has no length to refuse up front)."""
+async def _read_body(receive, limit: int) -> tuple[bytes, tuple | None]:
+    """The whole body, at most `limit` bytes (a chunked one has no length to refuse up front)."""
     parts, size = [], 0
     while True:
         message = await receive()
@@ -72,7 +79,7 @@ async def _read_body(receive) -> tuple[bytes, tuple | None]:
             return b"", (400, b"client went away\n", [])
         chunk = message.get("body", b"")
         size += len(chunk)
-        if size > MAX_BODY:
+        if size > limit:
             return b"", (413, b"request body too large\n", [])
         parts.append(chunk)
         if not message.get("more_body"):

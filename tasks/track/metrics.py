@@ -10,7 +10,7 @@ from pathlib import Path
 from mailflow.tasks.files.atomic import atomic_write
 from mailflow.tasks.track.events import EventLog
 
-ROUTES = ("/o", "/c", "/r", "/u", "/v", "/p", "/s", "/healthz", "/metrics")
+ROUTES = ("/o", "/c", "/r", "/u", "/v", "/p", "/s", "/webhooks", "/healthz", "/metrics")
 
 
 def metrics_dir(home: Path) -> Path:
@@ -29,12 +29,14 @@ class Metrics:
     def __init__(self, home: Path, events: EventLog):
         self.events = events
         self.requests: Counter[tuple[str, int]] = Counter()
+        self.webhook_refusals: Counter[tuple[str, str]] = Counter()  # (provider, cause): signatures not believed
         self.errors = 0  # unhandled exceptions and event writes that failed (answered 5xx)
         self.path = metrics_dir(home) / f"{os.getpid()}-{os.urandom(3).hex()}.json"
 
     def snapshot(self) -> dict:
         return {"pid": os.getpid(),
                 "requests": [[route, status, n] for (route, status), n in self.requests.items()],
+                "webhook_refusals": [[p, cause, n] for (p, cause), n in self.webhook_refusals.items()],
                 "events": dict(self.events.counts), "errors": self.errors + self.events.errors,
                 "log_lag_seconds": round(self.events.lag(), 3), "log_unsynced_events": self.events.unsynced}
 
@@ -66,7 +68,10 @@ class Metrics:
 def prometheus(snapshots: list[dict]) -> str:
     requests: Counter[tuple[str, int]] = Counter()
     events: Counter[str] = Counter()
+    refusals: Counter[tuple[str, str]] = Counter()
     for snap in snapshots:
+        for provider, cause, n in snap.get("webhook_refusals", ()):
+            refusals[(provider, cause)] += n
         for route, status, n in snap["requests"]:
             requests[(route, status)] += n
         events.update(snap["events"])
@@ -76,6 +81,9 @@ def prometheus(snapshots: list[dict]) -> str:
     lines += ["# HELP mailflow_track_events_total Events written to the event logs, by type.",
               "# TYPE mailflow_track_events_total counter"]
     lines += [f'mailflow_track_events_total{{type="{t}"}} {n}' for t, n in sorted(events.items())]
+    lines += ["# HELP mailflow_track_webhook_refusals_total Provider webhook requests refused (signature, credentials, replay...).",
+              "# TYPE mailflow_track_webhook_refusals_total counter"]
+    lines += [f'mailflow_track_webhook_refusals_total{{provider="{p}",cause="{c}"}} {n}' for (p, c), n in sorted(refusals.items())]
     lines += ["# HELP mailflow_track_errors_total Requests that failed inside the service, and event log write or fsync failures.",
               "# TYPE mailflow_track_errors_total counter",
               f"mailflow_track_errors_total {sum(s['errors'] for s in snapshots)}",

@@ -68,15 +68,16 @@ def app_from_environment():
 
 
 @contextmanager
-def running_service(settings: Settings, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+def running_service(settings: Settings, host: str = "127.0.0.1", port: int = 0, **app_options) -> Iterator[str]:
     """The service on a thread of this process (tests, the demo): yields its base URL; on exit it
-    stops taking requests, finishes those under way, and fsyncs and closes its event log."""
+    stops taking requests, finishes those under way, and fsyncs and closes its event log.
+    `app_options` go to create_app (e.g. `sns_fetch`)."""
     check(settings)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), **uvicorn_options()))
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, **app_options), **uvicorn_options()))
     failure: list[BaseException] = []
 
     def run() -> None:
