@@ -80,7 +80,7 @@ def holm(p_values: list[float]) -> list[float]:
 
 def leader_of(arms: list[Arm]) -> Arm:
     """The highest rate; a tie goes to the earlier variant (the control first)."""
-    return max(reversed(arms), key=lambda a: a.rate) if arms else Arm("", 0, 0)
+    return max(arms, key=lambda a: a.rate) if arms else Arm("", 0, 0)  # max keeps the first of equals
 
 
 def compare_leader(arms: list[Arm]) -> tuple[Arm, list[Comparison]]:
