@@ -31,7 +31,7 @@ def lift_of(con: duckdb.DuckDBPyConnection, campaign_id: str, until: datetime, c
 
 
 def remainder_size(con: duckdb.DuckDBPyConnection, campaign_id: str) -> int:
-    return con.execute(q("ab_remainder_size"), {"campaign_id": campaign_id}).fetchone()[0]
+    return con.execute(q("ab_remainder_size"), {"campaign_id": campaign_id}).fetchall()[0][0]
 
 
 def _rows(cursor: duckdb.DuckDBPyConnection) -> list[dict]:
@@ -55,7 +55,7 @@ def final_decision(con: duckdb.DuckDBPyConnection, campaign_id: str) -> dict | N
 def store(con: duckdb.DuckDBPyConnection, row: dict) -> int:
     """Insert one attempt; its number."""
     params = {k: json.dumps(v) if k in JSON_COLUMNS and v is not None else v for k, v in row.items()}
-    return con.execute(q("ab_insert_decision"), params).fetchone()[0]
+    return con.execute(q("ab_insert_decision"), params).fetchall()[0][0]
 
 
 def mark_remainder_sent(con: duckdb.DuckDBPyConnection, campaign_id: str, at: datetime) -> None:
