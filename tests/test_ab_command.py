@@ -2,6 +2,7 @@
 
 import json
 from collections import Counter
+from datetime import UTC, datetime
 from email import message_from_bytes
 
 import pytest
@@ -51,7 +52,7 @@ def test_ab_decide_sends_the_remainder_once_with_the_winner_and_the_decision_sta
         test_mailed = Counter(r for m in rx.received for r in m.recipients)
         assert set(test_mailed) == set(groups["A"]) | set(groups["B"]) and set(test_mailed.values()) == {1}
         clickers = {"A": list(groups["A"].values())[:10], "B": list(groups["B"].values())[:60]}
-        append(events_file(home), *(event("click", sid, "ab-test", v, at="2030-01-01T00:00:00+00:00")
+        append(events_file(home), *(event("click", sid, "ab-test", v, at=datetime.now(UTC).isoformat())
                                     for v, ids in clickers.items() for sid in ids))
 
         code, out, err = mailflow("ab", "decide", "ab-test", "--dry-run")
@@ -64,7 +65,9 @@ def test_ab_decide_sends_the_remainder_once_with_the_winner_and_the_decision_sta
         assert "A/B test decided (attempt 1" in out and ": winner B\n" in out and "(decided early: " in out
         assert f"B: 60 of {len(groups['B'])} = " in out and f"A: 10 of {len(groups['A'])} = " in out
         assert f"remainder: {len(groups['remainder'])} recipients released to B; sent: {len(groups['remainder'])} delivered" in out
-        assert "holdout lift: " in out and "campaign sent" in out
+        mailed = len(groups["A"]) + len(groups["B"])
+        assert f"(engaged with any mail: mailed {70 / mailed:.1%} of {mailed}, holdout 0.0% of {len(groups['holdout'])}" in out
+        assert "campaign sent" in out
         received = Counter(r for m in rx.received for r in m.recipients)
         assert received == Counter(set(groups["A"]) | set(groups["B"]) | set(groups["remainder"])), \
             "everyone but the holdout got exactly one message"

@@ -29,6 +29,10 @@ def test_demo_runs_the_whole_loop_and_a_rerun_duplicates_nothing(prefect_harness
         assert (row["unique_opens"], row["total_opens"], row["unique_clicks"], row["unsubscribes"]) == (
             engaged["opened"][variant], engaged["opens"][variant], engaged["clicked"][variant],
             engaged["unsubscribed"].get(variant, 0))
+    decision = first["ab"]  # the demo ends with its A/B decision: test and holdout take everyone, no remainder
+    assert decision["stored"] and decision["final"] and decision["remainder_recipients"] == 0
+    assert {v["variant"]: v["successes"] for v in decision["variants"]} == engaged["clicked"]
+    assert decision["holdout"]["holdout"]["engaged"] == 0 < decision["holdout"]["lift"]
 
     second = demo(overrides={"home": str(home)})
     assert second["ingested"][0]["already_ingested"] and second["planned"]["already_planned"]
@@ -36,6 +40,7 @@ def test_demo_runs_the_whole_loop_and_a_rerun_duplicates_nothing(prefect_harness
     assert second["report"]["total"] == total
     assert second["engaged"] == {k: {} for k in engaged}, "the messages read are filed as read"
     assert second["report"]["engagement"] == first["report"]["engagement"]
+    assert second["ab"]["already_decided"] and second["ab"]["attempt"] == decision["attempt"] == 1
     assert len(mailbox.Maildir(str(home / "maildir"), create=False)) == total["delivered"]
     with connect(home / "mailflow.duckdb", read_only=True) as con:
         subscribers, deliveries, distinct = con.execute(
