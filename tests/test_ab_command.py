@@ -2,7 +2,7 @@
 
 import json
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 
 import pytest
@@ -84,3 +84,21 @@ def test_ab_decide_sends_the_remainder_once_with_the_winner_and_the_decision_sta
                                              "holdout_lift IS NOT NULL AS lift FROM ab_decisions")
     assert json.loads(out) == [{"outcome": "winner", "winner": "B", "final": True, "remainder_sent": True,
                                 "remainder_recipients": len(groups["remainder"]), "lift": True}]
+
+
+def test_pick_ab_winner_decides_only_the_campaigns_whose_wait_elapsed(prefect_harness, tmp_path):
+    from mailflow.flows.pick_ab_winner import pick_ab_winner
+    from tests.support.abtest import sent_ab_test
+
+    home = tmp_path / "home"
+    rule = "{test_fraction: %s, holdout_fraction: 0.1, min_per_variant: 100, fallback: wait, wait: %s}"
+    with connect(home / "mailflow.duckdb") as con:  # "tomorrow" has no remainder: its winner sends nothing
+        _, finished = sent_ab_test(con, home, tmp_path, rule % (0.6, "2h"), (0.10, 0.105), recipients=1000, name="Due")
+        sent_ab_test(con, home, tmp_path, rule % (0.9, "1d"), (0.05, 0.30), recipients=1000, name="Tomorrow")
+    at = finished + timedelta(hours=3)
+    result = pick_ab_winner(overrides={"home": str(home)}, now=at)
+    assert [(d["campaign_id"], d["outcome"], d["stored"]) for d in result["decisions"]] == [("due", "wait", True)]
+    assert result["decisions"][0]["next_try_at"] == at + timedelta(hours=2), "a tie waits another `wait`"
+    assert pick_ab_winner(overrides={"home": str(home)}, now=at + timedelta(hours=1))["decisions"] == []
+    later = pick_ab_winner(overrides={"home": str(home)}, now=finished + timedelta(days=1))["decisions"]
+    assert sorted((d["campaign_id"], d["outcome"]) for d in later) == [("due", "wait"), ("tomorrow", "winner")]

@@ -6,23 +6,17 @@ import pytest
 
 from mailflow.errors import MailflowError
 from mailflow.tasks.ab.attempt import attempt, due_for_decision, release
-from mailflow.tasks.ab.record import decision_status, decisions_of
+from mailflow.tasks.ab.record import decision_status, decisions_of, mark_remainder_sent
 from mailflow.tasks.ab.stats import Arm, difference_interval
 from mailflow.tasks.files.manifest import chunk_entries, read_manifest
-from tests.support.abtest import ab_campaign, deliver, engage, group, mark_test_sent
+from tests.support.abtest import ab_campaign, deliver, engage, group, sent_ab_test
 
 AB = "{test_fraction: 0.6, holdout_fraction: 0.1, metric: unique_clicks, min_per_variant: 500, wait: 2h, fallback: %s}"
 NOW = datetime(2030, 1, 1, tzinfo=UTC)  # after any real time a test records a move at
 
 
 def sent_test(con, home, tmp_path, fallback="leader", clicks=(0.05, 0.12), **kw):
-    """A campaign whose test variants were all delivered, with human clicks at the given shares."""
-    spec = ab_campaign(con, home, tmp_path, AB % fallback, **kw)
-    for variant, share in zip("AB", clicks, strict=True):
-        ids = group(con, spec.campaign_id, variant)
-        deliver(con, spec.campaign_id, variant, ids)
-        engage(con, spec.campaign_id, ids[: int(len(ids) * share)])
-    return spec, mark_test_sent(home, spec.campaign_id)
+    return sent_ab_test(con, home, tmp_path, AB % fallback, clicks, **kw)
 
 
 def test_a_known_winner_is_stored_once_with_its_inputs_and_the_decision_stands(con, home, tmp_path):
@@ -68,6 +62,33 @@ def test_a_tie_with_fallback_wait_sends_nothing_and_is_tried_again_after_another
     assert late["attempt"] == 2 and not late["early"] and late["next_try_at"] == NOW + timedelta(hours=2)
     assert [d["outcome"] for d in decisions_of(con, spec.campaign_id)] == ["wait", "wait"]
     assert all(e.held for e in chunk_entries(read_manifest(home, spec.campaign_id)) if e.variant == "remainder")
+
+
+def test_a_fallback_waits_for_a_test_still_sending_but_a_clear_winner_does_not(con, home, tmp_path):
+    spec = ab_campaign(con, home, tmp_path, AB % "leader")
+    from mailflow.tasks.files.lifecycle import record_transition
+
+    record_transition(home, spec.campaign_id, "sending", "test")
+    ids = {v: group(con, spec.campaign_id, v) for v in "AB"}
+    for variant, share in (("A", 0.10), ("B", 0.105)):
+        deliver(con, spec.campaign_id, variant, ids[variant])
+        engage(con, spec.campaign_id, ids[variant][: int(len(ids[variant]) * share)])
+    tie = attempt(con, home, spec.campaign_id, NOW, "test")
+    assert (tie["outcome"], tie["winner"], tie["final"], tie["early"]) == ("wait", None, False, True)
+    assert tie["reason"].endswith("a fallback waits for the test to finish (decided while the test is still sending)")
+    engage(con, spec.campaign_id, ids["B"][-300:])
+    assert attempt(con, home, spec.campaign_id, NOW, "test")["outcome"] == "winner"
+
+
+def test_a_decided_campaign_whose_remainder_send_was_interrupted_is_sent_again_by_the_next_decide(con, home, tmp_path):
+    spec, _ = sent_test(con, home, tmp_path)
+    assert attempt(con, home, spec.campaign_id, NOW, "test")["send_remainder"]
+    again = attempt(con, home, spec.campaign_id, NOW, "test")
+    assert again["already_decided"] and again["send_remainder"], "stored, but its remainder never went out"
+    assert not attempt(con, home, spec.campaign_id, NOW, "test", dry_run=True)["send_remainder"]
+    mark_remainder_sent(con, spec.campaign_id, NOW)
+    assert not attempt(con, home, spec.campaign_id, NOW, "test")["send_remainder"]
+    assert [d["remainder_sent"] for d in decisions_of(con, spec.campaign_id)] == [True]
 
 
 def test_too_few_delivered_is_too_few_with_fallback_wait(con, home, tmp_path):

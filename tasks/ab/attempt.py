@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 
 from mailflow.errors import MailflowError
-from mailflow.tasks.ab.decide import METHOD, decide
+from mailflow.tasks.ab.decide import FALLBACK_CONTROL, FALLBACK_LEADER, METHOD, TOO_FEW, WAIT, decide
 from mailflow.tasks.ab.record import final_decision, lift_of, remainder_size, store, variant_counts
 from mailflow.tasks.files.lifecycle import CANCELLED, PAUSED, SENT, campaign_ids, state_of, transitions
 from mailflow.tasks.files.manifest import chunk_entries, read_manifest
@@ -48,6 +48,10 @@ def attempt(con: duckdb.DuckDBPyConnection, home: Path, campaign_id: str, now: d
     rule = spec.ab
     verdict = decide(rule, variant_counts(con, campaign_id, spec.variant_names))
     finished = test_finished_at(home, campaign_id)
+    if finished is None and verdict.outcome in (FALLBACK_LEADER, FALLBACK_CONTROL):
+        # a test still sending has not said its last: only a clear winner is acted on before its end
+        verdict = replace(verdict, outcome=WAIT if verdict.p_value is not None else TOO_FEW, winner=None,
+                          reason=verdict.reason.split("; the fallback is")[0] + "; a fallback waits for the test to finish")
     wait_ends = finished + timedelta(seconds=rule.wait_seconds) if finished else None
     early = wait_ends is None or now < wait_ends
     next_try = None if verdict.final else (wait_ends if early else now + timedelta(seconds=rule.wait_seconds))

@@ -53,3 +53,15 @@ def mark_test_sent(home, campaign_id: str) -> datetime:
     record_transition(home, campaign_id, "sending", "test", "chunks due")
     move = record_transition(home, campaign_id, "sent", "test", "every test recipient has an outcome")
     return datetime.fromisoformat(move.at).astimezone(UTC)
+
+
+def sent_ab_test(con: duckdb.DuckDBPyConnection, home, tmp_path, ab: str, clicks: tuple[float, float] = (0.05, 0.12),
+                 **kw) -> tuple[CampaignSpec, datetime]:
+    """A campaign whose test variants A and B were all delivered, with human clicks at the given shares;
+    the spec and when its test finished sending."""
+    spec = ab_campaign(con, home, tmp_path, ab, **kw)
+    for variant, share in zip("AB", clicks, strict=True):
+        ids = group(con, spec.campaign_id, variant)
+        deliver(con, spec.campaign_id, variant, ids)
+        engage(con, spec.campaign_id, ids[: int(len(ids) * share)])
+    return spec, mark_test_sent(home, spec.campaign_id)
