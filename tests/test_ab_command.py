@@ -100,5 +100,5 @@ def test_pick_ab_winner_decides_only_the_campaigns_whose_wait_elapsed(prefect_ha
     assert [(d["campaign_id"], d["outcome"], d["stored"]) for d in result["decisions"]] == [("due", "wait", True)]
     assert result["decisions"][0]["next_try_at"] == at + timedelta(hours=2), "a tie waits another `wait`"
     assert pick_ab_winner(overrides={"home": str(home)}, now=at + timedelta(hours=1))["decisions"] == []
-    later = pick_ab_winner(overrides={"home": str(home)}, now=finished + timedelta(days=1))["decisions"]
+    later = pick_ab_winner(overrides={"home": str(home)}, now=finished + timedelta(days=1, minutes=1))["decisions"]
     assert sorted((d["campaign_id"], d["outcome"]) for d in later) == [("due", "wait"), ("tomorrow", "winner")]
