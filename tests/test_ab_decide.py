@@ -150,3 +150,15 @@ def test_pick_ab_winner_takes_only_campaigns_whose_wait_elapsed_without_a_decisi
     engage(con, spec.campaign_id, group(con, spec.campaign_id, "B")[-300:])  # B pulls ahead meanwhile
     assert attempt(con, home, spec.campaign_id, finished + 2 * wait, "test")["outcome"] == "winner"
     assert due_for_decision(home, decision_status(con), NOW) == [], "a decision stands; the other is still sending"
+
+
+def test_ab_decide_refuses_an_unplanned_campaign_or_one_without_a_test_in_one_line_before_prefect(tmp_path, capsys):
+    from mailflow.cli import main
+    from tests.support.commands import planned_campaign
+
+    home, _ = planned_campaign(tmp_path, recipients=3)
+    assert main(["--home", str(home), "ab", "decide", "nope"]) == 2
+    assert capsys.readouterr().err.startswith("mailflow: campaign 'nope' is not planned (no ")
+    assert main(["--home", str(home), "ab", "decide", "stopped"]) == 2
+    assert capsys.readouterr().err == ("mailflow: campaign 'stopped' has no A/B test (its file needs `ab:` and two or "
+                                       "more variants)\n")
