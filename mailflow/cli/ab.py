@@ -7,7 +7,7 @@ from dataclasses import replace
 import click
 
 from mailflow.cli.context import Context, pass_ctx
-from mailflow.cli.output import send_line
+from mailflow.cli.output import STOPPED, send_line
 from mailflow.cli.sending import actor, sending
 
 OUTCOMES = {"winner": "winner {winner}", "fallback_leader": "no clear winner; fallback: the leader, {winner}",
@@ -71,6 +71,8 @@ def remainder_line(d: dict) -> str:
     n, cid = d["remainder_recipients"], d["campaign_id"]
     if not n:
         return "remainder: none (the test and holdout take the whole audience)"
+    if "sent" in d and d["sent"].get("stopped"):
+        return f"remainder: {n} recipients released to {d['winner']}; {send_line(d['sent'])}; {STOPPED[d['sent']['stopped']]} while sending"
     if "sent" in d:
         return f"remainder: {n} recipients released to {d['winner']}; {send_line(d['sent'])}; campaign {d['sent'].get('state')}"
     if d.get("remainder_sent"):

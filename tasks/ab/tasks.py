@@ -33,6 +33,8 @@ def release_task(settings: Settings, campaign_id: str, winner: str) -> int:
 
 @task(name="mark_remainder_sent", cache_policy=NO_CACHE)
 def mark_sent_task(settings: Settings, decision: dict, released: int, sent: dict) -> dict:
+    if sent.get("stopped"):  # paused or cancelled meanwhile: `campaigns resume` sends the rest
+        return decision | {"released": released, "sent": sent}
     at = datetime.now(UTC)
     with connect(settings.warehouse) as con:
         mark_remainder_sent(con, decision["campaign_id"], at)
