@@ -3,11 +3,14 @@ tracking service on a free loopback port, which a few simulated readers open, cl
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from prefect import flow
 
 from mailflow import SAMPLES_DIR, interrupt
 from mailflow.flows.aggregate_engagement import aggregate_engagement
 from mailflow.flows.ingest import ingest
+from mailflow.flows.pick_ab_winner import decide_ab_test
 from mailflow.flows.plan_campaign import plan_campaign
 from mailflow.flows.process_bounces import process_bounces
 from mailflow.flows.send_campaign import send_campaign
@@ -38,8 +41,11 @@ def demo(config: str | None = None, overrides: dict | None = None) -> dict:
             engaged = engage(maildir, base_url)
         bounced = process_bounces(config, local)  # before aggregate: the bounce events are in its load
     aggregated = aggregate_engagement(config, local)
+    # The sample campaign's test and holdout take the whole audience: the decision has no remainder to send
+    decided = decide_ab_test(planned["campaign_id"], config, local, datetime.now(UTC), False, "flow demo")
     return {
         "ingested": ingested, "planned": planned, "sent": sent, "engaged": engaged.as_dict(), "aggregated": aggregated,
+        "ab": decided,  # the A/B decision: its ab_decisions row, or the one that already stood
         "report": report_from_warehouse(settings.warehouse, planned["campaign_id"]),
         "warehouse": str(settings.warehouse), "maildir": str(maildir), "rejected_domain": REJECTED_DOMAIN,
         "bounces": {"fetched": bounced["fetched"], "kinds": bounced["kinds"], "unmapped": bounced["unmapped"],

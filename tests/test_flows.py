@@ -29,6 +29,10 @@ def test_demo_runs_the_whole_loop_and_a_rerun_duplicates_nothing(prefect_harness
         assert (row["unique_opens"], row["total_opens"], row["unique_clicks"], row["unsubscribes"]) == (
             engaged["opened"][variant], engaged["opens"][variant], engaged["clicked"][variant],
             engaged["unsubscribed"].get(variant, 0))
+    decision = first["ab"]  # the demo ends with its A/B decision: test and holdout take everyone, no remainder
+    assert decision["stored"] and decision["final"] and decision["remainder_recipients"] == 0
+    assert {v["variant"]: v["successes"] for v in decision["variants"]} == engaged["clicked"]
+    assert decision["holdout"]["holdout"]["engaged"] == 0 < decision["holdout"]["lift"]
 
     # late.example accepts, then bounces with a DSN into the demo's bounce Maildir, fetched back before aggregate
     with connect(home / "mailflow.duckdb", read_only=True) as con:
@@ -45,6 +49,7 @@ def test_demo_runs_the_whole_loop_and_a_rerun_duplicates_nothing(prefect_harness
     assert second["report"]["total"] == total
     assert second["engaged"] == {k: {} for k in engaged}, "the messages read are filed as read"
     assert second["report"]["engagement"] == first["report"]["engagement"]
+    assert second["ab"]["already_decided"] and second["ab"]["attempt"] == decision["attempt"] == 1
     assert len(mailbox.Maildir(str(home / "maildir"), create=False)) == total["delivered"]
     with connect(home / "mailflow.duckdb", read_only=True) as con:
         subscribers, deliveries, distinct = con.execute(

@@ -13,6 +13,7 @@ import click
 
 from mailflow import interrupt
 from mailflow.cli import prefect_env
+from mailflow.cli.ab import ab
 from mailflow.cli.bounces import bounces
 from mailflow.cli.campaigns import campaigns
 from mailflow.cli.context import Context, pass_ctx
@@ -254,6 +255,7 @@ cli.add_command(segments)
 cli.add_command(campaigns)
 cli.add_command(track)
 cli.add_command(bounces)
+cli.add_command(ab)
 
 
 def main(argv: list[str] | None = None) -> int:

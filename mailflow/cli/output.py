@@ -265,6 +265,9 @@ def print_demo(d: dict) -> None:
                f"loaded; {d['aggregated']['suppressions']} addresses suppressed (hard bounces and unsubscribes are not "
                "mailed again)\n")
     click.echo(report_markdown(d["report"]))
+    from mailflow.cli.ab import print_decision  # it prints send lines from here: imported late, not in a cycle
+
+    print_decision(d["ab"])
     click.echo(f"bounced: every recipient mailed at {d['rejected_domain']} (the demo receiver answers 550 5.1.1)")
     if "bounces" in d:
         b = d["bounces"]
