@@ -291,3 +291,13 @@ def test_binary_garbage_and_a_huge_attachment_are_handled():
     big = dsn([{"Final-Recipient": "rfc822; x@example.org", "Action": "failed", "Status": "5.1.1"}],
               original=ORIGINAL + "\n" + "A" * 5_000_000)
     assert classify_message(big, "m")[0].reason == "user_unknown"
+
+
+def test_a_dsn_with_action_delayed_is_a_delay_notice_and_one_with_action_failed_is_not():
+    from tests.support.dsn import dsn
+
+    original = b"From: news@example.com\r\nTo: ann@example.net\r\nSubject: hi\r\n\r\nbody\r\n"
+    delayed = classify_message(dsn(original, "ann@example.net", "4.4.1", "smtp; 451 4.4.1 no answer"), "d")
+    failed = classify_message(dsn(original, "ann@example.net", "5.1.1"), "f")
+    assert [(r.kind, r.delayed) for r in delayed] == [("soft", True)]
+    assert [(r.kind, r.delayed) for r in failed] == [("hard", False)]

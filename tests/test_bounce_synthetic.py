@@ -40,3 +40,13 @@ def test_mutated_synthetic_bounces_never_crash_the_classifier_or_the_mailto_chec
     results = classify_message(raw, "m")
     assert results and all(r.kind in KINDS and r.reason in REASONS for r in results)
     assert mailto_token(raw) is None, "none of them is addressed to unsubscribe+TOKEN@"
+
+
+@pytest.mark.parametrize("name, delayed", [("gmail-delayed-prose.eml", True), ("yahoo-deferred-tss.eml", None),
+                                           ("gmail-address-not-found.eml", False), ("amazon-ses-mailbox-full.eml", False)])
+def test_a_delay_notice_is_marked_delayed_and_a_final_report_is_not(name, delayed):
+    results = classify_message((SAMPLES / name).read_bytes(), name)
+    if delayed is None:  # whichever the sample is, only a soft result may be a delay
+        assert not any(r.delayed for r in results if r.kind != "soft")
+    else:
+        assert [r.delayed for r in results] == [delayed] * len(results)

@@ -143,3 +143,12 @@ def test_postmark_auto_responder_is_an_auto_reply_and_a_subscribe_record_is_noth
     (row,) = postmark_rows(load("postmark_soft_bounce.json") | {"Type": "AutoResponder", "TypeCode": 64})
     assert (row.type, row.kind, row.reason) == ("auto_reply", "auto_reply", "auto_reply")
     assert postmark_rows(load("postmark_soft_bounce.json") | {"Type": "Subscribe", "TypeCode": 32}) == []
+
+
+def test_provider_retries_are_delay_notices_and_final_failures_are_not():
+    sendgrid = [r for r in sendgrid_rows(load("sendgrid_events.json")) if r.type == "bounce"]
+    deferred = [r for r in sendgrid if r.delayed]
+    assert deferred and all(r.kind == "soft" for r in deferred) and len(deferred) < len(sendgrid)
+    assert [r.delayed for r in mailgun_rows(load("mailgun_failed_temporary.json")["event-data"])] == [True]
+    assert [r.delayed for r in mailgun_rows(load("mailgun_failed_permanent.json")["event-data"])] == [False]
+    assert not any(r.delayed for r in ses_rows(load("ses_bounce_transient.json")))

@@ -34,6 +34,8 @@ def message_rows(raw: bytes, source: str, index: SendIndex | None) -> list[dict]
     for result in classify_message(raw, source) or ():
         row = {"source": source, "recipient": result.recipient, "kind": result.kind, "reason": result.reason,
                "status": result.status, "smtp_code": result.smtp_code, "diagnostic": result.diagnostic}
+        if result.delayed:
+            row["delayed"] = True  # a delay notice: still being tried, so aggregate's soft-bounce rule does not count it
         if result.kind in EVENT_TYPES:
             match = index.match(result.return_path_token, result.original_headers, result.recipient) if index else None
             if match is None:
@@ -81,6 +83,8 @@ class BounceRecorder:
                      "variant": row.get("variant"), "occurred_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
                      "kind": kind, "reason": row["reason"], "status": row["status"], "smtp_code": row["smtp_code"],
                      "diagnostic": row["diagnostic"], "source": row["source"], "unmapped": row.get("unmapped", False)}
+            if row.get("delayed"):
+                event["delayed"] = True
             self._write(json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode() + b"\n")
             self.counts[event["type"]] += 1
             if kind in SUPPRESS_AT_ONCE and row.get("recipient"):

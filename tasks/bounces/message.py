@@ -29,6 +29,10 @@ _HEADER_LINE = re.compile(r"^(Message-ID|To|X-Mailflow-Send):[ \t]*(.+)$", re.I 
 _ADDR_IN = re.compile(r"[^\s<>;:\"',()\[\]]+@[\w-]+(?:\.[\w-]+)*")
 _ENH = re.compile(r"[245]\.\d{1,3}\.\d{1,3}")
 _DAEMON_FROM = re.compile(r"mailer-daemon|postmaster|mail delivery|mail-daemon|microsoftexchange|mail administrator", re.I)
+# A delay notice says the MTA is still trying; a final report (gave up, expired) is not one.
+_DELAY_NOTICE = re.compile(r"\bdelay(?:ed)?\b|still being retried|遅延", re.I)
+_STILL_TRYING = re.compile(r"(?:will|shall) (?:continue|keep|be) (?:trying|retrying|to (?:try|retry|attempt))|"
+                           r"still (?:being )?(?:retried|trying)|not yet been delivered", re.I)
 _BOUNCE_SUBJECT = re.compile(r"undeliver|undelivered|delivery (?:status|failure|notification|has failed|failed|delayed)"
                              r"|returned mail|failure notice|mail delivery|non-?delivery|could not be delivered"
                              r"|delivery problem|rejected|returned to sender|配信|不達|エラー", re.I)
@@ -56,6 +60,7 @@ class BounceResult:
     original_headers: dict = field(default_factory=dict)
     return_path_token: str | None = None
     source: str = ""
+    delayed: bool = False  # a delay notice: the reporting MTA is still trying (DSN Action: delayed, "still being retried")
 
 
 def classify_message(raw: bytes, source: str) -> list[BounceResult]:
@@ -76,9 +81,9 @@ def _classify(raw: bytes, source: str) -> list[BounceResult]:
         if msg[name] is not None:
             original[name] = str(msg[name])[:2000]
 
-    def result(verdict: Verdict, recipient=None, status=None, code=None, diagnostic="") -> BounceResult:
+    def result(verdict: Verdict, recipient=None, status=None, code=None, diagnostic="", delayed=False) -> BounceResult:
         return BounceResult(recipient, verdict.kind, verdict.reason, status, code, diagnostic.strip()[:1000],
-                            original, token, source)
+                            original, token, source, delayed and verdict.kind == "soft")
 
     feedback = parts.get("message/feedback-report")
     microsoft = _microsoft_fbl_recipient(msg, parts)
@@ -109,18 +114,19 @@ def _classify(raw: bytes, source: str) -> list[BounceResult]:
     exclude = frozenset(a.lower() for a in (_address(sender), _address(str(msg.get("To", ""))),
                                              _address(original.get("From", ""))) if a)
     recipients = failed_recipients(section, exclude)
+    delayed = bool(_DELAY_NOTICE.search(subject) or _STILL_TRYING.search(section))
     if not recipients:
         code, status = extract_status(section)
-        return [result(verdict, _address(original.get("To", "")), status, code, section[-500:])]
+        return [result(verdict, _address(original.get("To", "")), status, code, section[-500:], delayed)]
     out = []
     for address, segment in recipients:
         own = classify_text(segment) if extract_status(segment) != (None, None) else None
         if own is not None and own.kind in ("hard", "soft"):
             code, status = extract_status(segment)
-            out.append(result(own, address, status, code, segment))
+            out.append(result(own, address, status, code, segment, delayed))
         else:
             code, status = extract_status(section)
-            out.append(result(verdict, address, status, code, segment.strip() or section[-500:]))
+            out.append(result(verdict, address, status, code, segment.strip() or section[-500:], delayed))
     return out
 
 
@@ -182,7 +188,7 @@ def _fields(block: str) -> dict[str, str]:
 
 
 def _dsn(report: str) -> list[tuple]:
-    """(verdict, recipient, status, code, diagnostic) for each per-recipient block of a delivery-status report."""
+    """(verdict, recipient, status, code, diagnostic, delayed) for each per-recipient block of a delivery-status report."""
     out = []
     for block in re.split(r"\n[ \t]*\n", report.replace("\r\n", "\n")):
         f = _fields(block)
@@ -198,7 +204,7 @@ def _dsn(report: str) -> list[tuple]:
         if said and (status is None or status in GENERIC_STATUSES) and said[0] == (status or said)[0]:
             status = said  # the reply's own status is more specific than the MTA's summary
         if action == ["delivered"] or action == ["relayed"] or action == ["expanded"] or (status or " ")[0] == "2":
-            out.append((DELIVERED, recipient, status, code, diagnostic))
+            out.append((DELIVERED, recipient, status, code, diagnostic, False))
             continue
         delayed = action == ["delayed"]
         text = diagnostic or f.get("status", "")
@@ -210,7 +216,7 @@ def _dsn(report: str) -> list[tuple]:
             verdict = Verdict("soft", verdict.reason) if verdict.kind == "hard" else verdict
         if verdict.kind not in ("hard", "soft"):
             verdict = classify_reply(None, "4.0.0" if delayed else "5.0.0", text)
-        out.append((verdict, recipient, status, code, diagnostic))
+        out.append((verdict, recipient, status, code, diagnostic, delayed))
     return out
 
 

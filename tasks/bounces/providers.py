@@ -31,6 +31,7 @@ class Row:
     echoed: str = ""  # header values the provider echoed (Message-ID, X-Mailflow-Send): a send token hides in them
     custom: str = ""  # the `mailflow_send` custom arg / metadata / tag, when set
     extra: dict = field(default_factory=dict)
+    delayed: bool = False  # the provider is still trying (a delay notice): not a bounce the soft-bounce rule counts
 
 
 def event_id(provider: str, row: Row) -> str:
@@ -156,7 +157,8 @@ def ses_rows(message: dict, sns_id: str = "") -> list[Row]:
             status, text = _status(r.get("status")), _text(r.get("diagnosticCode"))
             fallback = "expired" if body.get("delayType") == "Expired" else "unknown"
             rows.append(bounce(key, _text(r.get("emailAddress")), text, status, temporary=True, fallback=fallback,
-                               occurred_at=_when(body.get("timestamp")), **common))
+                               occurred_at=_when(body.get("timestamp")), delayed=body.get("delayType") != "Expired",
+                               **common))
     elif kind == "Complaint":
         body = _dict(message.get("complaint"))
         if body.get("complaintFeedbackType") != "not-spam":  # a "not spam" report is the opposite of a complaint
@@ -191,7 +193,7 @@ def sendgrid_rows(events: list) -> list[Row]:
             fallback = SENDGRID_CLASSES.get(_text(e.get("bounce_classification")), "unknown")
             rows.append(bounce(key, recipient, text, status, temporary=temporary, fallback=fallback, **common))
         elif what == "deferred":
-            rows.append(bounce(key, recipient, text, status, temporary=True, **common))
+            rows.append(bounce(key, recipient, text, status, temporary=True, delayed=True, **common))
         elif what == "dropped":
             kind, reason = SENDGRID_DROPS.get(text.strip().lower(), ("bounce", "policy"))
             if kind == "bounce":
@@ -278,5 +280,5 @@ def mailgun_rows(event: dict) -> list[Row]:
     text = " ".join(t for t in (_text(status_of.get("message")), _text(status_of.get("description"))) if t.strip())
     code, status = _code(status_of.get("code")), _status(status_of.get("enhanced-code"))
     temporary = event.get("severity") != "permanent"
-    return [bounce(key, recipient, text, status, code, temporary=temporary,
+    return [bounce(key, recipient, text, status, code, temporary=temporary, delayed=temporary,  # Mailgun retries
                    fallback="user_unknown" if suppressed == "bounce" else "unknown", **common)]

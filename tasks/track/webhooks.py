@@ -121,7 +121,7 @@ async def record(request: Request, provider: str, rows: list[Row]) -> Response:
             else:
                 await ctx.events.write({**event, "kind": row.kind, "reason": row.reason, "status": row.status,
                                         "smtp_code": row.smtp_code, "diagnostic": row.diagnostic, "source": source,
-                                        "unmapped": match is None})
+                                        "unmapped": match is None, **({"delayed": True} if row.delayed else {})})
             cause = SUPPRESS.get(row.type) or (f"bounce:{row.reason}" if row.kind == "hard" else None)
             if cause:  # soft bounces are left to the aggregate stage's count rule
                 suppressions.append((bare_address(row.recipient), cause, match.campaign_id if match else SOURCE))
