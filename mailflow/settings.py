@@ -28,6 +28,7 @@ from mailflow.setting_values import (
     positive_int,
     positive_number,
 )
+from mailflow.settings_engagement import DEFAULTS as ENGAGEMENT, EngagementSettings, engagement_settings
 from mailflow.sources import SECRET_KEYS, from_environment, merge, read_config, read_secret, refuse_secrets
 
 DEFAULTS: dict[str, Any] = {
@@ -56,6 +57,7 @@ DEFAULTS: dict[str, Any] = {
                  "log_sync_seconds": 0.5,
                  "public_lists": [], "optin_hours": 48, "subscribe_limit": 5, "subscribe_window": 600, "subscribe_from": ""},
     "bounces": {"imap": {"url": "", "password": "", "processed_folder": "Processed"}, "soft_limit": 3, "soft_window_days": 30},
+    "engagement": ENGAGEMENT,
     "plan": {"frequency_cap": 0, "frequency_days": 7, "render_sample": 5, "memory_limit": "3GB"},
 }
 DKIM_ALGORITHMS = ("rsa-sha256", "ed25519-sha256", "both")  # both: an RSA and an Ed25519 signature (RFC 8463)
@@ -163,6 +165,7 @@ class Settings:
     templates_dir: Path = Path("templates")  # campaign templates found here first, then the built-in ones
     segments_dir: Path = Path("sql/segments")  # saved segments found here first, then the built-in ones
     plan: PlanSettings = field(default_factory=PlanSettings)
+    engagement: EngagementSettings = field(default_factory=EngagementSettings)  # [engagement]: machine opens and clicks
 
     @property
     def warehouse(self) -> Path:
@@ -262,6 +265,7 @@ def _build(tree: dict[str, Any], config: str | None) -> Settings:
             render_sample=non_negative_int(tree["plan"]["render_sample"], "plan.render_sample"),
             memory_limit=str(tree["plan"]["memory_limit"]),
         ),
+        engagement=engagement_settings(tree["engagement"]),
     )
 
 

@@ -1,21 +1,69 @@
+-- name: stage_attempt_table
+-- The ledger records this run read (each file from where the last run stopped), parsed: they
+-- become delivery_attempts rows as they are and fold into deliveries (upsert_deliveries).
+CREATE OR REPLACE TEMP TABLE staged_attempts AS
+SELECT * FROM delivery_attempts LIMIT 0;
+
+-- name: parse_ledger_lines
+-- One JSON parse per line, every field in one pass (as parse_event_lines). A line that is not a
+-- whole record (the rest of a torn one, ended by the writer that resumed the chunk) is skipped,
+-- as ledger_state does: it never became a record.
+INSERT INTO staged_attempts BY NAME
+WITH lines AS (
+    SELECT file, byte_offset, CASE WHEN json_valid(text) THEN text::JSON END AS j
+    FROM input_event_lines
+),
+fields AS (
+    SELECT file, byte_offset, json_extract_string(j, [
+        '$.campaign_id', '$.subscriber_id', '$.variant', '$.chunk_id', '$.attempt', '$.status', '$.smtp_code',
+        '$.enhanced_status', '$.detail', '$.kind', '$.reason', '$.provider', '$.retry_at', '$.logged_at',
+        '$.seq']) AS v
+    FROM lines
+    WHERE json_type(j) = 'OBJECT'
+),
+typed AS (
+    SELECT file, byte_offset, v[1] AS campaign_id, try_cast(v[2] AS BIGINT) AS subscriber_id, v[3] AS variant,
+           try_cast(v[4] AS INTEGER) AS chunk_id, coalesce(try_cast(v[5] AS INTEGER), 1) AS attempt,
+           v[6] AS status, try_cast(v[7] AS INTEGER) AS smtp_code, v[8] AS enhanced_status, v[9] AS detail,
+           v[10] AS kind, v[11] AS reason, nullif(v[12], '') AS provider, try_cast(v[13] AS TIMESTAMPTZ) AS retry_at,
+           try_cast(v[14] AS TIMESTAMPTZ) AS logged_at, try_cast(v[15] AS BIGINT) AS seq
+    FROM fields
+),
+final AS (
+    SELECT * FROM typed
+    WHERE campaign_id IS NOT NULL AND subscriber_id IS NOT NULL AND status IS NOT NULL AND logged_at IS NOT NULL
+)
+SELECT * FROM final;
+
+-- name: insert_delivery_attempts
+-- Every record as logged. A line is staged once: only bytes past the offset loaded_files recorded
+-- are read, and that offset moves in the same transaction.
+INSERT INTO delivery_attempts BY NAME SELECT * FROM staged_attempts;
+
+-- name: record_ledger_files
+-- How far each ledger file was read (whole lines); a torn last line is read again next run.
+INSERT INTO loaded_files (path, bytes, rows)
+SELECT file, bytes_loaded, rows FROM input_event_progress
+ON CONFLICT (path) DO UPDATE SET bytes = excluded.bytes, rows = loaded_files.rows + excluded.rows, loaded_at = now();
+
 -- name: upsert_deliveries
 -- Ledgers hold every attempt; deliveries holds the latest per recipient. A recipient's
--- records are ordered by time then by their sequence in the file, and an older record
+-- records are ordered by time then by their place in the file, and an older record
 -- never overwrites a newer one, so loading the same file twice changes nothing.
 WITH ledger AS (
-    SELECT * FROM input_ledger
+    SELECT * FROM staged_attempts
 ),
 latest AS (
     SELECT *
     FROM ledger
-    QUALIFY row_number() OVER (PARTITION BY campaign_id, subscriber_id ORDER BY logged_at DESC, seq DESC) = 1
+    QUALIFY row_number() OVER (PARTITION BY campaign_id, subscriber_id ORDER BY logged_at DESC, byte_offset DESC) = 1
 ),
 final AS (
     -- a recipient whose last record is in_flight was on the wire when its sender died
     SELECT campaign_id, subscriber_id, variant, chunk_id,
            CASE WHEN status = 'in_flight' THEN 'in_doubt' ELSE status END AS status,
            smtp_code, enhanced_status, detail, attempt AS attempts, logged_at AS sent_at,
-           kind, reason, nullif(provider, '') AS provider, retry_at::TIMESTAMPTZ AS retry_at
+           kind, reason, provider, retry_at
     FROM latest
 )
 INSERT INTO deliveries BY NAME
@@ -34,6 +82,9 @@ ON CONFLICT (campaign_id, subscriber_id) DO UPDATE SET
     provider = excluded.provider,
     retry_at = excluded.retry_at
 WHERE excluded.sent_at >= deliveries.sent_at;
+
+-- name: drop_staged_attempts
+DROP TABLE IF EXISTS staged_attempts;
 
 -- name: insert_transitions
 -- Lifecycle moves from campaigns/<id>/transitions.ndjson; a move already loaded (same seq) is kept.
@@ -69,6 +120,9 @@ UPDATE campaigns SET status = final.status, updated_at = now()
 FROM final
 WHERE final.campaign_id = campaigns.campaign_id
   AND campaigns.status <> final.status;
+
+-- name: count_staged_attempts
+SELECT count(*) FROM staged_attempts;
 
 -- name: count_deliveries
 SELECT count(*) FROM deliveries;

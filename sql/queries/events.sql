@@ -122,24 +122,12 @@ final AS (
 SELECT * FROM final;
 
 -- name: insert_new_events
-INSERT INTO events BY NAME SELECT * FROM new_events;
-
--- name: suppress_unsubscribed
--- An unsubscribe through the tracking service suppresses the address, cause `unsubscribe`. The
--- service's own suppression-log line (loaded just before) usually got there first: an address
--- suppressed already keeps its cause, except a soft-bounce suppression, which decays and must
--- not take the opt-out with it.
-WITH unsubscribed AS (
-    SELECT s.email, min(e.occurred_at) AS created_at
-    FROM new_events AS e
-    JOIN subscribers AS s USING (subscriber_id)
-    WHERE e.type = 'unsubscribe'
-    GROUP BY s.email
-)
-INSERT INTO suppressions (email, cause, created_at)
-SELECT email, 'unsubscribe', created_at FROM unsubscribed
-ON CONFLICT (email) DO UPDATE SET cause = excluded.cause, created_at = excluded.created_at
-WHERE suppressions.cause = 'soft_bounces';
+-- With each open's and click's machine verdict (stage_machine_flags), so a row is written once.
+INSERT INTO events BY NAME
+SELECT n.* EXCLUDE (is_machine, machine_reason),
+       coalesce(f.is_machine, false) AS is_machine, f.machine_reason AS machine_reason
+FROM new_events AS n
+LEFT JOIN machine_flags AS f USING (event_id);
 
 -- name: unsubscribe_subscribers
 -- ... and the subscriber is no longer active (as an opt-out at ingest does).

@@ -10,6 +10,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from mailflow.settings_engagement import EngagementSettings
+from mailflow.tasks.aggregate.machine import flag_machine_events
 from mailflow.tasks.aggregate.subscriptions import apply_subscription_events
 from mailflow.tasks.core.sqlfiles import q
 from mailflow.tasks.core.warehouse import inputs
@@ -114,19 +116,27 @@ def _utf8(line: bytes) -> str | None:
         return None
 
 
-def load_events(con: duckdb.DuckDBPyConnection, progress: list[FileProgress]) -> dict[str, int]:
-    """Inside the aggregate's transaction: staged lines into events (new_events holds the ones
-    added) and event_rejects, unsubscribes applied, the manifest moved on."""
+def progress_frame(progress: list[FileProgress]) -> pl.DataFrame:
+    return pl.DataFrame([vars(p) for p in progress], schema={"file": pl.String, "size": pl.Int64,
+                                                             "bytes_loaded": pl.Int64, "rows": pl.Int64})
+
+
+def load_events(con: duckdb.DuckDBPyConnection, progress: list[FileProgress], home: Path,
+                engagement: EngagementSettings) -> dict[str, int]:
+    """Inside the aggregate's transaction, after the ledgers: staged lines into events (new_events
+    holds the ones added) and event_rejects, machine opens and clicks flagged for the recipients
+    touched (touched_pairs), the events' suppressions applied, the manifest moved on."""
     con.execute(q("insert_event_rejects"))
     con.execute(q("stage_new_events"))
     con.execute(q("fill_new_events"))
+    con.execute(q("fill_touched_pairs"))
+    flag_machine_events(con, home, engagement)
     con.execute(q("insert_new_events"))
-    con.execute(q("suppress_unsubscribed"))
+    con.execute(q("update_machine_flags"))
+    con.execute(q("suppress_from_events"))
     con.execute(q("unsubscribe_subscribers"))
     apply_subscription_events(con)
-    frame = pl.DataFrame([vars(p) for p in progress], schema={"file": pl.String, "size": pl.Int64,
-                                                               "bytes_loaded": pl.Int64, "rows": pl.Int64})
-    with inputs(con, input_event_progress=frame):
+    with inputs(con, input_event_progress=progress_frame(progress)):
         con.execute(q("record_event_files"))
     added, repeated, rejected = con.execute(q("event_load_counts")).fetchall()[0]
     waiting = con.execute(q("event_bytes_waiting")).fetchall()[0][0]
@@ -135,5 +145,5 @@ def load_events(con: duckdb.DuckDBPyConnection, progress: list[FileProgress]) ->
 
 
 def drop_event_staging(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(q("drop_staged_events"))
-    con.execute(q("drop_new_events"))
+    for name in ("drop_staged_events", "drop_new_events", "drop_machine_candidates", "drop_machine_flags"):
+        con.execute(q(name))

@@ -24,13 +24,6 @@ INPUT_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "input_quarantine": {"line": pl.Int64(), "rule": pl.String(), "reason": pl.String(), "raw": pl.String(),
                          "raw_sha256": pl.String(), "count": pl.Int64()},
     "input_opt_outs": {"line": pl.Int64(), "email": pl.String(), "cause": pl.String()},  # tasks/ingest/optouts.py
-    "input_ledger": {
-        "campaign_id": pl.String(), "subscriber_id": pl.Int64(), "variant": pl.String(),
-        "chunk_id": pl.Int32(), "status": pl.String(), "smtp_code": pl.Int32(),
-        "enhanced_status": pl.String(), "detail": pl.String(), "attempt": pl.Int32(),
-        "logged_at": pl.Datetime("us", "UTC"), "seq": pl.Int64(), "kind": pl.String(), "reason": pl.String(),
-        "provider": pl.String(), "retry_at": pl.String(),
-    },
     "campaign_condition": {"subscriber_id": pl.Int64()},  # a campaign's checked `where` (tasks/plan/condition.py)
     "segment_condition": {"subscriber_id": pl.Int64()},  # one checked segment or `where` (tasks/plan/segments.py)
     # The plan's small tables (tasks/plan/): each variant's times by zone, the provider map
@@ -43,6 +36,10 @@ INPUT_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "input_event_lines": {"file": pl.String(), "byte_offset": pl.Int64(), "line": pl.Int64(), "tail": pl.Boolean(),
                           "text": pl.String(), "undecodable": pl.String()},
     "input_event_progress": {"file": pl.String(), "size": pl.Int64(), "bytes_loaded": pl.Int64(), "rows": pl.Int64()},
+    # Machine opens and clicks (tasks/aggregate/machine.py): distinct user agents and addresses classified
+    "input_machine_agents": {"user_agent": pl.String(), "applies_to": pl.String(), "reason": pl.String()},
+    "input_machine_networks": {"ip": pl.String(), "network": pl.String()},
+    "input_campaign_links": {"campaign_id": pl.String(), "links": pl.Int64()},
 }
 
 
