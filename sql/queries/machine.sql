@@ -166,15 +166,6 @@ WHERE NOT f.is_new
   AND events.event_id = f.event_id
   AND (events.is_machine <> f.is_machine OR events.machine_reason IS DISTINCT FROM f.machine_reason);
 
--- name: drop_touched_pairs
-DROP TABLE IF EXISTS touched_pairs;
-
--- name: drop_touched_campaigns
-DROP TABLE IF EXISTS touched_campaigns;
-
--- name: drop_touched_subscribers
-DROP TABLE IF EXISTS touched_subscribers;
-
 -- name: drop_machine_candidates
 DROP TABLE IF EXISTS machine_candidates;
 

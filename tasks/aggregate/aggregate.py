@@ -115,10 +115,10 @@ def load_logs(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[str, i
 
 
 def drop_staging(con: duckdb.DuckDBPyConnection) -> None:
-    """The run's TEMP tables, the touched sets among them, once the marts have read them."""
+    """The run's working TEMP tables. The touched sets stay until the connection closes or the next
+    run replaces them, so whatever follows the load in the same connection can read them."""
     drop_event_staging(con)
-    for name in ("drop_staged_attempts", "drop_touched_pairs", "drop_touched_campaigns", "drop_touched_subscribers"):
-        con.execute(q(name))
+    con.execute(q("drop_staged_attempts"))
 
 
 def _concat(frames: list[pl.DataFrame], name: str) -> pl.DataFrame:
