@@ -35,7 +35,9 @@ ON CONFLICT (email) DO NOTHING;
 -- Unsubscribe, complaint and hard-bounce events (tracking service, bounce intake, webhooks)
 -- suppress the address at once, naming the event. Their writer's suppression-log line usually
 -- came first: an address suppressed already for the same cause gains the event, keeping its
--- time; a soft-bounce suppression, which decays, gives way; any other cause stays.
+-- time. A soft-bounce suppression, which decays, gives way, and so does an unsubscribe to a
+-- complaint or hard bounce (an opt-in lifts an unsubscribe's suppression, never theirs); any
+-- other cause stays.
 WITH causes AS (
     SELECT e.event_id, s.email, e.campaign_id, e.subscriber_id, e.occurred_at,
            coalesce('webhook:' || (e.data->>'provider'), 'events') AS source,
@@ -60,12 +62,15 @@ INSERT INTO suppressions (email, cause, created_at, source, event_id, campaign_i
 SELECT email, cause, created_at, source, event_id, campaign_id, subscriber_id FROM final
 ON CONFLICT (email) DO UPDATE SET
     cause = excluded.cause,
-    created_at = CASE WHEN suppressions.cause = 'soft_bounces' THEN excluded.created_at ELSE suppressions.created_at END,
-    source = CASE WHEN suppressions.cause = 'soft_bounces' THEN excluded.source ELSE coalesce(suppressions.source, excluded.source) END,
+    created_at = CASE WHEN suppressions.cause = excluded.cause THEN suppressions.created_at ELSE excluded.created_at END,
+    source = CASE WHEN suppressions.cause = excluded.cause THEN coalesce(suppressions.source, excluded.source)
+                  ELSE excluded.source END,
     event_id = excluded.event_id,
     campaign_id = coalesce(excluded.campaign_id, suppressions.campaign_id),
     subscriber_id = excluded.subscriber_id
-WHERE suppressions.cause = 'soft_bounces' OR (suppressions.cause = excluded.cause AND suppressions.event_id IS NULL);
+WHERE suppressions.cause = 'soft_bounces'
+   OR (suppressions.cause LIKE 'unsubscribe%' AND excluded.cause NOT LIKE 'unsubscribe%')
+   OR (suppressions.cause = excluded.cause AND suppressions.event_id IS NULL);
 
 -- name: suppress_hard_bounces
 -- DESIGN.md: a hard bounce suppresses the address at once (the sender also logs it, so a
@@ -112,12 +117,17 @@ soft AS (
     FROM (SELECT * FROM delivered UNION ALL SELECT * FROM reported) AS b
     JOIN subscribers AS s USING (subscriber_id)
 ),
-final AS (
-    SELECT email, 'soft_bounces' AS cause, max(bounced_at) AS created_at, arg_max(event_id, bounced_at) AS event_id,
-           arg_max(campaign_id, bounced_at) AS campaign_id, arg_max(subscriber_id, bounced_at) AS subscriber_id
+counted AS (
+    SELECT email, max(bounced_at) AS created_at,
+           arg_max({'event_id': event_id, 'campaign_id': campaign_id, 'subscriber_id': subscriber_id}, bounced_at) AS latest
     FROM soft
     GROUP BY email
     HAVING count(DISTINCT occasion) >= $soft_limit
+),
+final AS (
+    SELECT email, 'soft_bounces' AS cause, created_at, latest.event_id AS event_id, latest.campaign_id AS campaign_id,
+           latest.subscriber_id AS subscriber_id
+    FROM counted
 )
 INSERT INTO suppressions (email, cause, created_at, source, event_id, campaign_id, subscriber_id)
 SELECT email, cause, created_at, 'soft_bounces', event_id, campaign_id, subscriber_id FROM final
