@@ -4,11 +4,11 @@
 CREATE OR REPLACE TEMP TABLE staged_attempts AS
 SELECT * FROM delivery_attempts LIMIT 0;
 
--- name: parse_ledger_lines
--- One JSON parse per line, every field in one pass (as parse_event_lines). A line that is not a
--- whole record (the rest of a torn one, ended by the writer that resumed the chunk) is skipped,
--- as ledger_state does: it never became a record.
-INSERT INTO staged_attempts BY NAME
+-- name: ledger_lines_as_records
+-- The line-by-line path, for a block Polars cannot read whole: one JSON parse per line, every
+-- field in one pass (as event_lines_as_records). A line that is not a whole record (the rest of a
+-- torn one, ended by the writer that resumed the chunk) is skipped, as ledger_state does: it
+-- never became a record.
 WITH lines AS (
     SELECT file, byte_offset, CASE WHEN json_valid(text) THEN text::JSON END AS j
     FROM input_event_lines
@@ -21,13 +21,28 @@ fields AS (
     FROM lines
     WHERE json_type(j) = 'OBJECT'
 ),
-typed AS (
-    SELECT file, byte_offset, v[1] AS campaign_id, try_cast(v[2] AS BIGINT) AS subscriber_id, v[3] AS variant,
-           try_cast(v[4] AS INTEGER) AS chunk_id, coalesce(try_cast(v[5] AS INTEGER), 1) AS attempt,
-           v[6] AS status, try_cast(v[7] AS INTEGER) AS smtp_code, v[8] AS enhanced_status, v[9] AS detail,
-           v[10] AS kind, v[11] AS reason, nullif(v[12], '') AS provider, try_cast(v[13] AS TIMESTAMPTZ) AS retry_at,
-           try_cast(v[14] AS TIMESTAMPTZ) AS logged_at, try_cast(v[15] AS BIGINT) AS seq
+final AS (
+    SELECT file, byte_offset, v[1] AS campaign_id, v[2] AS subscriber_id, v[3] AS variant, v[4] AS chunk_id,
+           v[5] AS attempt, v[6] AS status, v[7] AS smtp_code, v[8] AS enhanced_status, v[9] AS detail, v[10] AS kind,
+           v[11] AS reason, v[12] AS provider, v[13] AS retry_at, v[14] AS logged_at, v[15] AS seq
     FROM fields
+)
+SELECT * FROM final;
+
+-- name: stage_ledger_records
+-- Ledger records (from Polars' reader or the line-by-line path, fields as text) typed; one
+-- without a recipient, a status or a time is no record.
+INSERT INTO staged_attempts BY NAME
+WITH records AS (
+    SELECT * FROM input_ledger
+),
+typed AS (
+    SELECT file, byte_offset, campaign_id, try_cast(subscriber_id AS BIGINT) AS subscriber_id, variant,
+           try_cast(chunk_id AS INTEGER) AS chunk_id, coalesce(try_cast(attempt AS INTEGER), 1) AS attempt, status,
+           try_cast(smtp_code AS INTEGER) AS smtp_code, enhanced_status, detail, kind, reason,
+           nullif(provider, '') AS provider, try_cast(retry_at AS TIMESTAMPTZ) AS retry_at,
+           try_cast(logged_at AS TIMESTAMPTZ) AS logged_at, try_cast(seq AS BIGINT) AS seq
+    FROM records
 ),
 final AS (
     SELECT * FROM typed

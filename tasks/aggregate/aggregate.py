@@ -15,7 +15,8 @@ import duckdb
 import polars as pl
 
 from mailflow.settings import Settings
-from mailflow.tasks.aggregate.events import FileProgress, drop_event_staging, load_events, new_lines, progress_frame, stage_events
+from mailflow.tasks.aggregate.events import FileProgress, drop_event_staging, load_events, progress_frame, stage_events
+from mailflow.tasks.aggregate.logblocks import blocks, line_count, lines_frame, read_records
 from mailflow.tasks.aggregate.subscriptions import publish_preferences
 from mailflow.tasks.core.sqlfiles import q
 from mailflow.tasks.core.warehouse import INPUT_SCHEMAS, inputs, transaction
@@ -42,6 +43,13 @@ def read_log(path: Path, schema: dict) -> tuple[pl.DataFrame, int]:
     return frame, len(whole)
 
 
+# Ledger fields as the send stage writes them (tasks/files/ledger.py), for Polars' reader
+LEDGER_SCHEMA = {"campaign_id": pl.String, "subscriber_id": pl.Int64, "variant": pl.String, "chunk_id": pl.Int64,
+                 "attempt": pl.Int64, "status": pl.String, "smtp_code": pl.Int64, "enhanced_status": pl.String,
+                 "detail": pl.String, "kind": pl.String, "reason": pl.String, "provider": pl.String,
+                 "retry_at": pl.String, "logged_at": pl.String, "seq": pl.Int64}
+
+
 def stage_ledgers(con: duckdb.DuckDBPyConnection, home: Path) -> list[FileProgress]:
     """Parse the whole lines each send ledger gained since the last load into TEMP staged_attempts.
 
@@ -57,10 +65,17 @@ def stage_ledgers(con: duckdb.DuckDBPyConnection, home: Path) -> list[FileProgre
         if size <= done:
             continue
         reached, lines = done, 0
-        for frame, end in new_lines(path, done, 1, stale=False):
-            with inputs(con, input_event_lines=frame):
-                con.execute(q("parse_ledger_lines"))
-            reached, lines = end, lines + frame.height
+        for block in blocks(path, done, 1, stale=False):
+            records = read_records(block, LEDGER_SCHEMA)
+            if records is None:
+                with inputs(con, input_event_lines=lines_frame(block)):
+                    with inputs(con, input_ledger=con.sql(q("ledger_lines_as_records"))):
+                        con.execute(q("stage_ledger_records"))
+            else:
+                text = records.select("file", "byte_offset", *(pl.col(c).cast(pl.String) for c in LEDGER_SCHEMA))
+                with inputs(con, input_ledger=text):
+                    con.execute(q("stage_ledger_records"))
+            reached, lines = block.end, lines + line_count(block)
         if reached > done:
             progress.append(FileProgress(str(path), size, reached, lines))
     return progress
