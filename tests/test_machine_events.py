@@ -49,7 +49,7 @@ def test_proxy_and_prefetch_opens_are_flagged_and_a_person_is_not(con, home, lin
     delivered(home, 1, 2)
     append(events_file(home), event("open", 1, event_id="machine", **({"at": at(3600)} | line)),
            event("open", 2, event_id="person", ip=HOME, user_agent=IPHONE, at=at(45)))
-    aggregate(con, home)
+    assert aggregate(con, home)["events_machine"] == 1
     assert verdicts(con) == {"machine": reason, "person": None}
     assert con.execute("SELECT count(*) FROM events WHERE is_machine").fetchone()[0] == 1  # kept, flagged
 
@@ -138,3 +138,20 @@ def test_agents_and_addresses_are_classified_once_per_value():
     assert dict(zip(found["ip"], found["network"])) == {
         "17.0.0.0": "apple", "209.85.255.0": "google", "2001:4860:4860::": "google", "ab" * 16: "unreadable",
         "not an address": "unreadable"}
+
+
+def test_engagement_thresholds_are_settings_and_a_bad_one_is_a_clear_error():
+    from mailflow.errors import MailflowError
+
+    settings = load_settings(overrides={"engagement": {"fast_open_seconds": 5, "burst_links": 4}}, environ={})
+    assert (settings.engagement.fast_open_seconds, settings.engagement.burst_links) == (5.0, 4)
+    assert load_settings(environ={"MAILFLOW_ENGAGEMENT__BURST_SECONDS": "1.5"}).engagement.burst_seconds == 1.5
+    with pytest.raises(MailflowError, match="engagement.fast_open_seconds"):
+        load_settings(overrides={"engagement": {"fast_open_seconds": -1}}, environ={})
+
+
+def test_a_longer_fast_open_setting_flags_a_later_open(con, home):
+    delivered(home, 1)
+    append(events_file(home), event("open", 1, event_id="four-seconds", ip=HOME, user_agent=IPHONE, at=at(4)))
+    load_logs(con, load_settings(overrides={"home": str(home), "engagement": {"fast_open_seconds": 5}}, environ={}))
+    assert flagged(con) == {"four-seconds": "fast_open"}

@@ -113,9 +113,9 @@ final AS (
 SELECT * FROM final;
 
 -- name: staged_rejects_without_raw
--- Lines Polars read whole but the judge rejected (no event_id, a bad time ...): their text is filled
--- in from the block (set_staged_raw), as the line-by-line path keeps it.
-SELECT byte_offset FROM staged_events WHERE file = $file AND reject IS NOT NULL AND raw IS NULL;
+-- Lines Polars read whole but the judge rejected (no event_id, a bad time ...): their text is read
+-- again from the file (set_staged_raw), as the line-by-line path keeps it.
+SELECT file, byte_offset FROM staged_events WHERE reject IS NOT NULL AND raw IS NULL;
 
 -- name: set_staged_raw
 UPDATE staged_events SET raw = $raw WHERE file = $file AND byte_offset = $byte_offset;

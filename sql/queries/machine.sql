@@ -158,6 +158,10 @@ final AS (
 )
 SELECT * FROM final;
 
+-- name: count_machine_flags
+-- The summary's `events_machine`: opens and clicks of this run's recipients judged a machine's.
+SELECT count(*) FILTER (WHERE is_machine) FROM machine_flags;
+
 -- name: update_machine_flags
 -- Events loaded in an earlier run whose verdict changed (new evidence): only those rows are written.
 UPDATE events SET is_machine = f.is_machine, machine_reason = f.machine_reason

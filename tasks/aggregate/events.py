@@ -62,6 +62,7 @@ def stage_events(con: duckdb.DuckDBPyConnection, home: Path) -> list[FileProgres
             reached, lines = block.end, lines + line_count(block)
         if reached > done:
             progress.append(FileProgress(str(path), max(stat.st_size, reached), reached, lines))
+    fill_rejected_lines(con)
     return progress
 
 
@@ -76,11 +77,16 @@ def stage_block(con: duckdb.DuckDBPyConnection, block: Block) -> None:
         return
     with inputs(con, input_event_records=records):
         con.execute(q("parse_event_records"), {"raw_limit": RAW_LIMIT})
-    for offset, in con.execute(q("staged_rejects_without_raw"), {"file": block.file}).fetchall():
-        start = offset - block.offset  # a rare reject of the fast path (no event_id ...): its line as read
-        end = block.lines.find(b"\n", start)
-        line = block.lines[start:end if end >= 0 else len(block.lines)]
-        con.execute(q("set_staged_raw"), {"file": block.file, "byte_offset": offset,
+
+
+def fill_rejected_lines(con: duckdb.DuckDBPyConnection) -> None:
+    """The text of lines Polars read whole but the judge rejected (no event_id, a bad time ...), read
+    again from their files: rare, so one query finds them all rather than one per block."""
+    for file, offset in con.execute(q("staged_rejects_without_raw")).fetchall():
+        with open(file, "rb") as fh:
+            fh.seek(offset)
+            line = fh.readline().rstrip(b"\n")
+        con.execute(q("set_staged_raw"), {"file": file, "byte_offset": offset,
                                           "raw": line.decode(errors="backslashreplace")[:RAW_LIMIT]})
 
 
@@ -126,8 +132,9 @@ def load_events(con: duckdb.DuckDBPyConnection, progress: list[FileProgress], ho
         con.execute(q("record_event_files"))
     added, repeated, rejected = con.execute(q("event_load_counts")).fetchall()[0]
     waiting = con.execute(q("event_bytes_waiting")).fetchall()[0][0]
+    machine = con.execute(q("count_machine_flags")).fetchone()[0]
     return {"event_files": len(progress), "events_loaded": added, "events_repeated": repeated,
-            "event_lines_rejected": rejected, "event_bytes_waiting": int(waiting)}
+            "event_lines_rejected": rejected, "event_bytes_waiting": int(waiting), "events_machine": machine}
 
 
 def drop_event_staging(con: duckdb.DuckDBPyConnection) -> None:
