@@ -101,7 +101,7 @@ def generate(source: Path, events: int, records: int) -> None:
     shutil.rmtree(source, ignore_errors=True)
     recipients = max(records // 2, 1)
     log(f"aggregate bench: writing {label(records)} ledger records and {label(events)} events to {source}")
-    con = duckdb.connect()
+    con = quiet()
     params = {"recipients": recipients, "per_chunk": PER_CHUNK}
     for chunk in range(recipients // PER_CHUNK + 1):
         campaign = campaign_of(chunk)
@@ -110,6 +110,12 @@ def generate(source: Path, events: int, records: int) -> None:
         con.execute(LEDGER_SQL.format(path=path), params | {"chunk": chunk, "campaign": campaign})
     write_events(con, source / "events", 0, events, recipients)
     (source / "done").write_text("")
+
+
+def quiet() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    return con
 
 
 def campaign_of(chunk: int) -> str:
@@ -139,7 +145,7 @@ def workspace(source: Path, work: Path) -> Path:
 
 def baseline(source: Path) -> float:
     """Bare DuckDB over the same files: count per campaign, nothing kept."""
-    con = duckdb.connect()
+    con = quiet()
     start = time.perf_counter()
     for folder in ("events/*.ndjson", "ledger/*/*.ndjson"):
         con.execute(f"SELECT campaign_id, count(*) FROM read_json('{source / folder}', format = 'newline_delimited') "
@@ -154,6 +160,7 @@ def measure(events: int = EVENTS, records: int = RECORDS, new_events: int = NEW_
     home = workspace(source, out / "aggregate-work")
     settings = load_settings(overrides={"home": str(home)}, environ={})
     with connect(settings.warehouse) as con:
+        con.execute("SET enable_progress_bar = false")
         con.execute("INSERT INTO subscribers (subscriber_id, email, email_original) "
                     "SELECT range, 'u' || range || '@example.com', 'u' || range || '@example.com' "
                     "FROM range(1, $n + 1)", {"n": max(records // 2, 1)})
@@ -161,7 +168,7 @@ def measure(events: int = EVENTS, records: int = RECORDS, new_events: int = NEW_
         start = time.perf_counter()
         full = load_logs(con, settings)
         full_s = time.perf_counter() - start
-        write_events(duckdb.connect(), home / "events", events, events + new_events, max(records // 2, 1), "new")
+        write_events(quiet(), home / "events", events, events + new_events, max(records // 2, 1), "new")
         start = time.perf_counter()
         step = load_logs(con, settings)
         step_s = time.perf_counter() - start

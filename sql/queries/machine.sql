@@ -43,17 +43,18 @@ FROM (SELECT subscriber_id FROM touched_pairs
 SELECT DISTINCT campaign_id FROM touched_pairs ORDER BY campaign_id;
 
 -- name: stage_machine_candidates
--- Every open and click of the touched recipients, loaded before (to re-judge) or in this run.
+-- Every open and click of the touched recipients, loaded before (to re-judge) or in this run
+-- (`new_row`: its row in new_events, which insert_new_events joins on: a number, not the id text).
 CREATE OR REPLACE TEMP TABLE machine_candidates AS
 WITH old AS (
     SELECT e.event_id, e.campaign_id, e.subscriber_id, e.type, e.link, e.occurred_at, e.ip, e.user_agent,
-           false AS is_new
+           NULL::BIGINT AS new_row
     FROM events AS e
     SEMI JOIN touched_pairs AS t ON t.campaign_id = e.campaign_id AND t.subscriber_id = e.subscriber_id
     WHERE e.type IN ('open', 'click')
 ),
 new AS (
-    SELECT event_id, campaign_id, subscriber_id, type, link, occurred_at, ip, user_agent, true AS is_new
+    SELECT event_id, campaign_id, subscriber_id, type, link, occurred_at, ip, user_agent, rowid AS new_row
     FROM new_events
     WHERE type IN ('open', 'click') AND campaign_id IS NOT NULL AND subscriber_id IS NOT NULL
 )
@@ -102,7 +103,7 @@ described AS (
     LEFT JOIN delivered AS d ON d.campaign_id = c.campaign_id AND d.subscriber_id = c.subscriber_id
 ),
 opens AS (
-    SELECT event_id, campaign_id, subscriber_id, occurred_at, is_new,
+    SELECT event_id, campaign_id, subscriber_id, occurred_at, new_row,
            CASE
                WHEN agent_reason IS NOT NULL THEN agent_reason
                WHEN user_agent = 'Mozilla/5.0' AND network IN ('apple', 'unreadable') THEN 'apple_mpp'
@@ -139,7 +140,7 @@ burst_sizes AS (
     GROUP BY campaign_id, subscriber_id, burst
 ),
 judged_clicks AS (
-    SELECT b.event_id, b.is_new,
+    SELECT b.event_id, b.new_row,
            CASE
                WHEN b.agent_reason IS NOT NULL AND b.applies_to = 'any' THEN b.agent_reason
                WHEN s.links >= least($burst_links, greatest(coalesce(l.links, $burst_links), 2))
@@ -152,9 +153,9 @@ judged_clicks AS (
     LEFT JOIN links AS l USING (campaign_id)
 ),
 final AS (
-    SELECT event_id, is_new, reason IS NOT NULL AS is_machine, reason AS machine_reason FROM opens
+    SELECT event_id, new_row, reason IS NOT NULL AS is_machine, reason AS machine_reason FROM opens
     UNION ALL
-    SELECT event_id, is_new, reason IS NOT NULL AS is_machine, reason AS machine_reason FROM judged_clicks
+    SELECT event_id, new_row, reason IS NOT NULL AS is_machine, reason AS machine_reason FROM judged_clicks
 )
 SELECT * FROM final;
 
@@ -166,7 +167,7 @@ SELECT count(*) FILTER (WHERE is_machine) FROM machine_flags;
 -- Events loaded in an earlier run whose verdict changed (new evidence): only those rows are written.
 UPDATE events SET is_machine = f.is_machine, machine_reason = f.machine_reason
 FROM machine_flags AS f
-WHERE NOT f.is_new
+WHERE f.new_row IS NULL
   AND events.event_id = f.event_id
   AND (events.is_machine <> f.is_machine OR events.machine_reason IS DISTINCT FROM f.machine_reason);
 
