@@ -125,6 +125,14 @@ def test_evidence_arriving_in_a_later_run_rejudges_the_recipients_earlier_events
     assert flagged(con) == {"early": "fast_open"}
     assert aggregate(con, home)["events_loaded"] == 0 and flagged(con) == {"early": "fast_open"}
     assert con.execute("SELECT count(*) FROM events").fetchone()[0] == 5
+    # a burst after that open, in a later run still: measured against the open loaded before, a person's
+    append(events_file(home, "track-102-0"),
+           *(event("click", 2, event_id=f"later-{n}", link=n, ip=HOME, user_agent=IPHONE, at=at(200 + n * 0.3))
+             for n in range(3)),
+           *(event("click", 3, event_id=f"unread-{n}", link=n, ip=HOME, user_agent=IPHONE, at=at(200 + n * 0.3))
+             for n in range(3)))
+    aggregate(con, home)
+    assert flagged(con) == {"early": "fast_open"} | {f"unread-{n}": "scanner_burst" for n in range(3)}
 
 
 def test_agents_and_addresses_are_classified_once_per_value():

@@ -148,11 +148,15 @@ first AS (
     (SELECT * FROM valid SEMI JOIN repeated USING (event_id)
      QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY file, byte_offset) = 1)
 ),
+loaded AS (
+    -- the run's ids looked up among the loaded ones (a hash of the run's ids, not of every event's)
+    SELECT event_id FROM events WHERE event_id IN (SELECT event_id FROM first)
+),
 final AS (
     SELECT event_id, campaign_id, subscriber_id, variant, type, link, url, occurred_at, ip, user_agent, kind,
            reason, status, smtp_code, diagnostic, data, false AS is_machine, now() AS loaded_at
     FROM first
-    WHERE NOT EXISTS (SELECT 1 FROM events AS e WHERE e.event_id = first.event_id)
+    ANTI JOIN loaded USING (event_id)
 )
 SELECT * FROM final;
 

@@ -2,7 +2,9 @@
 -- The recipients (campaign, subscriber) this aggregate run gave new ledger records or new events:
 -- their machine flags are recomputed (evidence can arrive in a later file), and the marts and A/B
 -- figures refresh from them (touched_campaigns, touched_subscribers below).
-CREATE OR REPLACE TEMP TABLE touched_pairs (campaign_id VARCHAR NOT NULL, subscriber_id BIGINT NOT NULL);
+-- `delivered`: the pair has new ledger records (a delivery time that re-judges every event of theirs).
+CREATE OR REPLACE TEMP TABLE touched_pairs (campaign_id VARCHAR NOT NULL, subscriber_id BIGINT NOT NULL,
+                                            delivered BOOLEAN NOT NULL);
 
 -- name: stage_touched_campaigns
 -- The interface to the marts (refresh_marts(con, touched) after the load): the campaigns whose
@@ -15,10 +17,11 @@ CREATE OR REPLACE TEMP TABLE touched_subscribers (subscriber_id BIGINT NOT NULL)
 
 -- name: fill_touched_pairs
 INSERT INTO touched_pairs
-SELECT DISTINCT campaign_id, subscriber_id
-FROM (SELECT campaign_id, subscriber_id FROM staged_attempts
+SELECT campaign_id, subscriber_id, bool_or(delivered)
+FROM (SELECT campaign_id, subscriber_id, true AS delivered FROM staged_attempts
       UNION ALL
-      SELECT campaign_id, subscriber_id FROM new_events WHERE campaign_id IS NOT NULL AND subscriber_id IS NOT NULL);
+      SELECT campaign_id, subscriber_id, false FROM new_events WHERE campaign_id IS NOT NULL AND subscriber_id IS NOT NULL)
+GROUP BY campaign_id, subscriber_id;
 
 -- name: fill_touched_campaigns
 -- A bounce or complaint event without a subscriber still changes its campaign's figures.
@@ -43,15 +46,18 @@ FROM (SELECT subscriber_id FROM touched_pairs
 SELECT DISTINCT campaign_id FROM touched_pairs ORDER BY campaign_id;
 
 -- name: stage_machine_candidates
--- Every open and click of the touched recipients, loaded before (to re-judge) or in this run
--- (`new_row`: its row in new_events, which insert_new_events joins on: a number, not the id text).
+-- The opens and clicks to judge: this run's, and those loaded before whose verdict new evidence can
+-- change. An open's verdict rests on itself and its delivery time, so an older open is judged
+-- again only when its recipient has new ledger records; a click's also rests on the recipient's
+-- first human open and on the clicks around it, so older clicks of every touched recipient are.
+-- (`new_row`: the event's row in new_events, which insert_new_events joins on: a number, not the id text.)
 CREATE OR REPLACE TEMP TABLE machine_candidates AS
 WITH old AS (
     SELECT e.event_id, e.campaign_id, e.subscriber_id, e.type, e.link, e.occurred_at, e.ip, e.user_agent,
            NULL::BIGINT AS new_row
     FROM events AS e
-    SEMI JOIN touched_pairs AS t ON t.campaign_id = e.campaign_id AND t.subscriber_id = e.subscriber_id
-    WHERE e.type IN ('open', 'click')
+    JOIN touched_pairs AS t ON t.campaign_id = e.campaign_id AND t.subscriber_id = e.subscriber_id
+    WHERE e.type = 'click' OR (e.type = 'open' AND t.delivered)
 ),
 new AS (
     SELECT event_id, campaign_id, subscriber_id, type, link, occurred_at, ip, user_agent, rowid AS new_row
@@ -61,6 +67,16 @@ new AS (
 SELECT * FROM old
 UNION ALL
 SELECT * FROM new;
+
+-- name: stage_earlier_human_opens
+-- ... and for the recipients whose older opens are not judged again, their first human open as
+-- it stands: what their clicks are measured against.
+CREATE OR REPLACE TEMP TABLE earlier_human_opens AS
+SELECT e.campaign_id, e.subscriber_id, min(e.occurred_at) AS first_human_open
+FROM events AS e
+JOIN touched_pairs AS t ON t.campaign_id = e.campaign_id AND t.subscriber_id = e.subscriber_id
+WHERE e.type = 'open' AND NOT e.is_machine AND NOT t.delivered
+GROUP BY e.campaign_id, e.subscriber_id;
 
 -- name: candidate_agents
 -- Classified once per distinct value in Polars (tasks/aggregate/machine.py), joined back by equality.
@@ -114,9 +130,10 @@ opens AS (
     WHERE type = 'open'
 ),
 human_opens AS (
-    SELECT campaign_id, subscriber_id, min(occurred_at) AS first_human_open
-    FROM opens
-    WHERE reason IS NULL
+    SELECT campaign_id, subscriber_id, min(first_human_open) AS first_human_open
+    FROM (SELECT campaign_id, subscriber_id, occurred_at AS first_human_open FROM opens WHERE reason IS NULL
+          UNION ALL
+          SELECT * FROM earlier_human_opens)
     GROUP BY campaign_id, subscriber_id
 ),
 clicks AS (
@@ -173,6 +190,9 @@ WHERE f.new_row IS NULL
 
 -- name: drop_machine_candidates
 DROP TABLE IF EXISTS machine_candidates;
+
+-- name: drop_earlier_human_opens
+DROP TABLE IF EXISTS earlier_human_opens;
 
 -- name: drop_machine_flags
 DROP TABLE IF EXISTS machine_flags;

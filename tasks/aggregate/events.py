@@ -138,5 +138,6 @@ def load_events(con: duckdb.DuckDBPyConnection, progress: list[FileProgress], ho
 
 
 def drop_event_staging(con: duckdb.DuckDBPyConnection) -> None:
-    for name in ("drop_staged_events", "drop_new_events", "drop_machine_candidates", "drop_machine_flags"):
+    for name in ("drop_staged_events", "drop_new_events", "drop_machine_candidates", "drop_earlier_human_opens",
+                 "drop_machine_flags"):
         con.execute(q(name))

@@ -32,6 +32,7 @@ def flag_machine_events(con: duckdb.DuckDBPyConnection, home: Path, engagement: 
     """Inside the aggregate's transaction, after new_events and touched_pairs are filled: TEMP machine_flags
     holds every open and click of the touched pairs (new and old) with its verdict."""
     con.execute(q("stage_machine_candidates"))
+    con.execute(q("stage_earlier_human_opens"))
     agents = classify_agents(con.sql(q("candidate_agents")).pl().to_series())
     networks = classify_addresses(con.sql(q("candidate_addresses")).pl().to_series())
     campaigns = [row[0] for row in con.execute(q("touched_campaign_ids")).fetchall()]
