@@ -30,6 +30,8 @@ from mailflow.setting_values import (
 )
 from mailflow.settings_webhooks import DEFAULTS as WEBHOOK_DEFAULTS
 from mailflow.settings_webhooks import WebhookSettings, webhook_settings
+from mailflow.settings_engagement import DEFAULTS as ENGAGEMENT
+from mailflow.settings_engagement import EngagementSettings, engagement_settings
 from mailflow.sources import SECRET_KEYS, from_environment, merge, read_config, read_secret, refuse_secrets
 
 DEFAULTS: dict[str, Any] = {
@@ -58,6 +60,7 @@ DEFAULTS: dict[str, Any] = {
                  "log_sync_seconds": 0.5,
                  "public_lists": [], "optin_hours": 48, "subscribe_limit": 5, "subscribe_window": 600, "subscribe_from": ""},
     "bounces": {"imap": {"url": "", "password": "", "processed_folder": "Processed"}, "maildir": "", "soft_limit": 3, "soft_window_days": 30},
+    "engagement": ENGAGEMENT,
     "plan": {"frequency_cap": 0, "frequency_days": 7, "render_sample": 5, "memory_limit": "3GB"},
     "webhooks": WEBHOOK_DEFAULTS,
 }
@@ -168,6 +171,7 @@ class Settings:
     segments_dir: Path = Path("sql/segments")  # saved segments found here first, then the built-in ones
     plan: PlanSettings = field(default_factory=PlanSettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)  # provider event webhooks (settings_webhooks.py)
+    engagement: EngagementSettings = field(default_factory=EngagementSettings)  # [engagement]: machine opens and clicks
 
     @property
     def warehouse(self) -> Path:
@@ -269,6 +273,7 @@ def _build(tree: dict[str, Any], config: str | None) -> Settings:
             memory_limit=str(tree["plan"]["memory_limit"]),
         ),
         webhooks=webhook_settings(tree["webhooks"], secret),
+        engagement=engagement_settings(tree["engagement"]),
     )
 
 

@@ -52,7 +52,8 @@ def test_load_is_idempotent_and_sets_campaign_status(con, home, tmp_path):
     with LedgerWriter(ledger_path(home, "news", 0)) as w:
         w.append(record(3, "delivered"))
     record_transition(home, "news", "sent", "test", "as the send stage records it")
-    assert load_ledgers(con, home) == {"files_loaded": 2, "records_read": 3, "deliveries": 3, "suppressions": 0}
+    # the grown ledger is continued where the last run stopped: only its new record is read
+    assert load_ledgers(con, home) == {"files_loaded": 2, "records_read": 1, "deliveries": 3, "suppressions": 0}
     assert con.execute("SELECT status FROM campaigns").fetchone()[0] == "sent"
     stats = con.execute("SELECT audience, delivered, bounced, pending FROM campaign_stats").fetchone()
     assert stats == (3, 2, 1, 0)

@@ -8,6 +8,7 @@ import pytest
 
 from mailflow.settings import load_settings
 from mailflow.tasks.aggregate import events as events_module
+from mailflow.tasks.aggregate import logblocks
 from mailflow.tasks.aggregate.aggregate import load_logs
 from mailflow.tasks.core.checks import failing_checks
 from mailflow.tasks.files.suppress import SuppressionLog
@@ -57,7 +58,7 @@ def test_a_grown_file_is_continued_from_its_offset(con, home, monkeypatch):
 
 
 def test_lines_across_read_blocks_are_cut_whole(con, home, monkeypatch):
-    monkeypatch.setattr(events_module, "BLOCK_BYTES", 100)  # every line straddles a block boundary
+    monkeypatch.setattr(logblocks, "BLOCK_BYTES", 100)  # every line straddles a block boundary
     path = events_file(home)
     append(path, *(event(event_id=f"b{i:02d}", note="x" * (i * 7)) for i in range(20)), b"[]\n")
     result = aggregate(con, home)
@@ -192,3 +193,24 @@ def test_a_failed_load_moves_no_offset_and_the_next_run_loads_everything(con, ho
     monkeypatch.undo()
     result = aggregate(con, home)
     assert (result["events_loaded"], result["event_lines_rejected"]) == (1, 1)
+
+
+@pytest.mark.parametrize("line,reason", [
+    (b"not json at all", "not JSON"),
+    (b'["an", "array"]', "not a JSON object"),
+    (b'{"type": "open", "occurred_at": "2026-12-01T10:00:00Z"}', "no event_id"),
+    (b'{"event_id": "e", "type": "open", "occurred_at": "yesterday"}', "occurred_at missing or not a time"),
+    (b'{"event_id": "e", "type": "open", "occurred_at": "2026-12-01T10:00:00Z", "link": {"n": 1}}',
+     "link is not an integer"),
+])
+def test_a_bad_line_among_good_ones_is_judged_alike_whether_the_block_is_read_whole_or_line_by_line(con, home, line,
+                                                                                                   reason):
+    path = events_file(home)
+    append(path, event(event_id="before", list="news"), line + b"\n", event(event_id="after"))
+    result = aggregate(con, home)
+    assert (result["events_loaded"], result["event_lines_rejected"]) == (2, 1)
+    [(offset, number, why, raw)] = con.execute("SELECT byte_offset, line, reason, raw FROM event_rejects").fetchall()
+    assert (number, why, raw) == (2, reason, line.decode())
+    assert path.read_bytes()[offset:].startswith(line)
+    assert json.loads(con.execute("SELECT data FROM events WHERE event_id = 'before'").fetchone()[0]) == {"list": "news"}
+    assert json.loads(con.execute("SELECT data FROM events WHERE event_id = 'after'").fetchone()[0]) == {}

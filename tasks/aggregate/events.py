@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
+from mailflow.settings_engagement import EngagementSettings
+from mailflow.tasks.aggregate.logblocks import Block, blocks, line_count, lines_frame, read_records
+from mailflow.tasks.aggregate.machine import flag_machine_events
 from mailflow.tasks.aggregate.subscriptions import apply_subscription_events
 from mailflow.tasks.core.sqlfiles import q
 from mailflow.tasks.core.warehouse import inputs
 
 EVENTS_DIR = "events"
-# A file is read in blocks, so memory stays bounded however far a log grew since the last run.
-BLOCK_BYTES = 32 << 20
+# The fields events has a column for, as an event line names them; the others go to `data`.
+FIELDS = ("event_id", "type", "campaign_id", "subscriber_id", "variant", "link", "url", "occurred_at", "ip",
+          "user_agent", "kind", "reason", "status", "smtp_code", "diagnostic")
 # A rejected line is kept up to this many characters: enough to see what it was.
 RAW_LIMIT = 2000
 # A last line without its newline is being written, or was torn by a writer that died. Its
@@ -54,86 +57,87 @@ def stage_events(con: duckdb.DuckDBPyConnection, home: Path) -> list[FileProgres
             continue
         stale = now - stat.st_mtime > STALE_TAIL_SECONDS
         reached, lines = done, 0
-        for frame, end in new_lines(path, done, rows + 1, stale):
-            with inputs(con, input_event_lines=frame):
-                con.execute(q("parse_event_lines"), {"raw_limit": RAW_LIMIT})
-            reached, lines = end, lines + frame.height
+        for block in blocks(path, done, rows + 1, stale):
+            stage_block(con, block)
+            reached, lines = block.end, lines + line_count(block)
         if reached > done:
             progress.append(FileProgress(str(path), max(stat.st_size, reached), reached, lines))
+    fill_rejected_lines(con)
     return progress
 
 
-def new_lines(path: Path, start: int, first_line: int, stale: bool) -> Iterator[tuple[pl.DataFrame, int]]:
-    """(frame of whole lines, offset after them) per block read from `start`; a stale unfinished tail last."""
-    with path.open("rb") as fh:
-        fh.seek(start)
-        offset, line, carry = start, first_line, b""
-        while block := fh.read(BLOCK_BYTES):
-            data = carry + block
-            cut = data.rfind(b"\n") + 1
-            if cut:
-                frame = lines_frame(str(path), data[:cut - 1], offset, line)
-                offset, line = offset + cut, line + frame.height
-                yield frame, offset
-            carry = data[cut:]
-        if carry and stale:
-            yield lines_frame(str(path), carry, offset, line, tail=True), offset + len(carry)
+def stage_block(con: duckdb.DuckDBPyConnection, block: Block) -> None:
+    """One block into staged_events: read whole by Polars when every line is a JSON object, else line by line.
+    Either way the same query (parse_event_records) types each field and judges each line."""
+    records = event_records(block)
+    if records is None:
+        with inputs(con, input_event_lines=lines_frame(block)):
+            with inputs(con, input_event_records=con.sql(q("event_lines_as_records"))):
+                con.execute(q("parse_event_records"), {"raw_limit": RAW_LIMIT})
+        return
+    with inputs(con, input_event_records=records):
+        con.execute(q("parse_event_records"), {"raw_limit": RAW_LIMIT})
 
 
-def lines_frame(file: str, lines: bytes, offset: int, first_line: int, tail: bool = False) -> pl.DataFrame:
-    """The lines (joined by newlines, without the last one) as `input_event_lines`.
+def fill_rejected_lines(con: duckdb.DuckDBPyConnection) -> None:
+    """The text of lines Polars read whole but the judge rejected (no event_id, a bad time ...), read
+    again from their files: rare, so one query finds them all rather than one per block."""
+    for file, offset in con.execute(q("staged_rejects_without_raw")).fetchall():
+        with open(file, "rb") as fh:
+            fh.seek(offset)
+            line = fh.readline().rstrip(b"\n")
+        con.execute(q("set_staged_raw"), {"file": file, "byte_offset": offset,
+                                          "raw": line.decode(errors="backslashreplace")[:RAW_LIMIT]})
 
-    Split and measured in Polars: a Python loop over the lines costs more than parsing them. A
-    line that is not UTF-8 has no text; `undecodable` shows it with its bad bytes escaped.
-    """
+
+def event_records(block: Block) -> pl.DataFrame | None:
+    """The block as `input_event_records` when Polars reads it whole: the known fields as text (SQL types and
+    judges them), the others packed into `data`."""
+    frame = read_records(block)
+    if frame is None:
+        return None
+    extras = [c for c in frame.columns if c not in FIELDS and c not in ("file", "byte_offset", "line")]
     try:
-        text = pl.Series("text", [lines.decode()]).str.split("\n").explode()
-        size = text.str.len_bytes().cast(pl.Int64) + 1
-        undecodable = pl.Series("undecodable", [None] * text.len(), dtype=pl.String)
-    except UnicodeDecodeError:
-        split = lines.split(b"\n")
-        text = pl.Series("text", [_utf8(b) for b in split], dtype=pl.String)
-        size = pl.Series([len(b) + 1 for b in split], dtype=pl.Int64)
-        undecodable = pl.Series("undecodable", [None if t is not None else b.decode("utf-8", "backslashreplace")
-                                                for b, t in zip(split, text)], dtype=pl.String)
-    n = text.len()
-    return pl.DataFrame({
-        "file": pl.repeat(file, n, dtype=pl.String, eager=True),
-        "byte_offset": size.cum_sum() - size + offset,
-        "line": pl.int_range(first_line, first_line + n, dtype=pl.Int64, eager=True),
-        "tail": pl.repeat(tail, n, dtype=pl.Boolean, eager=True),
-        "text": text,
-        "undecodable": undecodable,
-    })
-
-
-def _utf8(line: bytes) -> str | None:
-    try:
-        return line.decode()
-    except UnicodeDecodeError:
+        fields = [pl.col(c).cast(pl.String) if c in frame.columns else pl.lit(None, dtype=pl.String).alias(c)
+                  for c in FIELDS]
+        data = pl.struct(extras).struct.json_encode() if extras else pl.lit("{}")
+        return frame.select("file", "byte_offset", "line", pl.lit(False).alias("tail"),
+                            pl.lit(None, dtype=pl.String).alias("problem"), pl.lit(None, dtype=pl.String).alias("text"),
+                            *fields, data.alias("data"))
+    except pl.exceptions.PolarsError:  # a known field holding an object or a list: line by line
         return None
 
 
-def load_events(con: duckdb.DuckDBPyConnection, progress: list[FileProgress]) -> dict[str, int]:
-    """Inside the aggregate's transaction: staged lines into events (new_events holds the ones
-    added) and event_rejects, unsubscribes applied, the manifest moved on."""
+def progress_frame(progress: list[FileProgress]) -> pl.DataFrame:
+    return pl.DataFrame([vars(p) for p in progress], schema={"file": pl.String, "size": pl.Int64,
+                                                             "bytes_loaded": pl.Int64, "rows": pl.Int64})
+
+
+def load_events(con: duckdb.DuckDBPyConnection, progress: list[FileProgress], home: Path,
+                engagement: EngagementSettings) -> dict[str, int]:
+    """Inside the aggregate's transaction, after the ledgers: staged lines into events (new_events
+    holds the ones added) and event_rejects, machine opens and clicks flagged for the recipients
+    touched (touched_pairs), the events' suppressions applied, the manifest moved on."""
     con.execute(q("insert_event_rejects"))
     con.execute(q("stage_new_events"))
     con.execute(q("fill_new_events"))
+    con.execute(q("fill_touched_pairs"))
+    flag_machine_events(con, home, engagement)
     con.execute(q("insert_new_events"))
-    con.execute(q("suppress_unsubscribed"))
+    con.execute(q("update_machine_flags"))
+    con.execute(q("suppress_from_events"))
     con.execute(q("unsubscribe_subscribers"))
     apply_subscription_events(con)
-    frame = pl.DataFrame([vars(p) for p in progress], schema={"file": pl.String, "size": pl.Int64,
-                                                               "bytes_loaded": pl.Int64, "rows": pl.Int64})
-    with inputs(con, input_event_progress=frame):
+    with inputs(con, input_event_progress=progress_frame(progress)):
         con.execute(q("record_event_files"))
     added, repeated, rejected = con.execute(q("event_load_counts")).fetchall()[0]
     waiting = con.execute(q("event_bytes_waiting")).fetchall()[0][0]
+    machine = con.execute(q("count_machine_flags")).fetchone()[0]
     return {"event_files": len(progress), "events_loaded": added, "events_repeated": repeated,
-            "event_lines_rejected": rejected, "event_bytes_waiting": int(waiting)}
+            "event_lines_rejected": rejected, "event_bytes_waiting": int(waiting), "events_machine": machine}
 
 
 def drop_event_staging(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(q("drop_staged_events"))
-    con.execute(q("drop_new_events"))
+    for name in ("drop_staged_events", "drop_new_events", "drop_machine_candidates", "drop_earlier_human_opens",
+                 "drop_machine_flags"):
+        con.execute(q(name))

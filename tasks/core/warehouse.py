@@ -24,13 +24,11 @@ INPUT_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "input_quarantine": {"line": pl.Int64(), "rule": pl.String(), "reason": pl.String(), "raw": pl.String(),
                          "raw_sha256": pl.String(), "count": pl.Int64()},
     "input_opt_outs": {"line": pl.Int64(), "email": pl.String(), "cause": pl.String()},  # tasks/ingest/optouts.py
-    "input_ledger": {
-        "campaign_id": pl.String(), "subscriber_id": pl.Int64(), "variant": pl.String(),
-        "chunk_id": pl.Int32(), "status": pl.String(), "smtp_code": pl.Int32(),
-        "enhanced_status": pl.String(), "detail": pl.String(), "attempt": pl.Int32(),
-        "logged_at": pl.Datetime("us", "UTC"), "seq": pl.Int64(), "kind": pl.String(), "reason": pl.String(),
-        "provider": pl.String(), "retry_at": pl.String(),
-    },
+    # Send-ledger records, their fields as text, and where each line is (tasks/aggregate/aggregate.py)
+    "input_ledger": {"file": pl.String(), "byte_offset": pl.Int64(),
+                     **{f: pl.String() for f in ("campaign_id", "subscriber_id", "variant", "chunk_id", "attempt",
+                                                 "status", "smtp_code", "enhanced_status", "detail", "kind", "reason",
+                                                 "provider", "retry_at", "logged_at", "seq")}},
     "campaign_condition": {"subscriber_id": pl.Int64()},  # a campaign's checked `where` (tasks/plan/condition.py)
     "segment_condition": {"subscriber_id": pl.Int64()},  # one checked segment or `where` (tasks/plan/segments.py)
     # The plan's small tables (tasks/plan/): each variant's times by zone, the provider map
@@ -42,7 +40,18 @@ INPUT_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     # Event logs' new lines and how far each file was read (tasks/aggregate/events.py)
     "input_event_lines": {"file": pl.String(), "byte_offset": pl.Int64(), "line": pl.Int64(), "tail": pl.Boolean(),
                           "text": pl.String(), "undecodable": pl.String()},
+    # A block of event lines as records: where each is, why it cannot be one, its text, its fields as text
+    "input_event_records": {
+        "file": pl.String(), "byte_offset": pl.Int64(), "line": pl.Int64(), "tail": pl.Boolean(), "problem": pl.String(),
+        "text": pl.String(), **{f: pl.String() for f in ("event_id", "type", "campaign_id", "subscriber_id", "variant",
+                                                         "link", "url", "occurred_at", "ip", "user_agent", "kind",
+                                                         "reason", "status", "smtp_code", "diagnostic")},
+        "data": pl.String()},
     "input_event_progress": {"file": pl.String(), "size": pl.Int64(), "bytes_loaded": pl.Int64(), "rows": pl.Int64()},
+    # Machine opens and clicks (tasks/aggregate/machine.py): distinct user agents and addresses classified
+    "input_machine_agents": {"user_agent": pl.String(), "applies_to": pl.String(), "reason": pl.String()},
+    "input_machine_networks": {"ip": pl.String(), "network": pl.String()},
+    "input_campaign_links": {"campaign_id": pl.String(), "links": pl.Int64()},
 }
 
 
