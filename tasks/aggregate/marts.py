@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,28 +68,6 @@ def models_sha(directory: Path = MODELS_DIR) -> str:
 
 
 def refresh_marts(con: duckdb.DuckDBPyConnection, touched: bool = True, *, as_of: datetime | None = None) -> dict:
-    """Bring every mart up to date in one transaction: the caller's (the aggregate's load), else its own.
-
-    See `refresh`."""
-    try:
-        con.begin()
-    except duckdb.TransactionException:  # inside the caller's transaction: all of it or none
-        return refresh(con, touched, as_of)
-    with _committed(con):
-        return refresh(con, touched, as_of)
-
-
-@contextmanager
-def _committed(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    try:
-        yield
-    except BaseException:
-        con.rollback()
-        raise
-    con.commit()
-
-
-def refresh(con: duckdb.DuckDBPyConnection, touched: bool, as_of: datetime | None) -> dict:
     """Bring every mart up to date with deliveries and events.
 
     With `touched` and the load's TEMP tables `touched_campaigns(campaign_id)` and
@@ -99,7 +75,8 @@ def refresh(con: duckdb.DuckDBPyConnection, touched: bool, as_of: datetime | Non
     recomputed (delete + insert), plus the subscribers an event or delivery of left one of
     subscriber_engagement's windows since the last refresh. Otherwise, or when a mart was never
     refreshed or its model's columns changed, every mart is rebuilt. `as_of` (default now) is the
-    time the windows count back from.
+    time the windows count back from. Runs in the caller's transaction (the aggregate's), if any:
+    DuckDB cannot tell whether one is open without spoiling it.
     """
     started = time.perf_counter()
     as_of = as_of or datetime.now(UTC)
