@@ -12,9 +12,11 @@ events as (
     select * from stg_subscriber_events
 ),
 
-event_activity as (
+recipient_events as (
+    -- per subscriber and campaign first: one pass over the events, no DISTINCT over them
     select
         subscriber_id,
+        campaign_id,
         max(occurred_at) filter (where type = 'open') as last_open_at,
         max(occurred_at) filter (where type = 'click') as last_click_at,
         max(occurred_at) filter (where type = 'open' and is_human) as last_human_open_at,
@@ -22,12 +24,25 @@ event_activity as (
         count(*) filter (where type = 'open' and occurred_at >= $as_of - interval 90 day) as opens_90d,
         count(*) filter (where type = 'click' and occurred_at >= $as_of - interval 90 day) as clicks_90d,
         count(*) filter (where type = 'open' and is_human and occurred_at >= $as_of - interval 90 day) as human_opens_90d,
-        count(*) filter (where type = 'click' and is_human and occurred_at >= $as_of - interval 90 day) as human_clicks_90d,
-        count(distinct campaign_id) filter (where type = 'open' and is_human
-                                            and occurred_at >= $as_of - interval 90 day) as campaigns_opened_90d,
-        count(distinct campaign_id) filter (where type = 'click' and is_human
-                                            and occurred_at >= $as_of - interval 90 day) as campaigns_clicked_90d
+        count(*) filter (where type = 'click' and is_human and occurred_at >= $as_of - interval 90 day) as human_clicks_90d
     from events
+    group by subscriber_id, campaign_id
+),
+
+event_activity as (
+    select
+        subscriber_id,
+        max(last_open_at) as last_open_at,
+        max(last_click_at) as last_click_at,
+        max(last_human_open_at) as last_human_open_at,
+        max(last_human_click_at) as last_human_click_at,
+        sum(opens_90d) as opens_90d,
+        sum(clicks_90d) as clicks_90d,
+        sum(human_opens_90d) as human_opens_90d,
+        sum(human_clicks_90d) as human_clicks_90d,
+        count(campaign_id) filter (where human_opens_90d > 0) as campaigns_opened_90d,
+        count(campaign_id) filter (where human_clicks_90d > 0) as campaigns_clicked_90d
+    from recipient_events
     group by subscriber_id
 ),
 
@@ -56,10 +71,9 @@ send_activity as (
     select
         subscriber_id,
         max(sent_at) filter (where status <> 'suppressed') as last_sent_at,
-        count(distinct campaign_id) filter (where status = 'delivered' and sent_at >= $as_of - interval 90 day)
-            as campaigns_received_90d,
-        count(distinct campaign_id) filter (where status = 'delivered' and sent_at >= $as_of - interval 180 day)
-            as campaigns_received_180d
+        -- a delivery is one campaign's (deliveries holds one row per campaign and recipient)
+        count(*) filter (where status = 'delivered' and sent_at >= $as_of - interval 90 day) as campaigns_received_90d,
+        count(*) filter (where status = 'delivered' and sent_at >= $as_of - interval 180 day) as campaigns_received_180d
     from deliveries
     group by subscriber_id
 ),
@@ -77,10 +91,10 @@ final as (
         s.subscriber_id,
         e.last_open_at,
         e.last_click_at,
-        coalesce(e.opens_90d, 0) as opens_90d,
-        coalesce(e.clicks_90d, 0) as clicks_90d,
-        coalesce(e.human_opens_90d, 0) as human_opens_90d,
-        coalesce(e.human_clicks_90d, 0) as human_clicks_90d,
+        coalesce(e.opens_90d, 0)::bigint as opens_90d,
+        coalesce(e.clicks_90d, 0)::bigint as clicks_90d,
+        coalesce(e.human_opens_90d, 0)::bigint as human_opens_90d,
+        coalesce(e.human_clicks_90d, 0)::bigint as human_clicks_90d,
         case when a.campaigns_received_90d > 0 then
             round(100 * least(1, (coalesce(e.campaigns_opened_90d, 0) + 2 * coalesce(e.campaigns_clicked_90d, 0))
                                  / (3 * a.campaigns_received_90d)))::integer

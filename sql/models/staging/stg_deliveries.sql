@@ -1,11 +1,8 @@
 -- What happened at send time to each recipient of the campaigns being refreshed: the ledger's
 -- final outcome, its bounce kind and the provider group of the recipient's domain.
 with deliveries as (
-    select * from deliveries
-),
-
-scope as (
-    select campaign_id from mart_campaigns
+    -- all of them in a full rebuild, else those of the campaigns being refreshed (tasks/aggregate/marts.py)
+    select * from campaign_deliveries
 ),
 
 final as (
@@ -19,7 +16,6 @@ final as (
         coalesce(d.provider, 'other') as provider,
         d.sent_at
     from deliveries as d
-    semi join scope using (campaign_id)
 )
 
 select * from final

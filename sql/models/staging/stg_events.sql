@@ -1,11 +1,8 @@
 -- The engagement and feedback events of the campaigns being refreshed, typed for counting:
 -- which are opens, clicks, unsubscribes, complaints and bounces (by kind), and which a person made.
 with events as (
-    select * from events
-),
-
-scope as (
-    select campaign_id from mart_campaigns
+    -- all of them in a full rebuild, else those of the campaigns being refreshed (tasks/aggregate/marts.py)
+    select * from campaign_events
 ),
 
 final as (
@@ -23,7 +20,6 @@ final as (
         e.type = 'complaint' or (e.type = 'bounce' and e.kind = 'complaint') as is_complaint,
         case when e.type = 'bounce' and e.kind in ('hard', 'soft') then e.kind end as bounce_kind
     from events as e
-    semi join scope using (campaign_id)
 )
 
 select * from final

@@ -1,11 +1,8 @@
 -- Every delivery (any campaign) to the subscribers being refreshed: when they were last mailed,
 -- how many campaigns reached them and which bounced.
 with deliveries as (
-    select * from deliveries
-),
-
-scope as (
-    select subscriber_id from mart_subscribers
+    -- all of them in a full rebuild, else those of the subscribers being refreshed (tasks/aggregate/marts.py)
+    select * from subscriber_deliveries
 ),
 
 final as (
@@ -16,7 +13,6 @@ final as (
         case when d.status = 'bounced' then coalesce(d.kind, 'hard') end as bounce_kind,
         d.sent_at
     from deliveries as d
-    semi join scope using (subscriber_id)
 )
 
 select * from final

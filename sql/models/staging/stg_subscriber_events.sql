@@ -1,11 +1,8 @@
 -- Every event (any campaign, traced or not) of the subscribers being refreshed: their opens,
 -- clicks and bounces over time, and which a person made.
 with events as (
-    select * from events
-),
-
-scope as (
-    select subscriber_id from mart_subscribers
+    -- all of them in a full rebuild, else those of the subscribers being refreshed (tasks/aggregate/marts.py)
+    select * from subscriber_events
 ),
 
 final as (
@@ -18,7 +15,6 @@ final as (
         not e.is_machine as is_human,
         case when e.type = 'bounce' and e.kind in ('hard', 'soft') then e.kind end as bounce_kind
     from events as e
-    semi join scope using (subscriber_id)
 )
 
 select * from final
