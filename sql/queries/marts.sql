@@ -92,26 +92,33 @@ WHERE (sent_at >= $since::TIMESTAMPTZ - INTERVAL 30 DAY AND sent_at < $as_of::TI
    OR (sent_at >= $since::TIMESTAMPTZ - INTERVAL 180 DAY AND sent_at < $as_of::TIMESTAMPTZ - INTERVAL 180 DAY);
 
 -- name: stage_touched_inputs
--- What the staging models read in an incremental refresh: the deliveries and events of the
--- campaigns and of the subscribers being refreshed (after stage_mart_campaigns and
--- stage_mart_subscribers). DuckDB pushes the few campaign ids into the scan as a filter.
-CREATE OR REPLACE TEMP VIEW campaign_deliveries AS SELECT * FROM deliveries SEMI JOIN mart_campaigns USING (campaign_id);
-CREATE OR REPLACE TEMP VIEW campaign_events AS SELECT * FROM events SEMI JOIN mart_campaigns USING (campaign_id);
-CREATE OR REPLACE TEMP VIEW subscriber_deliveries AS
-SELECT * FROM deliveries SEMI JOIN mart_subscribers USING (subscriber_id);
-CREATE OR REPLACE TEMP VIEW subscriber_events AS SELECT * FROM events SEMI JOIN mart_subscribers USING (subscriber_id);
+-- What the staging models read in an incremental refresh (after stage_mart_campaigns and
+-- stage_mart_subscribers): the deliveries and events of the campaigns or of the subscribers
+-- being refreshed, each saying which (one pass over events serves both kinds of mart).
+CREATE OR REPLACE TEMP VIEW scoped_deliveries AS
+SELECT * FROM (
+    SELECT *, coalesce(campaign_id IN (SELECT campaign_id FROM mart_campaigns), false) AS in_campaign_scope,
+           coalesce(subscriber_id IN (SELECT subscriber_id FROM mart_subscribers), false) AS in_subscriber_scope
+    FROM deliveries
+) WHERE in_campaign_scope OR in_subscriber_scope;
+CREATE OR REPLACE TEMP VIEW scoped_events AS
+SELECT * FROM (
+    SELECT *, coalesce(campaign_id IN (SELECT campaign_id FROM mart_campaigns), false) AS in_campaign_scope,
+           coalesce(subscriber_id IN (SELECT subscriber_id FROM mart_subscribers), false) AS in_subscriber_scope
+    FROM events
+) WHERE in_campaign_scope OR in_subscriber_scope;
 
 -- name: stage_all_inputs
--- A full rebuild reads everything (events with a campaign, and with a subscriber), with no join to a list of every id (it cost a second per 10M events).
-CREATE OR REPLACE TEMP VIEW campaign_deliveries AS SELECT * FROM deliveries;
-CREATE OR REPLACE TEMP VIEW campaign_events AS SELECT * FROM events WHERE campaign_id IS NOT NULL;
-CREATE OR REPLACE TEMP VIEW subscriber_deliveries AS SELECT * FROM deliveries;
-CREATE OR REPLACE TEMP VIEW subscriber_events AS SELECT * FROM events WHERE subscriber_id IS NOT NULL;
+-- A full rebuild reads everything, with no join to a list of every id (it cost a second per
+-- 10M events): an event without a campaign counts only for its subscriber, one without a
+-- subscriber only for its campaign.
+CREATE OR REPLACE TEMP VIEW scoped_deliveries AS
+SELECT *, true AS in_campaign_scope, true AS in_subscriber_scope FROM deliveries;
+CREATE OR REPLACE TEMP VIEW scoped_events AS
+SELECT *, campaign_id IS NOT NULL AS in_campaign_scope, subscriber_id IS NOT NULL AS in_subscriber_scope FROM events;
 
 -- name: drop_inputs
-DROP VIEW IF EXISTS campaign_deliveries;
-DROP VIEW IF EXISTS campaign_events;
-DROP VIEW IF EXISTS subscriber_deliveries;
-DROP VIEW IF EXISTS subscriber_events;
+DROP VIEW IF EXISTS scoped_deliveries;
+DROP VIEW IF EXISTS scoped_events;
 DROP TABLE IF EXISTS mart_campaigns;
 DROP TABLE IF EXISTS mart_subscribers;
