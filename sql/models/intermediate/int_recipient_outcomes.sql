@@ -8,7 +8,7 @@ with deliveries as (
 ),
 
 recipient_events as (
-    select * from int_recipient_events where grain = 'recipient' and in_campaign_scope
+    select * from int_recipient_events where in_campaign_scope
 ),
 
 subscribers as (
