@@ -1,4 +1,4 @@
--- Counts and rates per campaign at four grains in one pass over the recipients: per variant,
+-- Counts and rates per campaign at four grains: per variant,
 -- the campaign's total, per provider and per recipient domain (the campaign's 25 largest
 -- domains by recipients, the rest as '(other)'). The three per-dimension marts select their grain.
 -- Rates are over delivered messages, except bounce_rate: a send-time bounce is never
@@ -24,14 +24,10 @@ labelled as (
     join domain_sizes as ds using (campaign_id, domain)
 ),
 
-counts as (
+segments as (
+    -- every combination of the four dimensions first: one pass over the recipients, and
+    -- every count is a sum of these (GROUPING SETS over the recipients would copy them all)
     select
-        case
-            when grouping(variant) = 0 then 'variant'
-            when grouping(provider) = 0 then 'provider'
-            when grouping(domain_label) = 0 then 'domain'
-            else 'campaign'
-        end as grain,
         campaign_id,
         variant,
         provider,
@@ -52,7 +48,38 @@ counts as (
         coalesce(sum(human_clicks), 0)::bigint as human_total_clicks,
         count(subscriber_id) filter (where unsubscribed) as unsubscribes
     from labelled
-    group by grouping sets ((campaign_id, variant), (campaign_id), (campaign_id, provider), (campaign_id, domain_label))
+    group by campaign_id, variant, provider, domain_label
+),
+
+counts as (
+    select
+        case
+            when grouping(variant) = 0 then 'variant'
+            when grouping(provider) = 0 then 'provider'
+            when grouping(domain) = 0 then 'domain'
+            else 'campaign'
+        end as grain,
+        campaign_id,
+        variant,
+        provider,
+        domain,
+        sum(sent)::bigint as sent,
+        sum(delivered)::bigint as delivered,
+        sum(deferred)::bigint as deferred,
+        sum(hard_bounced)::bigint as hard_bounced,
+        sum(soft_bounced)::bigint as soft_bounced,
+        sum(complaints)::bigint as complaints,
+        sum(unique_opens)::bigint as unique_opens,
+        sum(total_opens)::bigint as total_opens,
+        sum(unique_clicks)::bigint as unique_clicks,
+        sum(total_clicks)::bigint as total_clicks,
+        sum(human_unique_opens)::bigint as human_unique_opens,
+        sum(human_total_opens)::bigint as human_total_opens,
+        sum(human_unique_clicks)::bigint as human_unique_clicks,
+        sum(human_total_clicks)::bigint as human_total_clicks,
+        sum(unsubscribes)::bigint as unsubscribes
+    from segments
+    group by grouping sets ((campaign_id, variant), (campaign_id), (campaign_id, provider), (campaign_id, domain))
 ),
 
 final as (
