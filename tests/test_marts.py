@@ -91,6 +91,15 @@ def test_engagement_by_variant_counts_each_outcome_once_and_keeps_machines_out_o
          "total_clicks": 2}
 
 
+def test_recipient_engagement_keeps_what_each_recipient_got_and_did(campaign):
+    found = {r["subscriber_id"]: r for r in rows(campaign, "SELECT * FROM recipient_engagement WHERE campaign_id = 'c1'")}
+    assert set(found) == {1, 2, 3, 4, 5, 6, 7}
+    assert (found[2]["opens"], found[2]["human_opens"], found[2]["clicks"], found[2]["human_clicks"]) == (1, 0, 1, 0)
+    assert (found[6]["hard_bounced"], found[6]["soft_bounced"], found[7]["soft_bounced"]) == (True, False, True)
+    assert (found[4]["variant"], found[4]["unsubscribed"], found[4]["complained"], found[4]["domain"]) == \
+        ("B", True, True, "example.com")
+
+
 def test_no_rate_divides_by_nothing(con):
     subscriber(con, 1, "a@example.com")
     delivery(con, "c1", 1, "deferred")
@@ -105,11 +114,11 @@ def test_a_recipients_events_count_under_its_delivery_variant_else_the_one_they_
     delivery(con, "c1", 1, "delivered", "A")
     event(con, "o1", "c1", 1, "open", at(1), variant="B")  # the delivery says A
     event(con, "o2", "c1", 2, "open", at(1), variant="B")  # no delivery loaded yet
-    event(con, "o3", "c1", None, "open", at(1))  # no recipient at all: counted, never unique
+    event(con, "o3", "c1", None, "open", at(1))  # no recipient at all: no one's, so in no campaign's counts
     refresh_marts(con, False, as_of=AS_OF)
     found = {r["variant"]: (r["sent"], r["unique_opens"], r["total_opens"])
              for r in rows(con, "SELECT * FROM engagement_by_variant")}
-    assert found == {"A": (1, 1, 1), "B": (0, 1, 1), "(unknown)": (0, 0, 1), "*": (1, 2, 3)}
+    assert found == {"A": (1, 1, 1), "B": (0, 1, 1), "*": (1, 2, 2)}
 
 
 def test_engagement_by_provider_and_domain(campaign):
@@ -185,7 +194,7 @@ def test_each_model_gives_exactly_its_marts_columns_and_types():
     for name, relation in ddl.items():
         after = con.sql(f"SELECT * FROM {name}")
         assert (after.columns, [str(t) for t in after.types]) == (relation.columns, [str(t) for t in relation.types]), name
-    assert [m.name for m in models() if m.layer == "marts"] == sorted(MART_KEYS)
+    assert sorted(m.name for m in models() if m.layer == "marts") == sorted(MART_KEYS)
 
 
 def test_a_refresh_without_the_loads_tables_or_with_changed_models_rebuilds(campaign, monkeypatch):
@@ -199,7 +208,7 @@ def test_a_refresh_without_the_loads_tables_or_with_changed_models_rebuilds(camp
 
 
 # Each mart's key: the order two snapshots are compared in.
-MART_ORDER = {"engagement_by_variant": "campaign_id, variant", "engagement_by_provider": "campaign_id, provider",
+MART_ORDER = {"recipient_engagement": "campaign_id, subscriber_id", "engagement_by_variant": "campaign_id, variant", "engagement_by_provider": "campaign_id, provider",
               "engagement_by_domain": "campaign_id, domain", "engagement_by_hour": "campaign_id, variant, hours_since_send",
               "engagement_by_link": "campaign_id, link, url", "subscriber_engagement": "subscriber_id",
               "list_activity": "list_name, day"}

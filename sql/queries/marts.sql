@@ -33,6 +33,12 @@ CREATE TABLE IF NOT EXISTS subscriber_engagement (
     campaigns_received_90d BIGINT, last_human_open_at TIMESTAMPTZ, last_human_click_at TIMESTAMPTZ,
     last_engaged_at TIMESTAMPTZ, campaigns_received_180d BIGINT
 );
+CREATE TABLE IF NOT EXISTS recipient_engagement (
+    campaign_id VARCHAR, subscriber_id BIGINT, variant VARCHAR, provider VARCHAR, domain VARCHAR,
+    sent_at TIMESTAMPTZ, was_sent BOOLEAN, delivered BOOLEAN, deferred BOOLEAN, hard_bounced BOOLEAN,
+    soft_bounced BOOLEAN, complained BOOLEAN, unsubscribed BOOLEAN,
+    opens BIGINT, human_opens BIGINT, clicks BIGINT, human_clicks BIGINT
+);
 CREATE TABLE IF NOT EXISTS list_activity (
     list_name VARCHAR, day DATE, joined BIGINT, unsubscribed BIGINT, bounced BIGINT, complained BIGINT,
     members BIGINT
@@ -73,6 +79,13 @@ WHERE temporary AND table_name IN ('touched_campaigns', 'touched_subscribers');
 CREATE OR REPLACE TEMP TABLE mart_campaigns AS
 SELECT DISTINCT campaign_id FROM touched_campaigns WHERE campaign_id IS NOT NULL;
 
+-- name: stage_all_mart_campaigns
+-- A full rebuild: every campaign with a delivery or an event (the per-campaign counts sum them all).
+CREATE OR REPLACE TEMP TABLE mart_campaigns AS
+SELECT campaign_id FROM deliveries
+UNION
+SELECT campaign_id FROM events WHERE campaign_id IS NOT NULL;
+
 -- name: stage_mart_subscribers
 -- The subscribers whose engagement row is recomputed: those the load touched, and those with
 -- an event or a delivery that left one of subscriber_engagement's windows (30, 90, 180 days)
@@ -103,19 +116,22 @@ SELECT * FROM (
 ) WHERE in_campaign_scope OR in_subscriber_scope;
 CREATE OR REPLACE TEMP VIEW scoped_events AS
 SELECT * FROM (
-    SELECT *, coalesce(campaign_id IN (SELECT campaign_id FROM mart_campaigns), false) AS in_campaign_scope,
+    SELECT *, subscriber_id IS NOT NULL AND coalesce(campaign_id IN (SELECT campaign_id FROM mart_campaigns), false)
+                  AS in_campaign_scope,
            coalesce(subscriber_id IN (SELECT subscriber_id FROM mart_subscribers), false) AS in_subscriber_scope
     FROM events
 ) WHERE in_campaign_scope OR in_subscriber_scope;
 
 -- name: stage_all_inputs
 -- A full rebuild reads everything, with no join to a list of every id (it cost a second per
--- 10M events): an event without a campaign counts only for its subscriber, one without a
--- subscriber only for its campaign.
+-- 10M events): an event without a campaign counts only for its subscriber; one without a
+-- subscriber (an untraced bounce) for no campaign either.
 CREATE OR REPLACE TEMP VIEW scoped_deliveries AS
 SELECT *, true AS in_campaign_scope, true AS in_subscriber_scope FROM deliveries;
 CREATE OR REPLACE TEMP VIEW scoped_events AS
-SELECT *, campaign_id IS NOT NULL AS in_campaign_scope, subscriber_id IS NOT NULL AS in_subscriber_scope FROM events;
+SELECT *, campaign_id IS NOT NULL AND subscriber_id IS NOT NULL AS in_campaign_scope,
+       subscriber_id IS NOT NULL AS in_subscriber_scope
+FROM events;
 
 -- name: drop_inputs
 DROP VIEW IF EXISTS scoped_deliveries;

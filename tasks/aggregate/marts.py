@@ -16,15 +16,17 @@ from mailflow.tasks.core.sqlfiles import q
 
 MODELS_DIR = SQL_DIR / "models"
 # Each mart and the key its rows are replaced by: a touched campaign's rows, a touched
-# subscriber's row, or (a small table over all lists) every row.
-MART_KEYS = {
-    "engagement_by_variant": "campaign_id",
-    "engagement_by_provider": "campaign_id",
-    "engagement_by_domain": "campaign_id",
-    "engagement_by_hour": "campaign_id",
-    "engagement_by_link": "campaign_id",
-    "subscriber_engagement": "subscriber_id",
-    "list_activity": None,
+# subscriber's row, a recipient both of whose keys were touched, or (a small table over all
+# lists: no key) every row.
+MART_KEYS: dict[str, tuple[str, ...]] = {
+    "recipient_engagement": ("campaign_id", "subscriber_id"),
+    "engagement_by_variant": ("campaign_id",),
+    "engagement_by_provider": ("campaign_id",),
+    "engagement_by_domain": ("campaign_id",),
+    "engagement_by_hour": ("campaign_id",),
+    "engagement_by_link": ("campaign_id",),
+    "subscriber_engagement": ("subscriber_id",),
+    "list_activity": (),
 }
 _SCOPE = {"campaign_id": "mart_campaigns", "subscriber_id": "mart_subscribers"}
 _PARAMETER = re.compile(r"\$([a-z_]+)")
@@ -39,20 +41,22 @@ class Model:
 
 
 def models(directory: Path = MODELS_DIR) -> list[Model]:
-    """Every model, each after the models it reads: staging, then intermediate, then marts."""
-    found: list[Model] = []
-    for layer in ("staging", "intermediate", "marts"):
-        layer_models = {path.stem: Model(path.stem, layer, path.read_text(encoding="utf-8").strip().rstrip(";"))
-                        for path in sorted((directory / layer).glob("*.sql"))}
-        reads = {name: {other for other in layer_models if other != name and re.search(rf"\b{other}\b", _code(m.sql))}
-                 for name, m in layer_models.items()}
-        while reads:
-            ready = sorted(name for name, needs in reads.items() if not needs)
-            if not ready:
-                raise ValueError(f"sql/models/{layer}: models read each other in a cycle: {', '.join(sorted(reads))}")
-            found += [layer_models[name] for name in ready]
-            reads = {name: needs - set(ready) for name, needs in reads.items() if name not in ready}
-    return found
+    """Every model, each after the models it reads (an intermediate model may read a mart:
+    int_engagement_counts sums recipient_engagement); staging first where nothing else decides."""
+    layers = ("staging", "intermediate", "marts")
+    found = {path.stem: Model(path.stem, layer, path.read_text(encoding="utf-8").strip().rstrip(";"))
+             for layer in layers for path in sorted((directory / layer).glob("*.sql"))}
+    reads = {name: {other for other in found if other != name and re.search(rf"\b{other}\b", _code(m.sql))}
+             for name, m in found.items()}
+    ordered: list[Model] = []
+    while reads:
+        ready = sorted((name for name, needs in reads.items() if not needs),
+                       key=lambda name: (layers.index(found[name].layer), name))
+        if not ready:
+            raise ValueError(f"sql/models: models read each other in a cycle: {', '.join(sorted(reads))}")
+        ordered += [found[name] for name in ready]
+        reads = {name: needs - set(ready) for name, needs in reads.items() if name not in ready}
+    return ordered
 
 
 def _code(sql: str) -> str:
@@ -87,6 +91,7 @@ def refresh_marts(con: duckdb.DuckDBPyConnection, touched: bool = True, *, as_of
     full = not (touched and con.execute(q("touched_tables_present")).fetchone()[0]) or since is None or since > as_of
     campaigns = subscribers = None  # all of them
     if full:
+        con.execute(q("stage_all_mart_campaigns"))
         con.execute(q("stage_all_inputs"))
     else:
         con.execute(q("stage_mart_campaigns"))
@@ -120,14 +125,12 @@ def run_model(con: duckdb.DuckDBPyConnection, model: Model, full: bool, as_of: d
     elif model.layer == "intermediate":
         con.execute(f"CREATE OR REPLACE TEMP TABLE {model.name} AS {model.sql}", params)
     else:
-        key = MART_KEYS[model.name]
         if full and _columns_changed(con, model, params):
             con.execute(f"CREATE OR REPLACE TABLE {model.name} AS {model.sql}", params)
             return
-        if full or key is None:
-            con.execute(f"DELETE FROM {model.name}")
-        else:
-            con.execute(f"DELETE FROM {model.name} WHERE {key} IN (SELECT {key} FROM {_SCOPE[key]})")
+        keys = () if full else MART_KEYS[model.name]
+        where = " AND ".join(f"{key} IN (SELECT {key} FROM {_SCOPE[key]})" for key in keys) or "true"
+        con.execute(f"DELETE FROM {model.name} WHERE {where}")
         con.execute(f"INSERT INTO {model.name} BY NAME {model.sql}", params)
 
 

@@ -4,7 +4,8 @@
 -- Rates are over delivered messages, except bounce_rate: a send-time bounce is never
 -- delivered, so bounces are over sent. Click-to-open is unique clicks over unique opens.
 with recipients as (
-    select * from int_recipient_outcomes
+    -- every recipient of the campaigns being refreshed, touched or not (refreshed before this)
+    select * from recipient_engagement semi join mart_campaigns using (campaign_id)
 ),
 
 domain_sizes as (

@@ -1,10 +1,10 @@
 -- What each recipient did, in one pass over the events being refreshed: per campaign and
 -- subscriber, its opens and clicks (raw and human), unsubscribes, complaints and bounces, the
 -- last time of each, and its counts in the last 90 and 30 days as of $as_of. Read by
--- int_recipient_outcomes (per campaign) and subscriber_engagement (per subscriber), so the
--- events are grouped once for both.
+-- recipient_engagement and subscriber_engagement, so the events are grouped once for both.
 with events as (
-    select * from stg_events
+    -- a recipient is refreshed when its subscriber is (and recipient_engagement keeps those of touched campaigns)
+    select * from stg_events where in_subscriber_scope
 ),
 
 final as (

@@ -1,14 +1,16 @@
--- One row per recipient of each campaign being refreshed: how its send ended and what it did
--- afterwards, so every per-campaign count is a sum over recipients and a unique count is a
--- count of recipients. A recipient's events count under its delivery's variant (else the one
+-- What did each recipient of a campaign get and do? One row per campaign and subscriber: how its
+-- send ended, its opens and clicks (raw and human), unsubscribe, complaint and bounce, so every
+-- per-campaign count is a sum over recipients and a unique count a count of recipients. Kept as
+-- a table and refreshed per touched recipient: a touched campaign's counts are then summed from
+-- it rather than recounted from its events. A recipient's events count under its delivery's variant (else the one
 -- its events name), so unique counts add up over variants. A bounce reported at send time and
 -- again by the mailbox or a webhook is one bounced recipient; hard wins over soft.
 with deliveries as (
-    select * from stg_deliveries where in_campaign_scope
+    select * from stg_deliveries where in_campaign_scope and in_subscriber_scope
 ),
 
 recipient_events as (
-    select * from int_recipient_events where in_campaign_scope
+    select * from int_recipient_events where in_campaign_scope and in_subscriber_scope
 ),
 
 subscribers as (
