@@ -208,7 +208,8 @@ def test_a_refresh_without_the_loads_tables_or_with_changed_models_rebuilds(camp
 
 
 # Each mart's key: the order two snapshots are compared in.
-MART_ORDER = {"recipient_engagement": "campaign_id, subscriber_id", "engagement_by_variant": "campaign_id, variant", "engagement_by_provider": "campaign_id, provider",
+MART_ORDER = {"recipient_engagement": "campaign_id, subscriber_id",
+              "engagement_by_variant": "campaign_id, variant", "engagement_by_provider": "campaign_id, provider",
               "engagement_by_domain": "campaign_id, domain", "engagement_by_hour": "campaign_id, variant, hours_since_send",
               "engagement_by_link": "campaign_id, link, url", "subscriber_engagement": "subscriber_id",
               "list_activity": "list_name, day"}
