@@ -75,11 +75,12 @@ def refresh_marts(con: duckdb.DuckDBPyConnection, touched: bool = True, *, as_of
     """Bring every mart up to date with deliveries and events.
 
     With `touched` and the load's TEMP tables `touched_campaigns(campaign_id)` and
-    `touched_subscribers(subscriber_id)` present, only those campaigns' and subscribers' rows are
-    recomputed (delete + insert), plus the subscribers an event or delivery of left one of
-    subscriber_engagement's windows since the last refresh. Otherwise, or when a mart was never
-    refreshed or its model's columns changed, every mart is rebuilt. `as_of` (default now) is the
-    time the windows count back from. Runs in the caller's transaction (the aggregate's), if any:
+    `touched_subscribers(subscriber_id)` present, only those campaigns', subscribers' and
+    recipients' rows are recomputed (delete + insert, MART_KEYS), plus the subscribers an event or
+    delivery of left one of subscriber_engagement's windows since the last refresh. Otherwise, or
+    when a mart was never refreshed or the models changed since (models_sha), every mart is
+    rebuilt (a mart whose columns changed is created anew). `as_of` (default now) is the time the
+    windows count back from. Runs in the caller's transaction (the aggregate's), if any:
     DuckDB cannot tell whether one is open without spoiling it.
     """
     started = time.perf_counter()
