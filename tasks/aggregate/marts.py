@@ -99,11 +99,13 @@ def refresh_marts(con: duckdb.DuckDBPyConnection, touched: bool = True, *, as_of
         con.execute(q("stage_mart_subscribers"), {"since": since, "as_of": as_of})
         con.execute(q("stage_touched_inputs"))
         campaigns, subscribers = con.execute(q("mart_scope_sizes")).fetchone()
-    built = []
+    built, timings = [], {"scope": round(time.perf_counter() - started, 3)}
     try:
         for model in found:
+            began = time.perf_counter()
             run_model(con, model, full, as_of)
             built.append(model)
+            timings[model.name] = round(time.perf_counter() - began, 3)
     finally:
         for model in reversed(built):
             if model.layer != "marts":
@@ -114,7 +116,7 @@ def refresh_marts(con: duckdb.DuckDBPyConnection, touched: bool = True, *, as_of
         con.execute(q("record_mart_refresh"), {"mart": mart, "as_of": as_of, "full_rebuild": full,
                                                   "models_sha": sha, "seconds": seconds})
     return {"marts_rebuilt": full, "mart_campaigns": campaigns, "mart_subscribers": subscribers,
-            "mart_seconds": round(seconds, 3)}
+            "mart_seconds": round(seconds, 3), "mart_model_seconds": timings}
 
 
 def run_model(con: duckdb.DuckDBPyConnection, model: Model, full: bool, as_of: datetime) -> None:
