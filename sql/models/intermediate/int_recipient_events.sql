@@ -3,16 +3,15 @@
 -- last time of each, and its counts in the last 90 and 30 days as of $as_of. Read by
 -- recipient_engagement and subscriber_engagement, so the events are grouped once for both.
 with events as (
-    -- a recipient is refreshed when its subscriber is (and recipient_engagement keeps those of touched campaigns)
-    select * from stg_events where in_subscriber_scope
+    -- a recipient is refreshed when its subscriber is (recipient_engagement keeps those of the
+    -- campaigns being refreshed)
+    select * from stg_subscriber_events
 ),
 
 final as (
     select
         campaign_id,
         subscriber_id,
-        bool_or(in_campaign_scope) as in_campaign_scope,
-        bool_or(in_subscriber_scope) as in_subscriber_scope,
         min(variant) as named_variant,
         count(*) filter (where type = 'open') as opens,
         count(*) filter (where type = 'open' and is_human) as human_opens,

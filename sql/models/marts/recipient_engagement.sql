@@ -10,7 +10,7 @@ with deliveries as (
 ),
 
 recipient_events as (
-    select * from int_recipient_events where in_campaign_scope and in_subscriber_scope
+    select * from int_recipient_events semi join mart_campaigns using (campaign_id)
 ),
 
 subscribers as (

@@ -5,7 +5,7 @@
 -- engagement_score: of the campaigns delivered to them in the last 90 days, the share a person
 -- opened (1 point) or clicked (2 more), 0-100; NULL when none was delivered.
 with recipient_events as (
-    select * from int_recipient_events where in_subscriber_scope
+    select * from int_recipient_events
 ),
 
 deliveries as (

@@ -1,10 +1,9 @@
--- The engagement and feedback events being refreshed, typed for counting: which are opens,
--- clicks, unsubscribes, complaints and bounces (by kind), which a person made, and whether each
--- belongs to a campaign being refreshed or a subscriber being refreshed.
+-- The events of the campaigns being refreshed, typed for counting: which are opens, clicks,
+-- unsubscribes, complaints and bounces (by kind), and which a person made.
 with events as (
-    -- all of them in a full rebuild, else those of the campaigns and subscribers being
-    -- refreshed (sql/queries/marts.sql, stage_touched_inputs)
-    select * from scoped_events
+    -- all of them (with a campaign and a subscriber) in a full rebuild, else those of the
+    -- campaigns being refreshed (sql/queries/marts.sql, stage_touched_inputs)
+    select * from campaign_events
 ),
 
 final as (
@@ -20,9 +19,7 @@ final as (
         not is_machine as is_human,
         type in ('unsubscribe', 'list_unsubscribe') as is_unsubscribe,
         type = 'complaint' or (type = 'bounce' and kind = 'complaint') as is_complaint,
-        case when type = 'bounce' and kind in ('hard', 'soft') then kind end as bounce_kind,
-        in_campaign_scope,
-        in_subscriber_scope
+        case when type = 'bounce' and kind in ('hard', 'soft') then kind end as bounce_kind
     from events
 )
 
