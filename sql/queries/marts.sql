@@ -107,18 +107,19 @@ WHERE (sent_at >= $since::TIMESTAMPTZ - INTERVAL 30 DAY AND sent_at < $as_of::TI
 -- name: stage_touched_inputs
 -- What the staging models read in an incremental refresh (after stage_mart_campaigns and
 -- stage_mart_subscribers): the deliveries of the campaigns or subscribers being refreshed, each
--- saying which; the events of the campaigns being refreshed, and those of the subscribers. Each
--- events view is one semi-join (flags over the events would cost a join per flag per reader).
+-- saying which; the events of the campaigns being refreshed, and those of the subscribers,
+-- each with its `scope`: one semi-join each (a reader's filter on scope drops the other half),
+-- where flags over every event would cost a join per flag per reader.
 CREATE OR REPLACE TEMP VIEW scoped_deliveries AS
 SELECT * FROM (
     SELECT *, coalesce(campaign_id IN (SELECT campaign_id FROM mart_campaigns), false) AS in_campaign_scope,
            coalesce(subscriber_id IN (SELECT subscriber_id FROM mart_subscribers), false) AS in_subscriber_scope
     FROM deliveries
 ) WHERE in_campaign_scope OR in_subscriber_scope;
-CREATE OR REPLACE TEMP VIEW campaign_events AS
-SELECT * FROM events SEMI JOIN mart_campaigns USING (campaign_id) WHERE subscriber_id IS NOT NULL;
-CREATE OR REPLACE TEMP VIEW subscriber_events AS
-SELECT * FROM events SEMI JOIN mart_subscribers USING (subscriber_id);
+CREATE OR REPLACE TEMP VIEW scoped_events AS
+SELECT *, 'campaign' AS scope FROM events SEMI JOIN mart_campaigns USING (campaign_id) WHERE subscriber_id IS NOT NULL
+UNION ALL
+SELECT *, 'subscriber' AS scope FROM events SEMI JOIN mart_subscribers USING (subscriber_id);
 
 -- name: stage_all_inputs
 -- A full rebuild reads everything, with no join to a list of every id (it cost a second per
@@ -126,13 +127,13 @@ SELECT * FROM events SEMI JOIN mart_subscribers USING (subscriber_id);
 -- subscriber (an untraced bounce) for no campaign either.
 CREATE OR REPLACE TEMP VIEW scoped_deliveries AS
 SELECT *, true AS in_campaign_scope, true AS in_subscriber_scope FROM deliveries;
-CREATE OR REPLACE TEMP VIEW campaign_events AS
-SELECT * FROM events WHERE campaign_id IS NOT NULL AND subscriber_id IS NOT NULL;
-CREATE OR REPLACE TEMP VIEW subscriber_events AS SELECT * FROM events WHERE subscriber_id IS NOT NULL;
+CREATE OR REPLACE TEMP VIEW scoped_events AS
+SELECT *, 'campaign' AS scope FROM events WHERE campaign_id IS NOT NULL AND subscriber_id IS NOT NULL
+UNION ALL
+SELECT *, 'subscriber' AS scope FROM events WHERE subscriber_id IS NOT NULL;
 
 -- name: drop_inputs
 DROP VIEW IF EXISTS scoped_deliveries;
-DROP VIEW IF EXISTS campaign_events;
-DROP VIEW IF EXISTS subscriber_events;
+DROP VIEW IF EXISTS scoped_events;
 DROP TABLE IF EXISTS mart_campaigns;
 DROP TABLE IF EXISTS mart_subscribers;

@@ -5,7 +5,7 @@
 with events as (
     -- a recipient is refreshed when its subscriber is (recipient_engagement keeps those of the
     -- campaigns being refreshed)
-    select * from stg_subscriber_events
+    select * from stg_events where scope = 'subscriber'
 ),
 
 final as (

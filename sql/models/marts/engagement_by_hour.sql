@@ -4,7 +4,7 @@
 -- stamped before its delivery (clock skew) counts in hour 0; an event counts under its
 -- delivery's variant, else the one it names.
 with events as (
-    select * from stg_events where type in ('open', 'click')
+    select * from stg_events where scope = 'campaign' and type in ('open', 'click')
 ),
 
 deliveries as (

@@ -2,7 +2,7 @@
 -- A link is its index in the campaign's links.json; a templated link (/r?u=...) has no index
 -- and is told apart by its URL.
 with events as (
-    select * from stg_events
+    select * from stg_events where scope = 'campaign'
 ),
 
 clicks as (
