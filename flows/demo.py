@@ -12,6 +12,7 @@ from mailflow.flows.plan_campaign import plan_campaign
 from mailflow.flows.send_campaign import send_campaign
 from mailflow.settings import load_settings
 from mailflow.tasks.aggregate.report import report_from_warehouse
+from mailflow.tasks.aggregate.report_page import write_html_report
 from mailflow.tasks.demo.engage import engage
 from mailflow.tasks.demo.receiver import USER_UNKNOWN, Receiver
 from mailflow.tasks.demo.setup import REJECTED_DOMAIN, demo_overrides, secret_in_environment, tracked_at
@@ -33,8 +34,9 @@ def demo(config: str | None = None, overrides: dict | None = None) -> dict:
             sent = send_campaign(planned["campaign_id"], config, tracked_at(local, base_url))
             engaged = engage(maildir, base_url)
     aggregated = aggregate_engagement(config, local)
+    report = report_from_warehouse(settings.warehouse, planned["campaign_id"])
     return {
         "ingested": ingested, "planned": planned, "sent": sent, "engaged": engaged.as_dict(), "aggregated": aggregated,
-        "report": report_from_warehouse(settings.warehouse, planned["campaign_id"]),
+        "report": report, "html_report": str(write_html_report(settings.home, report)),
         "warehouse": str(settings.warehouse), "maildir": str(maildir), "rejected_domain": REJECTED_DOMAIN,
     }
