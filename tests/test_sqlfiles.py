@@ -6,6 +6,7 @@ import pytest
 
 from mailflow.tasks.core.sqlfiles import parse_queries, queries, schema_migrations
 from mailflow.tasks.core.warehouse import INPUT_SCHEMAS, empty_input, migrate
+from tests.support.marts import touched
 from tests.support.new_events import new_events
 
 
@@ -28,6 +29,7 @@ def test_every_named_query_prepares(con):
     for name in INPUT_SCHEMAS:
         con.register(name, empty_input(name))
     new_events(con)  # the aggregate's TEMP table of the events it loaded this run (tasks/aggregate/subscriptions.py reads it)
+    touched(con)  # and of the campaigns and subscribers they touched (tasks/aggregate/marts.py reads them)
     assert len(queries()) >= 15
     staged = [query for name, query in queries().items() if name.startswith("stage_")]
     waiting = list(staged)  # stage_* queries build the temp tables later queries read, perhaps another file's

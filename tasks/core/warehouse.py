@@ -134,6 +134,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
             con.execute(sql)
             con.execute(q("record_migration"), {"version": version, "name": name})
         done.append(name)
+    con.execute(q("create_mart_tables"))  # derived tables the views read (sql/queries/marts.sql)
     for _, sql in view_definitions():  # views are code, not data: always the current definition
         con.execute(sql)
     return done
