@@ -13,7 +13,7 @@ from mailflow.tasks.aggregate.report_text import link_name
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
 WIDTH = 420
 PALETTE = ["#9db4d3", "#1f4e8c", "#f2b47e", "#b3541e"]  # light/dark pairs: raw, then human
-CONFIG = {"font": FONT, "view": {"stroke": None}, "axis": {"labelFontSize": 11, "titleFontSize": 11, "grid": False},
+CONFIG = {"font": FONT, "padding": {"left": 16, "right": 8, "top": 4, "bottom": 4}, "view": {"stroke": None}, "axis": {"labelFontSize": 11, "titleFontSize": 11, "grid": False},
           "title": {"fontSize": 13, "anchor": "start"}, "legend": {"orient": "bottom", "title": None}}
 _SVG_OPEN = re.compile(r"<svg\b[^>]*>")
 _XMLNS = re.compile(r'\s+xmlns(:\w+)?="[^"]*"')
@@ -29,6 +29,11 @@ def chart_svg(chart: alt.TopLevelMixin, title: str, description: str) -> str:
     return svg.replace(tag, f"{labelled}<title>{html.escape(title)}</title><desc>{html.escape(description)}</desc>", 1)
 
 
+def counts(largest: int) -> alt.Axis:
+    """An axis of whole numbers (people, events): no tick between two of them, whatever the chart's size."""
+    return alt.Axis(format="d", tickMinStep=1, tickCount=max(1, min(largest, 8)))
+
+
 def _series(color: str, names: list[str]) -> alt.Color:
     return alt.Color(f"{color}:N", sort=names, scale=alt.Scale(domain=names, range=PALETTE[:len(names)]))
 
@@ -39,7 +44,7 @@ def funnel_chart(report: dict) -> str:
                for s in report["funnel"] if s["stage"] in ("opened", "clicked")]
     stages = [s["stage"] for s in report["funnel"]]
     chart = alt.Chart(alt.Data(values=values)).mark_bar().encode(
-        y=alt.Y("stage:N", sort=stages, title=None), x=alt.X("recipients:Q", title="recipients"),
+        y=alt.Y("stage:N", sort=stages, title=None), x=alt.X("recipients:Q", title="recipients", axis=counts(max(v["recipients"] for v in values))),
         yOffset=alt.YOffset("series:N", sort=["all", "human"]), color=_series("series", ["all", "human"]),
         tooltip=["stage:N", "series:N", "recipients:Q"],
     ).properties(width=WIDTH, title="Delivery funnel")
@@ -53,9 +58,9 @@ def hours_chart(report: dict) -> str:
     names = {"opens": "opens", "human_opens": "human opens", "clicks": "clicks", "human_clicks": "human clicks"}
     values = [{"hour": hour, "series": name, "events": by_hour.get(hour, {}).get(key, 0)}
               for hour in range(last + 1) for key, name in names.items()]  # hours without events are drawn at zero
-    chart = alt.Chart(alt.Data(values=values)).mark_line(point=last < 48, interpolate="monotone").encode(
-        x=alt.X("hour:Q", title="hours since send", scale=alt.Scale(domain=[0, max(last, 1)])),
-        y=alt.Y("events:Q", title="events"), color=_series("series", list(names.values())),
+    chart = alt.Chart(alt.Data(values=values)).mark_line(point=last < 48).encode(
+        x=alt.X("hour:Q", title="hours since send", scale=alt.Scale(domain=[0, max(last, 1)]), axis=counts(last)),
+        y=alt.Y("events:Q", title="events", axis=counts(max(v["events"] for v in values))), color=_series("series", list(names.values())),
     ).properties(width=WIDTH, title="Opens and clicks over time")
     peak = max(report["hours"], key=lambda h: h["opens"])
     return chart_svg(chart, "Opens and clicks over time",
@@ -101,7 +106,7 @@ def links_chart(report: dict) -> str:
     values = [{"link": label, "series": name, "clicks": r[key]}
               for label, r in zip(labels, report["links"]) for key, name in names.items()]
     chart = alt.Chart(alt.Data(values=values)).mark_bar().encode(
-        y=alt.Y("link:N", sort=labels, title=None, axis=alt.Axis(labelLimit=220)), x=alt.X("clicks:Q", title="clicks"),
+        y=alt.Y("link:N", sort=labels, title=None, axis=alt.Axis(labelLimit=220)), x=alt.X("clicks:Q", title="clicks", axis=counts(max(v["clicks"] for v in values))),
         yOffset=alt.YOffset("series:N", sort=list(names.values())), color=_series("series", list(names.values())),
     ).properties(width=WIDTH - 80, title="Top links")
     said = "; ".join(f"{label}: {r['clicks']} clicks" for label, r in zip(labels, report["links"]))

@@ -29,18 +29,20 @@ caption{text-align:left;color:var(--muted);font-size:.85rem;padding-bottom:.25re
 th,td{border-bottom:1px solid var(--line);padding:.3rem .6rem;text-align:right;white-space:nowrap}
 th{background:var(--band);font-weight:600}
 th:first-child,td:first-child{text-align:left}
-td.text{text-align:left;white-space:normal;word-break:break-all}
+th.text,td.text{text-align:left}td.text{white-space:normal;word-break:break-all}
 p.note{color:var(--muted);max-width:60rem}
 footer{color:var(--muted);padding:1rem 2rem;border-top:1px solid var(--line);font-size:.85rem}
 @media print{header{border-bottom-width:1px}main{padding:0 1rem}.pair{display:block}section{page-break-inside:avoid}a{color:inherit}}
 """
 # No script and no outside resource: the policy also keeps a browser from fetching anything the page might name.
+TEXT_COLUMNS = {"url", "reason", "source", "kind", "path"}  # left-aligned, wrapped; numbers stay right-aligned
+TEXT = ' class="text"'
 POLICY = "default-src 'none'; style-src 'unsafe-inline'"
 
 
 def table_html(table: Table, caption: str) -> str:
     header, rows = table
-    head = "".join(f'<th scope="col">{html.escape(str(h))}</th>' for h in header)
+    head = "".join(f'<th scope="col"{TEXT if h in TEXT_COLUMNS else ""}>{html.escape(str(h))}</th>' for h in header)
     body = "".join("<tr>" + "".join(cell(header[i], v) for i, v in enumerate(row)) + "</tr>" for row in rows)
     return f"<table><caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -49,7 +51,7 @@ def cell(column: str, value) -> str:
     text = "" if value is None else str(value)
     if column == "url" and text.startswith(("https://", "http://")):  # a plain link to the campaign's target, never fetched
         return f'<td class="text"><a href="{html.escape(text)}" rel="noreferrer noopener">{html.escape(text)}</a></td>'
-    return f'<td class="text">{html.escape(text)}</td>' if column in ("url", "reason") else f"<td>{html.escape(text)}</td>"
+    return f'<td{TEXT if column in TEXT_COLUMNS else ""}>{html.escape(text)}</td>'
 
 
 def report_html(report: dict, *, charts: bool = True, now: datetime | None = None) -> str:

@@ -10,6 +10,7 @@ from prefect.cache_policies import NO_CACHE
 
 from mailflow.settings import Settings
 from mailflow.tasks.aggregate.aggregate import load_logs
+from mailflow.tasks.aggregate.marts import refresh_marts
 from mailflow.tasks.aggregate.published import reports_since
 from mailflow.tasks.core.warehouse import connect
 
@@ -17,7 +18,9 @@ from mailflow.tasks.core.warehouse import connect
 @task(name="load_logs", cache_policy=NO_CACHE)
 def load_logs_task(settings: Settings) -> dict[str, int]:
     with connect(settings.warehouse) as con:
-        return load_logs(con, settings)
+        loaded = load_logs(con, settings)
+        refresh_marts(con)  # on the load's connection: its TEMP tables of touched campaigns narrow the refresh
+        return loaded
 
 
 @task(name="publish_reports", cache_policy=NO_CACHE)
