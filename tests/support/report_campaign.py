@@ -40,16 +40,26 @@ def planned_campaign(con, home, tmp_path, spec: CampaignSpec = SPEC) -> dict[str
 
 
 def engaged_campaign(con, home, tmp_path) -> dict[str, list[int]]:
-    """Every recipient delivered but B's last (a 550 user_unknown at send time); then, from the event logs:
+    """The planned campaign with write_logs' ledger and events loaded, a2 flagged a machine, the marts refreshed."""
+    group = planned_campaign(con, home, tmp_path)
+    write_logs(home, group)
+    load_logs(con, load_settings(overrides={"home": str(home)}, environ={}))
+    con.execute("UPDATE deliveries SET sent_at = ?", [SENT_AT])
+    con.execute("UPDATE events SET is_machine = true WHERE subscriber_id = ?", [group["A"][2]])  # as the load's flagging would
+    refresh_marts(con, touched=False)
+    return group
+
+
+def write_logs(home, group: dict[str, list[int]]) -> None:
+    """Every recipient delivered but B's last (a 550 user_unknown at send time); then, in the event log:
     A: a0 opens at hours 0 and 2 and clicks link 0 twice at hour 2; a1 opens at hour 1; a2 is a machine
     (opens at hour 0, clicks links 0 and 1 at once). B: b0 opens at hour 3 and unsubscribes; b1 soft-bounces
     later by bounce message (mailbox_full, from a DSN); b2 complains."""
-    group = planned_campaign(con, home, tmp_path)
     a, b = group["A"], group["B"]
     with LedgerWriter(ledger_path(home, "news", 0)) as w:
         for variant, sids in group.items():
             for sid in sids:
-                provider = "gmail" if DOMAINS[sid - 1] == "gmail.com" else "other"
+                provider = "gmail" if DOMAINS[sid - 1] == "gmail.com" else "other"  # ingest numbers rows in file order
                 if sid == b[-1]:
                     w.append(LedgerRecord("news", sid, variant, 0, "bounced", 550, "5.1.1", "", 1, "hard", "user_unknown", provider))
                 else:
@@ -63,8 +73,3 @@ def engaged_campaign(con, home, tmp_path) -> dict[str, list[int]]:
            event("open", b[0], variant="B", at=at(3.5)), event("unsubscribe", b[0], variant="B", at=at(3.6)),
            event("bounce", b[1], variant="B", at=at(5), kind="soft", reason="mailbox_full", status="4.2.2", source="dsn"),
            event("complaint", b[2], variant="B", at=at(6)))
-    load_logs(con, load_settings(overrides={"home": str(home)}, environ={}))
-    con.execute("UPDATE deliveries SET sent_at = ?", [SENT_AT])
-    con.execute("UPDATE events SET is_machine = true WHERE subscriber_id = ?", [a[2]])  # as the load's flagging would
-    refresh_marts(con, touched=False)
-    return group
