@@ -13,7 +13,8 @@ from mailflow.tasks.aggregate.report_text import link_name
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
 WIDTH = 420
 PALETTE = ["#9db4d3", "#1f4e8c", "#f2b47e", "#b3541e"]  # light/dark pairs: raw, then human
-CONFIG = {"font": FONT, "padding": {"left": 16, "right": 8, "top": 4, "bottom": 4}, "view": {"stroke": None}, "axis": {"labelFontSize": 11, "titleFontSize": 11, "grid": False},
+CONFIG = {"font": FONT, "padding": {"left": 16, "right": 8, "top": 4, "bottom": 4},
+          "view": {"stroke": None}, "axis": {"labelFontSize": 11, "titleFontSize": 11, "grid": False},
           "title": {"fontSize": 13, "anchor": "start"}, "legend": {"orient": "bottom", "title": None}}
 _SVG_OPEN = re.compile(r"<svg\b[^>]*>")
 _XMLNS = re.compile(r'\s+xmlns(:\w+)?="[^"]*"')
@@ -44,7 +45,8 @@ def funnel_chart(report: dict) -> str:
                for s in report["funnel"] if s["stage"] in ("opened", "clicked")]
     stages = [s["stage"] for s in report["funnel"]]
     chart = alt.Chart(alt.Data(values=values)).mark_bar().encode(
-        y=alt.Y("stage:N", sort=stages, title=None), x=alt.X("recipients:Q", title="recipients", axis=counts(max(v["recipients"] for v in values))),
+        y=alt.Y("stage:N", sort=stages, title=None),
+        x=alt.X("recipients:Q", title="recipients", axis=counts(max(v["recipients"] for v in values))),
         yOffset=alt.YOffset("series:N", sort=["all", "human"]), color=_series("series", ["all", "human"]),
         tooltip=["stage:N", "series:N", "recipients:Q"],
     ).properties(width=WIDTH, title="Delivery funnel")
@@ -106,7 +108,8 @@ def links_chart(report: dict) -> str:
     values = [{"link": label, "series": name, "clicks": r[key]}
               for label, r in zip(labels, report["links"]) for key, name in names.items()]
     chart = alt.Chart(alt.Data(values=values)).mark_bar().encode(
-        y=alt.Y("link:N", sort=labels, title=None, axis=alt.Axis(labelLimit=220)), x=alt.X("clicks:Q", title="clicks", axis=counts(max(v["clicks"] for v in values))),
+        y=alt.Y("link:N", sort=labels, title=None, axis=alt.Axis(labelLimit=220)),
+        x=alt.X("clicks:Q", title="clicks", axis=counts(max(v["clicks"] for v in values))),
         yOffset=alt.YOffset("series:N", sort=list(names.values())), color=_series("series", list(names.values())),
     ).properties(width=WIDTH - 80, title="Top links")
     said = "; ".join(f"{label}: {r['clicks']} clicks" for label, r in zip(labels, report["links"]))
