@@ -74,7 +74,7 @@ def test_the_markdown_shows_raw_and_human_side_by_side_and_says_what_human_leave
     n = len(group["A"])
     text = report_markdown(campaign_report(con, "news"))
     assert text.startswith("## Campaign News (news) — sent\n")
-    for heading in ("Funnel", "Delivery", "Engagement per variant", "Bounces", "Providers", "Top 3 domains", "Top 2 links",
+    for heading in ("Funnel", "Delivery", "Engagement per variant", "Bounces", "Providers", "Top domains", "Top links",
                     "Opens and clicks over time"):
         assert f"\n### {heading}\n" in text
     assert "A/B decision" not in text, "no decision stored, none shown"

@@ -154,9 +154,9 @@ def sections(report: dict) -> list[tuple[str, list[Table], list[str]]]:
     if report["providers"]:
         found.append(("Providers", [group_table(report, "provider")], []))
     if report["domains"]:
-        found.append((f"Top {len(report['domains'])} domains", [group_table(report, "domain")], []))
+        found.append(("Top domains", [group_table(report, "domain")], []))
     if report["links"]:
-        found.append((f"Top {len(report['links'])} links", [link_table(report)], []))
+        found.append(("Top links", [link_table(report)], []))
     if report["hours"]:
         found.append(("Opens and clicks over time", [hours_table(report)], []))
     if report["ab"]:
