@@ -149,6 +149,7 @@ def test_suppressed_and_inactive_subscribers_are_left_out(people, home, tmp_path
         ("subscriber_id IN (SELECT * FROM query('SELECT subscriber_id FROM subscribers'))", "'query' are not allowed"),
         ("current_setting('memory_limit') = '2GB'", "'current_setting' is not allowed"),
         ("EXISTS (SELECT 1 FROM address_rules)", "not 'address_rules'"),
+        ("EXISTS (SELECT 1 FROM engagement_by_variant)", "not 'engagement_by_variant'"),  # only subscriber_engagement
         ("EXISTS (SELECT 1 FROM information_schema.tables)", "may read only the tables"),
         ("EXISTS (SELECT 1 FROM other.main.subscribers)", "may read only the tables"),
         ("EXISTS (WITH x AS (SELECT 1) SELECT * FROM x)", "WITH"),

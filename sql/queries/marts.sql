@@ -31,7 +31,7 @@ CREATE TABLE IF NOT EXISTS subscriber_engagement (
     opens_90d BIGINT, clicks_90d BIGINT, human_opens_90d BIGINT, human_clicks_90d BIGINT,
     engagement_score INTEGER, bounces_30d BIGINT, last_bounce_at TIMESTAMPTZ, last_sent_at TIMESTAMPTZ,
     campaigns_received_90d BIGINT, last_human_open_at TIMESTAMPTZ, last_human_click_at TIMESTAMPTZ,
-    last_engaged_at TIMESTAMPTZ, campaigns_received_180d BIGINT, as_of TIMESTAMPTZ
+    last_engaged_at TIMESTAMPTZ, campaigns_received_180d BIGINT
 );
 CREATE TABLE IF NOT EXISTS list_activity (
     list_name VARCHAR, day DATE, joined BIGINT, unsubscribed BIGINT, bounced BIGINT, complained BIGINT,

@@ -15,6 +15,7 @@ import polars as pl
 
 from mailflow.settings import Settings
 from mailflow.tasks.aggregate.events import drop_event_staging, load_events, stage_events
+from mailflow.tasks.aggregate.marts import refresh_marts
 from mailflow.tasks.aggregate.subscriptions import publish_preferences
 from mailflow.tasks.core.sqlfiles import q
 from mailflow.tasks.core.warehouse import INPUT_SCHEMAS, inputs, transaction
@@ -73,6 +74,7 @@ def load_logs(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[str, i
         for path, (frame, size) in {**ledger_frames, **log_frames, **move_frames}.items():
             con.execute(q("record_loaded_file"), {"path": str(path), "bytes": size, "rows": frame.height})
         con.execute(q("refresh_campaign_status"))
+        refresh_marts(con, touched=True)  # only what the load touched, or everything without its touched_* tables
     drop_event_staging(con)
     write_snapshot(home, con.sql(q("suppression_snapshot")).pl(), dict(con.execute(q("loaded_file_sizes")).fetchall()))
     if ledgers or logs or moves or events.get("events_loaded") or not preferences_path(home).exists():

@@ -75,7 +75,8 @@ def refresh_marts(con: duckdb.DuckDBPyConnection, touched: bool = True, *, as_of
     recomputed (delete + insert), plus the subscribers an event or delivery of left one of
     subscriber_engagement's windows since the last refresh. Otherwise, or when a mart was never
     refreshed or its model's columns changed, every mart is rebuilt. `as_of` (default now) is the
-    time the windows count back from. Runs in the caller's transaction, if any.
+    time the windows count back from. Runs in the caller's transaction (the aggregate's), if any:
+    DuckDB cannot tell whether one is open without spoiling it.
     """
     started = time.perf_counter()
     as_of = as_of or datetime.now(UTC)

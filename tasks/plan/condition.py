@@ -26,10 +26,11 @@ import duckdb
 from mailflow.errors import MailflowError
 from mailflow.tasks.core.sqlfiles import q
 
-# What a condition may read: the subscriber's data and the history segments are built from.
+# What a condition may read: the subscriber's data and the history segments are built from,
+# with each subscriber's engagement figures (the mart refreshed by every aggregate).
 READABLE_TABLES = frozenset({
     "subscribers", "lists", "list_memberships", "campaigns", "campaign_recipients", "deliveries",
-    "events", "suppressions",
+    "events", "suppressions", "subscriber_engagement",
 })
 # Scalar functions that read the session's configuration or state, or change it.
 REFUSED_FUNCTIONS = frozenset({"current_setting", "getvariable", "nextval", "currval", "setseed"})

@@ -1,7 +1,7 @@
--- How engaged is each subscriber, as of the refresh ($as_of)? Last open and click (raw and by
--- a person), opens and clicks in the last 90 days, bounces in the last 30, when they were
--- last mailed and how many campaigns reached them. One row per subscriber with any delivery
--- or event. Segments read it (sql/segments/sunset_180d.sql).
+-- How engaged is each subscriber, as of the last refresh ($as_of, kept in mart_refreshes)?
+-- Last open and click (raw and by a person), opens and clicks in the last 90 days, bounces in
+-- the last 30, when they were last mailed and how many campaigns reached them. One row per
+-- subscriber with any delivery or event. Segments read it (sql/segments/sunset_180d.sql).
 -- engagement_score: of the campaigns delivered to them in the last 90 days, the share a person
 -- opened (1 point) or clicked (2 more), 0-100; NULL when none was delivered.
 with deliveries as (
@@ -28,7 +28,6 @@ event_activity as (
         count(distinct campaign_id) filter (where type = 'click' and is_human
                                             and occurred_at >= $as_of - interval 90 day) as campaigns_clicked_90d
     from events
-    where occurred_at <= $as_of
     group by subscriber_id
 ),
 
@@ -50,7 +49,6 @@ bounce_activity as (
         count(distinct coalesce(campaign_id, 'event:' || event_id))
             filter (where bounced_at >= $as_of - interval 30 day) as bounces_30d
     from bounces
-    where bounced_at <= $as_of
     group by subscriber_id
 ),
 
@@ -63,7 +61,6 @@ send_activity as (
         count(distinct campaign_id) filter (where status = 'delivered' and sent_at >= $as_of - interval 180 day)
             as campaigns_received_180d
     from deliveries
-    where sent_at <= $as_of
     group by subscriber_id
 ),
 
@@ -84,8 +81,10 @@ final as (
         coalesce(e.clicks_90d, 0) as clicks_90d,
         coalesce(e.human_opens_90d, 0) as human_opens_90d,
         coalesce(e.human_clicks_90d, 0) as human_clicks_90d,
-        round(100 * least(1, (coalesce(e.campaigns_opened_90d, 0) + 2 * coalesce(e.campaigns_clicked_90d, 0))
-                             / nullif(3 * a.campaigns_received_90d, 0)))::integer as engagement_score,
+        case when a.campaigns_received_90d > 0 then
+            round(100 * least(1, (coalesce(e.campaigns_opened_90d, 0) + 2 * coalesce(e.campaigns_clicked_90d, 0))
+                                 / (3 * a.campaigns_received_90d)))::integer
+        end as engagement_score,
         coalesce(b.bounces_30d, 0) as bounces_30d,
         b.last_bounce_at,
         a.last_sent_at,
@@ -93,8 +92,7 @@ final as (
         e.last_human_open_at,
         e.last_human_click_at,
         greatest(e.last_human_open_at, e.last_human_click_at) as last_engaged_at,
-        coalesce(a.campaigns_received_180d, 0) as campaigns_received_180d,
-        $as_of::timestamptz as as_of
+        coalesce(a.campaigns_received_180d, 0) as campaigns_received_180d
     from subscribers as s
     left join event_activity as e using (subscriber_id)
     left join bounce_activity as b using (subscriber_id)
