@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from prefect import flow
 
 from mailflow.settings import load_settings
@@ -13,6 +11,5 @@ from mailflow.tasks.aggregate.tasks import load_logs_task, publish_reports_task
 @flow(name="aggregate_engagement")
 def aggregate_engagement(config: str | None = None, overrides: dict | None = None) -> dict:
     settings = load_settings(config, overrides)
-    started = datetime.now(UTC)
     loaded = load_logs_task(settings)
-    return loaded | {"reports": publish_reports_task(settings, started)}
+    return loaded | {"reports": publish_reports_task(settings, loaded["touched_campaigns"])}

@@ -15,6 +15,7 @@ from mailflow.tasks.aggregate.report import HUMAN_NOTE, campaign_report, wilson
 from mailflow.tasks.aggregate.report_page import report_html
 from mailflow.tasks.aggregate.report_text import report_markdown
 from mailflow.tasks.core.sqlfiles import queries
+from tests.support.marts import touched
 from tests.support.report_campaign import engaged_campaign, planned_campaign
 from tests.support.report_page import assert_self_contained
 
@@ -154,9 +155,11 @@ def test_the_html_report_is_one_page_with_five_described_charts_and_no_outside_r
 def test_aggregate_runs_find_the_campaigns_they_touched_and_keys_are_what_prefect_allows(con, home, tmp_path):
     before = datetime.now(UTC) - timedelta(seconds=1)
     engaged_campaign(con, home, tmp_path)
-    con.close()
-    assert touched_campaigns(home / "mailflow.duckdb", before) == ["news"]
-    assert touched_campaigns(home / "mailflow.duckdb", datetime.now(UTC) + timedelta(hours=1)) == []
+    con.execute("DROP TABLE IF EXISTS touched_campaigns")  # a load without its TEMP table: found from what it wrote
+    assert touched_campaigns(con, before) == ["news"]
+    assert touched_campaigns(con, datetime.now(UTC) + timedelta(hours=1)) == []
+    touched(con, campaigns=["news", "elsewhere"])  # the load's TEMP table: the campaigns it names that exist
+    assert touched_campaigns(con, datetime.now(UTC) + timedelta(hours=1)) == ["news"]
     assert artifact_key("news") == "report-news" and artifact_key("Spring_AB 2026!") == "report-spring-ab-2026"
 
 

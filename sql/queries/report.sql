@@ -64,10 +64,15 @@ final AS (
 )
 SELECT * FROM final ORDER BY path DESC, bounces DESC, kind, reason, source;
 
+-- name: report_touched_campaigns
+-- The campaigns the load's TEMP table says this aggregate run touched, that the warehouse knows
+-- (a bounce can name a campaign id from elsewhere): each gets its report artifact.
+SELECT DISTINCT campaign_id FROM touched_campaigns JOIN campaigns USING (campaign_id) ORDER BY campaign_id;
+
 -- name: report_campaigns_loaded_since
--- The campaigns an aggregate run touched, found afterwards from what it wrote: events it loaded,
--- ledger files it read (ledger/<campaign>/chunk-N.ndjson) and campaigns whose row it changed. The
--- load's own TEMP table of touched campaigns ends with its connection, before the report runs.
+-- The campaigns an aggregate run touched, found from what it wrote, where the load leaves no TEMP
+-- table of them: events it loaded, ledger files it read (ledger/<campaign>/chunk-N.ndjson) and
+-- campaigns whose row it changed.
 WITH touched AS (
     SELECT campaign_id FROM events WHERE loaded_at >= $since AND campaign_id IS NOT NULL
     UNION

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
@@ -10,23 +10,23 @@ from prefect.cache_policies import NO_CACHE
 
 from mailflow.settings import Settings
 from mailflow.tasks.aggregate.aggregate import load_logs
-from mailflow.tasks.aggregate.marts import refresh_marts
-from mailflow.tasks.aggregate.published import reports_since
+from mailflow.tasks.aggregate.published import campaign_reports, touched_campaigns
 from mailflow.tasks.core.warehouse import connect
 
 
 @task(name="load_logs", cache_policy=NO_CACHE)
-def load_logs_task(settings: Settings) -> dict[str, int]:
+def load_logs_task(settings: Settings) -> dict:
+    """The load's summary and `touched_campaigns`, the campaigns it loaded rows for."""
+    started = datetime.now(UTC)
     with connect(settings.warehouse) as con:
         loaded = load_logs(con, settings)
-        refresh_marts(con)  # on the load's connection: its TEMP tables of touched campaigns narrow the refresh
-        return loaded
+        return loaded | {"touched_campaigns": touched_campaigns(con, started)}
 
 
 @task(name="publish_reports", cache_policy=NO_CACHE)
-def publish_reports_task(settings: Settings, since: datetime) -> list[str]:
-    """A Markdown artifact per campaign the run touched, under one key per campaign (its history is Prefect's)."""
-    published = reports_since(settings.home, settings.warehouse, since)
+def publish_reports_task(settings: Settings, campaign_ids: list[str]) -> list[str]:
+    """A Markdown artifact per campaign, under one key per campaign (the versions before are Prefect's history)."""
+    published = campaign_reports(settings.home, settings.warehouse, campaign_ids)
     for key, markdown in published.items():
         create_markdown_artifact(markdown=markdown, key=key, description="mailflow report after aggregate")
     return list(published)
