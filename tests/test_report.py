@@ -19,9 +19,10 @@ from tests.support.marts import touched
 from tests.support.report_campaign import engaged_campaign, planned_campaign
 from tests.support.report_page import assert_self_contained
 
-AB_DECISIONS = """CREATE TABLE ab_decisions (campaign_id VARCHAR, decided_at TIMESTAMPTZ, metric VARCHAR, method VARCHAR,
-    confidence DOUBLE, winner VARCHAR, outcome VARCHAR, p_value DOUBLE, probability_best JSON, inputs JSON, reason VARCHAR,
-    holdout_lift DOUBLE, final BOOLEAN)"""
+# The columns the ab stage stores (its migration 015_ab_decisions), less a few the report only passes through.
+AB_DECISIONS = """CREATE TABLE ab_decisions (campaign_id VARCHAR, attempt INTEGER, decided_at TIMESTAMPTZ, metric VARCHAR,
+    method VARCHAR, confidence DOUBLE, outcome VARCHAR, winner VARCHAR, leader VARCHAR, final BOOLEAN, p_value DOUBLE,
+    probability_best JSON, variants JSON, comparisons JSON, reason VARCHAR, holdout_lift DOUBLE, holdout JSON)"""
 
 
 def test_the_wilson_interval_matches_the_textbook_values():
@@ -90,21 +91,25 @@ def test_the_markdown_shows_raw_and_human_side_by_side_and_says_what_human_leave
 def test_the_ab_decision_is_shown_with_its_statistics_inputs_and_holdout(con, home, tmp_path):
     engaged_campaign(con, home, tmp_path)
     con.execute(AB_DECISIONS)
-    inputs = {"A": {"delivered": 19, "successes": 2, "rate": 0.1053, "ci_low": 0.0294, "ci_high": 0.3142},
-              "B": {"delivered": 20, "successes": 9, "rate": 0.45, "ci_low": 0.2582, "ci_high": 0.6579}}
+    variants = [{"variant": "A", "delivered": 19, "successes": 2, "rate": 0.1053, "ci_low": 0.0294, "ci_high": 0.3142},
+                {"variant": "B", "delivered": 20, "successes": 9, "rate": 0.45, "ci_low": 0.2582, "ci_high": 0.6579}]
+    comparisons = [{"other": "A", "z": 2.41, "p_value": 0.016, "p_adjusted": 0.016}]
+    holdout = {"mailed": 0.45, "holdout": 0.138, "p_value": 0.02}
     earlier = datetime(2026, 12, 1, 12, tzinfo=UTC)
-    for at, outcome in ((earlier, "wait"), (earlier + timedelta(hours=2), "winner")):
-        con.execute("INSERT INTO ab_decisions VALUES ('news', ?, 'human_open_rate', 'two_proportion', 0.95, ?, ?, 0.0123, "
-                    "'{\"A\": 0.01, \"B\": 0.99}', ?, 'B beats A at 95%', 0.312, ?)",
-                    [at, "B" if outcome == "winner" else None, outcome, json.dumps(inputs), outcome == "winner"])
+    for attempt, outcome in ((1, "wait"), (2, "winner")):
+        con.execute("INSERT INTO ab_decisions VALUES ('news', ?, ?, 'unique_clicks', 'two_proportion_z_pooled_holm', 0.95, ?, ?, "
+                    "'B', ?, 0.016, '{\"A\": 0.01, \"B\": 0.99}', ?, ?, 'B beats A at 95% confidence.', 0.312, ?)",
+                    [attempt, earlier + timedelta(hours=attempt), outcome, "B" if outcome == "winner" else None,
+                     outcome == "winner", json.dumps(variants), json.dumps(comparisons), json.dumps(holdout)])
     report = campaign_report(con, "news")
     ab = report["ab"]
-    assert (ab["outcome"], ab["winner"], ab["p_value"], ab["holdout_lift"], ab["final"]) == ("winner", "B", 0.0123, 0.312, True)
-    assert ab["inputs"] == inputs and ab["probability_best"] == {"A": 0.01, "B": 0.99}, "JSON columns come back as objects"
+    assert (ab["attempt"], ab["outcome"], ab["winner"], ab["p_value"], ab["holdout_lift"], ab["final"]) == (2, "winner", "B", 0.016, 0.312, True)
+    assert (ab["variants"], ab["holdout"]) == (variants, holdout), "JSON columns come back as objects"
     text = report_markdown(report)
-    assert "\n### A/B decision\n" in text and "Outcome: winner, winner B (B beats A at 95%)" in text
-    assert "p value: 0.0123" in text and "holdout lift: 0.312" in text and "probability best: A 0.01, B 0.99" in text
-    assert "| B | 20 | 9 | 45.0% | 25.8–65.8% |" in text
+    assert "\n### A/B decision\n" in text and "Outcome: winner, winner B. B beats A at 95% confidence." in text
+    assert "p value: 0.016" in text and "holdout lift: 0.312" in text and "probability best: A 0.01, B 0.99" in text
+    assert "holdout: mailed 0.45, holdout 0.138, p_value 0.02" in text
+    assert "| B | 20 | 9 | 45.0% | 25.8–65.8% |" in text and "| A | 2.41 | 0.016 | 0.016 |" in text
     assert "A/B decision" in report_html(report, charts=False)
 
 

@@ -97,27 +97,43 @@ def hours_table(report: dict) -> Table:
 
 
 def ab_lines(report: dict) -> list[str]:
-    """The decision in words, then each statistic it stored (the variants' inputs are a table of their own)."""
+    """The decision in words, then each statistic it stored (lists of rows, the variants' inputs among them, are tables)."""
     ab = report["ab"]
     if not ab:
         return []
     winner = ab.get("winner")
     lines = [f"Outcome: {ab.get('outcome', '')}" + (f", winner {winner}" if winner else ", no winner")
-             + (f" ({ab['reason']})" if ab.get("reason") else "")]
-    skip = {"inputs", "outcome", "winner", "reason"}
+             + (f". {ab['reason']}" if ab.get("reason") else "")]
+    skip = {"outcome", "winner", "reason"} | set(ab_row_lists(ab))
     lines += [f"{key.replace('_', ' ')}: {fmt(value)}" for key, value in ab.items() if key not in skip and value is not None]
     return lines
 
 
-def ab_inputs_table(report: dict) -> Table:
-    inputs = (report["ab"] or {}).get("inputs") or {}
-    rows = [[variant, v.get("delivered"), v.get("successes"), pct(v.get("rate")),
-             interval([v["ci_low"], v["ci_high"]] if v.get("ci_low") is not None else None)]
-            for variant, v in inputs.items() if isinstance(v, dict)]
-    return ["variant", "delivered", "successes", "rate", "95% CI"], rows
+def ab_row_lists(ab: dict) -> dict[str, list[dict]]:
+    """The decision's lists of rows: `variants` (or `inputs`, a variant -> figures object), `comparisons` ..."""
+    found = {key: value for key, value in ab.items() if isinstance(value, list) and value and isinstance(value[0], dict)}
+    inputs = ab.get("inputs")
+    if isinstance(inputs, dict) and all(isinstance(v, dict) for v in inputs.values()):
+        found["inputs"] = [{"variant": name, **figures} for name, figures in inputs.items()]
+    return found
+
+
+def ab_tables(report: dict) -> list[Table]:
+    """Per list of rows one table; a row's interval (ci_low, ci_high) shown as one 95% CI column."""
+    tables = []
+    for rows in ab_row_lists(report["ab"] or {}).values():
+        keys = [k for k in rows[0] if k not in ("ci_low", "ci_high")]
+        has_ci = "ci_low" in rows[0]
+        body = [[pct(r.get(k)) if k.endswith("rate") else fmt(r.get(k)) for k in keys]
+                + ([interval([r["ci_low"], r["ci_high"]] if r.get("ci_low") is not None else None)] if has_ci else [])
+                for r in rows]
+        tables.append(([k.replace("_", " ") for k in keys] + (["95% CI"] if has_ci else []), body))
+    return tables
 
 
 def fmt(value) -> str:
+    if value is None:
+        return "–"
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, dict):
@@ -160,7 +176,7 @@ def sections(report: dict) -> list[tuple[str, list[Table], list[str]]]:
     if report["hours"]:
         found.append(("Opens and clicks over time", [hours_table(report)], []))
     if report["ab"]:
-        found.append(("A/B decision", [ab_inputs_table(report)], ab_lines(report)))
+        found.append(("A/B decision", ab_tables(report), ab_lines(report)))
     return found
 
 
