@@ -168,7 +168,7 @@ def test_aggregate_runs_find_the_campaigns_they_touched_and_keys_are_what_prefec
     assert artifact_key("news") == "report-news" and artifact_key("Spring_AB 2026!") == "report-spring-ab-2026"
 
 
-def test_report_writes_json_to_a_file_and_markdown_without_importing_the_chart_stack(con, home, tmp_path):
+def test_report_writes_json_to_a_file_and_markdown_without_importing_the_chart_stack_or_prefect(con, home, tmp_path):
     engaged_campaign(con, home, tmp_path)
     con.close()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_LOGGING")}
@@ -179,7 +179,7 @@ def test_report_writes_json_to_a_file_and_markdown_without_importing_the_chart_s
     data = json.loads(out.read_text())
     assert data["report_version"] == 1 and data["funnel"][3] == {"stage": "opened", "recipients": 4, "human": 3}
     check = ("import sys; from mailflow.cli import main; code = main(['--home', sys.argv[1], 'report', 'news']); "
-             "sys.exit(code or 3 * any(m in sys.modules for m in ('altair', 'vl_convert')))")
+             "sys.exit(code or 3 * any(m in sys.modules for m in ('altair', 'vl_convert', 'prefect')))")
     run = subprocess.run([sys.executable, "-c", check, str(home)], capture_output=True, text=True, env=env, timeout=120)
     assert run.returncode == 0, run.stderr
     assert "### Engagement per variant" in run.stdout
