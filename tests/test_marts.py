@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import random
+import re
 from datetime import timedelta
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -13,6 +15,7 @@ from mailflow.tasks.core.warehouse import migrate
 from tests.support.marts import T0, at, delivery, event, rows, subscriber, touched
 
 AS_OF = at(days=1)
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -41,8 +44,30 @@ def campaign(con):
     event(con, "b6", "c1", 6, "bounce", at(3), kind="hard")  # soft at send time, hard later: hard, once
     event(con, "b7", "c1", 7, "bounce", at(4), kind="soft")  # delivered, then a soft bounce came back
     event(con, "l2", None, 2, "list_unsubscribe", at(6), data={"lists": ["news"]})
+    con.execute("INSERT INTO campaigns (campaign_id, name, status, spec, audience_size, chunk_count) "
+                "VALUES ('c1', 'spring-sale', 'sent', '{}', 7, 1)")
+    con.execute("INSERT INTO campaign_recipients SELECT campaign_id, subscriber_id, variant, 0 FROM deliveries")
     refresh_marts(con, False, as_of=AS_OF)
     return con
+
+
+def readme_section() -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index("## Engagement tables and views")
+    return text[start: text.index("\n## ", start + 1)]
+
+
+def test_every_view_is_in_the_readme_with_a_question_and_a_query_that_runs(campaign):
+    views = {m.group(1) for path in (ROOT / "sql" / "views").glob("*.sql")
+             for m in re.finditer(r"CREATE OR REPLACE VIEW (\w+)", path.read_text(encoding="utf-8"))}
+    section = readme_section()
+    documented = {name: (question, query) for name, question, query in
+                  re.findall(r"#### `(\w+)`\n(.+\?)\n```sql\n(.+?)\n```", section)}
+    assert views == set(documented) and "campaign_overview" in views
+    examples = re.findall(r"```sql\n(.+?)\n```", section, re.DOTALL)
+    assert len(examples) == len(views) + 2
+    for query in examples:
+        assert campaign.execute(query).fetchall(), query  # each finds something in the synthetic campaign
 
 
 def test_engagement_by_variant_counts_each_outcome_once_and_keeps_machines_out_of_human_columns(campaign):

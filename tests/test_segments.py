@@ -392,3 +392,26 @@ def test_the_segments_dir_setting_says_where_the_projects_segments_are(cli_home,
     assert code == 0 and "cats" in names and "gmail_vips" not in names and "lapsed" in names
     code, out, _ = run(capsys, cli_home, "--json", "segments", "count", "cats")
     assert json.loads(out)["size"] == 1
+
+
+def test_sunset_180d_holds_who_kept_receiving_mail_and_never_engaged_in_180_days(con):
+    """From subscriber_engagement (refreshed as the aggregate does); engaged_90d counted on the same history."""
+    from datetime import UTC, datetime, timedelta
+
+    from mailflow.tasks.aggregate.marts import refresh_marts
+    from tests.support.marts import delivery, event, subscriber
+
+    now = datetime.now(UTC)
+    for sid in range(1, 7):
+        subscriber(con, sid, f"s{sid}@example.com")
+        for n in range(5 if sid != 4 else 4):  # 4 received only four campaigns
+            days = 200 if sid == 6 and n < 2 else 10 + 30 * n  # 6: two of them longer ago than 180 days
+            delivery(con, f"c{n}", sid, "delivered", sent_at=now - timedelta(days=days))
+    event(con, "o2", "c0", 2, "open", now - timedelta(days=9))  # 2 opened lately
+    event(con, "o3", "c0", 3, "open", now - timedelta(days=9), machine=True)  # 3: only a privacy proxy did
+    event(con, "k5", None, 5, "click", now - timedelta(days=200))  # 5 clicked, long ago
+    refresh_marts(con, False)
+    assert target(con, include=["sunset_180d"]) == {1, 3, 5}
+    assert target(con, include=["engaged_90d"]) == {2}
+    assert target(con, where="subscriber_id IN (SELECT subscriber_id FROM subscriber_engagement "
+                             "WHERE campaigns_received_90d >= 3)") == {1, 2, 3, 4, 5}

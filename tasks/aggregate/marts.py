@@ -85,13 +85,14 @@ def refresh_marts(con: duckdb.DuckDBPyConnection, touched: bool = True, *, as_of
     fresh = [last[mart][0] for mart in MART_KEYS if mart in last and last[mart][1] == sha]
     since = min(fresh) if len(fresh) == len(MART_KEYS) else None  # the windows' edges last time
     full = not (touched and con.execute(q("touched_tables_present")).fetchone()[0]) or since is None or since > as_of
+    campaigns = subscribers = None  # all of them
     if full:
-        con.execute(q("stage_all_mart_campaigns"))
-        con.execute(q("stage_all_mart_subscribers"))
+        con.execute(q("stage_all_inputs"))
     else:
         con.execute(q("stage_mart_campaigns"))
         con.execute(q("stage_mart_subscribers"), {"since": since, "as_of": as_of})
-    campaigns, subscribers = con.execute(q("mart_scope_sizes")).fetchone()
+        con.execute(q("stage_touched_inputs"))
+        campaigns, subscribers = con.execute(q("mart_scope_sizes")).fetchone()
     built = []
     try:
         for model in found:
@@ -101,8 +102,7 @@ def refresh_marts(con: duckdb.DuckDBPyConnection, touched: bool = True, *, as_of
         for model in reversed(built):
             if model.layer != "marts":
                 con.execute(f"DROP {'VIEW' if model.layer == 'staging' else 'TABLE'} IF EXISTS {model.name}")
-        con.execute(q("drop_mart_scope"))
-        con.execute(q("drop_mart_subscriber_scope"))
+        con.execute(q("drop_inputs"))
     seconds = time.perf_counter() - started
     for mart in MART_KEYS:
         con.execute(q("record_mart_refresh"), {"mart": mart, "as_of": as_of, "full_rebuild": full,

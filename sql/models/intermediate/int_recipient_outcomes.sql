@@ -4,42 +4,24 @@
 -- its events name), so unique counts add up over variants. A bounce reported at send time and
 -- again by the mailbox or a webhook is one bounced recipient; hard wins over soft.
 with deliveries as (
-    select * from stg_deliveries
+    select * from stg_deliveries where in_campaign_scope
 ),
 
-events as (
-    select * from stg_events
+recipient_events as (
+    select * from int_recipient_events where in_campaign_scope
 ),
 
 subscribers as (
     select * from stg_subscribers
 ),
 
-event_counts as (
-    select
-        campaign_id,
-        subscriber_id,
-        min(variant) as variant,
-        count(*) filter (where type = 'open') as opens,
-        count(*) filter (where type = 'open' and is_human) as human_opens,
-        count(*) filter (where type = 'click') as clicks,
-        count(*) filter (where type = 'click' and is_human) as human_clicks,
-        bool_or(is_unsubscribe) as unsubscribed,
-        bool_or(is_complaint) as complained,
-        bool_or(bounce_kind = 'hard') as hard_bounce_event,
-        bool_or(bounce_kind = 'soft') as soft_bounce_event
-    from events
-    group by campaign_id, subscriber_id
-),
-
 recipients as (
     select
         campaign_id,
         subscriber_id,
-        coalesce(d.variant, e.variant) as variant,
+        coalesce(d.variant, e.named_variant) as variant,
         d.provider,
         d.status,
-        d.bounce_kind,
         d.sent_at,
         coalesce(e.opens, 0) as opens,
         coalesce(e.human_opens, 0) as human_opens,
@@ -50,7 +32,7 @@ recipients as (
         coalesce(d.bounce_kind = 'hard', false) or coalesce(e.hard_bounce_event, false) as hard_bounced,
         coalesce(d.bounce_kind = 'soft', false) or coalesce(e.soft_bounce_event, false) as any_soft_bounce
     from deliveries as d
-    full outer join event_counts as e using (campaign_id, subscriber_id)
+    full outer join recipient_events as e using (campaign_id, subscriber_id)
 ),
 
 final as (

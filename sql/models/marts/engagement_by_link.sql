@@ -14,7 +14,7 @@ clicks as (
         url,
         is_human
     from events
-    where type = 'click'
+    where type = 'click' and in_campaign_scope
 ),
 
 final as (

@@ -1,29 +1,29 @@
--- The engagement and feedback events of the campaigns being refreshed, typed for counting:
--- which are opens, clicks, unsubscribes, complaints and bounces (by kind), and which a person made.
+-- The engagement and feedback events being refreshed, typed for counting: which are opens,
+-- clicks, unsubscribes, complaints and bounces (by kind), which a person made, and whether each
+-- belongs to a campaign being refreshed or a subscriber being refreshed.
 with events as (
-    select * from events
-),
-
-scope as (
-    select campaign_id from mart_campaigns
+    -- all of them in a full rebuild, else those of the campaigns and subscribers being
+    -- refreshed (sql/queries/marts.sql, stage_touched_inputs)
+    select * from scoped_events
 ),
 
 final as (
     select
-        e.event_id,
-        e.campaign_id,
-        e.subscriber_id,
-        e.variant,
-        e.type,
-        e.link,
-        e.url,
-        e.occurred_at,
-        not e.is_machine as is_human,
-        e.type in ('unsubscribe', 'list_unsubscribe') as is_unsubscribe,
-        e.type = 'complaint' or (e.type = 'bounce' and e.kind = 'complaint') as is_complaint,
-        case when e.type = 'bounce' and e.kind in ('hard', 'soft') then e.kind end as bounce_kind
-    from events as e
-    semi join scope using (campaign_id)
+        event_id,
+        campaign_id,
+        subscriber_id,
+        variant,
+        type,
+        link,
+        url,
+        occurred_at,
+        not is_machine as is_human,
+        type in ('unsubscribe', 'list_unsubscribe') as is_unsubscribe,
+        type = 'complaint' or (type = 'bounce' and kind = 'complaint') as is_complaint,
+        case when type = 'bounce' and kind in ('hard', 'soft') then kind end as bounce_kind,
+        in_campaign_scope,
+        in_subscriber_scope
+    from events
 )
 
 select * from final
