@@ -1,14 +1,15 @@
-"""Flow: fold new send ledgers into the warehouse's deliveries and campaign status."""
+"""Flow: fold new send ledgers and event logs into the warehouse, then publish each touched campaign's report."""
 
 from __future__ import annotations
 
 from prefect import flow
 
 from mailflow.settings import load_settings
-from mailflow.tasks.aggregate.tasks import load_logs_task
+from mailflow.tasks.aggregate.tasks import load_logs_task, publish_reports_task
 
 
 @flow(name="aggregate_engagement")
 def aggregate_engagement(config: str | None = None, overrides: dict | None = None) -> dict:
     settings = load_settings(config, overrides)
-    return load_logs_task(settings)
+    loaded = load_logs_task(settings)
+    return loaded | {"reports": publish_reports_task(settings, loaded["touched_campaigns"])}

@@ -16,6 +16,7 @@ from mailflow.flows.process_bounces import process_bounces
 from mailflow.flows.send_campaign import send_campaign
 from mailflow.settings import load_settings
 from mailflow.tasks.aggregate.report import report_from_warehouse
+from mailflow.tasks.aggregate.report_page import write_html_report
 from mailflow.tasks.demo.answers import ANSWERS, AWAY_DOMAIN, LATE_DOMAIN
 from mailflow.tasks.demo.engage import engage
 from mailflow.tasks.demo.receiver import USER_UNKNOWN, Receiver
@@ -43,10 +44,11 @@ def demo(config: str | None = None, overrides: dict | None = None) -> dict:
     aggregated = aggregate_engagement(config, local)
     # The sample campaign's test and holdout take the whole audience: the decision has no remainder to send
     decided = decide_ab_test(planned["campaign_id"], config, local, datetime.now(UTC), False, "flow demo")
+    report = report_from_warehouse(settings.warehouse, planned["campaign_id"])  # after the decision: it shows it
     return {
         "ingested": ingested, "planned": planned, "sent": sent, "engaged": engaged.as_dict(), "aggregated": aggregated,
         "ab": decided,  # the A/B decision: its ab_decisions row, or the one that already stood
-        "report": report_from_warehouse(settings.warehouse, planned["campaign_id"]),
+        "report": report, "html_report": str(write_html_report(settings.home, report)),
         "warehouse": str(settings.warehouse), "maildir": str(maildir), "rejected_domain": REJECTED_DOMAIN,
         "bounces": {"fetched": bounced["fetched"], "kinds": bounced["kinds"], "unmapped": bounced["unmapped"],
                     "maildir": str(bounce_box), "late_domain": LATE_DOMAIN, "away_domain": AWAY_DOMAIN},

@@ -28,10 +28,10 @@ from mailflow.setting_values import (
     positive_int,
     positive_number,
 )
-from mailflow.settings_webhooks import DEFAULTS as WEBHOOK_DEFAULTS
-from mailflow.settings_webhooks import WebhookSettings, webhook_settings
 from mailflow.settings_engagement import DEFAULTS as ENGAGEMENT
 from mailflow.settings_engagement import EngagementSettings, engagement_settings
+from mailflow.settings_webhooks import DEFAULTS as WEBHOOK_DEFAULTS
+from mailflow.settings_webhooks import WebhookSettings, webhook_settings
 from mailflow.sources import SECRET_KEYS, from_environment, merge, read_config, read_secret, refuse_secrets
 
 DEFAULTS: dict[str, Any] = {

@@ -120,7 +120,8 @@ def test_lifecycle_moves_are_loaded_once_and_the_status_follows_the_latest(con, 
 def test_the_holdout_and_the_remainder_are_not_pending_and_the_report_says_what_they_get(con, home, tmp_path):
     from dataclasses import replace
 
-    from mailflow.tasks.aggregate.report import campaign_report, ledgers_ahead, report_markdown
+    from mailflow.tasks.aggregate.report import campaign_report, ledgers_ahead
+    from mailflow.tasks.aggregate.report_text import report_markdown
     from mailflow.tasks.plan.campaign import AbTest, Variant
 
     ingest_file(con, write_csv(tmp_path / "s.csv", "email\n" + "".join(f"u{i}@example.com\n" for i in range(200))))
@@ -137,63 +138,3 @@ def test_the_holdout_and_the_remainder_are_not_pending_and_the_report_says_what_
     assert report["total"]["pending"] == stats["A"][0] + stats["B"][0]
     assert ledgers_ahead(report, {"sent": 1, "delivered": 1}) and not ledgers_ahead(report, {})
     assert "run `mailflow aggregate`" in report_markdown(report | {"ledgers_ahead": True})
-
-
-def test_the_report_shows_opens_clicks_and_unsubscribes_per_variant_with_rates(con, home, tmp_path):
-    from dataclasses import replace
-
-    from mailflow.tasks.aggregate.report import OPENS_NOTE, campaign_report, report_html, report_markdown
-    from mailflow.tasks.plan.campaign import AbTest, Variant
-    from tests.support.events import append, event, events_file
-
-    ingest_file(con, write_csv(tmp_path / "s.csv", "email\n" + "".join(f"u{i}@example.com\n" for i in range(40))))
-    spec = replace(SPEC, variants=(Variant("A"), Variant("B", subject="b")), ab=AbTest(test_fraction=1.0, holdout_fraction=0))
-    plan(con, home, spec, 100)
-    state_path(home, "news").unlink()
-    transitions_path(home, "news").unlink()
-    group = {}
-    for sid, variant in con.execute("SELECT subscriber_id, variant FROM campaign_recipients ORDER BY 1").fetchall():
-        group.setdefault(variant, []).append(sid)
-    a, b = group["A"], group["B"]
-    with LedgerWriter(ledger_path(home, "news", 0)) as w:
-        for variant, sids in group.items():
-            for sid in sids:
-                w.append(LedgerRecord("news", sid, variant, 0, "bounced" if sid == b[-1] else "delivered", 250, None, "", 1))
-    path = events_file(home)
-    append(path, event("open", a[0], variant="A"), event("open", a[0], variant="A"), event("open", a[1], variant="A"),
-           event("click", a[0], variant="A", link=0), event("click", a[0], variant="A", link=0),
-           event("open", b[0], variant="B"), event("unsubscribe", b[0], variant="B"),
-           event("open", b[1], variant="A"),  # the line names another variant: the recipient's own counts
-           event("open", 999, campaign_id="other"))  # another campaign's
-    load_ledgers(con, home)
-    report = campaign_report(con, "news")
-    rows = {r["variant"]: r for r in report["engagement"]["variants"]}
-    assert set(rows) == {"A", "B"}
-    assert {k: rows["A"][k] for k in ("delivered", "unique_opens", "total_opens", "unique_clicks", "total_clicks",
-                                      "unsubscribes")} == {"delivered": len(a), "unique_opens": 2, "total_opens": 3,
-                                                           "unique_clicks": 1, "total_clicks": 2, "unsubscribes": 0}
-    assert (rows["B"]["delivered"], rows["B"]["unique_opens"], rows["B"]["unsubscribes"]) == (len(b) - 1, 2, 1)
-    assert rows["A"]["open_rate"] == round(2 / len(a), 4) and rows["A"]["click_to_open"] == 0.5
-    assert rows["B"]["click_to_open"] == 0.0 and rows["B"]["unsubscribe_rate"] == round(1 / (len(b) - 1), 4)
-    total = report["engagement"]["total"]
-    assert (total["delivered"], total["unique_opens"], total["total_opens"], total["unsubscribes"]) == (39, 4, 5, 1)
-    assert report["engagement"]["opens"] == OPENS_NOTE == "all opens (machine opens not yet flagged)"
-    text = report_markdown(report)
-    assert "### Engagement" in text and OPENS_NOTE in text
-    assert f"| A | {len(a)} | 2 | 3 | {200 / len(a):.1f}% | 1 | 2 | {100 / len(a):.1f}% | 50.0% | 0 | 0.0% |" in text
-    page = report_html(report)
-    assert page.startswith("<!doctype html>") and "<script" not in page and OPENS_NOTE in page
-    assert f"<td>A</td><td>{len(a)}</td><td>2</td><td>3</td>" in page
-
-
-def test_a_campaign_without_events_reports_none_and_no_rates_over_nothing(con, home, tmp_path):
-    from mailflow.tasks.aggregate.report import campaign_report, report_markdown
-
-    planned(con, home, tmp_path)
-    report = campaign_report(con, "news")
-    assert report["engagement"]["variants"] == [] and "Engagement" not in report_markdown(report)
-    with LedgerWriter(ledger_path(home, "news", 0)) as w:
-        w.append(record(1, "delivered"))
-    load_ledgers(con, home)
-    [row] = campaign_report(con, "news")["engagement"]["variants"]
-    assert (row["delivered"], row["unique_opens"], row["open_rate"], row["click_to_open"]) == (1, 0, 0.0, None)

@@ -358,14 +358,20 @@ def test_the_demo_serves_its_own_tracking_links_and_the_report_counts_what_its_r
     did = {v: tuple(map(int, n)) for v, *n in re.findall(
         r"(\w+) opened (\d+) \((\d+) pixel fetches\), clicked (\d+), unsubscribed (\d+)", readers)}
     assert set(did) == {"A", "B"}
+    page = Path(re.search(r"^report: +(\S+)", demo_run.output, re.MULTILINE).group(1))
+    assert page.parent == demo_run.home / "reports" and page.read_text().count("<svg") == 5, "the HTML report, with its charts"
+    report = json.loads(run("--home", str(demo_run.home), "report", page.stem, "--format", "json").stdout)
+    rows = {r["variant"]: r for r in report["engagement"]["variants"]}
     for variant, (opened, opens, clicked, unsubscribed) in did.items():
-        row = re.search(rf"^\| {variant} \| (\d+) \| (\d+) \| (\d+) \| [\d.]+% \| (\d+) \| (\d+) \| [\d.]+% \| [\d.]+% "
-                        rf"\| (\d+) \| [\d.]+% \|$", demo_run.output, re.MULTILINE)
-        delivered, *counts = map(int, row.groups())
-        assert counts == [opened, opens, clicked, clicked, unsubscribed], variant
+        row = re.search(rf"^\| {variant} \| .*$", demo_run.output.split("### Engagement per variant")[1], re.MULTILINE).group(0)
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        delivered, opens_raw, opens_human, clicks_raw, clicks_human = (int(cells[i]) for i in (1, 2, 3, 6, 7))
+        assert (opens_raw, clicks_raw, int(cells[11])) == (opened, clicked, unsubscribed), variant
+        assert opens_human <= opens_raw and clicks_human <= clicks_raw, variant
+        assert (rows[variant]["total_opens"], rows[variant]["total_clicks"]) == (opens, clicked), variant
         assert 0.3 < opened / delivered < 0.5 and 0.1 < clicked / delivered < 0.2 and opens > opened, variant
     assert sum(n[3] for n in did.values()) == 3
-    assert "all opens (machine opens not yet flagged)" in demo_run.output
+    assert "human = machine opens and clicks left out" in demo_run.output
     with duckdb.connect(str(demo_run.home / "mailflow.duckdb"), read_only=True) as con:
         by_type = dict(con.execute("SELECT type, count(*) FROM events GROUP BY type").fetchall())
         unsubscribed = con.execute("SELECT count(*) FROM subscribers AS s JOIN suppressions USING (email) "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import glob
-import json
 import sys
 import traceback
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from mailflow.cli.campaigns import campaigns
 from mailflow.cli.context import Context, pass_ctx
 from mailflow.cli.lists import lists
 from mailflow.cli.output import print_aggregate, print_demo, print_due, print_ingest, print_plan, print_retry, print_rows
+from mailflow.cli.reports import report
 from mailflow.cli.segments import segments
 from mailflow.cli.sending import actor, send_one, sending
 from mailflow.cli.track import track
@@ -201,27 +201,6 @@ def aggregate(ctx: Context) -> None:
 
 
 @cli.command()
-@click.argument("campaign")
-@click.option("--format", "fmt", type=click.Choice(["md", "html", "json"]), default="md", show_default=True,
-              help="html: one self-contained page (mailflow report X --format html > report.html)")
-@pass_ctx
-def report(ctx: Context, campaign: str, fmt: str) -> None:
-    """The campaign's results: delivery and engagement per variant."""
-    from mailflow.tasks.aggregate.report import ledgers_ahead, report_from_warehouse, report_html, report_markdown
-    from mailflow.tasks.files.lifecycle import state_of
-    from mailflow.tasks.files.tally import ledger_tally
-
-    settings = ctx.settings()
-    data = report_from_warehouse(settings.warehouse, campaign)
-    data["status"] = state_of(settings.home, campaign) or data["status"]  # the files are ahead of the last aggregate
-    data["ledgers_ahead"] = ledgers_ahead(data, ledger_tally(settings.home, campaign).poll().totals)
-    if fmt == "json" or ctx.as_json:
-        click.echo(json.dumps(data, indent=2, default=str))
-    else:
-        click.echo(report_html(data) if fmt == "html" else report_markdown(data), nl=fmt != "html")
-
-
-@cli.command()
 @click.argument("query")
 @pass_ctx
 def sql(ctx: Context, query: str) -> None:
@@ -250,6 +229,7 @@ def demo(ctx: Context) -> None:
     ctx.emit(flow(ctx.config, ctx.overrides), print_demo)
 
 
+cli.add_command(report)
 cli.add_command(lists)
 cli.add_command(segments)
 cli.add_command(campaigns)

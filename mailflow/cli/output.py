@@ -10,7 +10,7 @@ from typing import TextIO
 
 import click
 
-from mailflow.tasks.aggregate.report import report_markdown
+from mailflow.tasks.aggregate.report_text import report_markdown
 from mailflow.tasks.send.schedule import short_time
 
 
@@ -275,6 +275,7 @@ def print_demo(d: dict) -> None:
         click.echo(f"bounce mailbox: fetched {b['fetched']} message(s) from {b['maildir']} ({kinds}; {b['unmapped']} unmapped): "
                    f"DSNs for {b['late_domain']} (accepted at SMTP time, bounced later), auto-replies from {b['away_domain']}")
     click.echo(f"warehouse: {d['warehouse']}   (mailflow sql \"select status, count(*) from deliveries group by all\")")
+    click.echo(f"report:    {d['html_report']}   (one self-contained page with charts: open it in a browser)")
     click.echo(f"maildir:   {d['maildir']}   (one file per delivered message; those the readers opened are under cur/)")
     click.echo("Prefect UI: run `prefect server start`, open http://127.0.0.1:4200, then set "
                "PREFECT_API_URL=http://127.0.0.1:4200/api so later commands report there")

@@ -1,155 +1,135 @@
-"""Campaign results from the warehouse, as rows, Markdown, HTML or JSON."""
+"""A campaign's results from the warehouse: one dict with stable keys (what `report --format json` prints)."""
 
 from __future__ import annotations
 
-import html
-from collections import Counter
+import json
+import math
 from collections.abc import Iterable
 from datetime import UTC
+from pathlib import Path
 
 import duckdb
 
+from mailflow import SQL_DIR
 from mailflow.errors import MailflowError
-from mailflow.tasks.core.sqlfiles import q
+from mailflow.tasks.core.sqlfiles import q, queries
 from mailflow.tasks.files.tally import OUTCOMES
 
+REPORT_VERSION = 1  # bumped when a key of the JSON changes meaning or goes away (added keys keep it)
 COUNT_COLUMNS = ("audience", "sent", "delivered", "deferred", "bounced", "failed", "suppressed", "in_doubt", "pending", "held")
-ENGAGEMENT_COLUMNS = ("unique_opens", "total_opens", "unique_clicks", "total_clicks", "unsubscribes")
-# Said wherever an open rate is shown, until issue 13 flags privacy proxies' and scanners' fetches.
-OPENS_NOTE = "all opens (machine opens not yet flagged)"
-ENGAGEMENT_HEADER = {"variant": "variant", "delivered": "delivered", "unique_opens": "opens (unique)",
-                     "total_opens": "opens (total)", "open_rate": "open rate", "unique_clicks": "clicks (unique)",
-                     "total_clicks": "clicks (total)", "click_rate": "click rate", "click_to_open": "click-to-open",
-                     "unsubscribes": "unsubscribes", "unsubscribe_rate": "unsubscribe rate"}
-RATES = ("open_rate", "click_rate", "click_to_open", "unsubscribe_rate")
+# Said wherever a human rate is shown: what the marts (sql/models/) leave out of it.
+HUMAN_NOTE = ("human = machine opens and clicks left out: privacy and image proxies' pixel fetches (Apple Mail Privacy "
+              "Protection, Gmail's image proxy, opens within seconds of delivery) and link scanners' clicks (every link "
+              "of a message clicked within seconds, before any open; known scanner user agents). Raw counts keep them.")
+TOP = 10  # domains and links a report lists
+Z95 = 1.959963984540054  # the normal quantile of a two-sided 95% interval
+MARTS = ("engagement_by_variant", "engagement_by_provider", "engagement_by_domain", "engagement_by_link", "engagement_by_hour")
+# Rates the report gives a Wilson interval, with the counts they are made of (successes, trials).
+INTERVALS = {"human_open_rate": ("human_unique_opens", "delivered"), "human_click_rate": ("human_unique_clicks", "delivered"),
+             "open_rate": ("unique_opens", "delivered"), "click_rate": ("unique_clicks", "delivered")}
+
+
+def wilson(successes: int, trials: int, z: float = Z95) -> list[float] | None:
+    """The Wilson score interval of a proportion: sound at 0, at 1 and in small samples, where the normal one is not."""
+    if not trials:
+        return None
+    p = successes / trials
+    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]
+
+
+def rows(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> list[dict]:
+    cursor = con.execute(sql, params)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
 
 
 def sum_counts(counts: Iterable[dict[str, int]]) -> dict[str, int]:
-    total: Counter[str] = Counter()
+    total: dict[str, int] = {}
     for item in counts:
-        total.update(item)
-    return dict(total)
+        for key, n in item.items():
+            total[key] = total.get(key, 0) + n
+    return total
 
 
-def campaign_report(con: duckdb.DuckDBPyConnection, campaign_id: str) -> dict:
-    """The campaign's status and per-variant counts, with a total row."""
-    cursor = con.execute(q("campaign_report"), {"campaign_id": campaign_id})
-    names = [d[0] for d in cursor.description]
-    rows = [dict(zip(names, row)) for row in cursor.fetchall()]
-    if not rows:
+def campaign_report(con: duckdb.DuckDBPyConnection, campaign_id: str, *, top: int = TOP) -> dict:
+    """Delivery, engagement (raw and human), bounces, providers, domains, links, hours and the A/B decision."""
+    params = {"campaign_id": campaign_id}
+    delivery = rows(con, q("campaign_report"), params)
+    if not delivery:
         raise MailflowError(f"no campaign {campaign_id!r} in the warehouse (see `mailflow sql \"select * from campaigns\"`)")
     # `held` is newer than some warehouses' view: it is defined again when the warehouse is next written
-    variants = [{k: r.get(k, 0) for k in ("variant", *COUNT_COLUMNS)} for r in rows]
+    variants = [{k: r.get(k, 0) for k in ("variant", *COUNT_COLUMNS)} for r in delivery]
     total = {k: sum(v[k] for v in variants) for k in COUNT_COLUMNS}
-    next_retry = con.execute(q("campaign_next_retry"), {"campaign_id": campaign_id}).fetchone()[0]
-    return {"campaign_id": campaign_id, "name": rows[0]["name"], "status": rows[0]["status"],
-            "next_retry": next_retry.astimezone(UTC).isoformat() if next_retry else None, "variants": variants, "total": total,
-            "engagement": campaign_engagement(con, campaign_id, variants)}
+    next_retry = con.execute(q("campaign_next_retry"), params).fetchone()[0]
+    present = {name for (name,) in con.execute(q("report_tables_present")).fetchall()}
+    marts = {name: name in present for name in MARTS}
+
+    def mart(name: str, query: str, **extra) -> list[dict]:
+        return rows(con, q(query), params | extra) if marts[name] else []
+
+    engagement = mart("engagement_by_variant", "report_engagement_by_variant")
+    by_variant = [with_intervals(r) for r in engagement if r["variant"] != "*"]
+    engaged_total = next((with_intervals(r) for r in engagement if r["variant"] == "*"), None)
+    bounces = rows(con, q("report_bounces"), params)
+    return {
+        "report_version": REPORT_VERSION, "campaign_id": campaign_id, "name": delivery[0]["name"],
+        "status": delivery[0]["status"],
+        "next_retry": next_retry.astimezone(UTC).isoformat() if next_retry else None,
+        "variants": variants, "total": total, "human": HUMAN_NOTE, "marts": marts,
+        "funnel": funnel(total, engaged_total),
+        "engagement": {"variants": by_variant, "total": engaged_total},
+        "bounces": {"by_path": bounce_paths(bounces), "by_reason": bounces},
+        "complaints": (engaged_total or {}).get("complaints", 0), "unsubscribes": (engaged_total or {}).get("unsubscribes", 0),
+        "providers": mart("engagement_by_provider", "report_engagement_by_provider"),
+        "domains": mart("engagement_by_domain", "report_engagement_by_domain", top=top),
+        "links": mart("engagement_by_link", "report_engagement_by_link", top=top),
+        "hours": mart("engagement_by_hour", "report_engagement_by_hour"),
+        "ab": ab_decision(con, campaign_id) if "ab_decisions" in present else None,
+    }
 
 
-def campaign_engagement(con: duckdb.DuckDBPyConnection, campaign_id: str, variants: list[dict]) -> dict:
-    """Opens, clicks and unsubscribes per variant that was mailed or has events, with their rates and a total."""
-    cursor = con.execute(q("campaign_engagement"), {"campaign_id": campaign_id})
-    names = [d[0] for d in cursor.description]
-    counts = {row[0]: dict(zip(names[1:], row[1:])) for row in cursor.fetchall()}
-    delivered = {v["variant"]: v["delivered"] for v in variants}
-    shown = [v for v, n in delivered.items() if n or v in counts] + [v for v in counts if v not in delivered]
-    rows = [with_rates({"variant": v if v is not None else "(unknown)", "delivered": delivered.get(v, 0),
-                        **{k: counts.get(v, {}).get(k, 0) for k in ENGAGEMENT_COLUMNS}}) for v in shown]
-    total = with_rates({"variant": "total", **{k: sum(r[k] for r in rows) for k in ("delivered", *ENGAGEMENT_COLUMNS)}})
-    return {"opens": OPENS_NOTE, "variants": rows, "total": total}
+def with_intervals(row: dict) -> dict:
+    """The row and `ci`: each rate's 95% Wilson interval [low, high], None over nothing delivered."""
+    return row | {"ci": {rate: wilson(row[part] or 0, row[whole] or 0) for rate, (part, whole) in INTERVALS.items()}}
 
 
-def with_rates(row: dict) -> dict:
-    """Rates over delivered messages; click-to-open is unique clicks over unique opens. None when nothing to divide by."""
-    def ratio(part: int, whole: int) -> float | None:
-        return round(part / whole, 4) if whole else None
-
-    return row | {"open_rate": ratio(row["unique_opens"], row["delivered"]),
-                  "click_rate": ratio(row["unique_clicks"], row["delivered"]),
-                  "click_to_open": ratio(row["unique_clicks"], row["unique_opens"]),
-                  "unsubscribe_rate": ratio(row["unsubscribes"], row["delivered"])}
-
-
-def engagement_table(engagement: dict) -> tuple[list[str], list[list]]:
-    """Header and rows (rates as percentages) of the engagement table, for Markdown and HTML alike."""
-    def cell(key: str, value):
-        if key in RATES:
-            return "–" if value is None else f"{value * 100:.1f}%"
-        return value
-
-    rows = [[cell(k, r[k]) for k in ENGAGEMENT_HEADER] for r in [*engagement["variants"], engagement["total"]]]
-    return list(ENGAGEMENT_HEADER.values()), rows
+def funnel(total: dict, engaged: dict | None) -> list[dict]:
+    """audience → sent → delivered → opened → clicked: recipients at each stage, and how many were human."""
+    engaged = engaged or {}
+    stages = [("audience", total["audience"], total["audience"]), ("sent", total["sent"], total["sent"]),
+              ("delivered", total["delivered"], total["delivered"]),
+              ("opened", engaged.get("unique_opens", 0), engaged.get("human_unique_opens", 0)),
+              ("clicked", engaged.get("unique_clicks", 0), engaged.get("human_unique_clicks", 0))]
+    return [{"stage": stage, "recipients": n or 0, "human": h or 0} for stage, n, h in stages]
 
 
-def markdown_table(header: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
-    lines += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
+def bounce_paths(bounces: list[dict]) -> dict[str, dict[str, int]]:
+    """{path: {kind: count}} with both paths always present, so a report can say 'none' for either."""
+    found: dict[str, dict[str, int]] = {"smtp_reply": {}, "bounce_message": {}}
+    for row in bounces:
+        kinds = found.setdefault(row["path"], {})
+        kinds[row["kind"]] = kinds.get(row["kind"], 0) + row["bounces"]
+    return found
 
 
-def delivery_table(report: dict) -> tuple[list[str], list[list]]:
-    shown = [k for k in COUNT_COLUMNS if k != "held" or report["total"][k]]  # held: only an A/B remainder has any
-    rows = [[v["variant"], *(v[k] for k in shown)] for v in report["variants"]]
-    rows.append(["total", *(report["total"][k] for k in shown)])
-    return ["variant", *shown], rows
-
-
-def report_notes(report: dict) -> list[str]:
-    notes = [f"{v['audience']} in the holdout were mailed nothing (the control group)." for v in report["variants"]
-             if v["variant"] == "holdout"]
-    notes += [f"{v['held']} in the remainder are held for the A/B winner." for v in report["variants"]
-              if v["variant"] == "remainder" and v["held"]]
-    if report.get("next_retry"):
-        notes.append(f"Next retry of deferred recipients: {report['next_retry']}")
-    if report.get("ledgers_ahead"):
-        notes.append("The send ledgers hold outcomes the warehouse has not loaded yet: run `mailflow aggregate` "
-                     "for these figures to include them.")
-    return notes
-
-
-def engagement_notes(engagement: dict) -> list[str]:
-    return [f"Opens: {engagement['opens']}. Privacy and image proxies (Apple Mail Privacy Protection, Gmail) fetch "
-            "the pixel without anyone reading, so the open rate overstates. Rates are over delivered messages; "
-            "click-to-open is unique clicks over unique opens; unsubscribes include a single list's."]
-
-
-def has_engagement(report: dict) -> bool:
-    engagement = report.get("engagement")
-    return bool(engagement and engagement["variants"])
-
-
-def report_markdown(report: dict) -> str:
-    title = f"## Campaign {report['name']} ({report['campaign_id']}) — {report['status']}"
-    text = f"{title}\n\n{markdown_table(*delivery_table(report))}\n" + "".join(f"\n{n}\n" for n in report_notes(report))
-    if has_engagement(report):
-        text += (f"\n### Engagement\n\n{markdown_table(*engagement_table(report['engagement']))}\n"
-                 + "".join(f"\n{n}\n" for n in engagement_notes(report["engagement"])))
-    return text
-
-
-def report_html(report: dict) -> str:
-    """One self-contained page (no script, no outside resource): the same tables and notes as the Markdown."""
-    def table(header: list[str], rows: list[list]) -> str:
-        head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape('' if v is None else str(v))}</td>" for v in row) + "</tr>"
-                       for row in rows)
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-    def paragraphs(notes: list[str]) -> str:
-        return "".join(f"<p>{html.escape(n)}</p>" for n in notes)
-
-    title = html.escape(f"Campaign {report['name']} ({report['campaign_id']}) — {report['status']}")
-    parts = [f"<h1>{title}</h1>", "<h2>Delivery</h2>", table(*delivery_table(report)), paragraphs(report_notes(report))]
-    if has_engagement(report):
-        parts += ["<h2>Engagement</h2>", table(*engagement_table(report["engagement"])),
-                  paragraphs(engagement_notes(report["engagement"]))]
-    style = ("body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}"
-             "th,td{border:1px solid #ccc;padding:.3em .6em;text-align:right}th:first-child,td:first-child{text-align:left}"
-             "tr:last-child td{font-weight:bold}")
-    return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">"
-            f"<title>{title}</title><style>{style}</style></head><body>{''.join(parts)}</body></html>\n")
+def ab_decision(con: duckdb.DuckDBPyConnection, campaign_id: str) -> dict | None:
+    """The latest stored A/B decision, every column as stored, its JSON columns parsed; None before one."""
+    found = rows(con, queries(SQL_DIR / "optional")["report_ab_decision"].sql, {"campaign_id": campaign_id})
+    if not found:
+        return None
+    decision = found[0]
+    decision.pop("campaign_id", None)
+    for key, value in decision.items():
+        if isinstance(value, str) and value[:1] in "[{":
+            try:
+                decision[key] = json.loads(value)
+            except ValueError:
+                pass
+        elif hasattr(value, "isoformat"):
+            decision[key] = value.isoformat()
+    return decision
 
 
 def ledgers_ahead(report: dict, ledger_totals: dict[str, int]) -> bool:
@@ -157,8 +137,20 @@ def ledgers_ahead(report: dict, ledger_totals: dict[str, int]) -> bool:
     return any(ledger_totals.get(k, 0) != report["total"][k] for k in ("sent", *OUTCOMES))
 
 
-def report_from_warehouse(warehouse, campaign_id: str) -> dict:
+def report_from_warehouse(warehouse: Path, campaign_id: str) -> dict:
     from mailflow.tasks.core.warehouse import connect
 
     with connect(warehouse, read_only=True) as con:
         return campaign_report(con, campaign_id)
+
+
+def full_report(home: Path, warehouse: Path, campaign_id: str) -> dict:
+    """The warehouse's report with the campaign's state from its files, which are ahead of the last aggregate,
+    and whether its ledgers hold outcomes not loaded yet."""
+    from mailflow.tasks.files.lifecycle import state_of
+    from mailflow.tasks.files.tally import ledger_tally
+
+    data = report_from_warehouse(warehouse, campaign_id)
+    data["status"] = state_of(home, campaign_id) or data["status"]
+    data["ledgers_ahead"] = ledgers_ahead(data, ledger_tally(home, campaign_id).poll().totals)
+    return data

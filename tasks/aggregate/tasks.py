@@ -1,16 +1,32 @@
-"""The aggregate stage's Prefect tasks: thin wrappers over aggregate.aggregate."""
+"""The aggregate stage's Prefect tasks: thin wrappers over aggregate.aggregate and the reports."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from prefect import task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from mailflow.settings import Settings
 from mailflow.tasks.aggregate.aggregate import load_logs
+from mailflow.tasks.aggregate.published import campaign_reports, touched_campaigns
 from mailflow.tasks.core.warehouse import connect
 
 
 @task(name="load_logs", cache_policy=NO_CACHE)
-def load_logs_task(settings: Settings) -> dict[str, int]:
+def load_logs_task(settings: Settings) -> dict:
+    """The load's summary and `touched_campaigns`, the campaigns it loaded rows for."""
+    started = datetime.now(UTC)
     with connect(settings.warehouse) as con:
-        return load_logs(con, settings)
+        loaded = load_logs(con, settings)
+        return loaded | {"touched_campaigns": touched_campaigns(con, started)}
+
+
+@task(name="publish_reports", cache_policy=NO_CACHE)
+def publish_reports_task(settings: Settings, campaign_ids: list[str]) -> list[str]:
+    """A Markdown artifact per campaign, under one key per campaign (the versions before are Prefect's history)."""
+    published = campaign_reports(settings.home, settings.warehouse, campaign_ids)
+    for key, markdown in published.items():
+        create_markdown_artifact(markdown=markdown, key=key, description="mailflow report after aggregate")
+    return list(published)

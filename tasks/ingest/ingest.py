@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 
 from mailflow.errors import MailflowError
-from mailflow.tasks.aggregate.report import markdown_table
+from mailflow.tasks.aggregate.report_text import markdown_table
 from mailflow.tasks.core.checks import failing_checks
 from mailflow.tasks.core.rules import load_rules
 from mailflow.tasks.core.sqlfiles import q
