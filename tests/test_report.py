@@ -14,15 +14,9 @@ from mailflow.tasks.aggregate.published import artifact_key, touched_campaigns
 from mailflow.tasks.aggregate.report import HUMAN_NOTE, campaign_report, wilson
 from mailflow.tasks.aggregate.report_page import report_html
 from mailflow.tasks.aggregate.report_text import report_markdown
-from mailflow.tasks.core.sqlfiles import queries
 from tests.support.marts import touched
 from tests.support.report_campaign import engaged_campaign, planned_campaign
 from tests.support.report_page import assert_self_contained
-
-# The columns the ab stage stores (its migration 015_ab_decisions), less a few the report only passes through.
-AB_DECISIONS = """CREATE TABLE ab_decisions (campaign_id VARCHAR, attempt INTEGER, decided_at TIMESTAMPTZ, metric VARCHAR,
-    method VARCHAR, confidence DOUBLE, outcome VARCHAR, winner VARCHAR, leader VARCHAR, final BOOLEAN, p_value DOUBLE,
-    probability_best JSON, variants JSON, comparisons JSON, reason VARCHAR, holdout_lift DOUBLE, holdout JSON)"""
 
 
 def test_the_wilson_interval_matches_the_textbook_values():
@@ -90,15 +84,18 @@ def test_the_markdown_shows_raw_and_human_side_by_side_and_says_what_human_leave
 
 def test_the_ab_decision_is_shown_with_its_statistics_inputs_and_holdout(con, home, tmp_path):
     engaged_campaign(con, home, tmp_path)
-    con.execute(AB_DECISIONS)
     variants = [{"variant": "A", "delivered": 19, "successes": 2, "rate": 0.1053, "ci_low": 0.0294, "ci_high": 0.3142},
                 {"variant": "B", "delivered": 20, "successes": 9, "rate": 0.45, "ci_low": 0.2582, "ci_high": 0.6579}]
     comparisons = [{"other": "A", "z": 2.41, "p_value": 0.016, "p_adjusted": 0.016}]
     holdout = {"mailed": 0.45, "holdout": 0.138, "p_value": 0.02}
     earlier = datetime(2026, 12, 1, 12, tzinfo=UTC)
     for attempt, outcome in ((1, "wait"), (2, "winner")):
-        con.execute("INSERT INTO ab_decisions VALUES ('news', ?, ?, 'unique_clicks', 'two_proportion_z_pooled_holm', 0.95, ?, ?, "
-                    "'B', ?, 0.016, '{\"A\": 0.01, \"B\": 0.99}', ?, ?, 'B beats A at 95% confidence.', 0.312, ?)",
+        con.execute("INSERT INTO ab_decisions (campaign_id, attempt, decided_at, metric, method, confidence, outcome, winner, "
+                    "leader, final, p_value, probability_best, variants, comparisons, reason, holdout_lift, holdout, "
+                    "min_per_variant, fallback, early, remainder_recipients, decided_by) "
+                    "VALUES ('news', ?, ?, 'unique_clicks', 'two_proportion_z_pooled_holm', 0.95, ?, ?, "
+                    "'B', ?, 0.016, '{\"A\": 0.01, \"B\": 0.99}', ?, ?, 'B beats A at 95% confidence.', 0.312, ?, "
+                    "10, 'leader', false, 0, 'test')",
                     [attempt, earlier + timedelta(hours=attempt), outcome, "B" if outcome == "winner" else None,
                      outcome == "winner", json.dumps(variants), json.dumps(comparisons), json.dumps(holdout)])
     report = campaign_report(con, "news")
@@ -111,14 +108,6 @@ def test_the_ab_decision_is_shown_with_its_statistics_inputs_and_holdout(con, ho
     assert "holdout: mailed 0.45, holdout 0.138, p_value 0.02" in text
     assert "| B | 20 | 9 | 45.0% | 25.8–65.8% |" in text and "| A | 2.41 | 0.016 | 0.016 |" in text
     assert "A/B decision" in report_html(report, charts=False)
-
-
-def test_the_optional_queries_prepare_against_the_tables_they_read(con):
-    con.execute(AB_DECISIONS)
-    from mailflow import SQL_DIR
-
-    for query in queries(SQL_DIR / "optional").values():
-        con.execute(f"PREPARE check_{query.name} AS {query.sql}")
 
 
 def test_a_campaign_without_sends_events_or_decision_reports_zeros_and_leaves_sections_out(con, home, tmp_path):

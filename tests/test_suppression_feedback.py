@@ -109,3 +109,15 @@ def test_a_complaint_outranks_an_earlier_unsubscribe_and_a_soft_bounce_suppressi
     assert status(con, people["ann"]) == "complained"
     assert suppression(con, "ann@example.com")[:2] == ("complaint", "events")  # a later opt-in must not lift it
     assert suppression(con, "bob@example.com")[:3] == ("unsubscribe", "events", "bob-out")
+
+
+def test_delay_notices_are_not_soft_bounces_and_never_add_up_to_a_suppression(con, home, people):
+    soft = dict(kind="soft", reason="unknown", at=(NOW - timedelta(days=1)).isoformat())
+    append(events_file(home), *[event("bounce", people["ann"], campaign_id=f"c{n}", delayed=True, **soft) for n in range(4)],
+           *[event("bounce", people["bob"], campaign_id=f"c{n}", **soft) for n in range(3)])
+    aggregate(con, home)
+    assert suppression(con, "ann@example.com") is None  # four delay notices: her mail was still being tried
+    assert suppression(con, "bob@example.com")[0] == "soft_bounces"
+    soft_counts = dict(con.execute("SELECT subscriber_id, count(*) FILTER (WHERE soft_bounced) FROM recipient_engagement "
+                                   "GROUP BY ALL").fetchall())
+    assert soft_counts.get(people["ann"], 0) == 0 and soft_counts[people["bob"]] == 3

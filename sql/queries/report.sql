@@ -56,6 +56,7 @@ bounce_messages AS (
            coalesce(kind, 'unknown') AS kind, coalesce(reason, 'unknown') AS reason
     FROM events
     WHERE campaign_id = $campaign_id AND type = 'bounce'
+      AND coalesce(data ->> 'delayed', 'false') <> 'true'  -- a delay notice: still being tried, not a bounce
 ),
 final AS (
     SELECT path, source, kind, reason, count(*) AS bounces
@@ -88,3 +89,8 @@ SELECT campaign_id FROM campaigns WHERE campaign_id IN (SELECT campaign_id FROM 
 SELECT table_name FROM duckdb_tables()
 WHERE schema_name = 'main' AND table_name IN ('engagement_by_variant', 'engagement_by_provider', 'engagement_by_domain',
                                               'engagement_by_link', 'engagement_by_hour', 'ab_decisions');
+
+-- name: report_ab_decision
+-- The campaign's latest A/B decision (ab_decisions, written by `mailflow ab decide` and the
+-- pick_ab_winner flow): every column, so the report shows what the decision stored.
+SELECT * FROM ab_decisions WHERE campaign_id = $campaign_id ORDER BY decided_at DESC LIMIT 1;

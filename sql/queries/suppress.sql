@@ -100,7 +100,8 @@ WHERE suppressions.cause = excluded.cause AND suppressions.event_id IS NULL AND 
 -- Soft bounces suppress only when they repeat: $soft_limit within $window_days, counted over
 -- every campaign, from the send-time answers (one delivery row per campaign and recipient) and
 -- the soft-bounce events of bounce mail and webhooks (a campaign's bounce counted once however
--- many ways it was reported). The row names the latest bounce: its event, or its delivery.
+-- many ways it was reported; a delay notice is not a bounce). The row names the latest bounce: its
+-- event, or its delivery.
 WITH delivered AS (
     SELECT subscriber_id, campaign_id, sent_at AS bounced_at, NULL::VARCHAR AS event_id
     FROM deliveries
@@ -111,6 +112,7 @@ reported AS (
     FROM events
     WHERE type = 'bounce' AND kind = 'soft' AND subscriber_id IS NOT NULL
       AND occurred_at > now() - to_days($window_days::INTEGER)
+      AND coalesce(data ->> 'delayed', 'false') <> 'true'  -- a delay notice: the mail is still being tried
 ),
 soft AS (
     SELECT s.email, b.*, coalesce(b.campaign_id, b.event_id) AS occasion

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import duckdb
 
-from mailflow import SQL_DIR
 from mailflow.errors import MailflowError
-from mailflow.tasks.core.sqlfiles import q, queries
+from mailflow.tasks.core.sqlfiles import q
 from mailflow.tasks.files.tally import OUTCOMES
 
 REPORT_VERSION = 1  # bumped when a key of the JSON changes meaning or goes away (added keys keep it)
@@ -116,7 +115,7 @@ def bounce_paths(bounces: list[dict]) -> dict[str, dict[str, int]]:
 
 def ab_decision(con: duckdb.DuckDBPyConnection, campaign_id: str) -> dict | None:
     """The latest stored A/B decision, every column as stored, its JSON columns parsed; None before one."""
-    found = rows(con, queries(SQL_DIR / "optional")["report_ab_decision"].sql, {"campaign_id": campaign_id})
+    found = rows(con, q("report_ab_decision"), {"campaign_id": campaign_id})
     if not found:
         return None
     decision = found[0]

@@ -20,7 +20,9 @@ final as (
         not is_machine as is_human,
         type in ('unsubscribe', 'list_unsubscribe') as is_unsubscribe,
         type = 'complaint' or (type = 'bounce' and kind = 'complaint') as is_complaint,
-        case when type = 'bounce' and kind in ('hard', 'soft') then kind end as bounce_kind,
+        -- a delay notice (the reporting server still tries) is no bounce
+        case when type = 'bounce' and kind in ('hard', 'soft')
+                  and coalesce(data ->> 'delayed', 'false') <> 'true' then kind end as bounce_kind,
         scope
     from events
 )
