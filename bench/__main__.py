@@ -37,9 +37,16 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
+def main(only: list[str]) -> int:
+    """Every benchmark, or those named (`python -m bench bounce imap`, `make bench BENCH="bounce imap"`)."""
+    chosen = [n for n in BENCHMARKS if not only or n.removeprefix("bench.").removesuffix("_bench") in only]
+    unknown = set(only) - {n.removeprefix("bench.").removesuffix("_bench") for n in BENCHMARKS}
+    if unknown:
+        print(f"bench: no benchmark {', '.join(sorted(unknown))} (there are: "
+              f"{', '.join(n.removeprefix('bench.').removesuffix('_bench') for n in BENCHMARKS)})", file=sys.stderr)
+        return 2
     rows: list[dict] = []
-    for name in BENCHMARKS:
+    for name in chosen:
         try:
             rows += importlib.import_module(name).run()
         except MissingTool as exc:
@@ -51,8 +58,9 @@ def main() -> int:
             return 1
     print(table(rows))
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
-    print(f"\nwrote {OUT}")
+    if not only:  # a partial run never overwrites the whole run's results
+        OUT.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    print(f"\nwrote {OUT}" if not only else "\n(a partial run: results not written)")
     for r in rows:  # e.g. a scenario the code under test honours only in part
         if r.get("note"):
             print(f"NOTE: {r['benchmark']}: {r['note']}")
@@ -63,7 +71,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    code = main()
+    code = main(sys.argv[1:])
     sys.stdout.flush()
     sys.stderr.flush()
     # A hung send leaves worker threads behind; do not wait for them at exit.
