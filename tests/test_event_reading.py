@@ -1,0 +1,71 @@
+"""Event blocks read by the fast paths (known fields only, or Polars whole) stage the same rows as line by line."""
+
+import json
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mailflow.tasks.aggregate import events as events_module
+from mailflow.tasks.aggregate.events import FIELDS, stage_events
+from mailflow.tasks.aggregate.logblocks import Block, read_known_fields
+from mailflow.tasks.core.warehouse import connect
+
+_text = st.text(alphabet=st.sampled_from('ab :"\\{}[]é\t'), max_size=6)
+_value = st.one_of(st.none(), _text, st.integers(-5, 5), st.booleans(), st.lists(st.integers(0, 2), max_size=2),
+                   st.dictionaries(st.sampled_from(["n", "m"]), st.integers(0, 2), max_size=1))
+_good = st.fixed_dictionaries({
+    "event_id": st.sampled_from(["e1", "e2", "e3", ""]),
+    "type": st.sampled_from(["open", "click", "bounce", "nope"]),
+    "occurred_at": st.sampled_from(["2026-12-01T10:00:00+00:00", "yesterday"]),
+}, optional={"subscriber_id": st.one_of(st.integers(1, 3), st.sampled_from(["2", "x"])), "link": _value,
+             "user_agent": _value, "ip": _value, "list": _value, "seconds": _value, "campaign_id": _value})
+
+
+@st.composite
+def _line(draw) -> bytes:
+    record = draw(_good)
+    kind = draw(st.sampled_from(["compact", "compact", "spaced", "blank colon", "bad"]))
+    if kind == "bad":
+        return draw(st.sampled_from([b"not json", b'["a"]', b"null", b'{"event_id": "e9"', b"", b"  "]))
+    if kind == "blank colon":
+        return json.dumps(record, separators=(",", " : ")).encode()
+    return json.dumps(record, separators=(",", ":") if kind == "compact" else None, ensure_ascii=False).encode()
+
+
+def _staged(tmp_path, name: str, data: bytes) -> list[tuple]:
+    home = tmp_path / name
+    (home / "events").mkdir(parents=True)
+    (home / "events" / "track-1-0.ndjson").write_bytes(data)
+    with connect(home / "mailflow.duckdb") as con:
+        stage_events(con, home)
+        rows = con.execute("SELECT * EXCLUDE (file, data), data::VARCHAR FROM staged_events ORDER BY line").fetchall()
+    return [(*row[:-1], json.loads(row[-1]) if row[-1] else None) for row in rows]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(_line(), min_size=1, max_size=8), torn=st.booleans())
+def test_every_reading_path_stages_the_same_rows(tmp_path_factory, monkeypatch, lines, torn):
+    tmp_path = tmp_path_factory.mktemp("reading")
+    data = b"\n".join(lines) + (b'\n{"event_id": "torn' if torn else b"\n")
+    fast = _staged(tmp_path, "fast", data)
+    with monkeypatch.context() as patch:
+        patch.setattr(events_module, "read_known_fields", lambda block, fields: None)
+        whole = _staged(tmp_path, "whole", data)
+        patch.setattr(events_module, "read_records", lambda block: None)
+        by_line = _staged(tmp_path, "by-line", data)
+    assert fast == whole == by_line
+
+
+def _block(*lines: bytes) -> Block:
+    text = b"\n".join(lines)
+    return Block("f", text, 0, 1, False, len(text) + 1)
+
+
+def test_known_fields_are_read_without_inference_only_when_no_line_has_another_field():
+    plain = b'{"event_id":"e1","type":"open","ip":null,"list":null}'
+    assert read_known_fields(_block(plain, b'{"event_id": "e2", "type": "click"}'), FIELDS).height == 2
+    assert read_known_fields(_block(plain, b'{"event_id":"e2","list":"news"}'), FIELDS) is None
+    assert read_known_fields(_block(plain, b'{"event_id":"e2","ua":"say \\"hi\\""}'), FIELDS) is None
+    assert read_known_fields(_block(b'{"event_id":"e2","ip" : "1","list":"x"}'), FIELDS) is None
+    assert read_known_fields(_block(b'{"event_id":["e2"]}'), FIELDS) is None
+    assert read_known_fields(_block(plain, b"null"), FIELDS) is None
