@@ -1,4 +1,4 @@
-"""Event blocks read by the fast paths (known fields only, or Polars whole) stage the same rows as line by line."""
+"""Event blocks read whole by Polars stage the same rows as read line by line in SQL."""
 
 import json
 
@@ -6,8 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mailflow.tasks.aggregate import events as events_module
-from mailflow.tasks.aggregate.events import FIELDS, stage_events
-from mailflow.tasks.aggregate.logblocks import Block, read_known_fields
+from mailflow.tasks.aggregate.events import stage_events
 from mailflow.tasks.core.warehouse import connect
 
 _text = st.text(alphabet=st.sampled_from('ab :"\\{}[]é\t'), max_size=6)
@@ -44,28 +43,12 @@ def _staged(tmp_path, name: str, data: bytes) -> list[tuple]:
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lines=st.lists(_line(), min_size=1, max_size=8), torn=st.booleans())
-def test_every_reading_path_stages_the_same_rows(tmp_path_factory, monkeypatch, lines, torn):
+def test_a_block_read_whole_stages_the_same_rows_as_read_line_by_line(tmp_path_factory, monkeypatch, lines, torn):
     tmp_path = tmp_path_factory.mktemp("reading")
     data = b"\n".join(lines) + (b'\n{"event_id": "torn' if torn else b"\n")
-    fast = _staged(tmp_path, "fast", data)
+    whole = _staged(tmp_path, "whole", data)
     with monkeypatch.context() as patch:
-        patch.setattr(events_module, "read_known_fields", lambda block, fields: None)
-        whole = _staged(tmp_path, "whole", data)
         patch.setattr(events_module, "read_records", lambda block: None)
         by_line = _staged(tmp_path, "by-line", data)
-    assert fast == whole == by_line
+    assert whole == by_line
 
-
-def _block(*lines: bytes) -> Block:
-    text = b"\n".join(lines)
-    return Block("f", text, 0, 1, False, len(text) + 1)
-
-
-def test_known_fields_are_read_without_inference_only_when_no_line_has_another_field():
-    plain = b'{"event_id":"e1","type":"open","ip":null,"list":null}'
-    assert read_known_fields(_block(plain, b'{"event_id": "e2", "type": "click"}'), FIELDS).height == 2
-    assert read_known_fields(_block(plain, b'{"event_id":"e2","list":"news"}'), FIELDS) is None
-    assert read_known_fields(_block(plain, b'{"event_id":"e2","ua":"say \\"hi\\""}'), FIELDS) is None
-    assert read_known_fields(_block(b'{"event_id":"e2","ip" : "1","list":"x"}'), FIELDS) is None
-    assert read_known_fields(_block(b'{"event_id":["e2"]}'), FIELDS) is None
-    assert read_known_fields(_block(plain, b"null"), FIELDS) is None

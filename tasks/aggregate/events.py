@@ -10,7 +10,7 @@ import duckdb
 import polars as pl
 
 from mailflow.settings_engagement import EngagementSettings
-from mailflow.tasks.aggregate.logblocks import Block, blocks, line_count, lines_frame, read_known_fields, read_records
+from mailflow.tasks.aggregate.logblocks import Block, blocks, line_count, lines_frame, read_records
 from mailflow.tasks.aggregate.machine import flag_machine_events
 from mailflow.tasks.aggregate.subscriptions import apply_subscription_events
 from mailflow.tasks.core.sqlfiles import q
@@ -93,9 +93,7 @@ def fill_rejected_lines(con: duckdb.DuckDBPyConnection) -> None:
 def event_records(block: Block) -> pl.DataFrame | None:
     """The block as `input_event_records` when Polars reads it whole: the known fields as text (SQL types and
     judges them), the others packed into `data`."""
-    frame = read_known_fields(block, FIELDS)  # the usual block: no field beyond FIELDS, no schema to infer
-    if frame is None:
-        frame = read_records(block)
+    frame = read_records(block)
     if frame is None:
         return None
     if any(frame.schema[c].is_nested() for c in FIELDS if c in frame.columns):

@@ -69,33 +69,6 @@ def read_records(block: Block, schema: dict[str, pl.DataType] | None = None) -> 
                               line=pl.int_range(block.first_line, block.first_line + frame.height, dtype=pl.Int64))
 
 
-def read_known_fields(block: Block, fields: tuple[str, ...]) -> pl.DataFrame | None:
-    """The block as read_records reads it, every field as text, when a count of its bytes proves that no
-    line has a field outside `fields` (with a value: a null says nothing): Polars then skips inferring the
-    block's schema, half its reading time. None when it cannot be proved (a quote escaped in a string,
-    blanks before a colon, a line not an object, a brace or bracket beyond each line's own): the caller
-    reads the block as before.
-
-    Without an escaped quote every `":` ends a key, so the keys with a value are those `":` less the
-    `":null`s; the known fields read hold exactly that many values only if no other key had one."""
-    text = block.lines
-    if block.tail or b'\\"' in text or any(blank in text for blank in _BLANK_COLONS):
-        return None
-    lines = text.count(b"\n") + 1
-    if not text.startswith(b"{") or text.count(b"\n{") != lines - 1 or text.count(b"{") != lines or b"[" in text:
-        return None  # a line not an object, or a nested value (Polars writes one otherwise than the SQL path)
-    frame = read_records(block, dict.fromkeys(fields, pl.String))
-    if frame is None:
-        return None
-    values = sum(frame.height - frame[f].null_count() for f in fields)
-    keys = text.count(b'":') - text.count(b'":null') - text.count(b'": null')
-    return frame if values == keys else None
-
-
-# Blanks between a key and its colon (legal JSON, never written by the services): such a key is not counted
-_BLANK_COLONS = (b" :", b"\t:", b"\r:")
-
-
 def lines_frame(block: Block) -> pl.DataFrame:
     """The block's lines as `input_event_lines`, one row each, for a per-line parse in SQL.
 
