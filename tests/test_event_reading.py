@@ -37,8 +37,9 @@ def _staged(tmp_path, name: str, data: bytes) -> list[tuple]:
     (home / "events" / "track-1-0.ndjson").write_bytes(data)
     with connect(home / "mailflow.duckdb") as con:
         stage_events(con, home)
-        rows = con.execute("SELECT * EXCLUDE (file, data), data::VARCHAR FROM staged_events ORDER BY line").fetchall()
-    return [(*row[:-1], json.loads(row[-1]) if row[-1] else None) for row in rows]
+        rejects = con.execute("SELECT line, reject, raw FROM staged_events ORDER BY line").fetchall()
+        rows = con.execute("SELECT * EXCLUDE (loaded_at, data), data::VARCHAR FROM new_events ORDER BY event_id").fetchall()
+    return rejects + [(*row[:-1], json.loads(row[-1])) for row in rows]
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -167,6 +167,18 @@ final AS (
 )
 SELECT * FROM final;
 
+-- name: count_staged_events
+-- The staged lines counted before keep_staged_rejects cuts the valid ones (event_load_counts reads it).
+CREATE OR REPLACE TEMP TABLE staged_event_counts AS
+SELECT count(*) FILTER (WHERE reject IS NULL) AS valid, count(*) FILTER (WHERE reject IS NOT NULL) AS rejected
+FROM staged_events;
+
+-- name: keep_staged_rejects
+-- Once new_events holds the valid lines, staged_events keeps only the rejects (insert_event_rejects
+-- and record_event_files read them): the valid ones' memory is freed for the machine flags and the insert.
+CREATE OR REPLACE TEMP TABLE staged_events AS
+SELECT * FROM staged_events WHERE reject IS NOT NULL;
+
 -- name: insert_new_events
 -- With each open's and click's machine verdict (stage_machine_flags), so a row is written once.
 INSERT INTO events BY NAME
@@ -202,9 +214,8 @@ ON CONFLICT (file) DO UPDATE SET
 
 -- name: event_load_counts
 -- The aggregate summary: events added, lines that repeated an event already known, lines rejected.
-SELECT (SELECT count(*) FROM new_events),
-       (SELECT count(*) FROM staged_events WHERE reject IS NULL) - (SELECT count(*) FROM new_events),
-       (SELECT count(*) FROM staged_events WHERE reject IS NOT NULL);
+SELECT (SELECT count(*) FROM new_events), valid - (SELECT count(*) FROM new_events), rejected
+FROM staged_event_counts;
 
 -- name: event_bytes_waiting
 -- Last lines still being written (or torn): loaded once they end, reported meanwhile.
@@ -212,6 +223,9 @@ SELECT coalesce(sum(size - bytes_loaded), 0) FROM event_files;
 
 -- name: drop_staged_events
 DROP TABLE IF EXISTS staged_events;
+
+-- name: drop_staged_event_counts
+DROP TABLE IF EXISTS staged_event_counts;
 
 -- name: drop_new_events
 DROP TABLE IF EXISTS new_events;
