@@ -128,8 +128,9 @@ def progress_frame(progress: list[FileProgress]) -> pl.DataFrame:
 
 def load_events(con: duckdb.DuckDBPyConnection, progress: list[FileProgress], home: Path,
                 engagement: EngagementSettings) -> dict[str, int]:
-    """Inside the aggregate's transaction, after the ledgers: new_events (pick_new_events) into events and event_rejects, machine opens and clicks flagged for the recipients
-    touched (touched_pairs), the events' suppressions applied, the manifest moved on."""
+    """Inside the aggregate's transaction, after the ledgers: new_events (pick_new_events) into events,
+    rejects into event_rejects, machine opens and clicks flagged for the recipients touched
+    (touched_pairs), the events' suppressions applied, the manifest moved on."""
     con.execute(q("insert_event_rejects"))
     con.execute(q("fill_touched_pairs"))
     flag_machine_events(con, home, engagement)
