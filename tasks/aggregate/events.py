@@ -63,7 +63,18 @@ def stage_events(con: duckdb.DuckDBPyConnection, home: Path) -> list[FileProgres
         if reached > done:
             progress.append(FileProgress(str(path), max(stat.st_size, reached), reached, lines))
     fill_rejected_lines(con)
+    pick_new_events(con)
     return progress
+
+
+def pick_new_events(con: duckdb.DuckDBPyConnection) -> None:
+    """new_events from the staged lines, then staged_events cut to its rejects. Before the aggregate's
+    transaction (nothing of the warehouse is written): inside it the cut could not free the memory,
+    and at 10M lines a second copy of every event pushed the load past DuckDB's memory limit, to disk."""
+    con.execute(q("stage_new_events"))
+    con.execute(q("fill_new_events"))
+    con.execute(q("count_staged_events"))
+    con.execute(q("keep_staged_rejects"))
 
 
 def stage_block(con: duckdb.DuckDBPyConnection, block: Block) -> None:
@@ -96,6 +107,8 @@ def event_records(block: Block) -> pl.DataFrame | None:
     frame = read_records(block)
     if frame is None:
         return None
+    if any(frame.schema[c].is_nested() for c in FIELDS if c in frame.columns):
+        return None  # an object or a list in a known field (Polars writes an empty object as `}`): line by line
     extras = [c for c in frame.columns if c not in FIELDS and c not in ("file", "byte_offset", "line")]
     try:
         fields = [pl.col(c).cast(pl.String) if c in frame.columns else pl.lit(None, dtype=pl.String).alias(c)
@@ -115,12 +128,10 @@ def progress_frame(progress: list[FileProgress]) -> pl.DataFrame:
 
 def load_events(con: duckdb.DuckDBPyConnection, progress: list[FileProgress], home: Path,
                 engagement: EngagementSettings) -> dict[str, int]:
-    """Inside the aggregate's transaction, after the ledgers: staged lines into events (new_events
-    holds the ones added) and event_rejects, machine opens and clicks flagged for the recipients
-    touched (touched_pairs), the events' suppressions applied, the manifest moved on."""
+    """Inside the aggregate's transaction, after the ledgers: new_events (pick_new_events) into events,
+    rejects into event_rejects, machine opens and clicks flagged for the recipients touched
+    (touched_pairs), the events' suppressions applied, the manifest moved on."""
     con.execute(q("insert_event_rejects"))
-    con.execute(q("stage_new_events"))
-    con.execute(q("fill_new_events"))
     con.execute(q("fill_touched_pairs"))
     flag_machine_events(con, home, engagement)
     con.execute(q("insert_new_events"))
@@ -138,6 +149,6 @@ def load_events(con: duckdb.DuckDBPyConnection, progress: list[FileProgress], ho
 
 
 def drop_event_staging(con: duckdb.DuckDBPyConnection) -> None:
-    for name in ("drop_staged_events", "drop_new_events", "drop_machine_candidates", "drop_earlier_human_opens",
+    for name in ("drop_staged_events", "drop_staged_event_counts", "drop_new_events", "drop_machine_candidates", "drop_earlier_human_opens",
                  "drop_machine_flags"):
         con.execute(q(name))
