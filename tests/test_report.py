@@ -52,7 +52,7 @@ def test_bounces_are_told_apart_by_path_and_reason(con, home, tmp_path):
     assert bounces["by_path"] == {"smtp_reply": {"hard": 1}, "bounce_message": {"soft": 1}}
     assert bounces["by_reason"] == [
         {"path": "smtp_reply", "source": "send", "kind": "hard", "reason": "user_unknown", "bounces": 1},
-        {"path": "bounce_message", "source": "dsn", "kind": "soft", "reason": "mailbox_full", "bounces": 1}]
+        {"path": "bounce_message", "source": "bounce_mailbox", "kind": "soft", "reason": "mailbox_full", "bounces": 1}]
 
 
 def test_providers_top_domains_top_links_and_hours_since_send(con, home, tmp_path):
