@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mailflow.tasks.ab.lift import lift_line
 from mailflow.tasks.aggregate.report import COUNT_COLUMNS
 
 Table = tuple[list[str], list[list]]
@@ -104,8 +105,12 @@ def ab_lines(report: dict) -> list[str]:
     winner = ab.get("winner")
     lines = [f"Outcome: {ab.get('outcome', '')}" + (f", winner {winner}" if winner else ", no winner")
              + (f". {ab['reason']}" if ab.get("reason") else "")]
-    skip = {"outcome", "winner", "reason"} | set(ab_row_lists(ab))
+    holdout = ab.get("holdout")
+    readable = isinstance(holdout, dict) and isinstance(holdout.get("mailed"), dict)  # the shape tasks/ab/lift.py stores
+    skip = {"outcome", "winner", "reason"} | set(ab_row_lists(ab)) | ({"holdout", "holdout_lift"} if readable else set())
     lines += [f"{key.replace('_', ' ')}: {fmt(value)}" for key, value in ab.items() if key not in skip and value is not None]
+    if readable:
+        lines.append(f"{lift_line(holdout)}: {holdout.get('measures', '')}")
     return lines
 
 
