@@ -178,3 +178,14 @@ def test_report_writes_json_to_a_file_and_markdown_without_importing_the_chart_s
     run = subprocess.run([sys.executable, "-m", "mailflow.cli", "--home", str(home), "report", "news", "--format", "html",
                           "--output", str(tmp_path / "missing" / "r.html")], capture_output=True, text=True, env=env, timeout=120)
     assert run.returncode == 2 and run.stderr.count("\n") == 1 and "cannot write" in run.stderr
+
+
+def test_a_remainder_sent_after_the_decision_is_said_to_have_got_the_winner():
+    from mailflow.tasks.aggregate.report_text import notes
+
+    variants = [{"variant": "A", "audience": 10, "sent": 10, "held": 0},
+                {"variant": "remainder", "audience": 30, "sent": 30, "held": 0}]
+    report = {"variants": variants, "ab": {"winner": "A", "final": True}, "marts": {"engagement_by_variant": True}}
+    assert "The remainder (30 sent so far) got A, the A/B decision's pick; its rows keep the name `remainder`." in notes(report)
+    waiting = report | {"ab": {"winner": None, "final": False}}
+    assert not [n for n in notes(waiting) if "remainder" in n], "no pick, nothing said about one"

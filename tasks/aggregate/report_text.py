@@ -151,6 +151,9 @@ def notes(report: dict) -> list[str]:
              if v["variant"] == "holdout"]
     found += [f"{v['held']} in the remainder are held for the A/B winner." for v in report["variants"]
               if v["variant"] == "remainder" and v["held"]]
+    winner = (report.get("ab") or {}).get("winner") if (report.get("ab") or {}).get("final") else None
+    found += [f"The remainder ({v['sent']} sent so far) got {winner}, the A/B decision's pick; its rows keep the name `remainder`."
+              for v in report["variants"] if v["variant"] == "remainder" and v["sent"] and winner]
     if report.get("next_retry"):
         found.append(f"Next retry of deferred recipients: {report['next_retry']}")
     if report.get("ledgers_ahead"):
