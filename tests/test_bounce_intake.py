@@ -146,6 +146,17 @@ def test_classify_names_an_unreadable_path_in_one_line_and_exits_2(tmp_path, cap
     assert code == 2 and rows == [] and err.count("\n") == 1 and bad in err and "Traceback" not in err
 
 
+def test_classify_says_so_when_a_folder_holds_files_but_no_messages_it_reads(tmp_path, capsys, monkeypatch):
+    texts = tmp_path / "texts"  # e.g. tests/data/bounces-crisp: bounce bodies as .txt, no message among them
+    texts.mkdir()
+    (texts / "421_timeout.txt").write_text("This is the mail system at host mx.example.\n")
+    code, rows, err = classify(capsys, monkeypatch, tmp_path / "h", texts)
+    assert code == 2 and rows == [] and err.count("\n") == 1 and "none named *.eml" in err and "Maildir" in err
+    (tmp_path / "empty").mkdir()
+    code, rows, err = classify(capsys, monkeypatch, tmp_path / "h", tmp_path / "empty")
+    assert code == 0 and rows == [] and "0 message(s)" in err, "an empty folder is nothing to do, not an error"
+
+
 def test_a_bounce_processed_twice_is_loaded_once_by_aggregate_with_its_taxonomy(sent, con, home):
     from mailflow.settings import load_settings
     from mailflow.tasks.aggregate.aggregate import load_logs

@@ -101,3 +101,13 @@ def test_ledgers_loaded_before_attempts_were_kept_are_read_again_once(tmp_path):
                 "('/h/suppressions/log/track-1.ndjson', 40, 1)")
     migrate(con)
     assert con.execute("SELECT list(path) FROM loaded_files").fetchone()[0] == ["/h/suppressions/log/track-1.ndjson"]
+
+
+def test_the_aggregate_summary_does_not_call_suppression_logs_ledger_files(capsys):
+    from mailflow.cli.output import print_aggregate
+
+    print_aggregate({"records_read": 0, "files_loaded": 1, "deliveries": 5, "suppressions": 2, "events_loaded": 0,
+                     "event_files": 0, "events_repeated": 0, "event_lines_rejected": 0, "event_bytes_waiting": 0})
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first == ("loaded 0 ledger records; 1 file grew (ledgers, suppression logs, campaign moves); "
+                     "5 deliveries and 2 suppressed addresses in the warehouse")

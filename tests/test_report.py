@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from mailflow.tasks.ab.lift import holdout_lift
+from mailflow.tasks.ab.stats import Arm
 from mailflow.tasks.aggregate.marts import refresh_marts
 from mailflow.tasks.aggregate.published import artifact_key, touched_campaigns
 from mailflow.tasks.aggregate.report import HUMAN_NOTE, campaign_report, wilson
@@ -52,7 +54,7 @@ def test_bounces_are_told_apart_by_path_and_reason(con, home, tmp_path):
     assert bounces["by_path"] == {"smtp_reply": {"hard": 1}, "bounce_message": {"soft": 1}}
     assert bounces["by_reason"] == [
         {"path": "smtp_reply", "source": "send", "kind": "hard", "reason": "user_unknown", "bounces": 1},
-        {"path": "bounce_message", "source": "dsn", "kind": "soft", "reason": "mailbox_full", "bounces": 1}]
+        {"path": "bounce_message", "source": "bounce_mailbox", "kind": "soft", "reason": "mailbox_full", "bounces": 1}]
 
 
 def test_providers_top_domains_top_links_and_hours_since_send(con, home, tmp_path):
@@ -87,7 +89,7 @@ def test_the_ab_decision_is_shown_with_its_statistics_inputs_and_holdout(con, ho
     variants = [{"variant": "A", "delivered": 19, "successes": 2, "rate": 0.1053, "ci_low": 0.0294, "ci_high": 0.3142},
                 {"variant": "B", "delivered": 20, "successes": 9, "rate": 0.45, "ci_low": 0.2582, "ci_high": 0.6579}]
     comparisons = [{"other": "A", "z": 2.41, "p_value": 0.016, "p_adjusted": 0.016}]
-    holdout = {"mailed": 0.45, "holdout": 0.138, "p_value": 0.02}
+    holdout = holdout_lift(Arm("mailed", 39, 11), Arm("holdout", 29, 0), 0.95, ("2026-12-01T12:00Z", "2026-12-01T14:00Z"))
     earlier = datetime(2026, 12, 1, 12, tzinfo=UTC)
     for attempt, outcome in ((1, "wait"), (2, "winner")):
         con.execute("INSERT INTO ab_decisions (campaign_id, attempt, decided_at, metric, method, confidence, outcome, winner, "
@@ -104,8 +106,9 @@ def test_the_ab_decision_is_shown_with_its_statistics_inputs_and_holdout(con, ho
     assert (ab["variants"], ab["holdout"]) == (variants, holdout), "JSON columns come back as objects"
     text = report_markdown(report)
     assert "\n### A/B decision\n" in text and "Outcome: winner, winner B. B beats A at 95% confidence." in text
-    assert "p value: 0.016" in text and "holdout lift: 0.312" in text and "probability best: A 0.01, B 0.99" in text
-    assert "holdout: mailed 0.45, holdout 0.138, p_value 0.02" in text
+    assert "p value: 0.016" in text and "probability best: A 0.01, B 0.99" in text
+    assert "holdout lift: +28.2 points [" in text and "(engaged with any mail: mailed 28.2% of 39, holdout 0.0% of 29; p = " in text
+    assert "ci_low" not in text and "e-" not in text, "the stored holdout in words, not as its JSON fields"
     assert "| B | 20 | 9 | 45.0% | 25.8–65.8% |" in text and "| A | 2.41 | 0.016 | 0.016 |" in text
     assert "A/B decision" in report_html(report, charts=False)
 
@@ -175,3 +178,14 @@ def test_report_writes_json_to_a_file_and_markdown_without_importing_the_chart_s
     run = subprocess.run([sys.executable, "-m", "mailflow.cli", "--home", str(home), "report", "news", "--format", "html",
                           "--output", str(tmp_path / "missing" / "r.html")], capture_output=True, text=True, env=env, timeout=120)
     assert run.returncode == 2 and run.stderr.count("\n") == 1 and "cannot write" in run.stderr
+
+
+def test_a_remainder_sent_after_the_decision_is_said_to_have_got_the_winner():
+    from mailflow.tasks.aggregate.report_text import notes
+
+    variants = [{"variant": "A", "audience": 10, "sent": 10, "held": 0},
+                {"variant": "remainder", "audience": 30, "sent": 30, "held": 0}]
+    report = {"variants": variants, "ab": {"winner": "A", "final": True}, "marts": {"engagement_by_variant": True}}
+    assert "The remainder (30 sent so far) got A, the A/B decision's pick; its rows keep the name `remainder`." in notes(report)
+    waiting = report | {"ab": {"winner": None, "final": False}}
+    assert not [n for n in notes(waiting) if "remainder" in n], "no pick, nothing said about one"

@@ -62,9 +62,17 @@ def test_the_intakes_own_log_line_first_then_its_event_gives_the_row_its_event(c
 
 def test_a_webhook_event_names_its_provider(con, home, people):
     append(events_file(home), event("bounce", people["cat"], event_id="wh-1", kind="hard", reason="user_unknown",
-                                    provider="sendgrid"))
+                                    source="webhook:sendgrid"))  # the field tasks/track/webhooks.py writes
     aggregate(con, home)
     assert suppression(con, "cat@example.com")[:3] == ("bounce:user_unknown", "webhook:sendgrid", "wh-1")
+
+
+def test_a_webhook_names_its_provider_even_after_its_own_log_line_named_the_campaign(con, home, people):
+    SuppressionLog(home, "track-7").append("cat@example.com", "complaint", "news")  # as the webhook endpoint logs it
+    append(events_file(home), event("complaint", people["cat"], event_id="wh-2", kind="complaint", reason="complaint",
+                                    source="webhook:mailgun"))
+    aggregate(con, home)
+    assert suppression(con, "cat@example.com") == ("complaint", "webhook:mailgun", "wh-2", "news", people["cat"])
 
 
 def test_a_hard_bounce_in_a_ledger_names_its_delivery(con, home, people):

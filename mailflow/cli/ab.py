@@ -60,9 +60,9 @@ def print_decision(d: dict) -> None:
     click.echo(f"  {d['reason']}")
     h = d.get("holdout")
     if h:
-        click.echo(f"  holdout lift: {h['lift'] * 100:+.1f} points [{h['ci_low'] * 100:+.1f}, {h['ci_high'] * 100:+.1f}] "
-                   f"(engaged with any mail: mailed {h['mailed']['rate']:.1%} of {h['mailed']['recipients']}, "
-                   f"holdout {h['holdout']['rate']:.1%} of {h['holdout']['recipients']}; p = {h['p_value']:.3g})")
+        from mailflow.tasks.ab.lift import lift_line
+
+        click.echo(f"  {lift_line(h)}")
     click.echo("  " + remainder_line(d))
 
 

@@ -241,7 +241,8 @@ def events_line(d: dict) -> str:
 
 
 def print_aggregate(d: dict) -> None:
-    click.echo(f"loaded {d['records_read']} ledger records from {d['files_loaded']} files; "
+    click.echo(f"loaded {d['records_read']} ledger records; {d['files_loaded']} file{'' if d['files_loaded'] == 1 else 's'} grew "
+               "(ledgers, suppression logs, campaign moves); "
                f"{d['deliveries']} deliveries and {d['suppressions']} suppressed addresses in the warehouse")
     click.echo(events_line(d))
 

@@ -42,8 +42,9 @@ FROM engagement_by_hour WHERE campaign_id = $campaign_id AND variant = '*' ORDER
 -- name: report_bounces
 -- Bounces by the path that told us and by reason: the receiving server's own reply while we sent
 -- (deliveries that ended bounced) beside bounce messages and webhooks that arrived later (events of
--- type bounce, with the log line's source). One recipient can appear on both paths: a 250 at send
--- time and a bounce message an hour later.
+-- type bounce, by where they came from: `bounce_mailbox`, or `webhook:<provider>` — never the single
+-- message file or IMAP URL the intake names, which would make every bounce its own row). One recipient
+-- can appear on both paths: a 250 at send time and a bounce message an hour later.
 WITH smtp_replies AS (
     SELECT 'smtp_reply' AS path, 'send' AS source,
            coalesce(kind, CASE WHEN smtp_code BETWEEN 400 AND 499 THEN 'soft' ELSE 'hard' END) AS kind,
@@ -52,7 +53,8 @@ WITH smtp_replies AS (
     WHERE campaign_id = $campaign_id AND status = 'bounced'
 ),
 bounce_messages AS (
-    SELECT 'bounce_message' AS path, coalesce(data ->> 'source', 'unknown') AS source,
+    SELECT 'bounce_message' AS path,
+           CASE WHEN data ->> 'source' LIKE 'webhook:%' THEN data ->> 'source' ELSE 'bounce_mailbox' END AS source,
            coalesce(kind, 'unknown') AS kind, coalesce(reason, 'unknown') AS reason
     FROM events
     WHERE campaign_id = $campaign_id AND type = 'bounce'

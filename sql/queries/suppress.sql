@@ -35,12 +35,13 @@ ON CONFLICT (email) DO NOTHING;
 -- Unsubscribe, complaint and hard-bounce events (tracking service, bounce intake, webhooks)
 -- suppress the address at once, naming the event. Their writer's suppression-log line usually
 -- came first: an address suppressed already for the same cause gains the event, keeping its
--- time. A soft-bounce suppression, which decays, gives way, and so does an unsubscribe to a
+-- time (and its source, except that a webhook's event names its provider, `webhook:<provider>`). A soft-bounce suppression, which decays, gives way, and so does an unsubscribe to a
 -- complaint or hard bounce (an opt-in lifts an unsubscribe's suppression, never theirs); any
 -- other cause stays.
 WITH causes AS (
     SELECT e.event_id, s.email, e.campaign_id, e.subscriber_id, e.occurred_at,
-           coalesce('webhook:' || (e.data->>'provider'), 'events') AS source,
+           -- a webhook's event says `source: webhook:<provider>` (tasks/track/webhooks.py); the others are `events`
+           CASE WHEN e.data->>'source' LIKE 'webhook:%' THEN e.data->>'source' ELSE 'events' END AS source,
            CASE
                WHEN e.type = 'unsubscribe' THEN 'unsubscribe'
                WHEN e.type = 'complaint' OR (e.type = 'bounce' AND e.kind = 'complaint') THEN 'complaint'
@@ -63,7 +64,8 @@ SELECT email, cause, created_at, source, event_id, campaign_id, subscriber_id FR
 ON CONFLICT (email) DO UPDATE SET
     cause = excluded.cause,
     created_at = CASE WHEN suppressions.cause = excluded.cause THEN suppressions.created_at ELSE excluded.created_at END,
-    source = CASE WHEN suppressions.cause = excluded.cause THEN coalesce(suppressions.source, excluded.source)
+    source = CASE WHEN excluded.source LIKE 'webhook:%' THEN excluded.source  -- not the campaign its log line named
+                  WHEN suppressions.cause = excluded.cause THEN coalesce(suppressions.source, excluded.source)
                   ELSE excluded.source END,
     event_id = excluded.event_id,
     campaign_id = coalesce(excluded.campaign_id, suppressions.campaign_id),

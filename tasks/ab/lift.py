@@ -26,3 +26,11 @@ def holdout_lift(mailed: Arm, holdout: Arm, confidence: float, window: tuple[str
 def group(arm: Arm, confidence: float) -> dict:
     low, high = wilson_interval(arm.successes, arm.trials, confidence)
     return {"recipients": arm.trials, "engaged": arm.successes, "rate": arm.rate, "ci_low": low, "ci_high": high}
+
+
+def lift_line(h: dict) -> str:
+    """The lift in words, as `mailflow ab decide` and the report print it."""
+    mailed, holdout = h["mailed"], h["holdout"]
+    return (f"holdout lift: {h['lift'] * 100:+.1f} points [{h['ci_low'] * 100:+.1f}, {h['ci_high'] * 100:+.1f}] "
+            f"(engaged with any mail: mailed {mailed['rate']:.1%} of {mailed['recipients']}, "
+            f"holdout {holdout['rate']:.1%} of {holdout['recipients']}; p = {h['p_value']:.3g})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mailflow.tasks.ab.lift import lift_line
 from mailflow.tasks.aggregate.report import COUNT_COLUMNS
 
 Table = tuple[list[str], list[list]]
@@ -104,8 +105,12 @@ def ab_lines(report: dict) -> list[str]:
     winner = ab.get("winner")
     lines = [f"Outcome: {ab.get('outcome', '')}" + (f", winner {winner}" if winner else ", no winner")
              + (f". {ab['reason']}" if ab.get("reason") else "")]
-    skip = {"outcome", "winner", "reason"} | set(ab_row_lists(ab))
+    holdout = ab.get("holdout")
+    readable = isinstance(holdout, dict) and isinstance(holdout.get("mailed"), dict)  # the shape tasks/ab/lift.py stores
+    skip = {"outcome", "winner", "reason"} | set(ab_row_lists(ab)) | ({"holdout", "holdout_lift"} if readable else set())
     lines += [f"{key.replace('_', ' ')}: {fmt(value)}" for key, value in ab.items() if key not in skip and value is not None]
+    if readable:
+        lines.append(f"{lift_line(holdout)}: {holdout.get('measures', '')}")
     return lines
 
 
@@ -146,6 +151,9 @@ def notes(report: dict) -> list[str]:
              if v["variant"] == "holdout"]
     found += [f"{v['held']} in the remainder are held for the A/B winner." for v in report["variants"]
               if v["variant"] == "remainder" and v["held"]]
+    winner = (report.get("ab") or {}).get("winner") if (report.get("ab") or {}).get("final") else None
+    found += [f"The remainder ({v['sent']} sent so far) got {winner}, the A/B decision's pick; its rows keep the name `remainder`."
+              for v in report["variants"] if v["variant"] == "remainder" and v["sent"] and winner]
     if report.get("next_retry"):
         found.append(f"Next retry of deferred recipients: {report['next_retry']}")
     if report.get("ledgers_ahead"):

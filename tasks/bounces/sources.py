@@ -19,8 +19,15 @@ def check_paths(paths: list[str]) -> list[Path]:
             raise MailflowError(f"{name}: no such file or folder")
         if not os.access(path, os.R_OK | (os.X_OK if path.is_dir() else 0)):
             raise MailflowError(f"{name}: not readable (permission denied)")
+        if path.is_dir() and not is_maildir(path) and not any(path.rglob("*.eml")) and any(_files(path)):
+            raise MailflowError(f"{name}: a folder of files but none named *.eml, and not a Maildir (no new/ and cur/): "
+                                "name the messages, or their Maildir")
         checked.append(path)
     return checked
+
+
+def _files(path: Path) -> Iterator[Path]:
+    return (f for f in path.rglob("*") if f.is_file() and not f.name.startswith("."))
 
 
 def is_maildir(path: Path) -> bool:

@@ -70,5 +70,6 @@ def write_logs(home, group: dict[str, list[int]]) -> None:
            event("open", a[2], at=at(0.01)), event("click", a[2], link=0, url=url0, at=at(0.02)),
            event("click", a[2], link=1, url=url1, at=at(0.02)),
            event("open", b[0], variant="B", at=at(3.5)), event("unsubscribe", b[0], variant="B", at=at(3.6)),
-           event("bounce", b[1], variant="B", at=at(5), kind="soft", reason="mailbox_full", status="4.2.2", source="dsn"),
+           event("bounce", b[1], variant="B", at=at(5), kind="soft", reason="mailbox_full", status="4.2.2",
+                 source="data/bounce-maildir/new/1.M2P3.vm"),  # the intake names the message file
            event("complaint", b[2], variant="B", at=at(6)))
