@@ -20,6 +20,9 @@ OPEN_PERCENT = 40  # fetch the pixel
 REOPEN_PERCENT = 10  # ... twice, so total opens exceed unique ones
 CLICK_PERCENT = 15  # also follow the first tracked link
 UNSUBSCRIBERS = 3  # opened without clicking, then RFC 8058 one-click unsubscribe
+PROXY_PERCENT = 4  # the last few of the openers read through Gmail's image proxy: machine opens the report flags
+READER_AGENT = "mailflow-demo-reader/1"
+PROXY_AGENT = "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"
 _TRACKED = re.compile(r"""https?://[^/\s"'<>]+(/(?:o|c)/[^\s"'<>]+)""")
 _LIST_UNSUBSCRIBE = re.compile(r"<(https?://[^>]+)>")
 
@@ -60,8 +63,9 @@ def engage(maildir: Path, base_url: str) -> Engagement:
             message = message_from_bytes(path.read_bytes())
             variant = message["Feedback-ID"].rsplit(":", 2)[0].split(":", 1)[1]  # campaign:variant:stream:sender
             pixel, *links = _tracked_paths(message)
+            agent = PROXY_AGENT if number >= OPEN_PERCENT - PROXY_PERCENT else READER_AGENT
             for _ in range(2 if number < REOPEN_PERCENT else 1):
-                client.expect("GET", pixel, 200)
+                client.expect("GET", pixel, 200, agent=agent)
                 done.opens[variant] += 1
             done.opened[variant] += 1
             if number < CLICK_PERCENT and links:
@@ -97,8 +101,8 @@ class Client:
     def __exit__(self, *exc) -> None:
         self.connection.close()
 
-    def expect(self, method: str, path: str, status: int, body: bytes | None = None) -> None:
-        headers = {"User-Agent": "mailflow-demo-reader/1"}
+    def expect(self, method: str, path: str, status: int, body: bytes | None = None, agent: str = READER_AGENT) -> None:
+        headers = {"User-Agent": agent}
         if body is not None:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         self.connection.request(method, path, body=body, headers=headers)

@@ -51,7 +51,11 @@ def secret_in_environment(configured: bool, home: Path) -> Iterator[None]:
 def demo_overrides(overrides: dict | None, port: int) -> dict:
     """Send to the embedded receiver; read bounce mail from the demo's own Maildir only (never a configured IMAP box)."""
     bounces = {**(overrides or {}).get("bounces", {}), "maildir": BOUNCE_MAILDIR, "imap": {"url": ""}}
-    return {**(overrides or {}), "smtp": {"pools": {"default": {"relays": [f"127.0.0.1:{port}"]}}}, "bounces": bounces}
+    # The simulated readers open and click within a second of delivery, as only machines do: the timing rules would
+    # flag them all (and only the variant sent last, skewing the A/B test). Their user agents still tell proxies apart.
+    engagement = {**(overrides or {}).get("engagement", {}), "fast_open_seconds": 0, "fast_click_seconds": 0}
+    return {**(overrides or {}), "smtp": {"pools": {"default": {"relays": [f"127.0.0.1:{port}"]}}}, "bounces": bounces,
+            "engagement": engagement}
 
 
 def tracked_at(overrides: dict, base_url: str) -> dict:
