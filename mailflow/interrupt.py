@@ -26,6 +26,7 @@ def install(grace: float) -> None:
     if not _installed:
         _installed = True
         _quiet_resource_tracker()
+        threading.excepthook = _thread_died
         threading.Thread(target=_watch, args=(grace,), name="mailflow-interrupt", daemon=True).start()
     rearm()
 
@@ -45,6 +46,17 @@ def _quiet_resource_tracker() -> None:
             del os.environ["PYTHONWARNINGS"]
         else:
             os.environ["PYTHONWARNINGS"] = before
+
+
+_default_thread_hook = threading.excepthook
+
+
+def _thread_died(args) -> None:
+    """A thread's uncaught exception once a stop is requested: a task runner's thread whose worker was
+    interrupted (seen as "Exception in thread …: _RemoteTraceback" at a second Ctrl-C) is the command
+    winding down, not news; the one line says what happened. Before a stop, Python's default report."""
+    if not _requested.is_set():
+        _default_thread_hook(args)
 
 
 def rearm() -> None:
@@ -80,6 +92,7 @@ def say() -> None:
 def stop_on_signal() -> None:
     """In a send worker process (the task runner's initializer): a signal only stops taking
     recipients; the command decides when everyone exits."""
+    threading.excepthook = _thread_died
     for signum in SIGNALS:
         signal.signal(signum, lambda *_: _requested.set())
 

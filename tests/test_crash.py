@@ -146,7 +146,7 @@ def test_a_second_ctrl_c_exits_at_once_and_leaves_the_messages_on_the_wire_in_do
         finally:
             os.killpg(proc.pid, signal.SIGINT)
         out, err, seconds = finish(proc, 10)
-        print(f"second signal to exit: {seconds:.2f} s")
+        print(f"second signal to exit: {seconds:.2f} s\nstderr:\n{err}")
         assert proc.returncode == 130, err
         assert err.splitlines() == [INTERRUPTED] and "Traceback" not in err
         wait_for(lambda: group_gone(proc.pid), "the send workers gone with the command")
@@ -166,3 +166,30 @@ def test_a_second_ctrl_c_exits_at_once_and_leaves_the_messages_on_the_wire_in_do
     delivered = Counter(r["subscriber_id"] for r in records if r["status"] == "delivered")
     assert set(delivered.values()) == {1} and len(delivered) == len(emails) - len(in_doubt)
     assert in_doubt.isdisjoint(delivered), "a message in doubt is not sent again"
+
+
+def test_a_thread_that_dies_after_a_stop_request_is_not_reported_and_before_one_is(monkeypatch):
+    import threading
+
+    from mailflow import interrupt
+
+    reported = []
+    monkeypatch.setattr(interrupt, "_default_thread_hook", lambda args: reported.append(str(args.exc_value)))
+    monkeypatch.setattr(threading, "excepthook", interrupt._thread_died)
+
+    def die() -> None:
+        raise RuntimeError("a worker was interrupted")
+
+    def run() -> None:
+        thread = threading.Thread(target=die)
+        thread.start()
+        thread.join()
+
+    try:
+        run()
+        assert reported == ["a worker was interrupted"]  # no stop requested: Python's own report
+        interrupt._requested.set()
+        run()
+        assert reported == ["a worker was interrupted"]  # winding down after Ctrl-C: only the one line, said elsewhere
+    finally:
+        interrupt._requested.clear()
