@@ -173,7 +173,8 @@ def test_a_thread_that_dies_after_a_stop_request_is_not_reported_and_before_one_
 
     from mailflow import interrupt
 
-    reported = []
+    reported, requested = [], threading.Event()  # never the real flag: a watcher installed by another test would exit
+    monkeypatch.setattr(interrupt, "_requested", requested)
     monkeypatch.setattr(interrupt, "_default_thread_hook", lambda args: reported.append(str(args.exc_value)))
     monkeypatch.setattr(threading, "excepthook", interrupt._thread_died)
 
@@ -185,11 +186,8 @@ def test_a_thread_that_dies_after_a_stop_request_is_not_reported_and_before_one_
         thread.start()
         thread.join()
 
-    try:
-        run()
-        assert reported == ["a worker was interrupted"]  # no stop requested: Python's own report
-        interrupt._requested.set()
-        run()
-        assert reported == ["a worker was interrupted"]  # winding down after Ctrl-C: only the one line, said elsewhere
-    finally:
-        interrupt._requested.clear()
+    run()
+    assert reported == ["a worker was interrupted"]  # no stop requested: Python's own report
+    requested.set()
+    run()
+    assert reported == ["a worker was interrupted"]  # winding down after Ctrl-C: only the one line, said elsewhere
