@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mailflow.errors import MailflowError
-from mailflow.providers import DEFAULT_LIMITS, ProviderLimits
+from mailflow.providers import DEFAULT_LIMITS, SHAPING_MODES, ProviderLimits, provider_table
 from mailflow.relays import Relay
 from mailflow.secret import Secret
 from mailflow.setting_values import (
@@ -25,6 +25,8 @@ from mailflow.settings_engagement import DEFAULTS as ENGAGEMENT
 from mailflow.settings_engagement import EngagementSettings, engagement_settings
 from mailflow.settings_tracking import DEFAULTS as TRACKING_DEFAULTS
 from mailflow.settings_tracking import TrackingSettings, tracking_settings
+from mailflow.settings_warmup import DEFAULTS as WARMUP_DEFAULTS
+from mailflow.settings_warmup import WarmupSettings, warmup_settings
 from mailflow.settings_webhooks import DEFAULTS as WEBHOOK_DEFAULTS
 from mailflow.settings_webhooks import WebhookSettings, webhook_settings
 from mailflow.sources import SECRET_KEYS, from_environment, merge, read_config, read_secret, refuse_secrets
@@ -42,6 +44,7 @@ DEFAULTS: dict[str, Any] = {
         "mx_connections": 64,
         "mx_sources": [],
         "allow_private_mx": False,
+        "mx_shaping": "providers",
     },
     "send": {"chunk_size": 1000, "resend_in_doubt": False, "error_budget": 20, "rate": 0.0, "rate_batch": 100,
              "retry_first": 300, "retry_max_interval": 14400, "give_up_after": 259200,
@@ -55,6 +58,7 @@ DEFAULTS: dict[str, Any] = {
     "engagement": ENGAGEMENT,
     "plan": {"frequency_cap": 0, "frequency_days": 7, "render_sample": 5, "memory_limit": "3GB"},
     "webhooks": WEBHOOK_DEFAULTS,
+    "warmup": WARMUP_DEFAULTS,
 }
 DKIM_ALGORITHMS = ("rsa-sha256", "ed25519-sha256", "both")  # both: an RSA and an Ed25519 signature (RFC 8463)
 
@@ -66,6 +70,10 @@ class Pool:
     connections: int = 8  # per relay
     choose: str = "message"  # "message": weighted pick per message; "domain": each domain sticks to one relay
     max_messages: int = 1000  # per connection, then it is recycled
+    # "none": a relay shapes for itself, so the pool sends as fast as the global rate and its
+    # connections allow; "providers": the per-provider limits of `limits` (politeness toward MXes).
+    shaping: str = "none"
+    limits: dict[str, ProviderLimits] = field(default_factory=dict)  # [shaping], then [smtp.pools.NAME.providers]
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,7 @@ class SmtpSettings:
     mx_connections: int = 64  # `transport: mx`: concurrent sessions per sending process (and per exchanger)
     allow_private_mx: bool = False  # an MX on a loopback/private address is refused unless this is set (tests)
     mx_sources: tuple[str, ...] = ()  # `transport: mx`: local IPs to send from, one per recipient domain
+    mx_shaping: str = "providers"  # `transport: mx`: the [shaping] provider limits apply ("none": no provider limits)
 
 
 @dataclass(frozen=True)
@@ -144,6 +153,7 @@ class Settings:
     plan: PlanSettings = field(default_factory=PlanSettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)  # provider event webhooks (settings_webhooks.py)
     engagement: EngagementSettings = field(default_factory=EngagementSettings)  # [engagement]: machine opens and clicks
+    warmup: WarmupSettings = field(default_factory=WarmupSettings)  # [warmup]: daily caps of new pools (settings_warmup.py)
 
     @property
     def warehouse(self) -> Path:
@@ -186,6 +196,7 @@ def _build(tree: dict[str, Any], config: str | None) -> Settings:
         return tuple(replace(r, password=secret(r.password.reveal(), "smtp", "pools", name, "relays", i))
                      if r.password else r for i, r in enumerate(parsed))
 
+    shaping = provider_table(tree.get("shaping", {}), DEFAULT_LIMITS, "shaping")
     pools = {
         name: Pool(
             name=name,
@@ -193,6 +204,10 @@ def _build(tree: dict[str, Any], config: str | None) -> Settings:
             connections=positive_int(spec.get("connections", 8), f"smtp.pools.{name}.connections"),
             choose=one_of(spec.get("choose", "message"), ("message", "domain"), f"smtp.pools.{name}.choose"),
             max_messages=positive_int(spec.get("max_messages", 1000), f"smtp.pools.{name}.max_messages"),
+            # Per-provider overrides for the pool mean it is shaped by provider unless it says otherwise.
+            shaping=one_of(spec.get("shaping", "providers" if spec.get("providers") else "none"), SHAPING_MODES,
+                           f"smtp.pools.{name}.shaping"),
+            limits=provider_table(spec.get("providers", {}), shaping, f"smtp.pools.{name}.providers"),
         )
         for name, spec in smtp.get("pools", {}).items()
     }
@@ -209,6 +224,7 @@ def _build(tree: dict[str, Any], config: str | None) -> Settings:
             mx_connections=positive_int(smtp["mx_connections"], "smtp.mx_connections"),
             allow_private_mx=bool(smtp["allow_private_mx"]),
             mx_sources=tuple(ip(str(a), "smtp.mx_sources") for a in as_list(smtp["mx_sources"], "smtp.mx_sources")),
+            mx_shaping=one_of(smtp["mx_shaping"], SHAPING_MODES, "smtp.mx_shaping"),
         ),
         send=SendSettings(
             chunk_size=positive_int(send["chunk_size"], "send.chunk_size"),
@@ -237,7 +253,7 @@ def _build(tree: dict[str, Any], config: str | None) -> Settings:
         bounce_maildir=str(tree["bounces"]["maildir"]),
         soft_bounce_limit=positive_int(tree["bounces"]["soft_limit"], "bounces.soft_limit"),
         soft_bounce_window_days=positive_int(tree["bounces"]["soft_window_days"], "bounces.soft_window_days"),
-        shaping=_shaping(tree.get("shaping", {})),
+        shaping=shaping,
         plan=PlanSettings(
             frequency_cap=non_negative_int(tree["plan"]["frequency_cap"], "plan.frequency_cap"),
             frequency_days=positive_int(tree["plan"]["frequency_days"], "plan.frequency_days"),
@@ -246,26 +262,8 @@ def _build(tree: dict[str, Any], config: str | None) -> Settings:
         ),
         webhooks=webhook_settings(tree["webhooks"], secret),
         engagement=engagement_settings(tree["engagement"]),
+        warmup=warmup_settings(tree["warmup"], {*pools, "mx"}),
     )
-
-
-def _shaping(tree: dict[str, Any]) -> dict[str, ProviderLimits]:
-    """The provider table: defaults, with any [shaping.NAME] keys of the settings on top."""
-    unknown = set(tree) - set(DEFAULT_LIMITS)
-    if unknown:
-        raise MailflowError(f"settings: unknown provider group(s) {sorted(unknown)} in [shaping] "
-                            f"(known: {', '.join(DEFAULT_LIMITS)})")
-    table = {}
-    for name, limits in DEFAULT_LIMITS.items():
-        spec = tree.get(name, {})
-        table[name] = ProviderLimits(
-            connections=positive_int(spec.get("connections", limits.connections), f"shaping.{name}.connections"),
-            messages_per_connection=positive_int(spec.get("messages_per_connection", limits.messages_per_connection),
-                                                  f"shaping.{name}.messages_per_connection"),
-            rate=non_negative(spec.get("rate", limits.rate), f"shaping.{name}.rate"),
-            backoff=non_negative(spec.get("backoff", limits.backoff), f"shaping.{name}.backoff"),
-        )
-    return table
 
 
 def _dkim(dkim: dict[str, Any], secret) -> DkimSettings:

@@ -148,8 +148,12 @@ def plan(ctx: Context, campaign_file: str) -> None:
     result = plan_campaign(campaign_file, ctx.config, ctx.overrides, actor("plan"))
     from mailflow.tasks.aggregate.overview import chunk_schedule
 
+    from mailflow.cli.estimate import print_estimate
+    from mailflow.tasks.send.estimate import send_estimate
+
     result["schedule"] = chunk_schedule(settings.home, result["campaign_id"], datetime.now(UTC))
-    ctx.emit(result, print_plan)
+    result |= send_estimate(settings, result["campaign_id"], datetime.now(UTC))
+    ctx.emit(result, lambda d: (print_plan(d), print_estimate(d)))
     for warning in result["warnings"]:
         click.echo(f"mailflow: warning: {warning}", err=True)
 

@@ -53,7 +53,15 @@ def send_one(ctx: Context, campaign: str, no_progress: bool, command: str) -> No
         raise refusal(campaign, state)
     from mailflow.flows.send_campaign import send_campaign
 
+    from datetime import UTC, datetime
+
+    from mailflow.cli.estimate import print_estimate
+    from mailflow.tasks.send.estimate import send_estimate
+
+    pace = send_estimate(settings, campaign, datetime.now(UTC))
+    if not ctx.as_json:
+        print_estimate(pace)  # before the send: how long it will take
     sending(ctx)
     with send_progress(ctx, campaign, no_progress):
         result = send_campaign(campaign, ctx.config, ctx.overrides, by=actor(command))
-    ctx.emit(result, print_send)
+    ctx.emit(result | pace, print_send)

@@ -205,14 +205,16 @@ SELECT DISTINCT variant, zone_key FROM plan_classified WHERE list_contains($loca
 -- n mod K, so every chunk holds each domain, and each provider group, within one of its share.
 -- Per-domain ranks come from unnesting each domain's list and the layout from a running sum
 -- over domains, never a sort of the recipients (two windows over 8M rows cost 5 s of CPU here).
+-- A recipient a warm-up cap moves to a later day (plan_warmup, sql/queries/warmup.sql) sends then.
 -- Within a chunk, `place` spreads each domain through the file (its rank over its size).
 -- Group sizes are summed from the domains' lists: counting the recipients again made DuckDB
 -- materialise them for two readers (0.3-0.5 s of CPU at 10M). The holdout gets no chunk.
 CREATE OR REPLACE TEMP TABLE plan_chunked AS
 WITH timed AS (
-    SELECT c.subscriber_id, c.variant, t.not_before, c.domain
+    SELECT c.subscriber_id, c.variant, greatest(t.not_before, w.not_before) AS not_before, c.domain
     FROM plan_classified AS c
     JOIN plan_times AS t ON t.variant = c.variant AND t.zone_key = c.zone_key
+    LEFT JOIN plan_warmup AS w ON w.subscriber_id = c.subscriber_id
     WHERE c.variant <> 'holdout'
 ),
 
@@ -225,7 +227,7 @@ domains AS (
 ),
 
 laid_out AS (
-    SELECT variant, not_before, ids,
+    SELECT variant, not_before, provider, ids,
            coalesce(sum(len(ids)) OVER (PARTITION BY variant, not_before ORDER BY provider, domain
                                         ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS start
     FROM domains
@@ -245,13 +247,13 @@ numbered AS (
 ),
 
 members AS (
-    SELECT variant, not_before, len(ids) AS size, unnest(ids) AS subscriber_id,
+    SELECT variant, not_before, provider, len(ids) AS size, unnest(ids) AS subscriber_id,
            generate_subscripts(ids, 1) AS rank, start
     FROM laid_out
 ),
 
 final AS (
-    SELECT m.subscriber_id, m.variant, m.not_before,
+    SELECT m.subscriber_id, m.variant, m.not_before, m.provider,
            (n.first_chunk + (m.start + m.rank - 1) % n.chunks)::INTEGER AS chunk_id,
            (m.rank - 0.5) / m.size AS place
     FROM members AS m
@@ -266,6 +268,14 @@ SELECT chunk_id, variant, count(*) AS rows, min(not_before) AS not_before
 FROM plan_chunked
 GROUP BY chunk_id, variant
 ORDER BY chunk_id;
+
+-- name: chunk_groups
+-- Recipients per chunk and provider group, for the manifest: the send stage estimates its time
+-- (tasks/send/estimate.py) and warm-up counts its caps from them without reading the chunk files.
+SELECT chunk_id, provider, count(*) AS rows
+FROM plan_chunked
+GROUP BY ALL
+ORDER BY ALL;
 
 -- name: chunk_rows
 -- Everything the send stage needs to render, so it never opens the warehouse, in chunk order

@@ -34,6 +34,9 @@ INPUT_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     # The plan's small tables (tasks/plan/): each variant's times by zone, the provider map
     "plan_times": {"variant": pl.String(), "zone_key": pl.String(), "not_before": pl.Datetime("us", "UTC")},
     "provider_domains": {"domain": pl.String(), "provider": pl.String()},
+    # Warm-up: each group's recipients by rank that wait for a later day, and that day's start (tasks/plan/warmup.py)
+    "warmup_days": {"provider": pl.String(), "first_rank": pl.Int64(), "end_rank": pl.Int64(),
+                    "not_before": pl.Datetime("us", "UTC")},
     "input_suppression_log": {"email": pl.String(), "cause": pl.String(), "source": pl.String(), "at": pl.String()},
     "input_transitions": {"campaign_id": pl.String(), "seq": pl.Int64(), "at": pl.String(), "from_state": pl.String(),
                           "to_state": pl.String(), "by": pl.String(), "reason": pl.String()},

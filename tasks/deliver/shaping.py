@@ -31,6 +31,7 @@ class TokenBucket:
         self.rate, self.clock, self.sleep = rate, clock, sleep
         self.burst = burst if burst is not None else max(1.0, rate)
         self._tokens, self._at = self.burst, clock()
+        self.waits, self.waited = 0, 0.0  # how often and how long take() held a message back (benches and tests read them)
 
     def delay(self) -> float:
         """Take one token; return how long the caller must wait before using it."""
@@ -45,6 +46,7 @@ class TokenBucket:
     async def take(self) -> None:
         wait = self.delay()
         if wait > 0:
+            self.waits, self.waited = self.waits + 1, self.waited + wait
             await self.sleep(wait)
 
 

@@ -23,6 +23,7 @@ class Cause(StrEnum):
     RELAY_REFUSED = "relay_refused"  # the relay refused our session or our sender: nothing of the recipient
     SUSPENDED = "suspended"  # held back unsent while its provider is suspended for throttling us
     EXPIRED = "expired"  # given up on: deferred longer than send.give_up_after
+    WARMUP = "warmup"  # held back unsent: its pool's warm-up cap for its provider group is used up today
 
 
 @dataclass(frozen=True)

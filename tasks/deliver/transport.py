@@ -1,9 +1,11 @@
-"""The transport of a campaign: a relay pool or direct-to-MX, built into a shaped Dispatcher."""
+"""The transport of a campaign: a relay pool or direct-to-MX, its effective shaping, built into a shaped Dispatcher."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
 
+from mailflow.providers import ProviderLimits
 from mailflow.settings import Relay, Settings
 from mailflow.tasks.deliver.client import PipeliningConnection
 from mailflow.tasks.deliver.dispatch import Connections, Dispatcher, RelayRoutes
@@ -40,6 +42,37 @@ class MxRoutes:
         pass
 
 
+@dataclass(frozen=True)
+class Shaping:
+    """How a transport's mail is shaped per provider group, and why: what the dispatcher applies and plan prints."""
+
+    transport: str
+    mode: str  # "providers": the provider table's limits; "none": only the global rate and the connections
+    why: str
+    limits: dict[str, ProviderLimits]
+
+    def as_dict(self) -> dict:
+        return {"transport": self.transport, "mode": self.mode, "why": self.why,
+                "limits": {name: asdict(limits) for name, limits in self.limits.items()}}
+
+
+def effective_shaping(settings: Settings, transport: str) -> Shaping:
+    """Straight to MX the provider limits apply (politeness toward each provider's exchangers); a relay
+    pool is not held to them by default, since the relay queues and shapes toward the providers itself."""
+    if transport == MX:
+        mode, table, capacity, recycle = settings.smtp.mx_shaping, settings.shaping, settings.smtp.mx_connections, None
+        why = "direct to MX: politeness toward each provider" if mode == "providers" else "smtp.mx_shaping = \"none\""
+    else:
+        pool = settings.pool(transport)
+        mode, table, capacity, recycle = pool.shaping, pool.limits, pool.connections * len(pool.relays), pool.max_messages
+        why = (f"relay pool {transport!r}: a relay shapes for itself" if mode == "none"
+               else f"relay pool {transport!r}: smtp.pools.{transport}.shaping = \"providers\"")
+    if mode == "none":  # no rate, every connection open to any provider; a 421 still suspends for the back-off
+        table = {name: ProviderLimits(capacity, recycle or limits.messages_per_connection, 0.0, limits.backoff)
+                 for name, limits in table.items()}
+    return Shaping(transport, mode, why, table)
+
+
 def dispatcher_for(settings: Settings, transport: str,
                    acquire: Callable[[int], Awaitable[None]] | None = None,
                    lanes: dict[str, ProviderLane] | None = None) -> Dispatcher:
@@ -57,8 +90,8 @@ def dispatcher_for(settings: Settings, transport: str,
         resolver = make_resolver(list(settings.dns.nameservers) or None, settings.dns.port, settings.dns.timeout)
         router = MxRouter(resolver, port=smtp.mx_port, allow_private=smtp.allow_private_mx)
         return Dispatcher(MxRoutes(router, smtp.mx_port, smtp.mx_sources), Connections(factory, smtp.mx_connections, total=smtp.mx_connections),
-                          settings.shaping, gate, lane_per_domain=True, capacity=smtp.mx_connections, lanes=lanes)
+                          effective_shaping(settings, MX).limits, gate, lane_per_domain=True, capacity=smtp.mx_connections, lanes=lanes)
     pool = settings.pool(transport)
     chooser = RelayChooser(pool.relays, pool.choose, settings.send.relay_failures, settings.send.relay_cooldown)
-    return Dispatcher(RelayRoutes(chooser), Connections(factory, pool.connections), settings.shaping, gate,
+    return Dispatcher(RelayRoutes(chooser), Connections(factory, pool.connections), effective_shaping(settings, transport).limits, gate,
                       capacity=pool.connections * len(pool.relays), max_messages=pool.max_messages, lanes=lanes)

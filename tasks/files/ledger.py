@@ -48,6 +48,7 @@ class RecipientState:
     retry_at: str | None
     first_at: str | None
     unsent: bool = False  # a ledger written before records carried it: False, as then
+    reason: str | None = None  # the last record's (a warm-up deferral never expires: tasks/send/warmup.py)
 
 
 def ledger_state(path: Path) -> dict[int, RecipientState]:
@@ -67,7 +68,7 @@ def ledger_state(path: Path) -> dict[int, RecipientState]:
                 sid = record["subscriber_id"]
                 first = seen[sid].first_at if sid in seen else record.get("logged_at")
                 seen[sid] = RecipientState(record["status"], record.get("attempt", 1), record.get("retry_at"), first,
-                                           record.get("unsent") is True)
+                                           record.get("unsent") is True, record.get("reason"))
             except (ValueError, KeyError, TypeError):
                 continue
     return seen

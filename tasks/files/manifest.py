@@ -21,6 +21,7 @@ class ChunkEntry:
     rows: int
     not_before: str | None = None  # ISO time: the send stage leaves the chunk alone until then (None: now)
     held: bool = False  # an A/B remainder: sent only once the winner is picked
+    groups: dict[str, int] | None = None  # recipients per provider group (None: planned before it was recorded)
 
 
 def campaign_dir(home: Path, campaign_id: str) -> Path:

@@ -14,6 +14,7 @@ import duckdb
 
 from mailflow.errors import MailflowError
 from mailflow.settings import Settings
+from mailflow.settings_warmup import WarmupSettings
 from mailflow.tasks.core.sqlfiles import q
 from mailflow.tasks.core.warehouse import transaction
 from mailflow.tasks.files.ledger import ledger_path
@@ -28,6 +29,7 @@ from mailflow.tasks.plan.schedule import uses_zones
 from mailflow.tasks.plan.segment_files import segment_dirs
 from mailflow.tasks.plan.segments import target_audience
 from mailflow.tasks.plan.split import HOLDOUT, REMAINDER
+from mailflow.tasks.plan.warmup import plan_warmup
 
 REPLANNABLE = ("draft", "planned", "scheduled", "aborted")  # and only with no ledger record
 SENDING = "sending"  # refuse_if_sending: it has started, and the file is the one planned
@@ -48,6 +50,7 @@ class PlanResult:
     variants: dict[str, int] = field(default_factory=dict)  # recipients per variant (remainder, holdout too)
     next_send: str | None = None  # the earliest not_before, when scheduled
     warnings: list[str] = field(default_factory=list)
+    warmup: dict | None = None  # the transport's warm-up: today's step and caps, who goes today and who later
 
 
 @dataclass(frozen=True)
@@ -62,13 +65,15 @@ class PlanOptions:
     now: datetime | None = None
     by: str = "mailflow plan"  # who planned, for the campaign's lifecycle record
     origin: str = "campaign"  # how an error names the campaign file ("spring.yaml:")
+    warmup: WarmupSettings = field(default_factory=WarmupSettings)
 
     @classmethod
     def from_settings(cls, settings: Settings, check: Callable[[CampaignSpec, list[dict]], None] | None = None,
                       now: datetime | None = None, by: str = "mailflow plan", origin: str = "campaign") -> PlanOptions:
         limits = Limits(settings.soft_bounce_limit, settings.soft_bounce_window_days, settings.plan.frequency_cap,
                         settings.plan.frequency_days)
-        return cls(limits, tuple(segment_dirs(settings.segments_dir)), check, settings.plan.render_sample, now, by, origin)
+        return cls(limits, tuple(segment_dirs(settings.segments_dir)), check, settings.plan.render_sample, now, by, origin,
+                   settings.warmup)
 
 
 def plan(con: duckdb.DuckDBPyConnection, home: Path, spec: CampaignSpec, chunk_size: int,
@@ -86,7 +91,7 @@ def plan(con: duckdb.DuckDBPyConnection, home: Path, spec: CampaignSpec, chunk_s
     out_dir, folder = campaign_dir(home, spec.campaign_id), chunk_folder(plan_id)
     try:
         with transaction(con):
-            result = _compute(con, spec, chunk_size, options, now, plan_id, previous is not None)
+            result = _compute(con, home, spec, chunk_size, options, now, plan_id, previous is not None)
             if options.check is not None:
                 sample = con.sql(q("sample_rows"), params={"sample": max(options.render_sample, 1)}).pl()
                 options.check(spec, sample.to_dicts())
@@ -108,7 +113,7 @@ def plan(con: duckdb.DuckDBPyConnection, home: Path, spec: CampaignSpec, chunk_s
     return replace(result, campaign_dir=str(out_dir))
 
 
-def _compute(con: duckdb.DuckDBPyConnection, spec: CampaignSpec, chunk_size: int, options: PlanOptions,
+def _compute(con: duckdb.DuckDBPyConnection, home: Path, spec: CampaignSpec, chunk_size: int, options: PlanOptions,
              now: datetime, plan_id: str, replanned: bool) -> PlanResult:
     cid = spec.campaign_id
     groups = [*spec.variant_names, REMAINDER]
@@ -121,6 +126,7 @@ def _compute(con: duckdb.DuckDBPyConnection, spec: CampaignSpec, chunk_size: int
         exclusions.classify(con, spec, options.limits, now, local)
     except duckdb.Error as exc:  # e.g. a bad regex rule
         raise MailflowError(f"campaign {cid!r}: {str(exc).strip().splitlines()[0]}") from None
+    warmup = plan_warmup(con, home, options.warmup, spec.transport, cid, now)
     assign(con, spec, groups, chunk_size, now)
     matched, excluded, planned, audience, holdout = con.execute(q("plan_counts")).fetchall()[0]
     con.execute(q("delete_recipients"), {"campaign_id": cid})
@@ -144,7 +150,7 @@ def _compute(con: duckdb.DuckDBPyConnection, spec: CampaignSpec, chunk_size: int
         variants[HOLDOUT] = holdout
     return PlanResult(cid, audience, len(entries), "", status, replanned, False, matched, by_rule, holdout, variants,
                       waiting[0].astimezone(UTC).isoformat() if waiting else None,
-                      empty_audience_warnings(matched, audience, by_rule))
+                      empty_audience_warnings(matched, audience, by_rule), warmup)
 
 
 def refuse_if_sending(con: duckdb.DuckDBPyConnection, home: Path, spec: CampaignSpec) -> str | None:

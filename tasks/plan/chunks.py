@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -60,9 +61,13 @@ def write_chunks(con: duckdb.DuckDBPyConnection, out_dir: Path, folder: str) -> 
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
+    groups: dict[int, dict[str, int]] = {}
+    for chunk_id, provider, rows in con.execute(q("chunk_groups")).fetchall():
+        groups.setdefault(chunk_id, {})[provider] = rows
     entries = [
         ChunkEntry(f"{folder}/{CHUNK_NAME.format(chunk_id)}", variant, rows,
-                   not_before.astimezone(UTC).isoformat() if not_before else None, variant == REMAINDER)
+                   not_before.astimezone(UTC).isoformat() if not_before else None, variant == REMAINDER,
+                   groups.get(chunk_id, {}))
         for chunk_id, variant, rows, not_before in con.execute(q("chunk_entries")).fetchall()
     ]
     if entries:
@@ -126,7 +131,7 @@ def release_remainder(home: Path, campaign_id: str, winner: str) -> list[ChunkEn
     spec = CampaignSpec.from_dict(manifest["spec"])
     if winner not in spec.variant_names:
         raise MailflowError(f"campaign {campaign_id!r} has no variant {winner!r} (it has {', '.join(spec.variant_names)})")
-    entries = [ChunkEntry(e.file, winner, e.rows, e.not_before, False) if e.held else e for e in chunk_entries(manifest)]
+    entries = [replace(e, variant=winner, held=False) if e.held else e for e in chunk_entries(manifest)]
     extra = {k: v for k, v in manifest.items() if k not in ("version", "spec", "chunks", "audience_size")}
     write_manifest(campaign_dir(home, campaign_id), manifest["spec"], entries, manifest["audience_size"],
                    **extra | {"winner": winner})

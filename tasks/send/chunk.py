@@ -28,8 +28,10 @@ from mailflow.tasks.files.control import stop_requested
 from mailflow.tasks.files.ledger import IN_FLIGHT, ChunkBusy, LedgerRecord, LedgerWriter, RecipientState, ledger_path, ledger_state
 from mailflow.tasks.files.manifest import campaign_dir, read_manifest
 from mailflow.tasks.files.suppress import SuppressionCheck, SuppressionLog
+from mailflow.tasks.files.warmup import next_day
 from mailflow.tasks.plan.campaign import CampaignSpec
 from mailflow.tasks.send.schedule import PlannedChunk, planned_chunks
+from mailflow.tasks.send.warmup import WARMUP_REASON, WarmupCaps
 
 
 def composer_for(settings: Settings, spec: CampaignSpec, variant: str = "A") -> Composer:
@@ -142,9 +144,13 @@ async def send_chunk(settings: Settings, spec: CampaignSpec, chunk: Path, *, var
                 provider_of(domain_of(row)))
             counts["bounced"] += 1
 
+        warmup = WarmupCaps.for_send(settings, spec.transport)
+
         def precheck(row: dict) -> Outcome | None:
             cause = suppressions.cause(row["email"])
-            return Outcome("suppressed", None, None, f"suppressed since planning: {cause}") if cause else None
+            if cause:
+                return Outcome("suppressed", None, None, f"suppressed since planning: {cause}")
+            return warmup.take(row, provider_of(domain_of(row))) if warmup else None
 
         dispatcher = dispatcher_for(settings, spec.transport, acquire, lanes)
         trouble = 0  # consecutive outcomes that blame the relay, not the recipient
@@ -155,6 +161,8 @@ async def send_chunk(settings: Settings, spec: CampaignSpec, chunk: Path, *, var
             async for result in stream:
                 record = log(result.row, result.outcome, result.provider, result.not_before)
                 counts[record.status] += 1
+                if warmup:
+                    warmup.settle(result.row, result.outcome)
                 if record.status == "bounced" and record.kind == "hard":
                     suppression_log.append(result.row["email"], f"bounce:{record.reason}", spec.campaign_id)
                 if record.status in ("suppressed", "failed"):
@@ -189,7 +197,7 @@ def select_recipients(frame: pl.DataFrame, state: dict[int, RecipientState], set
         elif last is not None and last.status == "deferred":
             attempts[sid] = last.attempt + 1
             first = datetime.fromisoformat(last.first_at) if last.first_at else now
-            if (now - first).total_seconds() >= settings.send.give_up_after:
+            if (now - first).total_seconds() >= settings.send.give_up_after and last.reason != WARMUP_REASON:
                 expired.append(row)
             elif last.retry_at is None or datetime.fromisoformat(last.retry_at) <= now:
                 todo.append(row)
@@ -216,6 +224,8 @@ class LedgerLog:
             due = datetime.now(UTC) + timedelta(seconds=delay)
             if not_before is not None:
                 due = max(due, datetime.fromtimestamp(not_before, UTC))
+            if outcome.cause is Cause.WARMUP:  # today's cap is used up: the next day, whatever the back-off says
+                due = next_day(datetime.now(UTC))
             retry_at = due.isoformat()
         record = LedgerRecord(
             campaign_id=self.spec.campaign_id, subscriber_id=sid, variant=row["variant"], chunk_id=self.chunk_id,
@@ -234,6 +244,8 @@ def classify(outcome: Outcome) -> tuple[str, str]:
             return "soft", "expired"
         if outcome.cause is Cause.SUSPENDED:
             return "soft", "rate_limited"  # held back while its provider is suspended for throttling us
+        if outcome.cause is Cause.WARMUP:
+            return "soft", WARMUP_REASON
         return "soft", "network"  # no reply at all: the connection failed
     # A refused relay's detail leads with our own words ("relay refused the session: "), not the server's.
     text = outcome.detail.partition(": ")[2] if outcome.cause is Cause.RELAY_REFUSED else outcome.detail
@@ -248,8 +260,8 @@ def domain_of(row: dict) -> str:
 
 def relay_trouble(outcome: Outcome) -> bool:
     """An outcome that says the relay is broken (no connection, refused session or sender, lost
-    mid-transaction), not the recipient. A recipient held back by a suspended provider is neither."""
-    if outcome.status != "deferred" or outcome.cause is Cause.SUSPENDED:
+    mid-transaction), not the recipient. A recipient held back by a suspended provider or a warm-up cap is neither."""
+    if outcome.status != "deferred" or outcome.cause in (Cause.SUSPENDED, Cause.WARMUP):
         return False
     return outcome.unsent or outcome.smtp_code is None
 

@@ -38,6 +38,7 @@ class PlannedChunk:
     rows: int
     not_before: datetime | None = None
     held: bool = False  # an A/B remainder, waiting for the winner
+    groups: dict[str, int] | None = None  # recipients per provider group, when the manifest has them
 
     def due(self, now: datetime) -> bool:
         return not self.held and (self.not_before is None or self.not_before <= now)
@@ -46,7 +47,8 @@ class PlannedChunk:
 def planned_chunks(home: Path, campaign_id: str, manifest: dict) -> list[PlannedChunk]:
     folder = campaign_dir(home, campaign_id)
     return [PlannedChunk(folder / e.file, e.variant, e.rows,
-                         datetime.fromisoformat(e.not_before).astimezone(UTC) if e.not_before else None, e.held)
+                         datetime.fromisoformat(e.not_before).astimezone(UTC) if e.not_before else None, e.held,
+                         e.groups)
             for e in chunk_entries(manifest)]
 
 

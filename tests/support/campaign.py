@@ -38,10 +38,11 @@ def write_chunk(path: Path, emails: list[str], chunk_id: int = 0, names: list[st
 
 def settings_for(home: Path, *relays: str, choose: str = "message", shaping: dict | None = None,
                  timeout: float = 5.0, **send) -> Settings:
-    """Settings sending through a pool of `relays` ("host:port"), two connections each."""
+    """Settings sending through a pool of `relays` ("host:port"), two connections each; given a `shaping`
+    table, the pool is shaped by provider (a relay pool is not by default)."""
     return load_settings(overrides={
         "home": str(home), "smtp": {"timeout": timeout, "pools": {"default": {
-            "relays": list(relays), "connections": 2, "choose": choose}}},
+            "relays": list(relays), "connections": 2, "choose": choose, "shaping": "providers" if shaping else "none"}}},
         "send": {"chunk_size": 100, **send}, "shaping": shaping or {}, "tracking": TRACKING}, environ=SECRET_ENV)
 
 
