@@ -146,9 +146,8 @@ def plan(ctx: Context, campaign_file: str) -> None:
     from mailflow.flows.plan_campaign import plan_campaign
 
     result = plan_campaign(campaign_file, ctx.config, ctx.overrides, actor("plan"))
-    from mailflow.tasks.aggregate.overview import chunk_schedule
-
     from mailflow.cli.estimate import print_estimate
+    from mailflow.tasks.aggregate.overview import chunk_schedule
     from mailflow.tasks.send.estimate import send_estimate
 
     result["schedule"] = chunk_schedule(settings.home, result["campaign_id"], datetime.now(UTC))

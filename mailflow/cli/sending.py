@@ -51,11 +51,10 @@ def send_one(ctx: Context, campaign: str, no_progress: bool, command: str) -> No
     state = state_of(settings.home, campaign)
     if state in (PAUSED, CANCELLED):
         raise refusal(campaign, state)
-    from mailflow.flows.send_campaign import send_campaign
-
     from datetime import UTC, datetime
 
     from mailflow.cli.estimate import print_estimate
+    from mailflow.flows.send_campaign import send_campaign
     from mailflow.tasks.send.estimate import send_estimate
 
     pace = send_estimate(settings, campaign, datetime.now(UTC))

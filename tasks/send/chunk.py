@@ -122,6 +122,8 @@ async def send_chunk(settings: Settings, spec: CampaignSpec, chunk: Path, *, var
 
     if stopped():  # a chunk that would start after the stop request leaves its ledger alone
         return {}
+    fixed = now  # a caller's clock (tests, a replayed day) also decides warm-up's day
+    clock = (lambda: fixed) if fixed else (lambda: datetime.now(UTC))
     now = now or datetime.now(UTC)
     frame = pl.read_parquet(chunk)
     chunk_id = int(frame["chunk_id"][0]) if frame.height else -1
@@ -137,14 +139,14 @@ async def send_chunk(settings: Settings, spec: CampaignSpec, chunk: Path, *, var
         raise
     with ledger:
         todo, expired, attempts, counts = select_recipients(frame, ledger_state(path), settings, retry, now)
-        log = LedgerLog(ledger, spec, chunk_id, attempts, settings.send)
+        log = LedgerLog(ledger, spec, chunk_id, attempts, settings.send, clock)
         for row in expired:
             log(row, Outcome("bounced", None, "4.4.7", "gave up: deferred too long (send.give_up_after)",
                          cause=Cause.EXPIRED),
                 provider_of(domain_of(row)))
             counts["bounced"] += 1
 
-        warmup = WarmupCaps.for_send(settings, spec.transport)
+        warmup = WarmupCaps.for_send(settings, spec.transport, clock)
 
         def precheck(row: dict) -> Outcome | None:
             cause = suppressions.cause(row["email"])
@@ -210,8 +212,9 @@ class LedgerLog:
     """Turns (recipient, outcome) into a classified ledger record and appends it."""
 
     def __init__(self, ledger: LedgerWriter, spec: CampaignSpec, chunk_id: int, attempts: dict[int, int],
-                 send: SendSettings):
+                 send: SendSettings, clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
         self.ledger, self.spec, self.chunk_id, self.attempts, self.send = ledger, spec, chunk_id, attempts, send
+        self.clock = clock
 
     def __call__(self, row: dict, outcome: Outcome, provider: str, not_before: float | None = None) -> LedgerRecord:
         sid = row["subscriber_id"]
@@ -225,7 +228,7 @@ class LedgerLog:
             if not_before is not None:
                 due = max(due, datetime.fromtimestamp(not_before, UTC))
             if outcome.cause is Cause.WARMUP:  # today's cap is used up: the next day, whatever the back-off says
-                due = next_day(datetime.now(UTC))
+                due = next_day(self.clock())
             retry_at = due.isoformat()
         record = LedgerRecord(
             campaign_id=self.spec.campaign_id, subscriber_id=sid, variant=row["variant"], chunk_id=self.chunk_id,

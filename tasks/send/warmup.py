@@ -32,7 +32,7 @@ class WarmupCaps:
         ramp = settings.warmup.ramp(transport)
         if ramp is None:
             return None
-        return cls(settings.home, ramp, clock) if clock else cls(settings.home, ramp)
+        return cls(settings.home, ramp, clock or (lambda: datetime.now(UTC)))
 
     def step(self, day: date) -> RampDay:
         if day not in self._steps:
