@@ -8,9 +8,9 @@ import pytest
 
 from mailflow.errors import MailflowError
 from mailflow.settings import load_settings
-from mailflow.tasks.demo.receiver import Receiver
 from mailflow.tasks.deliver.shaping import ProviderLane
 from mailflow.tasks.deliver.transport import effective_shaping
+from mailflow.tasks.demo.receiver import Receiver
 from mailflow.tasks.send.chunk import send_chunk
 from mailflow.tasks.send.estimate import COMPOSE_SECONDS, estimate_send, send_estimate
 from tests.support.campaign import SECRET_ENV, SPEC, TRACKING, write_chunk, write_plan

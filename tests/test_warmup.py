@@ -165,3 +165,36 @@ def asyncio_send(settings, chunk, retry=False, now=None):
     import asyncio
 
     return asyncio.run(send_chunk(settings, SPEC, chunk, retry=retry, now=now))
+
+
+@pytest.mark.parametrize("ramp,needle", [
+    ({"start": 10}, "warmup.pools.default.start_date is required"),
+    ({"start_date": "soon"}, "warmup.pools.default.start_date must be an ISO date"),
+    ({"start_date": "2027-01-04", "factor": 0.5}, "warmup.pools.default.factor must be 1 or more"),
+    ({"start_date": "2027-01-04", "groups": {"hotmail": 5}}, r"unknown provider group\(s\) \['hotmail'\]"),
+    ({"start_date": "2027-01-04", "ramp": 5}, r"unknown key\(s\) \['ramp'\] in \[warmup.pools.default\]"),
+])
+def test_bad_warmup_settings_name_the_key(tmp_path, ramp, needle):
+    with pytest.raises(MailflowError, match=needle):
+        warmup_settings(tmp_path, **ramp)
+
+
+def test_a_ramp_for_a_pool_that_does_not_exist_is_refused(tmp_path):
+    from mailflow.settings import load_settings
+
+    with pytest.raises(MailflowError, match=r"\[warmup.pools.fresh\] names no SMTP pool"):
+        load_settings(overrides={"warmup": {"pools": {"fresh": {"start_date": "2027-01-04"}}}}, environ={})
+    mx = load_settings(overrides={"warmup": {"pools": {"mx": {"start_date": "2027-01-04"}}}}, environ={})
+    assert mx.warmup.ramp("mx").start == 200 and mx.warmup.ramp("default") is None
+
+
+def test_a_send_reads_the_step_judged_for_its_day_and_never_advances_it_itself(tmp_path):
+    from mailflow.tasks.send.warmup import WarmupCaps
+
+    settings = warmup_settings(tmp_path, start_date="2027-01-01", start=10, factor=2)
+    judge_day(settings.home, "default", date(2027, 1, 3), lambda last: RampDay("2027-01-03", 2, "advance", "fine"))
+    caps = WarmupCaps(settings.home, settings.warmup.ramp("default"), clock=lambda: NOON)  # 2027-01-04: not judged
+    assert caps.step(NOON.date()).step == 2 and caps.step(NOON.date()).verdict == "not judged"
+    taken = [caps.take({"subscriber_id": n}, "yahoo") for n in range(41)]
+    assert taken[:40] == [None] * 40  # step 2: 10 * 2**2
+    assert taken[40].status == "deferred" and taken[40].cause == "warmup" and "cap" in taken[40].detail

@@ -7,6 +7,11 @@ import click
 from mailflow.cli.output import duration
 
 
+def span(seconds: float) -> str:
+    """An estimate in words: under a minute in seconds, else as the progress bar says it."""
+    return "under 1 s" if seconds < 1 else f"{seconds:.0f} s" if seconds < 60 else duration(seconds)
+
+
 def estimate_lines(d: dict) -> list[str]:
     """'shaping: none (relay pool 'default': a relay shapes for itself)' and the estimate, one line per group."""
     lines = []
@@ -19,10 +24,11 @@ def estimate_lines(d: dict) -> list[str]:
         lines.append(f"  shaping: {s['mode']} ({s['why']}){limits}")
     e = d.get("estimate")
     if e and e["recipients"]:
-        lines.append(f"  estimate: {e['recipients']:,} recipients due now in ~{duration(e['seconds'])} over "
-                     f"{e['processes']} processes (at most {e['rate']:,.0f} msgs/s, {e['bound']})")
+        procs = f"{e['processes']} process{'' if e['processes'] == 1 else 'es'}"
+        lines.append(f"  estimate: {e['recipients']:,} recipients due now in ~{span(e['seconds'])} over {procs} "
+                     f"(at most {e['rate']:,.0f} msgs/s, {e['bound']})")
         for name, g in e["groups"].items():
-            lines.append(f"    {name}: {g['recipients']:,} at {g['rate']:,.0f}/s ({g['bound']}) ~{duration(g['seconds'])}")
+            lines.append(f"    {name}: {g['recipients']:,} at {g['rate']:,.0f} msgs/s ({g['bound']}), ~{span(g['seconds'])}")
     for line in warmup_lines(d.get("warmup")):
         lines.append(line)
     return lines

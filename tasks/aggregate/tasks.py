@@ -12,6 +12,7 @@ from mailflow.settings import Settings
 from mailflow.tasks.aggregate.aggregate import load_logs
 from mailflow.tasks.aggregate.published import campaign_reports, touched_campaigns
 from mailflow.tasks.core.warehouse import connect
+from mailflow.tasks.plan.warmup import judge_pools
 
 
 @task(name="load_logs", cache_policy=NO_CACHE)
@@ -21,6 +22,15 @@ def load_logs_task(settings: Settings) -> dict:
     with connect(settings.warehouse) as con:
         loaded = load_logs(con, settings)
         return loaded | {"touched_campaigns": touched_campaigns(con, started)}
+
+
+@task(name="judge_warmup", cache_policy=NO_CACHE)
+def judge_warmup_task(settings: Settings) -> dict[str, dict]:
+    """Each warming pool's step today, judged by its bounce and complaint rates once the logs are loaded."""
+    if not settings.warmup.pools:
+        return {}
+    with connect(settings.warehouse) as con:
+        return judge_pools(con, settings.home, settings.warmup, datetime.now(UTC))
 
 
 @task(name="publish_reports", cache_policy=NO_CACHE)

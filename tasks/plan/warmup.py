@@ -9,6 +9,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from mailflow.providers import OTHER
 from mailflow.settings_warmup import Ramp, WarmupSettings
 from mailflow.tasks.core.sqlfiles import q
 from mailflow.tasks.core.warehouse import inputs
@@ -100,7 +101,7 @@ def plan_warmup(con: duckdb.DuckDBPyConnection, home: Path, warmup: WarmupSettin
     day = day_of(now)
     rows, groups = [], {}
     with inputs(con, provider_domains=provider_frame()):
-        sizes = con.execute(q("warmup_group_sizes")).fetchall()
+        sizes = sorted(con.execute(q("warmup_group_sizes")).fetchall(), key=lambda row: (row[0] == OTHER, row[0]))
         for group, size in sizes:
             used = counter.used(day, group)
             days = spread(ramp, group, size, today.step, used)
@@ -122,3 +123,10 @@ def plan_warmup(con: duckdb.DuckDBPyConnection, home: Path, warmup: WarmupSettin
 def day_start(day: date, offset: int) -> datetime:
     return datetime.combine(day + timedelta(days=offset), datetime.min.time(), UTC)
 
+
+
+def judge_pools(con: duckdb.DuckDBPyConnection, home: Path, warmup: WarmupSettings, now: datetime) -> dict[str, dict]:
+    """Judge today for every pool that warms up (the aggregate stage's call, after it loaded the day's
+    bounces and complaints): what each pool's step is today and why."""
+    return {pool: {"day": day.day, "step": day.step, "verdict": day.verdict, "why": day.why}
+            for pool, ramp in warmup.pools.items() for day in [judge(con, home, warmup, ramp, now)]}
