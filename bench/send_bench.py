@@ -57,9 +57,10 @@ def campaign(label: str):
                         template="digest")  # tracking defaults on: click rewriting and the open pixel
 
 
-def plan_chunks(home: Path, spec, n: int, chunk_size: int) -> list[dict]:
+def plan_chunks(home: Path, spec, n: int, chunk_size: int, domain_of=None) -> list[dict]:
     """Chunk files, then the manifest, as tasks/plan/audience.py writes them, generated a chunk at a time
-    (so that a 1M campaign never sits in memory here); returns SAMPLE rows spread over the campaign."""
+    (so that a 1M campaign never sits in memory here); returns SAMPLE rows spread over the campaign.
+    `domain_of(subscriber_id)`, when given, picks each address's domain (bench/shaping_bench.py)."""
     from mailflow.tasks.files.manifest import MANIFEST, campaign_dir
 
     out = campaign_dir(home, spec.campaign_id)
@@ -67,7 +68,8 @@ def plan_chunks(home: Path, spec, n: int, chunk_size: int) -> list[dict]:
     people = subscriber_rows(n, bad_fraction=0.0, reject_fraction=0.0)  # varied names, countries, plans
     every, names, sample = max(1, n // SAMPLE), [], []
     for chunk_id, first in enumerate(range(0, n, chunk_size)):
-        part = [{"chunk_id": chunk_id, "subscriber_id": first + k + 1, "variant": "A", "email": r["email"],
+        part = [{"chunk_id": chunk_id, "subscriber_id": first + k + 1, "variant": "A",
+                 "email": r["email"] if domain_of is None else f"{r['email'].partition('@')[0]}@{domain_of(first + k + 1)}",
                  "first_name": r["first_name"], "last_name": r["last_name"],
                  "attributes": json.dumps({key: r[key] for key in ("country", "plan", "signup_date")})}
                 for k, r in enumerate(islice(people, chunk_size))]

@@ -109,3 +109,23 @@ def test_send_estimate_reads_the_due_chunks_of_the_manifest(tmp_path):
     assert pace["shaping"]["mode"] == "none" and pace["shaping"]["limits"]["yahoo"]["rate"] == 0.0
     # The test manifest carries no per-group counts: its rows count as `other`; one chunk due, one process.
     assert pace["estimate"]["recipients"] == len(YAHOO_HEAVY) and pace["estimate"]["processes"] == 1
+
+
+def test_plan_and_send_say_the_shaping_the_estimate_and_the_warmup_split(tmp_path):
+    from mailflow.cli.estimate import estimate_lines
+
+    shaping = effective_shaping(pool_settings(tmp_path), "mx")
+    pace = {"shaping": shaping.as_dict(),
+            "estimate": estimate_send(shaping, {"yahoo": 20_000, "gmail": 45_000}, processes=2),
+            "warmup": {"pool": "mx", "day": "2027-01-06", "step": 2, "verdict": "hold",
+                       "why": "bounce rate 9.00% over 5.00% (last 7 days, 400 sent)",
+                       "groups": {"yahoo": {"cap": 450, "used": 120, "today": 330, "later": 2670, "last_day": "2027-01-10"},
+                                  "other": {"cap": None, "used": 0, "today": 5, "later": 0, "last_day": "2027-01-06"}}}}
+    lines = estimate_lines(pace)
+    assert lines[0].startswith("  shaping: providers (direct to MX: politeness toward each provider); ")
+    assert "yahoo 20/s" in lines[0]
+    assert lines[1] == "  estimate: 65,000 recipients due now in ~8m20s over 2 processes (at most 1,818 msgs/s, compose CPU)"
+    assert "    yahoo: 20,000 at 40 msgs/s (provider limit), ~8m20s" in lines
+    assert "  warm-up of 'mx': 2027-01-06 at step 2 (hold: bounce rate 9.00% over 5.00% (last 7 days, 400 sent))" in lines
+    assert "    yahoo: cap 450, 120 used; 330 go today, 2,670 on later days (last 2027-01-10)" in lines
+    assert "    other: no cap (warm); 5 go today" in lines
