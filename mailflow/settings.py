@@ -73,7 +73,7 @@ class Pool:
     # "none": a relay shapes for itself, so the pool sends as fast as the global rate and its
     # connections allow; "providers": the per-provider limits of `limits` (politeness toward MXes).
     shaping: str = "none"
-    limits: dict[str, ProviderLimits] = field(default_factory=dict)  # [shaping], then [smtp.pools.NAME.providers]
+    limits: dict[str, ProviderLimits] = field(default_factory=lambda: dict(DEFAULT_LIMITS))  # [shaping], then [smtp.pools.NAME.providers]
 
 
 @dataclass(frozen=True)

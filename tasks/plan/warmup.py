@@ -9,6 +9,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from mailflow.errors import MailflowError
 from mailflow.providers import OTHER
 from mailflow.settings_warmup import Ramp, WarmupSettings
 from mailflow.tasks.core.sqlfiles import q
@@ -81,8 +82,6 @@ def spread(ramp: Ramp, group: str, size: int, step: int, used_today: int) -> lis
         days.append(min(room, left))
         left -= days[-1]
         if len(days) > MAX_DAYS:
-            from mailflow.errors import MailflowError
-
             raise MailflowError(f"warm-up of {ramp.pool!r}: {size} {group} recipients need over {MAX_DAYS} days at "
                                 f"its caps (raise warmup.pools.{ramp.pool}.start or factor, or mail fewer)")
     return days
