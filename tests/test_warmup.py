@@ -198,3 +198,24 @@ def test_a_send_reads_the_step_judged_for_its_day_and_never_advances_it_itself(t
     taken = [caps.take({"subscriber_id": n}, "yahoo") for n in range(41)]
     assert taken[:40] == [None] * 40  # step 2: 10 * 2**2
     assert taken[40].status == "deferred" and taken[40].cause == "warmup" and "cap" in taken[40].detail
+
+
+@pytest.mark.flow
+def test_plan_says_the_shaping_the_estimate_and_who_waits_for_warmup(prefect_harness, tmp_path, capsys):
+    import json
+
+    from mailflow.cli import main
+
+    today = datetime.now(UTC).date().isoformat()
+    (tmp_path / "mailflow.toml").write_text(f"[warmup.pools.default]\nstart_date = {today}\nstart = 5\nfactor = 2\n")
+    (tmp_path / "s.csv").write_text("email,first_name\n" + "".join(f"y{i}@yahoo.com,Y\n" for i in range(12)))
+    (tmp_path / "c.yaml").write_text("name: warm\nfrom: a@example.com\ntemplate: newsletter\nsubject: s\n")
+    args = ["--home", str(tmp_path / "h"), "--config", str(tmp_path / "mailflow.toml")]
+    assert main([*args, "ingest", str(tmp_path / "s.csv")]) == 0
+    capsys.readouterr()
+    assert main([*args, "--json", "plan", str(tmp_path / "c.yaml")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["shaping"]["mode"] == "none" and result["estimate"]["groups"]["yahoo"]["recipients"] == 5
+    assert result["warmup"]["groups"]["yahoo"] == {"cap": 5, "used": 0, "today": 5, "later": 7,
+                                                   "last_day": (datetime.now(UTC).date() + timedelta(days=1)).isoformat()}
+    assert result["status"] == "scheduled" and result["schedule"]["waiting"] == 1
