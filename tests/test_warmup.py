@@ -219,3 +219,28 @@ def test_plan_says_the_shaping_the_estimate_and_who_waits_for_warmup(prefect_har
     assert result["warmup"]["groups"]["yahoo"] == {"cap": 5, "used": 0, "today": 5, "later": 7,
                                                    "last_day": (datetime.now(UTC).date() + timedelta(days=1)).isoformat()}
     assert result["status"] == "scheduled" and result["schedule"]["waiting"] == 1
+
+
+def test_a_message_that_never_reached_a_server_gives_its_place_back(tmp_path):
+    from mailflow.tasks.deliver.smtp import Cause, Outcome
+    from mailflow.tasks.send.warmup import WarmupCaps
+
+    settings = warmup_settings(tmp_path, start_date="2027-01-01", start=3)
+    caps = WarmupCaps(settings.home, settings.warmup.ramp("default"), clock=lambda: NOON)
+    assert [caps.take({"subscriber_id": n}, "gmail") for n in range(3)] == [None] * 3
+    caps.settle({"subscriber_id": 0}, Outcome("delivered", 250))
+    caps.settle({"subscriber_id": 1}, Outcome("deferred", None, None, "no connection", unsent=True))
+    caps.settle({"subscriber_id": 2}, Outcome("deferred", None, None, "suspended", cause=Cause.SUSPENDED))
+    assert DailyCounter(settings.home, "default").used(NOON.date(), "gmail") == 1
+    assert caps.take({"subscriber_id": 3}, "gmail") is None and caps.take({"subscriber_id": 4}, "gmail") is None
+    assert caps.take({"subscriber_id": 5}, "gmail").cause == Cause.WARMUP
+
+
+@pytest.mark.integration
+def test_many_recipients_over_the_cap_do_not_pause_the_send(tmp_path):
+    with Receiver(record=True) as rx:
+        settings = warmup_settings(tmp_path / "h", rx.port, start_date="2030-01-01", start=2)
+        chunk = write_chunk(tmp_path / "c.parquet", [f"u{i}@example.com" for i in range(40)])
+        counts = asyncio_send(settings, chunk, now=datetime(2030, 1, 7, 10, tzinfo=UTC))
+    # 38 deferrals in a row are more than send.error_budget (20), but none of them blames the relay.
+    assert (counts["delivered"], counts["deferred"]) == (2, 38)
