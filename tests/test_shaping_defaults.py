@@ -126,6 +126,6 @@ def test_plan_and_send_say_the_shaping_the_estimate_and_the_warmup_split(tmp_pat
     assert "yahoo 20/s" in lines[0]
     assert lines[1] == "  estimate: 65,000 recipients due now in ~8m20s over 2 processes (at most 1,818 msgs/s, compose CPU)"
     assert "    yahoo: 20,000 at 40 msgs/s (provider limit), ~8m20s" in lines
-    assert "  warm-up of 'mx': 2027-01-06 at step 2 (hold: bounce rate 9.00% over 5.00% (last 7 days, 400 sent))" in lines
+    assert "  warm-up of 'mx': 2027-01-06 at step 2, hold: bounce rate 9.00% over 5.00% (last 7 days, 400 sent)" in lines
     assert "    yahoo: cap 450, 120 used; 330 go today, 2,670 on later days (last 2027-01-10)" in lines
     assert "    other: no cap (warm); 5 go today" in lines

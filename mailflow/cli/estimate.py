@@ -38,7 +38,7 @@ def warmup_lines(w: dict | None) -> list[str]:
     """Today's caps and how the audience is spread over days, per group; why the ramp holds."""
     if not w:
         return []
-    lines = [f"  warm-up of {w['pool']!r}: {w['day']} at step {w['step']} ({w['verdict']}: {w['why']})"]
+    lines = [f"  warm-up of {w['pool']!r}: {w['day']} at step {w['step']}, {w['verdict']}: {w['why']}"]
     for name, g in w["groups"].items():
         cap = "no cap (warm)" if g["cap"] is None else f"cap {g['cap']:,}, {g['used']:,} used"
         later = f", {g['later']:,} on later days (last {g['last_day']})" if g["later"] else ""

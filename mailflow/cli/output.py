@@ -246,7 +246,7 @@ def print_aggregate(d: dict) -> None:
                f"{d['deliveries']} deliveries and {d['suppressions']} suppressed addresses in the warehouse")
     click.echo(events_line(d))
     for pool, day in (d.get("warmup") or {}).items():
-        click.echo(f"warm-up of {pool!r}: {day['day']} at step {day['step']} ({day['verdict']}: {day['why']})")
+        click.echo(f"warm-up of {pool!r}: {day['day']} at step {day['step']}, {day['verdict']}: {day['why']}")
 
 
 def readers_line(engaged: dict[str, dict[str, int]]) -> str:
