@@ -23,6 +23,8 @@ from mailflow.setting_values import (
 )
 from mailflow.settings_engagement import DEFAULTS as ENGAGEMENT
 from mailflow.settings_engagement import EngagementSettings, engagement_settings
+from mailflow.settings_studio import DEFAULTS as STUDIO_DEFAULTS
+from mailflow.settings_studio import StudioSettings, refuse_secret_in_file, studio_settings
 from mailflow.settings_tracking import DEFAULTS as TRACKING_DEFAULTS
 from mailflow.settings_tracking import TrackingSettings, tracking_settings
 from mailflow.settings_webhooks import DEFAULTS as WEBHOOK_DEFAULTS
@@ -55,6 +57,7 @@ DEFAULTS: dict[str, Any] = {
     "engagement": ENGAGEMENT,
     "plan": {"frequency_cap": 0, "frequency_days": 7, "render_sample": 5, "memory_limit": "3GB"},
     "webhooks": WEBHOOK_DEFAULTS,
+    "studio": STUDIO_DEFAULTS,
 }
 DKIM_ALGORITHMS = ("rsa-sha256", "ed25519-sha256", "both")  # both: an RSA and an Ed25519 signature (RFC 8463)
 
@@ -144,6 +147,7 @@ class Settings:
     plan: PlanSettings = field(default_factory=PlanSettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)  # provider event webhooks (settings_webhooks.py)
     engagement: EngagementSettings = field(default_factory=EngagementSettings)  # [engagement]: machine opens and clicks
+    studio: StudioSettings = field(default_factory=StudioSettings)  # [studio]: the web studio's logins and sessions
 
     @property
     def warehouse(self) -> Path:
@@ -169,7 +173,9 @@ def load_settings(
     settings pickled reads the secrets again from the config file and its own environment.
     """
     refuse_secrets(dict(overrides or {}))
-    merged = merge(DEFAULTS, read_config(config))
+    file_tree = read_config(config)
+    refuse_secret_in_file(file_tree)
+    merged = merge(DEFAULTS, file_tree)
     merged = merge(merged, from_environment(os.environ if environ is None else environ))
     merged = merge(merged, dict(overrides or {}))
     return _build(merged, str(config) if config else None)
@@ -246,6 +252,7 @@ def _build(tree: dict[str, Any], config: str | None) -> Settings:
         ),
         webhooks=webhook_settings(tree["webhooks"], secret),
         engagement=engagement_settings(tree["engagement"]),
+        studio=studio_settings(tree["studio"], secret),
     )
 
 

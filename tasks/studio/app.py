@@ -1,0 +1,51 @@
+"""The studio's ASGI app: login routes, pages, its own static files; one context per process, made on start-up."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from mailflow.settings import Settings
+from mailflow.tasks.studio.context import StudioContext
+from mailflow.tasks.studio.login import login_routes
+from mailflow.tasks.studio.page import FormTooLarge, headers, message, static
+from mailflow.tasks.studio.pages import page_routes
+
+
+async def healthz(request: Request) -> Response:
+    return PlainTextResponse("ok\n", headers=headers())
+
+
+async def too_large(request: Request, exc: Exception) -> Response:
+    return message("Too large", str(exc), 413)
+
+
+async def not_found(request: Request, exc: Exception) -> Response:
+    status = getattr(exc, "status_code", 404)
+    return message("Not found" if status == 404 else "Refused", "There is no such page here.", status)
+
+
+def routes() -> list[Route]:
+    """Every route; each page after login is wrapped in `require(role)` (tests/test_studio_access.py checks)."""
+    return [*login_routes(), *page_routes(), Route("/static/{name}", static, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"])]
+
+
+def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> Starlette:
+    """`clock` (epoch seconds) drives session lifetimes, lockouts, login limits and TOTP checks: tests move it."""
+    @asynccontextmanager
+    async def lifespan(app: Starlette):
+        app.state.studio = StudioContext.create(settings, clock)
+        try:
+            yield
+        finally:
+            app.state.studio.audit.close()
+
+    return Starlette(routes=routes(), lifespan=lifespan,
+                     exception_handlers={FormTooLarge: too_large, 404: not_found, 405: not_found})
