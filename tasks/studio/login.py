@@ -140,17 +140,34 @@ async def totp_post(request: Request) -> Response:
     step = totp_step(user.totp_secret, code, now, user.totp_step)
     digest = recovery_hash(code)
     used_recovery = step is None and digest in user.recovery
-    if step is None and not used_recovery:
-        await ctx.record(request, user.name, "login.failed", reason="code")
-        if locked(await _count_failure(request, ctx, user.name), ctx.clock()):
-            return see_other("/login")
-        return page("totp.html.j2", 401, csrf=session.csrf, error=WRONG_CODE)
-    if used_recovery:
-        user = ctx.users.update(user.name, lambda u: replace(u, failures=0, recovery=tuple(h for h in u.recovery if h != digest)))
-        await ctx.record(request, user.name, "login.recovery_code", user.name, left=len(user.recovery))
-    else:
-        user = ctx.users.update(user.name, lambda u: replace(u, failures=0, totp_step=max(u.totp_step, step)))
-    return await _logged_in(request, ctx, session, "recovery_code" if used_recovery else "totp")
+    if step is not None or used_recovery:
+        user, taken = _take(ctx, user.name, step, digest)
+        if taken:
+            if used_recovery:
+                await ctx.record(request, user.name, "login.recovery_code", user.name, left=len(user.recovery))
+            return await _logged_in(request, ctx, session, "recovery_code" if used_recovery else "totp")
+    await ctx.record(request, user.name, "login.failed", reason="code")
+    if locked(await _count_failure(request, ctx, user.name), ctx.clock()):
+        return see_other("/login")
+    return page("totp.html.j2", 401, csrf=session.csrf, error=WRONG_CODE)
+
+
+def _take(ctx: StudioContext, name: str, step: int | None, digest: str) -> tuple[User, bool]:
+    """Use up the TOTP step or the recovery code, checked again under the store's lock: of two requests
+    with one code (a replay racing the real one), one wins."""
+    taken = []
+
+    def take(user: User) -> User:
+        if step is not None and step > user.totp_step:
+            taken.append(True)
+            return replace(user, failures=0, totp_step=step)
+        if step is None and digest in user.recovery:
+            taken.append(True)
+            return replace(user, failures=0, recovery=tuple(h for h in user.recovery if h != digest))
+        return user
+
+    user = ctx.users.update(name, take)
+    return user, bool(taken)
 
 
 async def _logged_in(request: Request, ctx: StudioContext, session: Session, method: str) -> Response:
