@@ -14,9 +14,9 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
+from mailflow.tasks.files.atomic import new_log_file
 from mailflow.tasks.studio.users import studio_dir
 
-_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
 FORBIDDEN = frozenset({"password", "code", "totp", "secret", "recovery_code", "email"})  # keys never written
 
 
@@ -51,14 +51,7 @@ class AuditLog:
 
     def _open(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        while True:  # a pid seen before (a container restarted) never appends to an old file
-            path = self.dir / f"{self.writer}-{os.getpid()}-{self._n}.ndjson"
-            self._n += 1
-            try:
-                self._fd = os.open(path, _FLAGS, 0o600)
-                return
-            except FileExistsError:
-                continue
+        self._fd, _, self._n = new_log_file(self.dir, self.writer, self._n)
 
     def close(self) -> None:
         with self._lock:
