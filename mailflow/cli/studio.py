@@ -45,15 +45,16 @@ def _store(ctx: Context):
     return UserStore(home), AuditLog(home, writer="cli")
 
 
-def _change(ctx: Context, name: str, action: str, change, said: str) -> None:
-    from mailflow.tasks.studio.users import UserError
+def _change(ctx: Context, name: str, action: str, said: str) -> None:
+    from mailflow.tasks.studio.users import CHANGES, UserError
 
+    change, audited = CHANGES[action]
     store, audit = _store(ctx)
     try:
         user = store.update(name, change)
     except UserError as exc:
         raise MailflowError(str(exc)) from None
-    audit.write(actor(f"studio users {action}"), f"user.{action.replace('-', '_')}", user.name)
+    audit.write(actor(f"studio users {action}"), audited, user.name)
     ctx.emit({"name": user.name, "action": action}, lambda d: click.echo(said))
 
 
@@ -105,10 +106,7 @@ def users_list(ctx: Context) -> None:
 @pass_ctx
 def users_reset_totp(ctx: Context, name: str) -> None:
     """Forget a user's TOTP and recovery codes and unlock them: they enrol again at their next login; their sessions end."""
-    from mailflow.tasks.studio.users import revoked
-
-    _change(ctx, name, "reset-totp", lambda u: revoked(u, totp_secret="", totp_step=0, recovery=(), failures=0, locked_until=0.0),
-            f"user {name}: TOTP reset and unlocked; they set it up again at their next login")
+    _change(ctx, name, "reset-totp", f"user {name}: TOTP reset and unlocked; they set it up again at their next login")
 
 
 @users.command("disable")
@@ -116,7 +114,5 @@ def users_reset_totp(ctx: Context, name: str) -> None:
 @pass_ctx
 def users_disable(ctx: Context, name: str) -> None:
     """Disable a user: they cannot log in, and their sessions end at their next request."""
-    from mailflow.tasks.studio.users import revoked
-
-    _change(ctx, name, "disable", lambda u: revoked(u, disabled=True), f"user {name} disabled")
+    _change(ctx, name, "disable", f"user {name} disabled")
 

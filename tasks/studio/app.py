@@ -12,6 +12,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from mailflow.settings import Settings
+from mailflow.tasks.studio.admin import admin_routes
 from mailflow.tasks.studio.context import StudioContext
 from mailflow.tasks.studio.login import login_routes
 from mailflow.tasks.studio.page import FormTooLarge, headers, message, static
@@ -33,7 +34,7 @@ async def not_found(request: Request, exc: Exception) -> Response:
 
 def routes() -> list[Route]:
     """Every route; each page after login is wrapped in `require(role)` (tests/test_studio_access.py checks)."""
-    return [*login_routes(), *page_routes(), Route("/static/{name}", static, methods=["GET"]),
+    return [*login_routes(), *page_routes(), *admin_routes(), Route("/static/{name}", static, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"])]
 
 

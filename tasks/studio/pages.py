@@ -1,4 +1,4 @@
-"""The studio's pages after login: home (templates and campaigns), a template's text (editors save it), users (admins)."""
+"""The studio's pages after login: home (templates and campaigns) and a template's text, which editors save."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from mailflow.tasks.studio.names import BadTemplateName, template_file, template
 from mailflow.tasks.studio.page import message, page
 
 
-def _common(request: Request) -> dict:
+def common(request: Request) -> dict:
     """What every page after login shows: who is logged in, the CSRF token of its forms (logout, save)."""
     return {"user": request.state.user, "csrf": request.state.session.csrf}
 
@@ -26,7 +26,7 @@ async def home(request: Request) -> Response:
     # campaigns from their files (manifest, state), as `mailflow campaigns list` shows them: never the warehouse
     rows = campaign_list(ctx.settings.home, datetime.now(UTC))
     return page("home.html.j2", templates=template_names(ctx.templates_dir), campaigns=rows,
-                templates_dir=str(ctx.templates_dir), **_common(request))
+                templates_dir=str(ctx.templates_dir), **common(request))
 
 
 def _template(request: Request) -> tuple[str, Response | None]:
@@ -48,7 +48,7 @@ async def template_page(request: Request) -> Response:
         return refused
     text, loaded = read_template(studio(request).templates_dir, name)
     return page("template.html.j2", name=name, text=text, loaded=loaded, saved=request.query_params.get("saved") == "1",
-                error="", **_common(request))
+                error="", **common(request))
 
 
 @require("editor")
@@ -65,20 +65,12 @@ async def template_save(request: Request) -> Response:
         text, loaded = read_template(ctx.templates_dir, name)
         return page("template.html.j2", 409, name=name, text=text, loaded=loaded, saved=False,
                     error="This file changed on disk since you opened it; it is shown as it is now. "
-                          "Your text was not saved: copy it from your last edit and apply it again.", **_common(request))
+                          "Your text was not saved: copy it from your last edit and apply it again.", **common(request))
     await ctx.record(request, request.state.user.name, "template.saved", name, before=before, after=after)
     return RedirectResponse(f"/templates/{name}?saved=1", status_code=303)
-
-
-@require("admin")
-async def users_page(request: Request) -> Response:
-    ctx = studio(request)
-    now = ctx.clock()
-    return page("users.html.j2", users=[u.public(now) for u in ctx.users.all()], **_common(request))
 
 
 def page_routes() -> list[Route]:
     return [Route("/", home, methods=["GET"]),
             Route("/templates/{name}", template_page, methods=["GET"]),
-            Route("/templates/{name}", template_save, methods=["POST"]),
-            Route("/admin/users", users_page, methods=["GET"])]
+            Route("/templates/{name}", template_save, methods=["POST"])]

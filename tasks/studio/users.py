@@ -145,3 +145,16 @@ class UserStore:
 def revoked(user: User, **changes) -> User:
     """The user changed, and every session of theirs ended."""
     return replace(user, epoch=user.epoch + 1, **changes)
+
+
+def reset_totp(user: User) -> User:
+    """TOTP and recovery codes forgotten and the lockout lifted: they enrol again at their next login."""
+    return revoked(user, totp_secret="", totp_step=0, recovery=(), failures=0, locked_until=0.0)
+
+
+def disable(user: User) -> User:
+    return revoked(user, disabled=True)
+
+
+# The changes an admin makes to another user (the CLI's and the users page's): name -> (change, audit action)
+CHANGES = {"reset-totp": (reset_totp, "user.reset_totp"), "disable": (disable, "user.disable")}
