@@ -172,3 +172,16 @@ def test_the_studio_refuses_to_start_without_a_strong_secret(tmp_path):
     config.write_text('[studio]\nsecret = "0123456789012345678901234567890123456789"\n')
     with pytest.raises(MailflowError, match="must not be in a file"):
         load_settings(config, environ={})
+
+
+def test_odd_and_oversized_forms_are_refused_not_crashed_on(studio):
+    url, clock, clients = studio
+    stranger = StudioClient(url, clock)
+    form = stranger.http.get("/login")
+    big = stranger.http.post("/login", data={"csrf": csrf_of(form), "name": "x" * 10_000, "password": "y"})
+    assert big.status_code == 413
+    assert stranger.http.post("/login", data={"csrf": "é", "name": "ann", "password": "y"}).status_code == 403
+    eve = clients["eve"].http
+    assert eve.post("/logout", data={"csrf": "é"}).status_code == 403
+    assert eve.post("/logout", content=b"\xff\xfe", headers={"content-type": "application/x-www-form-urlencoded"}).status_code == 403
+    assert eve.get("/").status_code == 200

@@ -23,6 +23,7 @@ def test_a_cookie_names_its_session_only_with_the_right_signature(sessions):
     assert sessions.find(cookie) is session
     sid, _, mac = cookie.rpartition(".")
     assert sessions.find(f"{sid}.{mac[:-1]}A") is None and sessions.find(sid) is None and sessions.find("") is None
+    assert sessions.find(f"{sid}.é") is None and sessions.find("é.é") is None  # any text, no error
     other = Sessions(b"x" * 32, 3600, 600)  # another secret signs other cookies
     assert other.find(cookie) is None
 
@@ -38,7 +39,7 @@ def test_the_login_form_token_is_bound_to_its_nonce(sessions):
     token = sessions.login_token("nonce-1")
     assert sessions.login_token_ok("nonce-1", token)
     assert not sessions.login_token_ok("nonce-2", token) and not sessions.login_token_ok(None, token)
-    assert not sessions.login_token_ok("nonce-1", "")
+    assert not sessions.login_token_ok("nonce-1", "") and not sessions.login_token_ok("nonce-1", "é")
 
 
 def test_a_window_counts_attempts_per_key_and_forgets_old_ones():
@@ -61,3 +62,15 @@ def test_audit_lines_are_appended_to_a_private_file_and_never_carry_a_secret(tmp
     assert len(files) == 1 and oct(files[0].stat().st_mode & 0o777) == "0o600"
     assert [json.loads(line)["action"] for line in files[0].read_text().splitlines()] == ["login", "logout"]
     assert [r["actor"] for r in read_audit(tmp_path)] == ["ann", "ann"]
+
+
+def test_only_six_ascii_digits_can_be_a_totp_code():
+    import pyotp
+
+    from mailflow.tasks.studio.credentials import totp_step
+
+    secret, now = pyotp.random_base32(), 1_800_000_000.0
+    code = pyotp.TOTP(secret).at(now)
+    assert totp_step(secret, code, now, 0) == int(now // 30)
+    assert totp_step(secret, code, now, int(now // 30)) is None  # used once already
+    assert totp_step(secret, "١٢٣٤٥٦", now, 0) is None and totp_step(secret, code[:5], now, 0) is None

@@ -63,7 +63,7 @@ def totp_step(secret: str, code: str, at: float, last_step: int) -> int | None:
     """The time step a 6-digit `code` is valid for at `at` (one step of clock drift either way), or None. A step at
     or before `last_step` (the last one accepted) is refused: a code seen over a shoulder cannot be used again."""
     code = code.strip().replace(" ", "")
-    if len(code) != 6 or not code.isdigit():
+    if len(code) != 6 or not (code.isascii() and code.isdigit()):  # "١٢٣٤٥٦" is digits too, but no code
         return None
     totp = pyotp.TOTP(secret)
     now = int(at // totp.interval)

@@ -24,6 +24,7 @@ from mailflow.tasks.studio.sessions import FULL, LOGIN_COOKIE, PASSWORD, Session
 from mailflow.tasks.studio.users import User, UserError, check_name
 
 WRONG_PASSWORD = "Wrong user name or password (or too many attempts: wait a while, or ask an admin)."
+LOGIN_FORM_LIMIT = 4096  # bytes: a name, a password, a code and a token
 WRONG_CODE = "Wrong code (or too many attempts: wait a while, or ask an admin)."
 
 
@@ -62,12 +63,13 @@ def _shown_name(name: str) -> str:
 
 async def login_post(request: Request) -> Response:
     ctx = studio(request)
-    form = await read_form(request)
+    form = await read_form(request, LOGIN_FORM_LIMIT)
     if not ctx.sessions.login_token_ok(request.cookies.get(LOGIN_COOKIE), form.get("csrf", "")):
         return forbidden("This form has expired: reload the login page and try again.")
     name, password = form.get("name", "").strip().lower(), form.get("password", "")
     client = request.scope.get("client")
-    if not (ctx.attempts.allow(f"ip:{client[0] if client else ''}") and ctx.attempts.allow(f"user:{name}")):
+    # keyed by the name as the log shows it: a sprayed megabyte of a name costs no memory
+    if not (ctx.attempts.allow(f"ip:{client[0] if client else ''}") and ctx.attempts.allow(f"user:{_shown_name(name)}")):
         await ctx.record(request, _shown_name(name), "login.refused", reason="rate_limited")
         return login_form(ctx, 429, "Too many attempts: wait a few minutes and try again.")
     user = ctx.users.get(name)
@@ -110,7 +112,7 @@ async def _second_step(request: Request, want_enrolled: bool) -> tuple[StudioCon
         return see_other(second_step(ctx, session))
     form = {}
     if request.method == "POST":
-        form = await read_form(request)
+        form = await read_form(request, LOGIN_FORM_LIMIT)
         if not csrf_ok(session, form.get("csrf", "")):
             return forbidden("This form has expired: reload the page and try again.")
         if not ctx.attempts.allow(f"user:{user.name}"):

@@ -69,7 +69,7 @@ class Sessions:
         if not cookie or "." not in cookie:
             return None
         sid, _, mac = cookie.rpartition(".")
-        if not hmac.compare_digest(mac, self._sign("session", sid)):
+        if not hmac.compare_digest(mac.encode(), self._sign("session", sid).encode()):  # bytes: any text compares
             return None
         session = self._live.get(sid)
         if session is None:
@@ -86,7 +86,7 @@ class Sessions:
         return self._sign("login", nonce)
 
     def login_token_ok(self, nonce: str | None, token: str) -> bool:
-        return bool(nonce) and bool(token) and hmac.compare_digest(token, self.login_token(nonce))
+        return bool(nonce) and bool(token) and hmac.compare_digest(token.encode(), self.login_token(nonce).encode())
 
     def end_user(self, user: str) -> None:
         for session in [s for s in self._live.values() if s.user == user]:
