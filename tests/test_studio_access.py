@@ -185,3 +185,17 @@ def test_odd_and_oversized_forms_are_refused_not_crashed_on(studio):
     assert eve.post("/logout", data={"csrf": "é"}).status_code == 403
     assert eve.post("/logout", content=b"\xff\xfe", headers={"content-type": "application/x-www-form-urlencoded"}).status_code == 403
     assert eve.get("/").status_code == 200
+
+
+def test_only_loopback_names_and_the_public_host_are_answered(tmp_path):
+    plain = studio_settings(tmp_path / "a")
+    with studio_running(plain) as (url, _):
+        client = StudioClient(url, None)
+        assert client.http.get("/login").status_code == 200
+        assert client.http.get("/login", headers={"host": "localhost:1"}).status_code == 200
+        assert client.http.get("/login", headers={"host": "rebound.example"}).status_code == 400  # DNS rebinding
+    public = studio_settings(tmp_path / "b", public_url="https://studio.example.com")
+    with studio_running(public) as (url, _):
+        client = StudioClient(url, None)
+        assert client.http.get("/login", headers={"host": "studio.example.com"}).status_code == 200
+        assert client.http.get("/login", headers={"host": "other.example.com"}).status_code == 400

@@ -5,8 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -38,6 +41,16 @@ def routes() -> list[Route]:
             Route("/healthz", healthz, methods=["GET"])]
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def allowed_hosts(settings: Settings) -> list[str]:
+    """Loopback names, and the host of `studio.public_url`: a page of another site that points its own name at
+    127.0.0.1 (DNS rebinding) gets 400, not the login form. Serving others needs public_url, which says its name."""
+    public = urlsplit(settings.studio.public_url).hostname if settings.studio.public_url else None
+    return [*LOOPBACK, *([public] if public else [])]
+
+
 def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> Starlette:
     """`clock` (epoch seconds) drives session lifetimes, lockouts, login limits and TOTP checks: tests move it."""
     @asynccontextmanager
@@ -48,5 +61,6 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> St
         finally:
             app.state.studio.audit.close()
 
-    return Starlette(routes=routes(), lifespan=lifespan,
+    hosts = Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(settings), www_redirect=False)
+    return Starlette(routes=routes(), lifespan=lifespan, middleware=[hosts],
                      exception_handlers={FormTooLarge: too_large, 404: not_found, 405: not_found})

@@ -26,7 +26,7 @@ _LOADED = re.compile(r'name="loaded" value="([^"]+)"')
 def studio_settings(tmp_path: Path, **studio) -> Settings:
     """Settings with a home and a templates folder (a copy of two small templates) of the test's own."""
     templates = tmp_path / "templates"
-    templates.mkdir(exist_ok=True)
+    templates.mkdir(parents=True, exist_ok=True)
     (templates / "welcome.html.j2").write_text("<p>Hello {{ subscriber.first_name }}</p>\n", encoding="utf-8")
     (templates / "welcome.txt.j2").write_text("Hello {{ subscriber.first_name }}\n", encoding="utf-8")
     return load_settings(overrides={"home": str(tmp_path / "home"), "templates_dir": str(templates), "studio": studio},
