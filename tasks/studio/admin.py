@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -36,7 +37,7 @@ async def user_add(request: Request) -> Response:
         problem = password_problem(password)
         if problem:
             raise UserError(problem)
-        ctx.users.add(User(name=name, role=role, password=hash_password(password)))
+        ctx.users.add(User(name=name, role=role, password=await run_in_threadpool(hash_password, password)))
     except UserError as exc:
         return users_list(request, 400, str(exc))
     await ctx.record(request, request.state.user.name, "user.added", name, role=role)

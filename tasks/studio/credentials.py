@@ -20,7 +20,9 @@ _CODE_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: read off pa
 
 @cache
 def _hasher() -> PasswordHasher:
-    return PasswordHasher()  # argon2id with RFC 9106's low-memory profile (3 passes, 64 MiB): ~50 ms here
+    # argon2id, RFC 9106's low-memory profile (3 passes, 64 MiB, 4 lanes): 0.19 s of CPU here, so callers
+    # on the event loop run it on a thread (a second of wall time on these 2 busy cores)
+    return PasswordHasher()
 
 
 @cache

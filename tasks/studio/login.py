@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -73,7 +74,8 @@ async def login_post(request: Request) -> Response:
         await ctx.record(request, _shown_name(name), "login.refused", reason="rate_limited")
         return login_form(ctx, 429, "Too many attempts: wait a few minutes and try again.")
     user = ctx.users.get(name)
-    right = check_password(user.password if user else None, password)  # the same cost for unknown names
+    # the same cost for unknown names; on a thread, so other people's requests go on meanwhile
+    right = await run_in_threadpool(check_password, user.password if user else None, password)
     now = ctx.clock()
     if user is None or user.disabled or locked(user, now) or not right:
         why = ("unknown_user" if user is None else "disabled" if user.disabled else "locked" if locked(user, now)
