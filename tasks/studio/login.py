@@ -76,7 +76,7 @@ async def login_post(request: Request) -> Response:
     user = ctx.users.get(name)
     # the same cost for unknown names; on a thread, so other people's requests go on meanwhile
     right = await run_in_threadpool(check_password, user.password if user else None, password)
-    now = ctx.clock()
+    user, now = ctx.users.get(name), ctx.clock()  # as it is now: locked or disabled meanwhile counts
     if user is None or user.disabled or locked(user, now) or not right:
         why = ("unknown_user" if user is None else "disabled" if user.disabled else "locked" if locked(user, now)
                else "password")
@@ -84,8 +84,7 @@ async def login_post(request: Request) -> Response:
         if why == "password":
             await _count_failure(request, ctx, user.name)
         return login_form(ctx, 401, WRONG_PASSWORD)
-    if user.failures:
-        ctx.users.update(name, lambda u: replace(u, failures=0))
+    # failures are not forgiven here: only a whole login (password and code) ends a run of wrong codes
     session = ctx.sessions.start(user.name, user.epoch, PASSWORD)
     response = see_other("/totp" if user.enrolled else "/enrol")
     response.delete_cookie(LOGIN_COOKIE, path="/login")
