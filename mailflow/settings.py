@@ -23,6 +23,8 @@ from mailflow.setting_values import (
 )
 from mailflow.settings_engagement import DEFAULTS as ENGAGEMENT
 from mailflow.settings_engagement import EngagementSettings, engagement_settings
+from mailflow.settings_studio import DEFAULTS as STUDIO_DEFAULTS
+from mailflow.settings_studio import StudioSettings, refuse_secret_in_file, studio_settings
 from mailflow.settings_tracking import DEFAULTS as TRACKING_DEFAULTS
 from mailflow.settings_tracking import TrackingSettings, tracking_settings
 from mailflow.settings_warmup import DEFAULTS as WARMUP_DEFAULTS
@@ -59,6 +61,7 @@ DEFAULTS: dict[str, Any] = {
     "plan": {"frequency_cap": 0, "frequency_days": 7, "render_sample": 5, "memory_limit": "3GB"},
     "webhooks": WEBHOOK_DEFAULTS,
     "warmup": WARMUP_DEFAULTS,
+    "studio": STUDIO_DEFAULTS,
 }
 DKIM_ALGORITHMS = ("rsa-sha256", "ed25519-sha256", "both")  # both: an RSA and an Ed25519 signature (RFC 8463)
 
@@ -154,6 +157,7 @@ class Settings:
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)  # provider event webhooks (settings_webhooks.py)
     engagement: EngagementSettings = field(default_factory=EngagementSettings)  # [engagement]: machine opens and clicks
     warmup: WarmupSettings = field(default_factory=WarmupSettings)  # [warmup]: daily caps of new pools (settings_warmup.py)
+    studio: StudioSettings = field(default_factory=StudioSettings)  # [studio]: the web studio's logins and sessions
 
     @property
     def warehouse(self) -> Path:
@@ -179,7 +183,9 @@ def load_settings(
     settings pickled reads the secrets again from the config file and its own environment.
     """
     refuse_secrets(dict(overrides or {}))
-    merged = merge(DEFAULTS, read_config(config))
+    file_tree = read_config(config)
+    refuse_secret_in_file(file_tree)
+    merged = merge(DEFAULTS, file_tree)
     merged = merge(merged, from_environment(os.environ if environ is None else environ))
     merged = merge(merged, dict(overrides or {}))
     return _build(merged, str(config) if config else None)
@@ -263,6 +269,7 @@ def _build(tree: dict[str, Any], config: str | None) -> Settings:
         webhooks=webhook_settings(tree["webhooks"], secret),
         engagement=engagement_settings(tree["engagement"]),
         warmup=warmup_settings(tree["warmup"], {*pools, "mx"}),
+        studio=studio_settings(tree["studio"], secret),
     )
 
 

@@ -16,7 +16,8 @@ ENV_PREFIX = "MAILFLOW_"
 # Secret leaves of the settings tree (relay passwords sit inside smtp.pools.*.relays): taken verbatim
 # from the environment, and never from overrides, which become Prefect flow parameters.
 SECRET_KEYS = (("tracking", "secret"), ("tracking", "previous_secret"), ("dkim", "private_key"), ("dkim", "ed25519_private_key"),
-               ("bounces", "imap", "password"), ("webhooks", "postmark_password"), ("webhooks", "mailgun_signing_key"))
+               ("bounces", "imap", "password"), ("webhooks", "postmark_password"), ("webhooks", "mailgun_signing_key"),
+               ("studio", "secret"))
 
 
 def read_config(config: str | Path | None) -> dict[str, Any]:

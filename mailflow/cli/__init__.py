@@ -21,6 +21,7 @@ from mailflow.cli.output import print_aggregate, print_demo, print_due, print_in
 from mailflow.cli.reports import report
 from mailflow.cli.segments import segments
 from mailflow.cli.sending import actor, send_one, sending
+from mailflow.cli.studio import studio
 from mailflow.cli.track import track
 from mailflow.errors import Interrupted, MailflowError, NeedsAttention
 from mailflow.home import private_umask
@@ -239,6 +240,7 @@ cli.add_command(campaigns)
 cli.add_command(track)
 cli.add_command(bounces)
 cli.add_command(ab)
+cli.add_command(studio)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,7 @@ import shutil
 import threading
 import time
 from collections import deque
+from pathlib import Path
 from typing import TextIO
 
 import click
@@ -282,3 +283,7 @@ def print_demo(d: dict) -> None:
     click.echo(f"maildir:   {d['maildir']}   (one file per delivered message; those the readers opened are under cur/)")
     click.echo("Prefect UI: run `prefect server start`, open http://127.0.0.1:4200, then set "
                "PREFECT_API_URL=http://127.0.0.1:4200/api so later commands report there")
+    home = Path(d["warehouse"]).parent
+    click.echo(f"studio:    mailflow --home {home} studio users add demo --role admin   (then, with a secret of your own:)\n"
+               f"           MAILFLOW_STUDIO__SECRET=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))') "
+               f"mailflow --home {home} studio   and open http://127.0.0.1:8090 (log in as demo; TOTP is set up at first login)")

@@ -27,3 +27,19 @@ def fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+_NEW_LOG = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+
+
+def new_log_file(folder: Path, writer: str, n: int) -> tuple[int, Path, int]:
+    """Open `folder/<writer>-<pid>-<n>.ndjson` for appending (0600), a new file, never one that exists: a pid
+    seen before (a container's pid 1 after a restart) never appends to an old log. Returns the descriptor,
+    the path and the next free n."""
+    while True:
+        path = folder / f"{writer}-{os.getpid()}-{n}.ndjson"
+        n += 1
+        try:
+            return os.open(path, _NEW_LOG, 0o600), path, n
+        except FileExistsError:
+            continue

@@ -12,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
+from mailflow.tasks.files.atomic import new_log_file
+
 # An acknowledged event must survive the process being killed (SIGKILL, OOM): os.write hands it
 # to the kernel before the answer goes out, and the kernel keeps it whatever becomes of the
 # process. Surviving the machine's power needs fsync, which costs milliseconds: it runs on a
@@ -19,7 +21,6 @@ from pathlib import Path
 # answers by a bounded delay. An unsubscribe waits for it (`durable=True`); concurrent waiters
 # share one fsync (group commit). One os.write per event costs about 3 µs of a request's 65 µs
 # here (profiled through the app), so coalescing writes per loop tick would save little.
-_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
 
 
 def events_dir(home: Path) -> Path:
@@ -84,14 +85,7 @@ class EventLog:
         if self._fd is not None:
             self._close_later()
         self.dir.mkdir(parents=True, exist_ok=True)
-        while True:  # a pid seen before (a container's pid 1 after a restart) never appends to an old file
-            path = self.dir / f"{self.writer}-{os.getpid()}-{self._next_n}.ndjson"
-            self._next_n += 1
-            try:
-                self._fd = os.open(path, _FLAGS, 0o600)
-                break
-            except FileExistsError:
-                continue
+        self._fd, path, self._next_n = new_log_file(self.dir, self.writer, self._next_n)
         self.path, self._size, self._opened = path, 0, self.clock()
 
     def _close_later(self) -> None:

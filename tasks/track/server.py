@@ -5,17 +5,14 @@ from __future__ import annotations
 import base64
 import os
 import pickle
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import uvicorn
-import uvloop
 
 from mailflow.errors import MailflowError
 from mailflow.settings import Settings
+from mailflow.tasks.core.serving import probe, serving
 from mailflow.tasks.files.suppress import suppression_dir
 from mailflow.tasks.track.app import create_app
 from mailflow.tasks.track.events import events_dir
@@ -23,7 +20,7 @@ from mailflow.tasks.track.guard import MAX_HEADERS
 from mailflow.tasks.track.metrics import metrics_dir
 
 SETTINGS_ENV = "MAILFLOW_TRACK_SETTINGS"  # how worker processes get the settings (secrets travel as their source only)
-START_SECONDS = 30.0  # a service that is not answering after this long failed to start
+__all__ = ["check", "probe", "running_service", "serve", "uvicorn_options"]  # probe: mailflow/cli/track.py imports it here
 
 
 def uvicorn_options() -> dict:
@@ -73,41 +70,5 @@ def running_service(settings: Settings, host: str = "127.0.0.1", port: int = 0, 
     stops taking requests, finishes those under way, and fsyncs and closes its event log.
     `app_options` go to create_app (e.g. `sns_fetch`)."""
     check(settings)
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, **app_options), **uvicorn_options()))
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            uvloop.run(server.serve(sockets=[sock]))
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller
-            failure.append(exc)
-
-    thread = threading.Thread(target=run, name="track-service", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + START_SECONDS
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.01)  # polling the condition: uvicorn sets `started` once it listens
-    try:
-        if not server.started:
-            raise RuntimeError(f"the tracking service did not start: {failure[0] if failure else 'timed out'}")
-        bound = sock.getsockname()[1]
-        yield f"http://[{host}]:{bound}" if family == socket.AF_INET6 else f"http://{host}:{bound}"
-    finally:
-        server.should_exit = True
-        thread.join(START_SECONDS)
-        sock.close()
-
-
-def probe(host: str, port: int) -> None:
-    """A port already taken is one line for the user, not uvicorn's exit."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            raise MailflowError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    with serving(create_app(settings, **app_options), uvicorn_options(), host, port, "tracking service") as url:
+        yield url
