@@ -23,6 +23,8 @@ from mailflow.setting_values import (
 )
 from mailflow.settings_engagement import DEFAULTS as ENGAGEMENT
 from mailflow.settings_engagement import EngagementSettings, engagement_settings
+from mailflow.settings_preflight import DEFAULTS as PREFLIGHT_DEFAULTS
+from mailflow.settings_preflight import PreflightSettings, preflight_settings
 from mailflow.settings_tracking import DEFAULTS as TRACKING_DEFAULTS
 from mailflow.settings_tracking import TrackingSettings, tracking_settings
 from mailflow.settings_webhooks import DEFAULTS as WEBHOOK_DEFAULTS
@@ -55,6 +57,7 @@ DEFAULTS: dict[str, Any] = {
     "engagement": ENGAGEMENT,
     "plan": {"frequency_cap": 0, "frequency_days": 7, "render_sample": 5, "memory_limit": "3GB"},
     "webhooks": WEBHOOK_DEFAULTS,
+    "preflight": PREFLIGHT_DEFAULTS,
 }
 DKIM_ALGORITHMS = ("rsa-sha256", "ed25519-sha256", "both")  # both: an RSA and an Ed25519 signature (RFC 8463)
 
@@ -144,6 +147,7 @@ class Settings:
     plan: PlanSettings = field(default_factory=PlanSettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)  # provider event webhooks (settings_webhooks.py)
     engagement: EngagementSettings = field(default_factory=EngagementSettings)  # [engagement]: machine opens and clicks
+    preflight: PreflightSettings = field(default_factory=PreflightSettings)  # [preflight]: deliverability checks
 
     @property
     def warehouse(self) -> Path:
@@ -246,6 +250,7 @@ def _build(tree: dict[str, Any], config: str | None) -> Settings:
         ),
         webhooks=webhook_settings(tree["webhooks"], secret),
         engagement=engagement_settings(tree["engagement"]),
+        preflight=preflight_settings(tree["preflight"]),
     )
 
 

@@ -1,0 +1,91 @@
+"""The preflight of a campaign: every check, in the order the table shows them, and what a FAIL does to a send."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+from mailflow.settings import Settings
+from mailflow.tasks.core.dns import make_resolver
+from mailflow.tasks.plan.campaign import CampaignSpec
+from mailflow.tasks.preflight.checks import FAIL, Check, apply_settings, failures_line, skipped, worst
+from mailflow.tasks.preflight.content import html_of, images_check, links_check, size_check, unsubscribe_check
+from mailflow.tasks.preflight.dnschecks import (
+    bounce_mx_check,
+    dkim_check,
+    dmarc_checks,
+    from_domains,
+    spf_check,
+    tracking_host_check,
+)
+from mailflow.tasks.preflight.lookup import Lookup
+from mailflow.tasks.preflight.sample import Sample, campaign_samples
+from mailflow.tasks.preflight.spamassassin import spam_check
+from mailflow.tasks.send.schedule import abort_send
+
+DNS_CHECKS = ("spf", "dkim", "dmarc", "alignment", "bounce_mx", "tracking_host")
+
+
+def run_preflight(settings: Settings, campaign: str) -> tuple[CampaignSpec, list[Check]]:
+    """Every check of the campaign (a planned id or a campaign file), after the settings' skip and warn_only."""
+    spec, samples = campaign_samples(settings, campaign)
+    checks = asyncio.run(dns_checks(settings, spec)) + content_checks(settings, samples)
+    return spec, apply_settings(checks, settings.preflight) + skipped(settings.preflight, DNS_CHECKS + CONTENT_CHECKS)
+
+
+async def dns_checks(settings: Settings, spec: CampaignSpec) -> list[Check]:
+    dns = settings.dns
+    resolver = make_resolver(list(dns.nameservers) or None, dns.port, dns.timeout)
+    lookup, skip = Lookup(resolver), settings.preflight.skip
+    checks = [await spf_check(settings, spec, lookup)] if "spf" not in skip else []
+    checks += [await dkim_check(settings, lookup)] if "dkim" not in skip else []
+    for domain in from_domains(spec):
+        checks += [c for c in await dmarc_checks(settings, domain, lookup) if c.check not in skip]
+    checks += [await bounce_mx_check(settings, resolver)] if "bounce_mx" not in skip else []
+    checks += [await tracking_host_check(settings, lookup)] if "tracking_host" not in skip else []
+    return checks
+
+
+CONTENT_CHECKS = ("unsubscribe", "links", "size", "images", "spam")
+
+
+def content_checks(settings: Settings, samples: list[Sample]) -> list[Check]:
+    """The sample of each variant; SpamAssassin scores them side by side (it spends seconds compiling its rules)."""
+    prefs, skip = settings.preflight, settings.preflight.skip
+    records = dkim_records(settings)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        spam = [pool.submit(spam_check, s.data, prefs) if "spam" not in skip else None for s in samples]
+        per_variant = []
+        for sample, scored in zip(samples, spam):
+            html = html_of(sample.data)
+            found = {"unsubscribe": lambda: unsubscribe_check(sample.data, records),
+                     "links": lambda: links_check(html, sample.links), "size": lambda: size_check(sample.data, prefs),
+                     "images": lambda: images_check(html, prefs), "spam": lambda: scored.result()}
+            checks = [found[name]() for name in CONTENT_CHECKS if name not in skip]
+            if len(samples) > 1:
+                checks = [Check(c.check, c.status, f"variant {sample.variant}: {c.detail}", c.fix) for c in checks]
+            per_variant.append(checks)
+    return [c for name in CONTENT_CHECKS for checks in per_variant for c in checks if c.check == name]
+
+
+def dkim_records(settings: Settings) -> dict[str, str] | None:
+    """The records the configured keys need, to verify the sample's signatures against (None when nothing signs)."""
+    from mailflow.tasks.compose.dkim import dns_record
+    from mailflow.tasks.send.chunk import dkim_signer
+
+    try:
+        signer = dkim_signer(settings)
+    except Exception:  # noqa: BLE001 - a key that cannot load is the dkim check's FAIL; composing would have raised
+        return None
+    return {f"{k.selector}._domainkey.{k.domain}": dns_record(k) for k in signer.keys} if signer else None
+
+
+def stop_on_failure(settings: Settings, spec: CampaignSpec, checks: list[Check], by: str) -> None:
+    """A FAIL aborts the campaign (a later `send` after the fix resumes it) and raises NeedsAttention."""
+    from mailflow.errors import NeedsAttention
+
+    if worst(checks) == FAIL:
+        reason = f"preflight failed: {failures_line(checks)}"
+        abort_send(settings.home, spec.campaign_id, by, reason)
+        raise NeedsAttention(f"campaign {spec.campaign_id!r} aborted, {reason} (`mailflow preflight "
+                             f"{spec.campaign_id}` shows the fixes; --skip-preflight sends anyway)")
