@@ -63,7 +63,7 @@ def _signed(signature: str) -> set[str]:
 
 def _verifies(data: bytes, records: dict[str, str]) -> bool:
     def dnsfunc(name, timeout=5):
-        text = records.get(name.decode() if isinstance(name, bytes) else name)
+        text = records.get((name.decode() if isinstance(name, bytes) else name).removesuffix("."))
         return text.encode() if text else None
 
     try:

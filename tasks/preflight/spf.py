@@ -16,7 +16,7 @@ MAX_VOID = 2  # §4.6.4: lookups answered NXDOMAIN or with no records
 MAX_NAMES = 10  # §4.6.4: MX exchanges per mx term, PTR names per ptr term
 _MECHANISM = re.compile(r"([+?~-]?)(all|include|a|mx|ptr|ip4|ip6|exists)(?=$|[:/])(.*)", re.IGNORECASE)
 _MODIFIER = re.compile(r"([a-z][a-z0-9_.-]*)=(.*)", re.IGNORECASE)
-_MACRO = re.compile(r"%(?:\{([slodiphcrtv])(\d*)(r?)([-.+,/_=]*)\}|(.))", re.IGNORECASE)
+_MACRO = re.compile(r"%(?:\{([a-z])(\d*)(r?)([-.+,/_=]*)\}|(.))", re.IGNORECASE)
 
 
 class PermError(Exception):
@@ -192,7 +192,8 @@ def expand(spec: str, ctx) -> str:
                 return {"%": "%", "_": " ", "-": "%20"}[escape]
             raise PermError(f"'%{escape}' is not an SPF macro")
         if letter.lower() not in values:
-            raise PermError(f"%{{{letter}}} is allowed only in exp= text")
+            where = "allowed only in exp= text" if letter.lower() in "crt" else "not an SPF macro"
+            raise PermError(f"%{{{letter}}} is {where}")
         parts = re.split("[" + re.escape(delimiters or ".") + "]", values[letter.lower()])
         if reverse:
             parts.reverse()
