@@ -55,3 +55,25 @@ def preflight_settings(home: Path, dns_port: int, private_key, **sections) -> Se
 def plan_news(home: Path, spec: CampaignSpec = SPEC, recipients: int = 3) -> str:
     write_plan(home, spec, [([f"r{i}@example.org" for i in range(recipients)], "A", None, False)])
     return spec.campaign_id
+
+
+def write_config(path: Path, dns_port: int, relay_port: int, **preflight) -> Path:
+    """The same settings as a mailflow.toml, for commands (the secrets come from the environment)."""
+    extra = "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in preflight.items())
+    path.write_text(f"""[dns]
+nameservers = ["127.0.0.1"]
+port = {dns_port}
+timeout = 2.0
+[smtp]
+bounce_domain = "bounces.example.com"
+[smtp.pools.default]
+relays = ["127.0.0.1:{relay_port}"]
+[dkim]
+domain = "example.com"
+selector = "{SELECTOR}"
+[tracking]
+base_url = "https://{TRACKING_HOST}"
+[preflight]
+source_ips = ["{SOURCE_IP}"]
+{extra}""")
+    return path
