@@ -12,8 +12,8 @@ from mailflow.errors import Interrupted
 from mailflow.flows.progress import follow_chunks
 from mailflow.settings import load_settings
 from mailflow.tasks.aggregate.report import sum_counts
-from mailflow.tasks.preflight.tasks import preflight_checks_task
 from mailflow.tasks.files.control import held, stop_watch
+from mailflow.tasks.preflight.tasks import preflight_checks_task
 from mailflow.tasks.send.tasks import begin_send_task, finish_send_task, load_plan_task, preflight_task, send_chunk_task
 
 WORKERS = os.cpu_count() or 2

@@ -10,8 +10,8 @@ from mailflow.setting_values import as_list, ip, non_negative, positive_number
 
 CHECKS = ("spf", "dkim", "dmarc", "alignment", "bounce_mx", "tracking_host", "unsubscribe", "links", "spam", "size", "images")
 DEFAULTS: dict[str, Any] = {"spam_threshold": 5.0, "spam_margin": 1.0, "size_limit_kb": 102.0, "size_margin": 0.8,
-                            "words_per_image": 60, "tracking_domain": "", "source_ips": [], "skip": [], "warn_only": [], "spamassassin": "spamassassin",
-                            "spam_timeout": 120.0}
+                            "words_per_image": 60, "tracking_domain": "", "source_ips": [], "skip": [], "warn_only": [],
+                            "spamassassin": "spamassassin", "spam_timeout": 120.0}
 
 
 @dataclass(frozen=True)

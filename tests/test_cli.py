@@ -456,7 +456,7 @@ def test_an_ab_campaign_through_the_command_mails_each_variant_its_own_message_a
     monkeypatch.setenv("MAILFLOW_TRACKING__SECRET", "test-secret")
     with Receiver(record=True) as rx:
         monkeypatch.setenv("MAILFLOW_SMTP__POOLS__DEFAULT__RELAYS", f'["127.0.0.1:{rx.port}"]')
-        code, out, err = mailflow("send", "spring-ab", "--no-progress")
+        code, out, err = mailflow("send", "spring-ab", "--no-progress", "--skip-preflight")  # tests/test_preflight.py
         assert code == 0, err
         received = [(m.recipients, message_from_bytes(m.data, policy=default)) for m in rx.received]
     assert f"{count['remainder']} recipients held for the A/B winner" in out

@@ -17,8 +17,8 @@ from mailflow.cli.bounces import bounces
 from mailflow.cli.campaigns import campaigns
 from mailflow.cli.context import Context, pass_ctx
 from mailflow.cli.lists import lists
-from mailflow.cli.preflight import preflight
 from mailflow.cli.output import print_aggregate, print_demo, print_due, print_ingest, print_plan, print_retry, print_rows
+from mailflow.cli.preflight import preflight
 from mailflow.cli.reports import report
 from mailflow.cli.segments import segments
 from mailflow.cli.sending import actor, send_one, sending

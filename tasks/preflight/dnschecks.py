@@ -17,7 +17,8 @@ from mailflow.tasks.plan.campaign import CampaignSpec
 from mailflow.tasks.preflight.checks import FAIL, PASS, WARN, Check, unchecked
 from mailflow.tasks.preflight.dmarc import BadRecord, DmarcRecord, aligned, dmarc_texts, organisational_domain, parse_record
 from mailflow.tasks.preflight.lookup import DnsTrouble, Lookup
-from mailflow.tasks.preflight.spf import NONE, PASS as SPF_PASS, PERMERROR, TEMPERROR, check_host
+from mailflow.tasks.preflight.spf import NONE, PERMERROR, TEMPERROR, check_host
+from mailflow.tasks.preflight.spf import PASS as SPF_PASS
 
 
 def from_domains(spec: CampaignSpec) -> list[str]:

@@ -57,15 +57,21 @@ def content_checks(settings: Settings, samples: list[Sample]) -> list[Check]:
         spam = [pool.submit(spam_check, s.data, prefs) if "spam" not in skip else None for s in samples]
         per_variant = []
         for sample, scored in zip(samples, spam):
-            html = html_of(sample.data)
-            found = {"unsubscribe": lambda: unsubscribe_check(sample.data, records),
-                     "links": lambda: links_check(html, sample.links), "size": lambda: size_check(sample.data, prefs),
-                     "images": lambda: images_check(html, prefs), "spam": lambda: scored.result()}
-            checks = [found[name]() for name in CONTENT_CHECKS if name not in skip]
+            checks = [scored.result() if name == "spam" else message_check(name, sample, prefs, records)
+                      for name in CONTENT_CHECKS if name not in skip]
             if len(samples) > 1:
                 checks = [Check(c.check, c.status, f"variant {sample.variant}: {c.detail}", c.fix) for c in checks]
             per_variant.append(checks)
     return [c for name in CONTENT_CHECKS for checks in per_variant for c in checks if c.check == name]
+
+
+def message_check(name: str, sample: Sample, prefs, records: dict[str, str] | None) -> Check:
+    if name == "unsubscribe":
+        return unsubscribe_check(sample.data, records)
+    if name == "size":
+        return size_check(sample.data, prefs)
+    html = html_of(sample.data)
+    return links_check(html, sample.links) if name == "links" else images_check(html, prefs)
 
 
 def dkim_records(settings: Settings) -> dict[str, str] | None:
