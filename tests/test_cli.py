@@ -280,6 +280,13 @@ def test_the_demo_leaves_no_secret_in_prefects_database_or_its_home(demo_run):
 
 
 @pytest.mark.integration
+def test_the_demo_runs_the_preflight_and_nothing_fails(demo_run):
+    table = re.search(r"preflight of campaign demo-newsletter: (\d+) pass, (\d+) warn, 0 fail\n", demo_run.output)
+    assert table, "the demo prints its preflight table before the send"
+    assert "  PASS  spam " in demo_run.output and "  WARN  spf            not checked: listed in preflight.skip" in demo_run.output
+
+
+@pytest.mark.integration
 def test_the_demo_home_and_everything_in_it_are_private(demo_run):
     def loose(root: Path) -> list[str]:
         paths = [root, *root.rglob("*")]

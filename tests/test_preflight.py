@@ -11,7 +11,7 @@ from mailflow.tasks.demo.receiver import Receiver
 from mailflow.tasks.files.lifecycle import ABORTED, state_of
 from mailflow.tasks.plan.campaign import CampaignSpec
 from mailflow.tasks.preflight.preflight import run_preflight
-from tests.support.dnsstub import DnsStub
+from tests.support.dnsstub import DnsStub, txt
 from tests.support.preflight import good_zone, pem_of, plan_news, preflight_settings, write_config
 
 pytestmark = pytest.mark.integration
@@ -98,7 +98,8 @@ def test_the_command_prints_a_table_json_and_exit_codes(tmp_path, capsys, zone_p
     assert code == 2 and err.count("\n") == 1 and "never-planned" in err
 
 
-def test_a_failing_check_stops_the_send_and_skip_preflight_sends(prefect_harness, tmp_path, capsys, rsa_private, secrets):
+def test_a_failing_check_stops_the_send_a_warning_does_not_and_skip_preflight_skips(
+        prefect_harness, tmp_path, capsys, rsa_private, secrets):
     zone = good_zone(rsa_private)
     del zone["_dmarc.example.com"]
     with DnsStub(zone) as stub, Receiver(record=True) as rx:
@@ -106,10 +107,21 @@ def test_a_failing_check_stops_the_send_and_skip_preflight_sends(prefect_harness
         plan_news(tmp_path / "home")
         code, out, err = cli(capsys, tmp_path, "preflight", "news")
         assert code == 1 and "  FAIL  dmarc" in out and "fix: publish a TXT record at _dmarc.example.com" in out
+        assert err.splitlines()[-1] == "mailflow: preflight of campaign 'news': 1 check(s) FAIL (dmarc)"
         code, _, err = cli(capsys, tmp_path, "send", "news", "--no-progress")
         assert code == 1 and "aborted, preflight failed: dmarc: no DMARC record for example.com" in err.splitlines()[-1]
         assert rx.received == [], "no message left"
         assert state_of(tmp_path / "home", "news") == ABORTED
-        code, out, err = cli(capsys, tmp_path, "send", "news", "--no-progress", "--skip-preflight")
+
+        stub.zone["_dmarc.example.com"] = {"TXT": [txt("v=DMARC1; p=none")]}  # fixed, if only to p=none: a WARN
+        code, out, err = cli(capsys, tmp_path, "send", "news", "--no-progress")
         assert code == 0, err
-        assert len(rx.received) == 3 and out.startswith("sent: 3 delivered")
+        assert "preflight WARN: dmarc: p=none at _dmarc.example.com" in out and "sent: 3 delivered" in out
+        assert len(rx.received) == 3
+
+        del stub.zone["_dmarc.example.com"]
+        plan_news(tmp_path / "home", CampaignSpec(name="Other", campaign_id="other", from_addr="News <news@example.com>",
+                                                  subject="Hi", template="newsletter"))
+        code, out, err = cli(capsys, tmp_path, "send", "other", "--no-progress", "--skip-preflight")
+        assert code == 0, err
+        assert len(rx.received) == 6 and out.startswith("sent: 3 delivered") and "preflight" not in out

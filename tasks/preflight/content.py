@@ -37,7 +37,8 @@ def unsubscribe_check(data: bytes, records: dict[str, str] | None = None) -> Che
     if not targets:
         return Check("unsubscribe", FAIL, "no List-Unsubscribe header", "compose through mailflow's send path, which adds it")
     if not any(t.lower().startswith("https://") for t in targets):
-        return Check("unsubscribe", FAIL, f"List-Unsubscribe has no https URL ({targets[0][:60]}): RFC 8058 one-click "
+        shown = "{0.scheme}://{0.netloc}/...".format(urlsplit(targets[0]))
+        return Check("unsubscribe", FAIL, f"List-Unsubscribe has no https URL ({shown}): RFC 8058 one-click "
                      "needs https, so Gmail and Yahoo show no unsubscribe button", "set tracking.base_url to an https URL")
     if str(message.get("List-Unsubscribe-Post", "")).strip() != ONE_CLICK:
         return Check("unsubscribe", FAIL, "no `List-Unsubscribe-Post: List-Unsubscribe=One-Click` header",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from mailflow.settings import Settings
 from mailflow.tasks.core.dns import make_resolver
@@ -30,7 +31,8 @@ def run_preflight(settings: Settings, campaign: str) -> tuple[CampaignSpec, list
     """Every check of the campaign (a planned id or a campaign file), after the settings' skip and warn_only."""
     spec, samples = campaign_samples(settings, campaign)
     checks = asyncio.run(dns_checks(settings, spec)) + content_checks(settings, samples)
-    return spec, apply_settings(checks, settings.preflight) + skipped(settings.preflight, DNS_CHECKS + CONTENT_CHECKS)
+    every = apply_settings(checks, settings.preflight) + skipped(settings.preflight, DNS_CHECKS + CONTENT_CHECKS)
+    return spec, sorted(every, key=lambda c: (DNS_CHECKS + CONTENT_CHECKS).index(c.check))  # sorted() is stable
 
 
 async def dns_checks(settings: Settings, spec: CampaignSpec) -> list[Check]:
@@ -57,12 +59,15 @@ def content_checks(settings: Settings, samples: list[Sample]) -> list[Check]:
         spam = [pool.submit(spam_check, s.data, prefs) if "spam" not in skip else None for s in samples]
         per_variant = []
         for sample, scored in zip(samples, spam):
-            checks = [scored.result() if name == "spam" else message_check(name, sample, prefs, records)
-                      for name in CONTENT_CHECKS if name not in skip]
-            if len(samples) > 1:
-                checks = [Check(c.check, c.status, f"variant {sample.variant}: {c.detail}", c.fix) for c in checks]
-            per_variant.append(checks)
-    return [c for name in CONTENT_CHECKS for checks in per_variant for c in checks if c.check == name]
+            per_variant.append([scored.result() if name == "spam" else message_check(name, sample, prefs, records)
+                                for name in CONTENT_CHECKS if name not in skip])
+    out = []
+    for found in zip(*per_variant):  # one check across the variants: one row when they agree, else a row each
+        if len(set(found)) == 1:
+            out.append(found[0])
+        else:
+            out += [replace(c, detail=f"variant {s.variant}: {c.detail}") for s, c in zip(samples, found)]
+    return out
 
 
 def message_check(name: str, sample: Sample, prefs, records: dict[str, str] | None) -> Check:
