@@ -103,3 +103,19 @@ def test_a_resolver_that_fails_gives_warnings_never_a_pass(tmp_path, rsa_private
     found = checks_for(tmp_path, rsa_private, zone)
     assert {c.status for c in found.values()} == {"WARN"}
     assert all(c.detail.startswith("not checked") for name, c in found.items() if name != "alignment")
+
+
+def test_a_relay_on_a_private_address_warns_that_its_source_is_unknown_but_a_missing_record_still_fails(tmp_path, rsa_private):
+    found = checks_for(tmp_path, rsa_private, good_zone(rsa_private), preflight={"source_ips": []})
+    assert found["spf"].status == "WARN" and "relay 127.0.0.1 is on the private address" in found["spf"].detail
+    assert found["spf"].fix == "set preflight.source_ips to the public IPs your mail leaves from"
+    zone = good_zone(rsa_private) | {"bounces.example.com": {"MX": ["10 mx.example.com."]}}
+    assert checks_for(tmp_path, rsa_private, zone, preflight={"source_ips": []})["spf"].status == "FAIL"
+
+
+def test_relay_host_names_are_resolved_to_the_addresses_spf_must_permit(tmp_path, rsa_private):
+    zone = good_zone(rsa_private) | {"relay.example.net": {"A": ["93.184.215.25"]}}
+    found = checks_for(tmp_path, rsa_private, zone, preflight={"source_ips": []},
+                       smtp={"pools": {"default": {"relays": ["relay.example.net:587"]}}})
+    assert found["spf"].status == "FAIL" and found["spf"].fix == "add \"ip4:93.184.215.25\" to bounces.example.com's SPF record"
+    assert "from the relays of pool 'default'" in found["spf"].detail

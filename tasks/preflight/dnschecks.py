@@ -17,7 +17,7 @@ from mailflow.tasks.plan.campaign import CampaignSpec
 from mailflow.tasks.preflight.checks import FAIL, PASS, WARN, Check, unchecked
 from mailflow.tasks.preflight.dmarc import BadRecord, DmarcRecord, aligned, dmarc_texts, organisational_domain, parse_record
 from mailflow.tasks.preflight.lookup import DnsTrouble, Lookup
-from mailflow.tasks.preflight.spf import NONE, PERMERROR, TEMPERROR, check_host
+from mailflow.tasks.preflight.spf import NONE, PERMERROR, TEMPERROR, PermError, check_host, spf_record
 from mailflow.tasks.preflight.spf import PASS as SPF_PASS
 
 
@@ -53,6 +53,13 @@ async def spf_check(settings: Settings, spec: CampaignSpec, lookup: Lookup) -> C
     except DnsTrouble as exc:
         return unchecked("spf", f"the sending addresses did not resolve ({exc})")
     if not ips:
+        try:  # without the sources there is still the record to find: its absence FAILs all the same
+            record = await spf_record(domain, lookup)
+        except (DnsTrouble, PermError) as exc:
+            record = str(exc)
+        if record is None:
+            return Check("spf", FAIL, f"{domain} (the Return-Path domain) publishes no SPF record",
+                         f'publish a TXT record at {domain}: "v=spf1 ip4:<your sending IP> -all"')
         return Check("spf", WARN, f"SPF of {domain} not evaluated: {origin or 'no sending address'}",
                      "set preflight.source_ips to the public IPs your mail leaves from")
     notes, missing = [], []

@@ -59,7 +59,7 @@ def content_checks(settings: Settings, samples: list[Sample]) -> list[Check]:
         spam = [pool.submit(spam_check, s.data, prefs) if "spam" not in skip else None for s in samples]
         per_variant = []
         for sample, scored in zip(samples, spam):
-            per_variant.append([scored.result() if name == "spam" else message_check(name, sample, prefs, records)
+            per_variant.append([scored.result() if name == "spam" else message_check(name, sample, settings, records)
                                 for name in CONTENT_CHECKS if name not in skip])
     out = []
     for found in zip(*per_variant):  # one check across the variants: one row when they agree, else a row each
@@ -70,13 +70,15 @@ def content_checks(settings: Settings, samples: list[Sample]) -> list[Check]:
     return out
 
 
-def message_check(name: str, sample: Sample, prefs, records: dict[str, str] | None) -> Check:
+def message_check(name: str, sample: Sample, settings: Settings, records: dict[str, str] | None) -> Check:
     if name == "unsubscribe":
         return unsubscribe_check(sample.data, records)
     if name == "size":
-        return size_check(sample.data, prefs)
+        return size_check(sample.data, settings.preflight)
     html = html_of(sample.data)
-    return links_check(html, sample.links) if name == "links" else images_check(html, prefs)
+    if name == "links":
+        return links_check(html, sample.links)
+    return images_check(html, settings.preflight, open_pixel=settings.tracking.base_url.rstrip("/") + "/o/")
 
 
 def dkim_records(settings: Settings) -> dict[str, str] | None:
