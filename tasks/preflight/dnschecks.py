@@ -86,6 +86,13 @@ async def spf_check(settings: Settings, spec: CampaignSpec, lookup: Lookup) -> C
     return Check("spf", PASS, f"SPF of {domain} permits {', '.join(ips)} ({origin})")
 
 
+def _is_ip(text: str) -> bool:
+    try:
+        return bool(ipaddress.ip_address(text))
+    except ValueError:
+        return False
+
+
 def _mechanism(ip: str) -> str:
     return f"ip{ipaddress.ip_address(ip).version}:{ip}"
 
@@ -152,7 +159,8 @@ async def dmarc_checks(settings: Settings, domain: str, lookup: Lookup) -> list[
         return [unchecked("dmarc", str(exc)), assumed]
     org = organisational_domain(domain)
     if record is None:
-        policy = Check("dmarc", FAIL, f"no DMARC record for {domain} (none at _dmarc.{domain} or _dmarc.{org})",
+        looked = " or ".join(f"_dmarc.{d}" for d in dict.fromkeys([domain, org]))
+        policy = Check("dmarc", FAIL, f"no DMARC record for {domain} (none at {looked})",
                        f'publish a TXT record at _dmarc.{org}: "v=DMARC1; p=none; rua=mailto:dmarc-reports@{org}"')
     elif isinstance(record, str):
         policy = Check("dmarc", FAIL, record, f'publish one record: "v=DMARC1; p=none; rua=mailto:dmarc-reports@{org}"')
@@ -200,7 +208,7 @@ async def bounce_mx_check(settings: Settings, resolver: dns.asyncresolver.Resolv
 
 async def tracking_host_check(settings: Settings, lookup: Lookup) -> Check:
     host = settings.preflight.tracking_domain or (urlsplit(settings.tracking.base_url).hostname or "")
-    fix = f"point tracking.base_url at a public host name (an A or CNAME record for {host})"
+    fix = "point tracking.base_url at a public host name" + ("" if _is_ip(host) else f" (an A or CNAME record for {host})")
     try:
         addresses = await lookup.addresses(host)
     except DnsTrouble as exc:
