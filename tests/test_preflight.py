@@ -40,7 +40,6 @@ def test_a_correct_setup_passes_every_check_with_real_spamassassin(tmp_path, rsa
                                          "unsubscribe", "links", "size", "images", "spam"]
 
 
-@pytest.mark.slow
 def test_spammy_content_scores_over_the_threshold(tmp_path, rsa_private, zone_port):
     spec = templated(tmp_path, "spammy", SPAMMY, subject="FREE VIAGRA!!! WIN CASH NOW")
     settings = preflight_settings(tmp_path / "home", zone_port, rsa_private,
