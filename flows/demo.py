@@ -38,7 +38,7 @@ def demo(config: str | None = None, overrides: dict | None = None) -> dict:
         planned = plan_campaign(str(SAMPLES_DIR / "campaign.yaml"), config, local)
         # The mail links to this service; leaving the block stops it with its event log on disk
         with running_service(load_settings(config, local)) as base_url:
-            sent = send_campaign(planned["campaign_id"], config, tracked_at(local, base_url))
+            sent = send_campaign(planned["campaign_id"], config, tracked_at(local, base_url), preflight=True)
             engaged = engage(maildir, base_url)
         bounced = process_bounces(config, local)  # before aggregate: the bounce events are in its load
     aggregated = aggregate_engagement(config, local)

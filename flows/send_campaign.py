@@ -13,6 +13,7 @@ from mailflow.flows.progress import follow_chunks
 from mailflow.settings import load_settings
 from mailflow.tasks.aggregate.report import sum_counts
 from mailflow.tasks.files.control import held, stop_watch
+from mailflow.tasks.preflight.tasks import preflight_checks_task
 from mailflow.tasks.send.tasks import begin_send_task, finish_send_task, load_plan_task, preflight_task, send_chunk_task
 
 WORKERS = os.cpu_count() or 2
@@ -22,16 +23,20 @@ WORKERS = os.cpu_count() or 2
 # In the workers a signal only stops taking recipients (the command itself decides when to exit).
 @flow(name="send_campaign", task_runner=ProcessPoolTaskRunner(max_workers=WORKERS, initializer=interrupt.stop_on_signal))
 def send_campaign(campaign_id: str, config: str | None = None, overrides: dict | None = None,
-                  by: str = "flow send_campaign") -> dict:
+                  by: str = "flow send_campaign", preflight: bool = False) -> dict:
     interrupt.rearm()  # Prefect's engine has just put its own SIGTERM handler in place
     settings = load_settings(config, overrides)
     spec, chunks = load_plan_task(settings, campaign_id)
     plan = begin_send_task(settings, campaign_id, chunks, by)  # refuses a paused or cancelled campaign
     stop = stop_watch(settings.home, [campaign_id])
+    checks = []
     if plan.due and not stop():
+        if preflight:  # the deliverability checks (tasks/preflight): a FAIL aborts the campaign here
+            checks = preflight_checks_task(settings, campaign_id, by)
         preflight_task(settings, spec, plan.due, by)
     counts = sum_counts(follow_chunks(settings.home, campaign_id, lambda chunk: send_chunk_task.submit(settings, spec, chunk),
                                       plan.due, WORKERS, stop))
     if stop() and (interrupt.requested() or not held(settings.home, campaign_id)):
         raise Interrupted(f"the send of campaign {campaign_id!r} was interrupted")
-    return finish_send_task(settings, campaign_id, counts, by)  # a pause or cancel returns here, recipients pending
+    # a pause or cancel returns here, recipients pending
+    return finish_send_task(settings, campaign_id, counts, by) | ({"preflight": checks} if checks else {})

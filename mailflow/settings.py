@@ -25,6 +25,8 @@ from mailflow.settings_engagement import DEFAULTS as ENGAGEMENT
 from mailflow.settings_engagement import EngagementSettings, engagement_settings
 from mailflow.settings_studio import DEFAULTS as STUDIO_DEFAULTS
 from mailflow.settings_studio import StudioSettings, refuse_secret_in_file, studio_settings
+from mailflow.settings_preflight import DEFAULTS as PREFLIGHT_DEFAULTS
+from mailflow.settings_preflight import PreflightSettings, preflight_settings
 from mailflow.settings_tracking import DEFAULTS as TRACKING_DEFAULTS
 from mailflow.settings_tracking import TrackingSettings, tracking_settings
 from mailflow.settings_warmup import DEFAULTS as WARMUP_DEFAULTS
@@ -62,6 +64,7 @@ DEFAULTS: dict[str, Any] = {
     "webhooks": WEBHOOK_DEFAULTS,
     "warmup": WARMUP_DEFAULTS,
     "studio": STUDIO_DEFAULTS,
+    "preflight": PREFLIGHT_DEFAULTS,
 }
 DKIM_ALGORITHMS = ("rsa-sha256", "ed25519-sha256", "both")  # both: an RSA and an Ed25519 signature (RFC 8463)
 
@@ -158,6 +161,7 @@ class Settings:
     engagement: EngagementSettings = field(default_factory=EngagementSettings)  # [engagement]: machine opens and clicks
     warmup: WarmupSettings = field(default_factory=WarmupSettings)  # [warmup]: daily caps of new pools (settings_warmup.py)
     studio: StudioSettings = field(default_factory=StudioSettings)  # [studio]: the web studio's logins and sessions
+    preflight: PreflightSettings = field(default_factory=PreflightSettings)  # [preflight]: deliverability checks
 
     @property
     def warehouse(self) -> Path:
@@ -270,6 +274,7 @@ def _build(tree: dict[str, Any], config: str | None) -> Settings:
         engagement=engagement_settings(tree["engagement"]),
         warmup=warmup_settings(tree["warmup"], {*pools, "mx"}),
         studio=studio_settings(tree["studio"], secret),
+        preflight=preflight_settings(tree["preflight"]),
     )
 
 

@@ -280,6 +280,13 @@ def test_the_demo_leaves_no_secret_in_prefects_database_or_its_home(demo_run):
 
 
 @pytest.mark.integration
+def test_the_demo_runs_the_preflight_and_nothing_fails(demo_run):
+    table = re.search(r"preflight of campaign demo-newsletter: (\d+) pass, (\d+) warn, 0 fail\n", demo_run.output)
+    assert table, "the demo prints its preflight table before the send"
+    assert "  PASS  spam " in demo_run.output and "  WARN  spf            not checked: listed in preflight.skip" in demo_run.output
+
+
+@pytest.mark.integration
 def test_the_demo_home_and_everything_in_it_are_private(demo_run):
     def loose(root: Path) -> list[str]:
         paths = [root, *root.rglob("*")]
@@ -456,7 +463,7 @@ def test_an_ab_campaign_through_the_command_mails_each_variant_its_own_message_a
     monkeypatch.setenv("MAILFLOW_TRACKING__SECRET", "test-secret")
     with Receiver(record=True) as rx:
         monkeypatch.setenv("MAILFLOW_SMTP__POOLS__DEFAULT__RELAYS", f'["127.0.0.1:{rx.port}"]')
-        code, out, err = mailflow("send", "spring-ab", "--no-progress")
+        code, out, err = mailflow("send", "spring-ab", "--no-progress", "--skip-preflight")  # tests/test_preflight.py
         assert code == 0, err
         received = [(m.recipients, message_from_bytes(m.data, policy=default)) for m in rx.received]
     assert f"{count['remainder']} recipients held for the A/B winner" in out

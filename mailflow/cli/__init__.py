@@ -18,6 +18,7 @@ from mailflow.cli.campaigns import campaigns
 from mailflow.cli.context import Context, pass_ctx
 from mailflow.cli.lists import lists
 from mailflow.cli.output import print_aggregate, print_demo, print_due, print_ingest, print_plan, print_retry, print_rows
+from mailflow.cli.preflight import preflight
 from mailflow.cli.reports import report
 from mailflow.cli.segments import segments
 from mailflow.cli.sending import actor, send_one, sending
@@ -163,8 +164,9 @@ def plan(ctx: Context, campaign_file: str) -> None:
 @click.option("--due", is_flag=True, help="Send the due chunks of every campaign that is not paused or cancelled.")
 @click.option("--dry-run", "dry_run", type=int, metavar="N", help="Render N sample messages to .eml files; send nothing.")
 @click.option("--no-progress", is_flag=True, help="Draw no progress bar (drawn only when stderr is a terminal, never with --json).")
+@click.option("--skip-preflight", is_flag=True, help="Send without the deliverability checks of `mailflow preflight` first.")
 @pass_ctx
-def send(ctx: Context, campaign: str | None, due: bool, dry_run: int | None, no_progress: bool) -> None:
+def send(ctx: Context, campaign: str | None, due: bool, dry_run: int | None, no_progress: bool, skip_preflight: bool) -> None:
     """Send a planned campaign's due chunks (run again to resume an interrupted send)."""
     if due == bool(campaign):
         raise click.UsageError("give a CAMPAIGN or --due, not both")
@@ -172,7 +174,7 @@ def send(ctx: Context, campaign: str | None, due: bool, dry_run: int | None, no_
         sending(ctx)  # loads the settings first: bad ones and a home open to others are dealt with before Prefect starts
         from mailflow.flows.send_due import send_due
 
-        ctx.emit(send_due(ctx.config, ctx.overrides, by=actor("send --due")), print_due)
+        ctx.emit(send_due(ctx.config, ctx.overrides, by=actor("send --due"), preflight=not skip_preflight), print_due)
         return
     if dry_run is not None:
         from mailflow.tasks.send.dryrun import write_samples
@@ -180,7 +182,7 @@ def send(ctx: Context, campaign: str | None, due: bool, dry_run: int | None, no_
         paths = write_samples(ctx.settings(), campaign, dry_run)
         ctx.emit([str(p) for p in paths], lambda d: click.echo(f"rendered {len(d)} samples into {Path(d[0]).parent if d else '-'}"))
         return
-    send_one(ctx, campaign, no_progress, "send")
+    send_one(ctx, campaign, no_progress, "send", preflight=not skip_preflight)
 
 
 @cli.command()
@@ -241,6 +243,7 @@ cli.add_command(track)
 cli.add_command(bounces)
 cli.add_command(ab)
 cli.add_command(studio)
+cli.add_command(preflight)
 
 
 def main(argv: list[str] | None = None) -> int:

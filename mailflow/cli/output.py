@@ -263,6 +263,9 @@ def readers_line(engaged: dict[str, dict[str, int]]) -> str:
 def print_demo(d: dict) -> None:
     print_ingest(d["ingested"])
     print_plan(d["planned"])
+    from mailflow.cli.preflight import print_checks  # late, as print_decision below
+
+    print_checks(d["planned"]["campaign_id"], d["sent"].get("preflight", []))
     click.echo(send_line(d["sent"]))
     click.echo(readers_line(d["engaged"]))
     click.echo(f"aggregated: {d['aggregated']['deliveries']} deliveries and {d['aggregated']['events_loaded']} events "

@@ -10,6 +10,7 @@ from mailflow import interrupt
 from mailflow.cli import prefect_env
 from mailflow.cli.context import Context
 from mailflow.cli.output import ProgressBar, print_send
+from mailflow.cli.preflight import print_warnings
 
 
 def actor(command: str) -> str:
@@ -39,9 +40,9 @@ def send_progress(ctx: Context, campaign: str, no_progress: bool):
     return ProgressBar(ledger_tally(home, campaign).poll, read_manifest(home, campaign)["audience_size"], sys.stderr)
 
 
-def send_one(ctx: Context, campaign: str, no_progress: bool, command: str) -> None:
+def send_one(ctx: Context, campaign: str, no_progress: bool, command: str, preflight: bool = False) -> None:
     """Send a planned campaign's due chunks in the foreground; refused before Prefect starts when
-    the campaign is unplanned, paused or cancelled."""
+    the campaign is unplanned, paused or cancelled. `preflight`: the deliverability checks run first."""
     from mailflow.tasks.files.lifecycle import CANCELLED, PAUSED, state_of
     from mailflow.tasks.send.chunk import load_plan
     from mailflow.tasks.send.schedule import refusal
@@ -62,5 +63,5 @@ def send_one(ctx: Context, campaign: str, no_progress: bool, command: str) -> No
         print_estimate(pace)  # before the send: how long it will take
     sending(ctx)
     with send_progress(ctx, campaign, no_progress):
-        result = send_campaign(campaign, ctx.config, ctx.overrides, by=actor(command))
-    ctx.emit(result | pace, print_send)
+        result = send_campaign(campaign, ctx.config, ctx.overrides, by=actor(command), preflight=preflight)
+    ctx.emit(result | pace, lambda r: (print_warnings(r.get("preflight", [])), print_send(r)))

@@ -55,7 +55,19 @@ def demo_overrides(overrides: dict | None, port: int) -> dict:
     # flag them all (and only the variant sent last, skewing the A/B test). Their user agents still tell proxies apart.
     engagement = {**(overrides or {}).get("engagement", {}), "fast_open_seconds": 0, "fast_click_seconds": 0}
     return {**(overrides or {}), "smtp": {"pools": {"default": {"relays": [f"127.0.0.1:{port}"]}}}, "bounces": bounces,
-            "engagement": engagement}
+            "engagement": engagement, "preflight": demo_preflight(overrides)}
+
+
+# The demo has no domain of its own: example.com's DNS is not the demo's to publish, and an embedded zone made to
+# match its settings would only show the demo agreeing with itself. So the DNS checks are skipped (the table says
+# so), and the RFC 8058 check, which needs https links the loopback tracking service cannot have, only warns.
+# The message checks (links, size, images, SpamAssassin) run as they do for any campaign.
+DEMO_SKIPS = ("spf", "dkim", "dmarc", "alignment", "bounce_mx", "tracking_host")
+
+
+def demo_preflight(overrides: dict | None) -> dict:
+    given = (overrides or {}).get("preflight", {})
+    return {**given, "skip": list(given.get("skip", DEMO_SKIPS)), "warn_only": list(given.get("warn_only", ["unsubscribe"]))}
 
 
 def tracked_at(overrides: dict, base_url: str) -> dict:

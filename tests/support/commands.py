@@ -39,13 +39,16 @@ def planned_campaign(tmp_path, recipients=160, chunk_size=20) -> tuple[Path, lis
     return home, emails
 
 
+SEND = ("send", "stopped", "--skip-preflight")  # these homes have no DNS of their own: tests/test_preflight.py
+
+
 def mailflow_send(home, port, *args, **settings):
     """`mailflow send stopped` (or `mailflow ARGS...`) as a user starts it from a terminal: the leader of its own
     process group."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_LOGGING")}
     env.update(MAILFLOW_TRACKING__SECRET="test-secret", MAILFLOW_SMTP__POOLS__DEFAULT__RELAYS=f'["127.0.0.1:{port}"]',
                MAILFLOW_SMTP__POOLS__DEFAULT__CONNECTIONS="2", **settings)
-    return subprocess.Popen([sys.executable, "-m", "mailflow.cli", "--home", str(home), *(args or ("send", "stopped"))], env=env,
+    return subprocess.Popen([sys.executable, "-m", "mailflow.cli", "--home", str(home), *(args or SEND)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 

@@ -146,3 +146,8 @@ class DnsStub:
         apex = dns.name.Name(qname.labels[-2:])  # the stub claims to be authoritative for the TLD
         return dns.rrset.from_text(apex, minimum, "IN", "SOA",
                                    f"ns.stub. hostmaster.stub. 1 3600 600 86400 {minimum}")
+
+
+def txt(text: str) -> str:
+    """A TXT record's text as zone data: quoted, split into strings of at most 255 characters (a DKIM key needs it)."""
+    return " ".join('"' + text[i:i + 255].replace('"', '\\"') + '"' for i in range(0, len(text), 255)) or '""'
