@@ -23,10 +23,10 @@ from mailflow.setting_values import (
 )
 from mailflow.settings_engagement import DEFAULTS as ENGAGEMENT
 from mailflow.settings_engagement import EngagementSettings, engagement_settings
-from mailflow.settings_studio import DEFAULTS as STUDIO_DEFAULTS
-from mailflow.settings_studio import StudioSettings, refuse_secret_in_file, studio_settings
 from mailflow.settings_preflight import DEFAULTS as PREFLIGHT_DEFAULTS
 from mailflow.settings_preflight import PreflightSettings, preflight_settings
+from mailflow.settings_studio import DEFAULTS as STUDIO_DEFAULTS
+from mailflow.settings_studio import StudioSettings, refuse_secret_in_file, studio_settings
 from mailflow.settings_tracking import DEFAULTS as TRACKING_DEFAULTS
 from mailflow.settings_tracking import TrackingSettings, tracking_settings
 from mailflow.settings_warmup import DEFAULTS as WARMUP_DEFAULTS
