@@ -62,6 +62,7 @@ class PrefectServer:
             # Runs start because a test asks, never because an interval came round while it ran.
             "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
             "PREFECT_SERVER_UI_ENABLED": "true",
+            "PREFECT_UI_API_URL": self.api_url,  # else the UI's pages call the default port, 4200
         })
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen([*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
