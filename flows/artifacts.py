@@ -11,16 +11,17 @@ T = TypeVar("T")
 
 
 class RunProgress:
-    """`<flow>-progress`: created at 0 % when the run starts, moved as each of its `steps` ends (one API call each)."""
+    """`<flow>-progress`: created at 0 % when the run starts, moved as each of its `steps` ends (one API call each);
+    a run with nothing to do shows 100 % at once."""
 
     def __init__(self, flow: str, steps: int, what: str):
-        self.steps, self.done, self.what = max(steps, 1), 0, what
-        self.id = create_progress_artifact(0.0, key=f"{flow.replace('_', '-')}-progress",
+        self.steps, self.done, self.what = steps, 0, what
+        self.id = create_progress_artifact(0.0 if steps else 100.0, key=f"{flow.replace('_', '-')}-progress",
                                            description=f"0 of {steps} {what}")
 
     def step(self, note: str = "") -> None:
         self.done += 1
-        update_progress_artifact(self.id, 100.0 * min(self.done, self.steps) / self.steps,
+        update_progress_artifact(self.id, 100.0 * self.done / max(self.steps, self.done),
                                  description=f"{self.done} of {self.steps} {self.what}" + (f": {note}" if note else ""))
 
     def follow(self, results: Iterable[T]) -> Iterator[T]:
