@@ -10,15 +10,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
 
-from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import ArtifactUpdate
 from prefect.futures import PrefectFuture
 
 from mailflow.tasks.files.manifest import read_manifest
 from mailflow.tasks.files.tally import LedgerTally, Tally, ledger_tally, table_rows
-from mailflow.tasks.send.failure import chunk_failure, chunk_label, failure_markdown
 from mailflow.tasks.send.schedule import PlannedChunk
+from mailflow.tasks.send.tasks import chunk_failed
 
 STATUSES = ("delivered", "deferred", "bounced", "failed", "in_doubt", "skipped")
 T = TypeVar("T")
@@ -45,16 +45,6 @@ def follow_chunks(home: Path, campaign_id: str, submit: Callable[[PlannedChunk],
         live.refresh()
     create_table_artifact(outcome_rows(total), key=f"send-{campaign_id}-outcomes",
                           description=f"Outcomes of campaign {campaign_id} (this run)")
-
-
-def chunk_failed(campaign_id: str, chunk: PlannedChunk, exc: Exception) -> BaseException:
-    """The error that fails the run, naming the chunk, and the same words as the run's `send-<id>-failure` artifact."""
-    label = chunk_label(campaign_id, chunk.path)
-    failure = chunk_failure(label, exc)
-    if failure is not exc:  # a stop request is no failure
-        create_markdown_artifact(failure_markdown(label, exc), key=f"send-{campaign_id}-failure",
-                                 description=f"Why campaign {campaign_id} failed")
-    return failure
 
 
 def in_window(submit: Callable[[T], PrefectFuture], items: Iterable[T], window: int, stop: Callable[[], bool],

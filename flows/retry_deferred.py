@@ -8,13 +8,13 @@ from prefect.task_runners import ProcessPoolTaskRunner
 from mailflow import interrupt
 from mailflow.errors import Interrupted
 from mailflow.flows.artifacts import RunProgress, result_table
-from mailflow.flows.progress import chunk_failed, in_window
+from mailflow.flows.progress import in_window
 from mailflow.flows.send_campaign import WORKERS
 from mailflow.settings import load_settings
 from mailflow.tasks.aggregate.report import sum_counts
 from mailflow.tasks.core.run_tables import retry_rows
 from mailflow.tasks.files.control import stop_watch
-from mailflow.tasks.send.tasks import deferred_chunks_task, finish_send_task, send_chunk_task
+from mailflow.tasks.send.tasks import chunk_failed, deferred_chunks_task, finish_send_task, send_chunk_task
 
 
 @flow(name="retry_deferred", task_runner=ProcessPoolTaskRunner(max_workers=WORKERS, initializer=interrupt.stop_on_signal))

@@ -129,3 +129,31 @@ def test_every_flow_run_shows_its_progress_and_a_result_table(prefect_harness, h
     assert {r["measure"]: r["value"] for r in shown["aggregate-engagement"]}["deliveries in the warehouse"] == 7
     assert {r["measure"]: r["value"] for r in shown["process-bounces"]}["messages fetched"] == 0
     assert shown["pick-ab-winner"] == [{"result": "nothing to do"}], "no A/B test: the table says so"
+
+
+@pytest.mark.flow
+@pytest.mark.integration
+def test_a_send_stopped_by_a_template_error_names_the_chunk_it_rendered_from(prefect_harness, home, tmp_path, receiver,
+                                                                             monkeypatch):
+    from mailflow.flows.send_campaign import send_campaign
+    from mailflow.tasks.core.warehouse import connect
+    from mailflow.tasks.ingest.ingest import IngestOptions, ingest_file
+    from mailflow.tasks.plan.audience import plan
+    from mailflow.tasks.plan.campaign import load_campaign
+
+    campaign = tmp_path / "broken.yaml"  # planned without the plan's own template check, as a file edited since would be
+    campaign.write_text("name: broken\nfrom: News <news@example.com>\nlists: [news]\ntemplate: newsletter\n"
+                        "subject: '{{ subscriber.no_such_field.upper() }}'\n")
+    with connect(home / "mailflow.duckdb") as con:
+        ingest_file(con, write_csv(tmp_path / "s.csv", "email\na@example.com\nb@example.com\n"), IngestOptions(list_name="news"))
+        plan(con, home, load_campaign(campaign), 10)
+    monkeypatch.setenv("MAILFLOW_TRACKING__SECRET", "s")
+    overrides = {"home": str(home), "tracking": {"base_url": "https://t.example"},
+                 "smtp": {"pools": {"default": {"relays": [f"127.0.0.1:{receiver.port}"]}}}}
+    state = send_campaign("broken", overrides=overrides, return_state=True)
+    assert state.is_failed() and not receiver.received, "nothing went out"
+    message = flow_run(state.state_details.flow_run_id).state.message
+    assert re.search(r"NeedsAttention: chunk-00000 of campaign 'broken': campaign 'broken' not sent: subscriber \d+ failed "
+                     r"the dry-run render \(.*Undefined", message), message
+    failure = run_artifacts(state.state_details.flow_run_id)["send-broken-failure"]
+    assert "## Failed: chunk-00000 of campaign 'broken'" in failure.data and "failed the dry-run render" in failure.data
