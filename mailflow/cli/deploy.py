@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import click
-import yaml
 
 import mailflow
 from mailflow.cli import prefect_env
@@ -47,6 +46,8 @@ def deploy(ctx: Context, project: Path | None) -> None:
 
 def read_deployments(path: Path) -> list[dict]:
     """[{name, pool}] of each deployment in prefect.yaml, in its order; a file that is missing or unreadable is named."""
+    import yaml  # here: every other command starts without it
+
     try:
         spec = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
