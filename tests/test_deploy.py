@@ -144,6 +144,18 @@ def test_deploy_registers_every_deployment_of_prefect_yaml_with_the_home_server(
 
 @pytest.mark.integration
 @pytest.mark.slow
+def test_deploying_again_updates_in_place(deployed):
+    server = deployed["server"]
+    again = mailflow(deployed["home"], "--json", "deploy")
+    assert again.returncode == 0, again.stderr
+    shown = json.loads(again.stdout)
+    assert shown["work_pools"] == {"mailflow": "exists (process)"} and shown["api_url"] == server.api_url
+    assert [d["name"] for d in shown["deployments"]] == [line.split()[0] for line in GOLDEN.read_text().splitlines()]
+    assert len(api(server, "POST", "/deployments/filter", {})) == 9, "the same deployments, updated: none added"
+
+
+@pytest.mark.integration
+@pytest.mark.slow
 def test_a_worker_runs_the_ingest_deployment_into_the_warehouse_with_its_artifacts(deployed, ingested):
     assert ingested["state"]["type"] == "COMPLETED", ingested["state"]["message"]
     with connect(deployed["home"] / "mailflow.duckdb", read_only=True) as con:
