@@ -6,7 +6,9 @@ from pathlib import Path
 
 from prefect import flow
 
+from mailflow.flows.artifacts import RunProgress, result_table
 from mailflow.settings import load_settings
+from mailflow.tasks.core.run_tables import ingest_rows
 from mailflow.tasks.ingest.ingest import IngestOptions
 from mailflow.tasks.ingest.normalise import load_mapping
 from mailflow.tasks.ingest.screen import ScreenOptions
@@ -34,4 +36,7 @@ def ingest(
         list_name=list_name, encoding=encoding, delimiter=delimiter, allow_resubscribe=allow_resubscribe,
         check_mx=check_mx, screen=ScreenOptions(mapping, (), reject_role_accounts, reject_disposable),
     )
-    return [ingest_file_task(settings, Path(path), options) for path in paths]
+    progress = RunProgress("ingest", len(paths), "files ingested")
+    results = list(progress.follow(ingest_file_task(settings, Path(path), options) for path in paths))
+    result_table("ingest", ingest_rows(results), f"Ingest of {len(paths)} file(s): rows read, new, updated, quarantined")
+    return results

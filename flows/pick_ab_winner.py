@@ -7,9 +7,11 @@ from datetime import UTC, datetime
 from prefect import flow
 
 from mailflow.flows.aggregate_engagement import aggregate_engagement
+from mailflow.flows.artifacts import RunProgress, result_table
 from mailflow.flows.send_campaign import send_campaign
 from mailflow.settings import load_settings
 from mailflow.tasks.ab.tasks import decide_task, due_for_decision_task, mark_sent_task, release_task
+from mailflow.tasks.core.run_tables import decision_rows
 
 
 # Scheduled every few minutes, it is what "decided at the test's wait time" becomes: each run
@@ -21,7 +23,9 @@ def pick_ab_winner(campaign_id: str | None = None, config: str | None = None, ov
     aggregated = aggregate_engagement(config, overrides)  # decide on every event logged so far
     now = now or datetime.now(UTC)
     due = [campaign_id] if campaign_id else due_for_decision_task(settings, now)
-    decisions = [decide_ab_test(c, config, overrides, now, dry_run, by) for c in due]
+    progress = RunProgress("pick_ab_winner", len(due), "A/B tests due")
+    decisions = [decide_ab_test(c, config, overrides, now, dry_run, by) for c in progress.follow(due)]
+    result_table("pick_ab_winner", decision_rows({"decisions": decisions}), "A/B decisions of this run")
     return {"now": now, "aggregated": aggregated, "decisions": decisions}
 
 

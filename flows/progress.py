@@ -17,6 +17,8 @@ from prefect.futures import PrefectFuture
 
 from mailflow.tasks.files.manifest import read_manifest
 from mailflow.tasks.files.tally import LedgerTally, Tally, ledger_tally, table_rows
+from mailflow.tasks.send.schedule import PlannedChunk
+from mailflow.tasks.send.tasks import chunk_failed
 
 STATUSES = ("delivered", "deferred", "bounced", "failed", "in_doubt", "skipped")
 T = TypeVar("T")
@@ -27,7 +29,7 @@ def outcome_rows(counts: Counter) -> list[dict[str, Any]]:
     return [{"outcome": status, "recipients": counts.get(status, 0)} for status in STATUSES]
 
 
-def follow_chunks(home: Path, campaign_id: str, submit: Callable[[Path], PrefectFuture], chunks: Iterable[Path],
+def follow_chunks(home: Path, campaign_id: str, submit: Callable[[PlannedChunk], PrefectFuture], chunks: Iterable[PlannedChunk],
                   window: int, stop: Callable[[], bool], poll_seconds: float | None = None) -> Iterator[dict[str, int]]:
     """Send the chunks through `submit`, at most `window` at a time, none once `stop()` says so;
     yield each chunk's counts as it finishes. Meanwhile, every `poll_seconds`, tally the ledger
@@ -35,7 +37,8 @@ def follow_chunks(home: Path, campaign_id: str, submit: Callable[[Path], Prefect
     live = LiveArtifacts(campaign_id, ledger_tally(home, campaign_id), read_manifest(home, campaign_id)["audience_size"])
     total: Counter = Counter()
     try:
-        for counts in in_window(submit, chunks, window, stop, live.refresh, poll_seconds or POLL_SECONDS):
+        for counts in in_window(submit, chunks, window, stop, live.refresh, poll_seconds or POLL_SECONDS,
+                                failed=lambda chunk, exc: chunk_failed(campaign_id, chunk, exc)):
             total.update(counts)
             yield counts
     finally:  # also when a chunk failed or the send was interrupted: the artifacts show where it stopped
@@ -45,18 +48,23 @@ def follow_chunks(home: Path, campaign_id: str, submit: Callable[[Path], Prefect
 
 
 def in_window(submit: Callable[[T], PrefectFuture], items: Iterable[T], window: int, stop: Callable[[], bool],
-              idle: Callable[[], object] = lambda: None, poll_seconds: float = POLL_SECONDS) -> Iterator[Any]:
+              idle: Callable[[], object] = lambda: None, poll_seconds: float = POLL_SECONDS,
+              failed: Callable[[T, Exception], BaseException] | None = None) -> Iterator[Any]:
     """Submit the items, at most `window` running at once, and yield their results as they finish.
 
     Submitting only as workers free up (not all at once, as map() does) is what lets a stop
     request hold: an item not yet submitted is never started, while one queued in the task
     runner would start whatever the flow decides. `idle` runs every `poll_seconds` of waiting.
+    An item that fails raises `failed(item, error)` when given: the run's error names the item.
     """
-    pending, running = deque(items), 0
+    pending, running, submitted = deque(items), 0, {}
     finished: queue.Queue[PrefectFuture] = queue.Queue()
     while True:
         while pending and running < window and not stop():
-            submit(pending.popleft()).add_done_callback(finished.put)  # one callback each: no polling of futures
+            item = pending.popleft()
+            future = submit(item)
+            submitted[future] = item
+            future.add_done_callback(finished.put)  # one callback each: no polling of futures
             running += 1
         if not running:
             return
@@ -66,7 +74,14 @@ def in_window(submit: Callable[[T], PrefectFuture], items: Iterable[T], window: 
             idle()
             continue
         running -= 1
-        yield future.result()
+        item = submitted.pop(future)
+        try:
+            result = future.result()
+        except Exception as exc:
+            if failed is None:
+                raise
+            raise failed(item, exc) from exc
+        yield result
 
 
 class LiveArtifacts:

@@ -16,6 +16,7 @@ from mailflow.cli.ab import ab
 from mailflow.cli.bounces import bounces
 from mailflow.cli.campaigns import campaigns
 from mailflow.cli.context import Context, pass_ctx
+from mailflow.cli.deploy import deploy
 from mailflow.cli.lists import lists
 from mailflow.cli.output import print_aggregate, print_demo, print_due, print_ingest, print_plan, print_retry, print_rows
 from mailflow.cli.preflight import preflight
@@ -244,6 +245,7 @@ cli.add_command(bounces)
 cli.add_command(ab)
 cli.add_command(studio)
 cli.add_command(preflight)
+cli.add_command(deploy)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
+from pathlib import Path
 
 from mailflow import interrupt
 
@@ -23,6 +25,30 @@ def prepare(verbose: bool = False) -> None:
         os.environ.setdefault(name, value)
     if verbose:
         os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "INFO"
+
+
+def running_server_url(home: Path) -> str | None:
+    """The API URL of the home's own Prefect server (`mailflow server start`), or None when it is not running.
+
+    HOME/prefect/server.json says where it listens and which process serves it; a file left by a
+    server that has since died (its pid gone) counts for nothing.
+    """
+    try:
+        info = json.loads((Path(home) / "prefect" / "server.json").read_text())
+        url, pid = str(info["api_url"]), int(info["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return url if pid > 0 and _alive(pid) else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether it is there
+    except PermissionError:
+        return True  # there, under another user
+    except OSError:
+        return False
+    return True
 
 
 def start_server() -> None:

@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime
 
 from prefect import task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from mailflow import interrupt
@@ -16,6 +17,7 @@ from mailflow.tasks.deliver.tasks import prefect_rate_limit
 from mailflow.tasks.plan.campaign import CampaignSpec
 from mailflow.tasks.send.chunk import load_plan, preflight, send_chunk
 from mailflow.tasks.send.due import due_campaigns
+from mailflow.tasks.send.failure import chunk_failure, chunk_label, failure_markdown
 from mailflow.tasks.send.retry import deferred_chunks
 from mailflow.tasks.send.schedule import PlannedChunk, Schedule, abort_send, begin_send, finish_send, outcome_of_send
 
@@ -32,13 +34,27 @@ def begin_send_task(settings: Settings, campaign_id: str, chunks: list[PlannedCh
 
 @task(name="preflight_render", cache_policy=NO_CACHE)
 def preflight_task(settings: Settings, spec: CampaignSpec, chunks: list[PlannedChunk], by: str, sample: int = 20) -> int:
-    """The first chunk of each variant due renders its sample; a failure aborts the campaign."""
+    """The first chunk of each variant due renders its sample; a failure aborts the campaign, naming the chunk."""
     firsts = {c.variant: c for c in reversed(chunks)}
-    try:
-        return sum(len(preflight(settings, spec, c.path, sample, c.variant)) for c in firsts.values())
-    except NeedsAttention as exc:
-        abort_send(settings.home, spec.campaign_id, by, str(exc))
-        raise
+    rendered = 0
+    for chunk in firsts.values():
+        try:
+            rendered += len(preflight(settings, spec, chunk.path, sample, chunk.variant))
+        except NeedsAttention as exc:
+            failure = chunk_failed(spec.campaign_id, chunk, exc)
+            abort_send(settings.home, spec.campaign_id, by, str(failure))
+            raise failure from exc
+    return rendered
+
+
+def chunk_failed(campaign_id: str, chunk: PlannedChunk, exc: Exception) -> BaseException:
+    """The error that fails the run, naming the chunk; the same words go into the run's `send-<id>-failure` artifact."""
+    label = chunk_label(campaign_id, chunk.path)
+    failure = chunk_failure(label, exc)
+    if failure is not exc:  # a stop request is no failure
+        create_markdown_artifact(failure_markdown(label, exc), key=f"send-{campaign_id}-failure",
+                                 description=f"Why campaign {campaign_id} failed")
+    return failure
 
 
 @task(name="finish_send", cache_policy=NO_CACHE)
