@@ -22,7 +22,8 @@ def send_due(config: str | None = None, overrides: dict | None = None, by: str =
     due = due_campaigns_task(settings)
     # One campaign's trouble (an aborted render, a paused relay) leaves the others to go.
     progress = RunProgress("send_due", len(due), "campaigns with chunks due")
-    results = {cid: outcome(send_campaign(cid, config, overrides, by=by, preflight=preflight, return_state=True)) for cid in progress.follow(due)}
+    results = {cid: outcome(send_campaign(cid, config, overrides, by=by, preflight=preflight, return_state=True))
+               for cid in progress.follow(due)}
     if interrupt.requested():
         raise Interrupted("the send of the due campaigns was interrupted")
     result_table("send_due", due_rows(results), "Each campaign with chunks due: outcomes, or why it was not sent")
