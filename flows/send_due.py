@@ -13,12 +13,13 @@ from mailflow.tasks.send.tasks import due_campaigns_task
 
 
 @flow(name="send_due")
-def send_due(config: str | None = None, overrides: dict | None = None, by: str = "flow send_due") -> dict:
+def send_due(config: str | None = None, overrides: dict | None = None, by: str = "flow send_due",
+             distribute: bool = False) -> dict:
     interrupt.rearm()  # Prefect's engine has just put its own SIGTERM handler in place
     settings = load_settings(config, overrides)
     due = due_campaigns_task(settings)
     # One campaign's trouble (an aborted render, a paused relay) leaves the others to go.
-    results = {cid: outcome(send_campaign(cid, config, overrides, by=by, return_state=True)) for cid in due}
+    results = {cid: outcome(send_campaign(cid, config, overrides, by=by, distribute=distribute, return_state=True)) for cid in due}
     if interrupt.requested():
         raise Interrupted("the send of the due campaigns was interrupted")
     return results
