@@ -21,7 +21,8 @@ STOP_WAIT = 20.0
 
 def _quiet_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}  # not the test harness's server
-    env.update(PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1", **(extra or {}))
+    env.update({"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"})
+    env.update(extra or {})
     return env
 
 
