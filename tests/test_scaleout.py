@@ -10,6 +10,7 @@ import sys
 import threading
 from collections import Counter
 from pathlib import Path
+from uuid import uuid4
 
 import duckdb
 import polars as pl
@@ -86,3 +87,54 @@ def test_two_workers_send_one_campaigns_chunks_each_recipient_once(tmp_path):
     with duckdb.connect(str(home / "mailflow.duckdb"), read_only=True) as con:
         assert con.execute("SELECT status, count(DISTINCT subscriber_id) FROM deliveries WHERE campaign_id = 'stopped' "
                            "GROUP BY ALL").fetchall() == [("delivered", RECIPIENTS)]
+
+
+def test_a_chunk_run_that_ends_badly_says_which_chunk_and_why():
+    from prefect.states import Completed, Failed
+
+    from mailflow.errors import NeedsAttention
+    from mailflow.flows.workers import ChunkRun
+
+    done, failed = ChunkRun(uuid4(), "brave-otter", "chunks/chunk-00001.parquet", lambda: {"delivered": 3}), []
+    bad = ChunkRun(uuid4(), "calm-heron", "chunks/chunk-00002.parquet", lambda: {})
+    for future in (done, bad):
+        future.add_done_callback(failed.append)
+    assert failed == []  # nothing ended yet
+    done.finish(Completed())
+    bad.finish(Failed(message="NeedsAttention: campaign 'stopped' paused: relay down"))
+    assert failed == [done, bad] and done.result() == {"delivered": 3}
+    with pytest.raises(NeedsAttention, match=r"chunk chunks/chunk-00002.parquet \(flow run calm-heron\) ended Failed: "
+                                             r"NeedsAttention: campaign 'stopped' paused: relay down"):
+        bad.result()
+    late = []
+    done.add_done_callback(late.append)  # added after the end: called at once
+    assert late == [done]
+
+
+@pytest.mark.integration
+def test_via_workers_without_a_prefect_server_is_refused_in_one_line(tmp_path):
+    home, _ = planned_campaign(tmp_path, recipients=4, chunk_size=2)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect"), MAILFLOW_TRACKING__SECRET="test-secret")
+    done = subprocess.run([sys.executable, "-m", "mailflow.cli", "--home", str(home), "send", "stopped", "--via-workers"],
+                          env=env, capture_output=True, text=True, timeout=LIMIT)
+    assert done.returncode == 2 and done.stderr == (
+        "mailflow: --via-workers needs the Prefect server the workers use: set PREFECT_API_URL\n")
+    assert not (home / "ledger").exists()
+
+
+@pytest.mark.flow
+def test_a_send_over_workers_without_the_send_chunk_deployment_says_how_to_deploy_it(tmp_path, prefect_harness):
+    from mailflow.errors import MailflowError
+    from mailflow.flows.workers import ChunkRuns
+    from mailflow.settings import load_settings
+    from mailflow.tasks.send.chunk import load_plan
+
+    home, _ = planned_campaign(tmp_path, recipients=4, chunk_size=2)
+    settings = load_settings(overrides={"home": str(home)}, environ={"MAILFLOW_TRACKING__SECRET": "test-secret"})
+    runs = ChunkRuns(home, "stopped", None, {"home": str(home)})
+    try:
+        with pytest.raises(MailflowError, match=r"no deployment 'send_chunk/send-chunk'.*prefect deploy --name send-chunk"):
+            runs.submit(load_plan(settings, "stopped")[1][0])
+    finally:
+        runs.close()
