@@ -106,7 +106,11 @@ class ChunkRuns:
                     ids = list(self._watching)
                 if not ids:
                     continue
-                for run in client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)), limit=len(ids)):
+                try:
+                    runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)), limit=len(ids))
+                except Exception:  # noqa: BLE001 - the API away for a moment (a restart): the runs go on, ask again
+                    continue
+                for run in runs:
                     if run.state is not None and run.state.is_final():
                         with self._lock:
                             future = self._watching.pop(run.id)
