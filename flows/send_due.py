@@ -16,13 +16,14 @@ from mailflow.tasks.send.tasks import due_campaigns_task
 
 @flow(name="send_due")
 def send_due(config: str | None = None, overrides: dict | None = None, by: str = "flow send_due",
-             preflight: bool = False) -> dict:
+             preflight: bool = False, distribute: bool = False) -> dict:
     interrupt.rearm()  # Prefect's engine has just put its own SIGTERM handler in place
     settings = load_settings(config, overrides)
     due = due_campaigns_task(settings)
     # One campaign's trouble (an aborted render, a paused relay) leaves the others to go.
     progress = RunProgress("send_due", len(due), "campaigns with chunks due")
-    results = {cid: outcome(send_campaign(cid, config, overrides, by=by, preflight=preflight, return_state=True))
+    results = {cid: outcome(send_campaign(cid, config, overrides, by=by, preflight=preflight, distribute=distribute,
+                                          return_state=True))
                for cid in progress.follow(due)}
     if interrupt.requested():
         raise Interrupted("the send of the due campaigns was interrupted")

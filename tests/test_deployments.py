@@ -11,7 +11,7 @@ from mailflow.tasks.deliver.tasks import RATE_LIMIT
 from tests.support.deployments import GOLDEN, ROOT, from_yaml, listing, yaml_deployments
 
 EXPECTED = ["ingest", "plan-campaign", "send-campaign", "retry-deferred", "aggregate-engagement", "process-bounces",
-            "send-due", "pick-ab-winner", "demo"]  # every flow the README says is scheduled
+            "send-chunk", "send-due", "pick-ab-winner", "demo"]  # every flow the README says is scheduled
 
 
 def test_deployments_match_the_flows():

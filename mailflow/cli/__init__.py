@@ -22,7 +22,7 @@ from mailflow.cli.output import print_aggregate, print_demo, print_due, print_in
 from mailflow.cli.preflight import preflight
 from mailflow.cli.reports import report
 from mailflow.cli.segments import segments
-from mailflow.cli.sending import actor, send_one, sending
+from mailflow.cli.sending import actor, send_one, sending, workers_server
 from mailflow.cli.studio import studio
 from mailflow.cli.track import track
 from mailflow.errors import Interrupted, MailflowError, NeedsAttention
@@ -166,16 +166,24 @@ def plan(ctx: Context, campaign_file: str) -> None:
 @click.option("--dry-run", "dry_run", type=int, metavar="N", help="Render N sample messages to .eml files; send nothing.")
 @click.option("--no-progress", is_flag=True, help="Draw no progress bar (drawn only when stderr is a terminal, never with --json).")
 @click.option("--skip-preflight", is_flag=True, help="Send without the deliverability checks of `mailflow preflight` first.")
+@click.option("--via-workers", is_flag=True,
+              help="Each chunk a run of the send-chunk deployment, for the Prefect workers of its pool (PREFECT_API_URL).")
 @pass_ctx
-def send(ctx: Context, campaign: str | None, due: bool, dry_run: int | None, no_progress: bool, skip_preflight: bool) -> None:
+def send(ctx: Context, campaign: str | None, due: bool, dry_run: int | None, no_progress: bool, skip_preflight: bool,
+         via_workers: bool) -> None:
     """Send a planned campaign's due chunks (run again to resume an interrupted send)."""
     if due == bool(campaign):
         raise click.UsageError("give a CAMPAIGN or --due, not both")
+    if via_workers and dry_run is not None:
+        raise click.UsageError("--dry-run renders here: give it without --via-workers")
+    if via_workers:
+        workers_server()
     if due:
         sending(ctx)  # loads the settings first: bad ones and a home open to others are dealt with before Prefect starts
         from mailflow.flows.send_due import send_due
 
-        ctx.emit(send_due(ctx.config, ctx.overrides, by=actor("send --due"), preflight=not skip_preflight), print_due)
+        ctx.emit(send_due(ctx.config, ctx.overrides, by=actor("send --due"), preflight=not skip_preflight, distribute=via_workers),
+                 print_due)
         return
     if dry_run is not None:
         from mailflow.tasks.send.dryrun import write_samples
@@ -183,7 +191,7 @@ def send(ctx: Context, campaign: str | None, due: bool, dry_run: int | None, no_
         paths = write_samples(ctx.settings(), campaign, dry_run)
         ctx.emit([str(p) for p in paths], lambda d: click.echo(f"rendered {len(d)} samples into {Path(d[0]).parent if d else '-'}"))
         return
-    send_one(ctx, campaign, no_progress, "send", preflight=not skip_preflight)
+    send_one(ctx, campaign, no_progress, "send", preflight=not skip_preflight, distribute=via_workers)
 
 
 @cli.command()

@@ -11,6 +11,7 @@ from mailflow.cli import prefect_env
 from mailflow.cli.context import Context
 from mailflow.cli.output import ProgressBar, print_send
 from mailflow.cli.preflight import print_warnings
+from mailflow.errors import MailflowError
 
 
 def actor(command: str) -> str:
@@ -40,7 +41,19 @@ def send_progress(ctx: Context, campaign: str, no_progress: bool):
     return ProgressBar(ledger_tally(home, campaign).poll, read_manifest(home, campaign)["audience_size"], sys.stderr)
 
 
-def send_one(ctx: Context, campaign: str, no_progress: bool, command: str, preflight: bool = False) -> None:
+def workers_server() -> str:
+    """`--via-workers`: the Prefect server the workers poll, which must be configured; a temporary
+    server of this command's own has no workers, and its chunk runs would wait for ever."""
+    from prefect.settings import get_current_settings
+
+    url = get_current_settings().api.url
+    if not url:
+        raise MailflowError("--via-workers needs the Prefect server the workers use: set PREFECT_API_URL")
+    return url
+
+
+def send_one(ctx: Context, campaign: str, no_progress: bool, command: str, preflight: bool = False,
+             distribute: bool = False) -> None:
     """Send a planned campaign's due chunks in the foreground; refused before Prefect starts when
     the campaign is unplanned, paused or cancelled. `preflight`: the deliverability checks run first."""
     from mailflow.tasks.files.lifecycle import CANCELLED, PAUSED, state_of
@@ -63,5 +76,5 @@ def send_one(ctx: Context, campaign: str, no_progress: bool, command: str, prefl
         print_estimate(pace)  # before the send: how long it will take
     sending(ctx)
     with send_progress(ctx, campaign, no_progress):
-        result = send_campaign(campaign, ctx.config, ctx.overrides, by=actor(command), preflight=preflight)
+        result = send_campaign(campaign, ctx.config, ctx.overrides, by=actor(command), preflight=preflight, distribute=distribute)
     ctx.emit(result | pace, lambda r: (print_warnings(r.get("preflight", [])), print_send(r)))

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +28,11 @@ OFFSETS = "mailflow.loaded_log_bytes"
 
 def suppression_dir(home: Path) -> Path:
     return home / "suppressions"
+
+
+def host_tag() -> str:
+    """This machine's name, kept to characters safe in a file name."""
+    return re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname()) or "host"
 
 
 def write_snapshot(home: Path, frame: pl.DataFrame, loaded: dict[str, int] | None = None) -> Path:
@@ -48,7 +55,8 @@ class SuppressionLog:
     """Appends suppressions to this writer's own log file (one file per writer, never rewritten)."""
 
     def __init__(self, home: Path, writer: str):
-        self.path = suppression_dir(home) / "log" / f"{writer}-{os.getpid()}.ndjson"
+        # The host too: senders on several machines share the home, and a pid is only unique on one of them.
+        self.path = suppression_dir(home) / "log" / f"{writer}-{host_tag()}-{os.getpid()}.ndjson"
 
     def append(self, email: str, cause: str, source: str, durable: bool = False) -> None:
         """`durable`: on disk (fsynced) when it returns, as an acknowledged unsubscribe must be."""

@@ -104,7 +104,7 @@ def preflight(settings: Settings, spec: CampaignSpec, chunk: Path, sample: int, 
 async def send_chunk(settings: Settings, spec: CampaignSpec, chunk: Path, *, variant: str = "A", retry: bool = False,
                      now: datetime | None = None, acquire: Callable[[int], Awaitable[None]] | None = None,
                      lanes: dict[str, ProviderLane] | None = None,
-                     interrupted: Callable[[], bool] = lambda: False) -> dict[str, int]:
+                     interrupted: Callable[[], bool] = lambda: False, busy_ok: bool = False) -> dict[str, int]:
     """Deliver the chunk's recipients; return outcome counts.
 
     `spec` is the campaign's; the chunk's recipients get `variant` (CampaignSpec.for_variant).
@@ -115,7 +115,8 @@ async def send_chunk(settings: Settings, spec: CampaignSpec, chunk: Path, *, var
     rate; `lanes` carries provider suspensions from chunk to chunk within a process.
     Before each recipient it checks for a stop request (the campaign's stop file, or
     `interrupted()`): once there is one, it takes no further recipient, lets those on the
-    wire finish and returns; the rest stay unlogged for the next run.
+    wire finish and returns; the rest stay unlogged for the next run. A chunk whose ledger another
+    process holds returns {"busy": 1} for a retry or with `busy_ok` (a duplicate run), else raises ChunkBusy.
     """
     def stopped() -> bool:
         return interrupted() or stop_requested(settings.home, spec.campaign_id)
@@ -134,7 +135,7 @@ async def send_chunk(settings: Settings, spec: CampaignSpec, chunk: Path, *, var
     try:
         ledger = LedgerWriter(path)
     except ChunkBusy:
-        if retry:  # the chunk's own send (or another retry) holds it: its deferred wait for the next retry
+        if retry or busy_ok:  # the chunk's own send (or another retry) holds it: its deferred wait for the next retry
             return {"busy": 1}
         raise
     with ledger:

@@ -79,11 +79,12 @@ def transient(task, task_run, state) -> bool:
 
 
 @task(name="send_chunk", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=transient)
-def send_chunk_task(settings: Settings, spec: CampaignSpec, chunk: PlannedChunk, retry: bool = False) -> dict[str, int]:
+def send_chunk_task(settings: Settings, spec: CampaignSpec, chunk: PlannedChunk, retry: bool = False,
+                    busy_ok: bool = False) -> dict[str, int]:
     # A task retry resumes from the ledger, so it never sends a logged recipient twice.
     acquire = prefect_rate_limit() if settings.send.rate > 0 else None
     return asyncio.run(send_chunk(settings, spec, chunk.path, variant=chunk.variant, retry=retry, acquire=acquire,
-                                  lanes=_LANES, interrupted=interrupt.requested))
+                                  lanes=_LANES, interrupted=interrupt.requested, busy_ok=busy_ok))
 
 
 @task(name="find_deferred", cache_policy=NO_CACHE)

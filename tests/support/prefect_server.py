@@ -95,15 +95,17 @@ class PrefectServer:
         self.stop()
 
 
-def start_worker(api_url: str, pool: str, cwd: Path, env: dict) -> subprocess.Popen:
+def start_worker(api_url: str, pool: str, cwd: Path, env: dict, *, limit: int | None = None) -> subprocess.Popen:
     """`prefect worker start --pool POOL` against `api_url`, in `cwd`, with `env` over this process's environment
-    (without its PREFECT_* settings); its output goes to `proc.log_path`."""
+    (without its PREFECT_* settings); its output goes to `proc.log_path`. `limit`: at most this many flow runs at
+    once (`--limit`), so that runs spread over several workers."""
     full = _own_environment({**{k: v for k, v in env.items() if not k.startswith("PREFECT_")}, "PREFECT_API_URL": api_url,
                              "PREFECT_WORKER_QUERY_SECONDS": "1"})
     full.update({k: v for k, v in env.items() if k.startswith("PREFECT_") and k != "PREFECT_API_URL"})
     log_path = Path(tempfile.mkstemp(prefix="prefect-worker-", suffix=".log")[1])
     with log_path.open("ab") as log:
-        proc = subprocess.Popen([*PREFECT, "worker", "start", "--pool", pool], env=full, cwd=cwd, stdout=log,
+        proc = subprocess.Popen([*PREFECT, "worker", "start", "--pool", pool, "--type", "process",
+                                 *(["--limit", str(limit)] if limit else [])], env=full, cwd=cwd, stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
                                 preexec_fn=_reset_sigint)
     proc.log_path = log_path  # type: ignore[attr-defined]
