@@ -21,6 +21,8 @@ from mailflow.setting_values import (
     one_of,
     positive_int,
 )
+from mailflow.settings_aggregate import DEFAULTS as AGGREGATE
+from mailflow.settings_aggregate import AggregateSettings, aggregate_settings
 from mailflow.settings_engagement import DEFAULTS as ENGAGEMENT
 from mailflow.settings_engagement import EngagementSettings, engagement_settings
 from mailflow.settings_tracking import DEFAULTS as TRACKING_DEFAULTS
@@ -53,6 +55,7 @@ DEFAULTS: dict[str, Any] = {
     "tracking": TRACKING_DEFAULTS,
     "bounces": {"imap": {"url": "", "password": "", "processed_folder": "Processed"}, "maildir": "", "soft_limit": 3, "soft_window_days": 30},
     "engagement": ENGAGEMENT,
+    "aggregate": AGGREGATE,
     "plan": {"frequency_cap": 0, "frequency_days": 7, "render_sample": 5, "memory_limit": "3GB"},
     "webhooks": WEBHOOK_DEFAULTS,
 }
@@ -144,6 +147,7 @@ class Settings:
     plan: PlanSettings = field(default_factory=PlanSettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)  # provider event webhooks (settings_webhooks.py)
     engagement: EngagementSettings = field(default_factory=EngagementSettings)  # [engagement]: machine opens and clicks
+    aggregate: AggregateSettings = field(default_factory=AggregateSettings)  # [aggregate]: the load's memory
 
     @property
     def warehouse(self) -> Path:
@@ -246,6 +250,7 @@ def _build(tree: dict[str, Any], config: str | None) -> Settings:
         ),
         webhooks=webhook_settings(tree["webhooks"], secret),
         engagement=engagement_settings(tree["engagement"]),
+        aggregate=aggregate_settings(tree["aggregate"]),
     )
 
 
