@@ -37,9 +37,10 @@ class TimedConnection:
     def _hot_operators(self, count: int = 4) -> str:
         try:
             tree = json.loads(self._con.get_profiling_information(format="json"))
+            top = tree.get("operator") or tree.get("children") or []  # a DROP has no operator tree
         except Exception as exc:  # e.g. a DuckDB without it: the figures stand without the detail
             return f"n/a ({exc})"
-        found, stack = [], list(tree["operator"] if isinstance(tree["operator"], list) else [tree["operator"]])
+        found, stack = [], list(top if isinstance(top, list) else [top])
         while stack:
             node = stack.pop()
             stack += node.get("children", [])

@@ -3,14 +3,18 @@
 import json
 import os
 import time
+from contextlib import contextmanager
 
 import pytest
 
+from mailflow.errors import MailflowError
 from mailflow.event_line import event_line
 from mailflow.settings import load_settings
 from mailflow.tasks.aggregate import events as events_module
+from mailflow.tasks.aggregate import tasks as aggregate_tasks
 from mailflow.tasks.aggregate.aggregate import load_logs
 from mailflow.tasks.aggregate.fastread import whole_end
+from mailflow.tasks.core.warehouse import connect
 from tests.support.events import append, event, events_file
 
 
@@ -119,3 +123,24 @@ def test_the_end_of_the_whole_lines_is_found_from_any_offset(tmp_path):
     assert [whole_end(path, start, size) for start in (0, 3, 6)] == [6, 6, 6]
     path.write_bytes(b"ab")
     assert whole_end(path, 0, 2) == 0
+
+
+def test_the_loads_memory_limit_is_a_setting_a_share_of_ram_or_an_amount():
+    assert load_settings(environ={}).aggregate.memory_limit == "50%"
+    assert load_settings(environ={"MAILFLOW_AGGREGATE__MEMORY_LIMIT": "8GB"}).aggregate.memory_limit == "8GB"
+    with pytest.raises(MailflowError, match="aggregate.memory_limit 'lots'"):
+        load_settings(overrides={"aggregate": {"memory_limit": "lots"}}, environ={})
+
+
+def test_the_aggregate_task_opens_the_warehouse_with_that_limit(tmp_path, monkeypatch):
+    settings = load_settings(overrides={"home": str(tmp_path / "h"), "aggregate": {"memory_limit": "1GiB"}}, environ={})
+    limits = []
+
+    @contextmanager
+    def watched(path, **kwargs):
+        with connect(path, **kwargs) as con:
+            limits.append(con.execute("SELECT current_setting('memory_limit')").fetchone()[0])
+            yield con
+    monkeypatch.setattr(aggregate_tasks, "connect", watched)
+    aggregate_tasks.load_logs_task.fn(settings)
+    assert limits == ["1.0 GiB"]

@@ -159,6 +159,6 @@ def load_events(con: duckdb.DuckDBPyConnection, progress: list[FileProgress], ho
 
 
 def drop_event_staging(con: duckdb.DuckDBPyConnection) -> None:
-    for name in ("drop_staged_events", "drop_staged_event_counts", "drop_new_events", "drop_machine_candidates", "drop_earlier_human_opens",
-                 "drop_machine_flags"):
+    for name in ("drop_machine_candidates", "drop_staged_events", "drop_staged_event_counts", "drop_new_events",
+                 "drop_earlier_human_opens", "drop_machine_flags"):  # the view first: it reads new_events
         con.execute(q(name))
