@@ -7,7 +7,10 @@ range is copied to a temporary file first (a torn last line waits, as with the b
 slice DuckDB cannot read (a line not JSON, not UTF-8 ...), whose first line carries a field
 outside the contract, or with a line the judge rejects (or an old flat line, parse_event_records'
 `flat`) is taken back and left to the block reader (events.stage_block), which keeps every
-reject's text, offset and line number.
+reject's text, offset and line number. One difference stays: DuckDB skips blank lines without a
+trace, so a file's `rows` in event_files (and the line numbers of later rejects in it) do not
+count them. A line of a contract file whose other fields sit at the top level (a writer breaking
+the contract, past the first line) loses them: tests/test_event_contract.py holds every writer to it.
 """
 
 from __future__ import annotations
