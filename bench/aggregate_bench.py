@@ -8,7 +8,8 @@ unsubscribes, bounces and complaints. Then times, in a fresh warehouse holding t
   - the full aggregate (ledgers, events, machine flags, suppressions, whatever load_logs calls);
   - an incremental run after 100,000 new events are appended in a new file;
   - the baseline: bare DuckDB `read_json` + `GROUP BY campaign_id` over the same files, same run.
-BENCH_AGG_EVENTS / BENCH_AGG_RECORDS scale it (the test runs it small). `python -m bench.aggregate_bench`.
+BENCH_AGG_EVENTS / BENCH_AGG_RECORDS scale it (the test runs it small); BENCH_AGG_PROFILE=1 prints where
+each run spends its time, by named query. `python -m bench.aggregate_bench`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 import duckdb
 
 from bench import label, log, row
+from bench.plan_profile import TimedConnection
 from mailflow.settings import load_settings
 from mailflow.tasks.aggregate.aggregate import load_logs
 from mailflow.tasks.core.warehouse import connect
@@ -29,10 +31,12 @@ from mailflow.tasks.core.warehouse import connect
 EVENTS = int(os.environ.get("BENCH_AGG_EVENTS", "10000000"))
 RECORDS = int(os.environ.get("BENCH_AGG_RECORDS", "1000000"))
 NEW_EVENTS = int(os.environ.get("BENCH_AGG_NEW_EVENTS", "100000"))
+PROFILE = bool(os.environ.get("BENCH_AGG_PROFILE"))  # where the load spends its time, by named query
 CAMPAIGNS = 20
 PER_CHUNK = 1000
 EVENTS_PER_FILE = 250_000  # ~64 MB, the tracking service's default rotation size
 OUT = Path(__file__).resolve().parent / "out"
+FORMAT = "data"  # the event lines' shape: other fields under `data` (the cache of another shape is not reused)
 TARGET_FULL, TARGET_INCREMENTAL = 20.0, 2.0
 
 # Each recipient's ledger: in_flight, then delivered (bounced: 1 in 50, hard every other one)
@@ -89,7 +93,10 @@ COPY (
                AS user_agent,
            CASE WHEN dice >= 997 AND dice < 999 THEN (CASE WHEN dice = 997 THEN 'hard' ELSE 'soft' END)
                 WHEN dice >= 999 THEN 'complaint' END AS kind,
-           CASE WHEN dice >= 997 THEN 'user_unknown' END AS reason
+           CASE WHEN dice >= 997 THEN 'user_unknown' END AS reason,
+           -- the fields outside events' columns under `data`, as the writers put them (mailflow/event_line.py)
+           CASE WHEN dice >= 995 AND dice < 997 THEN json_object('method', 'link')
+                WHEN dice >= 997 THEN json_object('source', 'webhook:ses', 'unmapped', false) END AS data
     FROM shaped
 ) TO '{path}' (FORMAT JSON)
 """
@@ -162,23 +169,29 @@ def baseline(source: Path) -> tuple[float, float]:
 
 def measure(events: int = EVENTS, records: int = RECORDS, new_events: int = NEW_EVENTS,
             out: Path = OUT) -> dict:
-    source = out / f"aggregate-{label(events)}-{label(records)}"
+    source = out / f"aggregate-{label(events)}-{label(records)}-{FORMAT}"
     generate(source, events, records)
     home = workspace(source, out / "aggregate-work")
     settings = load_settings(overrides={"home": str(home)}, environ={})
-    with connect(settings.warehouse) as con:
+    with connect(settings.warehouse, memory_limit=settings.aggregate.memory_limit) as con:
         con.execute("SET enable_progress_bar = false")
         con.execute("INSERT INTO subscribers (subscriber_id, email, email_original) "
                     "SELECT range, 'u' || range || '@example.com', 'u' || range || '@example.com' "
                     "FROM range(1, $n + 1)", {"n": max(records // 2, 1)})
         log("aggregate bench: full load")
+        timed = TimedConnection(con, "aggregate full") if PROFILE else con
         start, cpu = time.perf_counter(), cpu_seconds()
-        full = load_logs(con, settings)
+        full = load_logs(timed, settings)
         full_s, full_cpu = time.perf_counter() - start, cpu_seconds() - cpu
+        if PROFILE:
+            timed.report(full_s, full_cpu)
         write_events(quiet(), home / "events", events, events + new_events, max(records // 2, 1), "new")
+        timed = TimedConnection(con, "aggregate incremental") if PROFILE else con
         start, cpu = time.perf_counter(), cpu_seconds()
-        step = load_logs(con, settings)
+        step = load_logs(timed, settings)
         step_s, step_cpu = time.perf_counter() - start, cpu_seconds() - cpu
+        if PROFILE:
+            timed.report(step_s, step_cpu)
         counts = con.execute("SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM events WHERE is_machine), "
                              "(SELECT count(*) FROM delivery_attempts), (SELECT count(*) FROM deliveries)").fetchone()
     shutil.rmtree(out / "aggregate-work", ignore_errors=True)

@@ -12,9 +12,10 @@ class TimedConnection:
     """BENCH_PLAN_PROFILE=1: the plan's connection, adding up the time of each statement it executes, by the
     name of its named query. Relations (`con.sql(...)`) run when read, so their time is in "the rest"."""
 
-    def __init__(self, con):
+    def __init__(self, con, label: str = "plan"):
         from mailflow.tasks.core.sqlfiles import queries
 
+        self.label = label
         self._con, self._names, self._spent = con, {query.sql: name for name, query in queries().items()}, {}
         self._cpu: dict[str, float] = {}  # process CPU (every DuckDB thread): wall alone misleads on a busy machine
         con.execute("PRAGMA enable_profiling = 'no_output'")  # kept per statement, read after each slow one
@@ -31,14 +32,15 @@ class TimedConnection:
             self._spent[key] = self._spent.get(key, 0.0) + seconds
             self._cpu[key] = self._cpu.get(key, 0.0) + time.process_time() - cpu
             if seconds >= 0.5:
-                log(f"plan profile: {key} {seconds:.2f}s, busiest operators (CPU s): {self._hot_operators()}")
+                log(f"{self.label} profile: {key} {seconds:.2f}s, busiest operators (CPU s): {self._hot_operators()}")
 
     def _hot_operators(self, count: int = 4) -> str:
         try:
             tree = json.loads(self._con.get_profiling_information(format="json"))
+            top = tree.get("operator") or tree.get("children") or []  # a DROP has no operator tree
         except Exception as exc:  # e.g. a DuckDB without it: the figures stand without the detail
             return f"n/a ({exc})"
-        found, stack = [], list(tree["operator"] if isinstance(tree["operator"], list) else [tree["operator"]])
+        found, stack = [], list(top if isinstance(top, list) else [top])
         while stack:
             node = stack.pop()
             stack += node.get("children", [])
@@ -51,6 +53,6 @@ class TimedConnection:
 
     def report(self, total: float, total_cpu: float) -> None:
         for key, seconds in sorted(self._spent.items(), key=lambda kv: -kv[1]):
-            log(f"plan profile: {seconds:7.2f}s {self._cpu[key]:7.2f}s CPU  {key}")
-        log(f"plan profile: {total - sum(self._spent.values()):7.2f}s {total_cpu - sum(self._cpu.values()):7.2f}s CPU  "
+            log(f"{self.label} profile: {seconds:7.2f}s {self._cpu[key]:7.2f}s CPU  {key}")
+        log(f"{self.label} profile: {total - sum(self._spent.values()):7.2f}s {total_cpu - sum(self._cpu.values()):7.2f}s CPU  "
             "the rest (relations read, Python, files)")

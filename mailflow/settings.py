@@ -21,6 +21,8 @@ from mailflow.setting_values import (
     one_of,
     positive_int,
 )
+from mailflow.settings_aggregate import DEFAULTS as AGGREGATE
+from mailflow.settings_aggregate import AggregateSettings, aggregate_settings
 from mailflow.settings_engagement import DEFAULTS as ENGAGEMENT
 from mailflow.settings_engagement import EngagementSettings, engagement_settings
 from mailflow.settings_preflight import DEFAULTS as PREFLIGHT_DEFAULTS
@@ -60,6 +62,7 @@ DEFAULTS: dict[str, Any] = {
     "tracking": TRACKING_DEFAULTS,
     "bounces": {"imap": {"url": "", "password": "", "processed_folder": "Processed"}, "maildir": "", "soft_limit": 3, "soft_window_days": 30},
     "engagement": ENGAGEMENT,
+    "aggregate": AGGREGATE,
     "plan": {"frequency_cap": 0, "frequency_days": 7, "render_sample": 5, "memory_limit": "3GB"},
     "webhooks": WEBHOOK_DEFAULTS,
     "warmup": WARMUP_DEFAULTS,
@@ -162,6 +165,7 @@ class Settings:
     warmup: WarmupSettings = field(default_factory=WarmupSettings)  # [warmup]: daily caps of new pools (settings_warmup.py)
     studio: StudioSettings = field(default_factory=StudioSettings)  # [studio]: the web studio's logins and sessions
     preflight: PreflightSettings = field(default_factory=PreflightSettings)  # [preflight]: deliverability checks
+    aggregate: AggregateSettings = field(default_factory=AggregateSettings)  # [aggregate]: the load's memory
 
     @property
     def warehouse(self) -> Path:
@@ -275,6 +279,7 @@ def _build(tree: dict[str, Any], config: str | None) -> Settings:
         warmup=warmup_settings(tree["warmup"], {*pools, "mx"}),
         studio=studio_settings(tree["studio"], secret),
         preflight=preflight_settings(tree["preflight"]),
+        aggregate=aggregate_settings(tree["aggregate"]),
     )
 
 

@@ -13,4 +13,4 @@ def test_a_small_run_loads_everything_it_generated_and_reports_against_the_basel
     assert [r["unit"] for r in rows] == ["s", "s", "s", "s"] and not any(r.get("problem") for r in rows)
     assert facts["full_cpu"] > 0 and "CPU s" in rows[0]["note"]
     assert rows[0]["ratio"] == facts["full"] / facts["baseline"]
-    assert (tmp_path / "aggregate-3k-400" / "done").exists()  # cached for the next run
+    assert (tmp_path / "aggregate-3k-400-data" / "done").exists()  # cached for the next run

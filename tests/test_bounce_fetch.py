@@ -18,6 +18,7 @@ from mailflow.tasks.files.suppress import suppression_dir
 from tests.support.campaign import SECRET_ENV
 from tests.support.dovecot import PASSWORD, DovecotInstance, unavailable
 from tests.support.dsn import complaint, dsn, write_maildir
+from tests.support.events import read_line
 from tests.support.sent import send_to_receiver, signer
 
 pytestmark = pytest.mark.integration
@@ -37,7 +38,7 @@ def fetch_settings(home, **bounces):
 
 
 def events_of(home):
-    return [json.loads(line) for path in sorted((home / "events").glob("bounces-*.ndjson")) for line in path.read_text().splitlines()]
+    return [read_line(line) for path in sorted((home / "events").glob("bounces-*.ndjson")) for line in path.read_text().splitlines()]
 
 
 def suppressions_of(home):

@@ -12,6 +12,7 @@ from mailflow.tasks.compose.tokens import TokenSigner
 from mailflow.tasks.files.manifest import campaign_dir
 from tests.support.campaign import SECRET_ENV, write_chunk
 from tests.support.dsn import complaint, dsn, write_maildir, write_mbox
+from tests.support.events import read_line
 from tests.support.sent import EMAILS, send_to_receiver, signer
 
 pytestmark = pytest.mark.integration
@@ -69,7 +70,7 @@ def test_recording_writes_events_and_suppresses_hard_bounces_and_complaints_but_
     with BounceRecorder(home) as recorder:
         for n, raw in enumerate([hard, soft, abuse]):
             recorder.record(raw, message_rows(raw, f"{n}.eml", index))
-    events = [json.loads(line) for line in recorder.path.read_text().splitlines()]
+    events = [read_line(line) for line in recorder.path.read_text().splitlines()]
     assert recorder.path.name.startswith(f"bounces-{os.getpid()}-")
     assert [(e["type"], e["kind"], e["subscriber_id"]) for e in events] == [
         ("bounce", "hard", 1), ("bounce", "soft", 2), ("complaint", "complaint", 3)]
@@ -129,7 +130,7 @@ def test_classify_record_writes_the_events(sent, tmp_path, capsys, monkeypatch):
     code, rows, err = classify(capsys, monkeypatch, home, "--record", single)
     assert code == 0 and rows[0]["unmapped"] is True, "another home knows no campaign: kept, reported unmapped"
     [events] = list((home / "events").glob("bounces-*.ndjson"))
-    assert json.loads(events.read_text())["unmapped"] is True and "1 bounce(s) unmapped" in err
+    assert read_line(events.read_text())["unmapped"] is True and "1 bounce(s) unmapped" in err
 
 
 @pytest.mark.parametrize("bad", ["missing.eml", "locked"])

@@ -163,3 +163,14 @@ def test_a_longer_fast_open_setting_flags_a_later_open(con, home):
     append(events_file(home), event("open", 1, event_id="four-seconds", ip=HOME, user_agent=IPHONE, at=at(4)))
     load_logs(con, load_settings(overrides={"home": str(home), "engagement": {"fast_open_seconds": 5}}, environ={}))
     assert flagged(con) == {"four-seconds": "fast_open"}
+
+
+def test_older_clicks_are_judged_again_only_when_a_new_open_or_click_or_delivery_of_theirs_arrives(con, home):
+    path = events_file(home)
+    append(path, event("click", event_id="k1", subscriber_id=1, link=0, ip=HOME, user_agent="Mozilla/5.0 Barracuda"))
+    assert aggregate(con, home)["events_machine"] == 1
+    append(path, event("bounce", event_id="b1", subscriber_id=1, kind="soft"))
+    assert aggregate(con, home)["events_machine"] == 0, "a bounce is no evidence about the click: not judged again"
+    append(path, event("open", event_id="o1", subscriber_id=1, ip=HOME, user_agent=IPHONE))
+    assert aggregate(con, home)["events_machine"] == 1, "a new open is: the click is judged again (and stays a scanner's)"
+    assert flagged(con) == {"k1": "scanner:barracuda"}

@@ -14,6 +14,7 @@ import pytest
 from mailflow.tasks.track import events as events_module
 from mailflow.tasks.track.events import EventLog
 from tests.support.clock import Clock
+from tests.support.events import read_line
 from tests.support.tracking import event_lines, send_campaign, service, track_settings
 
 
@@ -108,8 +109,8 @@ def test_a_failed_write_raises_is_counted_and_the_next_event_starts_a_new_file(t
         return log, first, second
     log, first, second = asyncio.run(run())
     assert first != second and log.errors == 1 and log.counts["open"] == 2
-    assert json.loads(second.read_text())["n"] == 3, "the next event is a whole line in a file of its own"
-    assert json.loads(first.read_text().splitlines()[0])["n"] == 1 and not first.read_text().endswith("\n")
+    assert read_line(second.read_text())["n"] == 3, "the next event is a whole line in a file of its own"
+    assert read_line(first.read_text().splitlines()[0])["n"] == 1 and not first.read_text().endswith("\n")
 
 
 def test_the_background_fsyncs_what_was_written_within_its_interval_and_reports_the_lag(tmp_path):

@@ -2,9 +2,10 @@
 -- The recipients (campaign, subscriber) this aggregate run gave new ledger records or new events:
 -- their machine flags are recomputed (evidence can arrive in a later file), and the marts and A/B
 -- figures refresh from them (touched_campaigns, touched_subscribers below).
--- `delivered`: the pair has new ledger records (a delivery time that re-judges every event of theirs).
+-- `delivered`: the pair has new ledger records (a delivery time that re-judges every event of theirs);
+-- `engaged`: it has a new open or click (evidence about its older clicks: a human open, a burst).
 CREATE OR REPLACE TEMP TABLE touched_pairs (campaign_id VARCHAR NOT NULL, subscriber_id BIGINT NOT NULL,
-                                            delivered BOOLEAN NOT NULL);
+                                            delivered BOOLEAN NOT NULL, engaged BOOLEAN NOT NULL);
 
 -- name: stage_touched_campaigns
 -- The interface to the marts (refresh_marts(con, touched) after the load): the campaigns whose
@@ -17,10 +18,11 @@ CREATE OR REPLACE TEMP TABLE touched_subscribers (subscriber_id BIGINT NOT NULL)
 
 -- name: fill_touched_pairs
 INSERT INTO touched_pairs
-SELECT campaign_id, subscriber_id, bool_or(delivered)
-FROM (SELECT campaign_id, subscriber_id, true AS delivered FROM staged_attempts
+SELECT campaign_id, subscriber_id, bool_or(delivered), bool_or(engaged)
+FROM (SELECT campaign_id, subscriber_id, true AS delivered, false AS engaged FROM staged_attempts
       UNION ALL
-      SELECT campaign_id, subscriber_id, false FROM new_events WHERE campaign_id IS NOT NULL AND subscriber_id IS NOT NULL)
+      SELECT campaign_id, subscriber_id, false, type IN ('open', 'click') FROM new_events
+      WHERE campaign_id IS NOT NULL AND subscriber_id IS NOT NULL)
 GROUP BY campaign_id, subscriber_id;
 
 -- name: fill_touched_campaigns
@@ -49,15 +51,17 @@ SELECT DISTINCT campaign_id FROM touched_pairs ORDER BY campaign_id;
 -- The opens and clicks to judge: this run's, and those loaded before whose verdict new evidence can
 -- change. An open's verdict rests on itself and its delivery time, so an older open is judged
 -- again only when its recipient has new ledger records; a click's also rests on the recipient's
--- first human open and on the clicks around it, so older clicks of every touched recipient are.
+-- first human open and on the clicks around it, so older clicks are judged again when the
+-- recipient has new ledger records or a new open or click (a new bounce or unsubscribe changes neither).
 -- (`new_row`: the event's row in new_events, which insert_new_events joins on: a number, not the id text.)
-CREATE OR REPLACE TEMP TABLE machine_candidates AS
+-- A view, not a table: at 10M events, copying them cost more than the three scans that read it.
+CREATE OR REPLACE TEMP VIEW machine_candidates AS
 WITH old AS (
     SELECT e.event_id, e.campaign_id, e.subscriber_id, e.type, e.link, e.occurred_at, e.ip, e.user_agent,
            NULL::BIGINT AS new_row
     FROM events AS e
     JOIN touched_pairs AS t ON t.campaign_id = e.campaign_id AND t.subscriber_id = e.subscriber_id
-    WHERE e.type = 'click' OR (e.type = 'open' AND t.delivered)
+    WHERE (e.type = 'click' AND (t.delivered OR t.engaged)) OR (e.type = 'open' AND t.delivered)
 ),
 new AS (
     SELECT event_id, campaign_id, subscriber_id, type, link, occurred_at, ip, user_agent, rowid AS new_row
@@ -69,13 +73,13 @@ UNION ALL
 SELECT * FROM new;
 
 -- name: stage_earlier_human_opens
--- ... and for the recipients whose older opens are not judged again, their first human open as
--- it stands: what their clicks are measured against.
+-- ... and for the recipients whose older clicks are judged again but not their older opens, their
+-- first human open as it stands: what their clicks are measured against.
 CREATE OR REPLACE TEMP TABLE earlier_human_opens AS
 SELECT e.campaign_id, e.subscriber_id, min(e.occurred_at) AS first_human_open
 FROM events AS e
 JOIN touched_pairs AS t ON t.campaign_id = e.campaign_id AND t.subscriber_id = e.subscriber_id
-WHERE e.type = 'open' AND NOT e.is_machine AND NOT t.delivered
+WHERE e.type = 'open' AND NOT e.is_machine AND NOT t.delivered AND t.engaged
 GROUP BY e.campaign_id, e.subscriber_id;
 
 -- name: candidate_agents
@@ -109,7 +113,8 @@ delivered AS (
     FROM deliveries AS d
     SEMI JOIN touched_pairs AS t ON t.campaign_id = d.campaign_id AND t.subscriber_id = d.subscriber_id
 ),
-described AS (
+described AS NOT MATERIALIZED (
+    -- read by opens and by clicks, each its own part (materialised, every candidate was copied whole)
     SELECT c.*, a.applies_to, a.reason AS agent_reason,
            CASE WHEN c.ip IS NULL THEN 'unreadable' ELSE n.network END AS network,
            abs(epoch(c.occurred_at - d.sent_at)) AS from_delivery
@@ -137,7 +142,8 @@ human_opens AS (
     GROUP BY campaign_id, subscriber_id
 ),
 clicks AS (
-    SELECT d.*, h.first_human_open,
+    SELECT d.event_id, d.new_row, d.campaign_id, d.subscriber_id, d.link, d.occurred_at, d.agent_reason, d.applies_to,
+           d.from_delivery, h.first_human_open,
            epoch(d.occurred_at - lag(d.occurred_at) OVER (PARTITION BY d.campaign_id, d.subscriber_id
                                                           ORDER BY d.occurred_at, d.event_id)) AS gap
     FROM described AS d
@@ -189,7 +195,7 @@ WHERE f.new_row IS NULL
   AND (events.is_machine <> f.is_machine OR events.machine_reason IS DISTINCT FROM f.machine_reason);
 
 -- name: drop_machine_candidates
-DROP TABLE IF EXISTS machine_candidates;
+DROP VIEW IF EXISTS machine_candidates;
 
 -- name: drop_earlier_human_opens
 DROP TABLE IF EXISTS earlier_human_opens;

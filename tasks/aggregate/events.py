@@ -9,7 +9,9 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from mailflow.event_line import DATA, FIELDS
 from mailflow.settings_engagement import EngagementSettings
+from mailflow.tasks.aggregate.fastread import Slice, stage_slices, whole_end
 from mailflow.tasks.aggregate.logblocks import Block, blocks, line_count, lines_frame, read_records
 from mailflow.tasks.aggregate.machine import flag_machine_events
 from mailflow.tasks.aggregate.subscriptions import apply_subscription_events
@@ -17,9 +19,6 @@ from mailflow.tasks.core.sqlfiles import q
 from mailflow.tasks.core.warehouse import inputs
 
 EVENTS_DIR = "events"
-# The fields events has a column for, as an event line names them; the others go to `data`.
-FIELDS = ("event_id", "type", "campaign_id", "subscriber_id", "variant", "link", "url", "occurred_at", "ip",
-          "user_agent", "kind", "reason", "status", "smtp_code", "diagnostic")
 # A rejected line is kept up to this many characters: enough to see what it was.
 RAW_LIMIT = 2000
 # A last line without its newline is being written, or was torn by a writer that died. Its
@@ -44,20 +43,27 @@ def stage_events(con: duckdb.DuckDBPyConnection, home: Path) -> list[FileProgres
     """Parse the lines each event log gained since the last load into the TEMP table staged_events.
 
     A file is continued at the offset the manifest (event_files) recorded; a last line without
-    its newline waits for the next run, unless it has not changed for STALE_TAIL_SECONDS.
+    its newline waits for the next run, unless it has not changed for STALE_TAIL_SECONDS. The whole
+    lines go through DuckDB's reader (fastread.py) when it can take them, else the block reader.
     """
     now = time.time()
     known = {file: (done, rows) for file, done, rows in con.execute(q("event_file_progress")).fetchall()}
     con.execute(q("stage_event_table"))
-    progress = []
+    grown = []
     for path in event_log_files(home):
         stat = path.stat()
         done, rows = known.get(str(path), (0, 0))
-        if stat.st_size <= done:  # unchanged: log files are append-only (one cut short by hand is not read again)
-            continue
+        if stat.st_size > done:  # else unchanged: log files are append-only (one cut short by hand is not read again)
+            grown.append((path, stat, done, rows))
+    slices = [Slice(path, done, whole_end(path, done, stat.st_size)) for path, stat, done, rows in grown]
+    fast = stage_slices(con, [s for s in slices if s.end > s.start], RAW_LIMIT)
+    progress = []
+    for (path, stat, done, rows), piece in zip(grown, slices, strict=True):
         stale = now - stat.st_mtime > STALE_TAIL_SECONDS
         reached, lines = done, 0
-        for block in blocks(path, done, rows + 1, stale):
+        if str(path) in fast:
+            reached, lines = piece.end, fast[str(path)]
+        for block in blocks(path, reached, rows + lines + 1, stale):
             stage_block(con, block)
             reached, lines = block.end, lines + line_count(block)
         if reached > done:
@@ -109,11 +115,15 @@ def event_records(block: Block) -> pl.DataFrame | None:
         return None
     if any(frame.schema[c].is_nested() for c in FIELDS if c in frame.columns):
         return None  # an object or a list in a known field (Polars writes an empty object as `}`): line by line
-    extras = [c for c in frame.columns if c not in FIELDS and c not in ("file", "byte_offset", "line")]
+    nested = frame.schema.get(DATA)
+    nested = [f.name for f in nested.fields] if isinstance(nested, pl.Struct) else None  # the line's `data` object
+    extras = [c for c in frame.columns if c not in FIELDS and c not in ("file", "byte_offset", "line")
+              and not (c == DATA and nested is not None) and c not in (nested or ())]
     try:
         fields = [pl.col(c).cast(pl.String) if c in frame.columns else pl.lit(None, dtype=pl.String).alias(c)
                   for c in FIELDS]
-        data = pl.struct(extras).struct.json_encode() if extras else pl.lit("{}")
+        packed = [pl.col(c) for c in extras] + [pl.col(DATA).struct.field(f).alias(f) for f in nested or ()]
+        data = pl.struct(packed).struct.json_encode() if packed else pl.lit("{}")
         return frame.select("file", "byte_offset", "line", pl.lit(False).alias("tail"),
                             pl.lit(None, dtype=pl.String).alias("problem"), pl.lit(None, dtype=pl.String).alias("text"),
                             *fields, data.alias("data"))
@@ -149,6 +159,6 @@ def load_events(con: duckdb.DuckDBPyConnection, progress: list[FileProgress], ho
 
 
 def drop_event_staging(con: duckdb.DuckDBPyConnection) -> None:
-    for name in ("drop_staged_events", "drop_staged_event_counts", "drop_new_events", "drop_machine_candidates", "drop_earlier_human_opens",
-                 "drop_machine_flags"):
+    for name in ("drop_machine_candidates", "drop_staged_events", "drop_staged_event_counts", "drop_new_events",
+                 "drop_earlier_human_opens", "drop_machine_flags"):  # the view first: it reads new_events
         con.execute(q(name))

@@ -19,7 +19,7 @@ from mailflow.tasks.plan.warmup import judge_pools
 def load_logs_task(settings: Settings) -> dict:
     """The load's summary and `touched_campaigns`, the campaigns it loaded rows for."""
     started = datetime.now(UTC)
-    with connect(settings.warehouse) as con:
+    with connect(settings.warehouse, memory_limit=settings.aggregate.memory_limit) as con:
         loaded = load_logs(con, settings)
         return loaded | {"touched_campaigns": touched_campaigns(con, started)}
 

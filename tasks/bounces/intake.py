@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+from mailflow.event_line import event_line
 from mailflow.tasks.bounces.mailto import unsubscribe_row
 from mailflow.tasks.bounces.mapping import SendIndex, bare_address
 from mailflow.tasks.bounces.message import classify_message
@@ -85,7 +85,7 @@ class BounceRecorder:
                      "diagnostic": row["diagnostic"], "source": row["source"], "unmapped": row.get("unmapped", False)}
             if row.get("delayed"):
                 event["delayed"] = True
-            self._write(json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode() + b"\n")
+            self._write(event_line(event))
             self.counts[event["type"]] += 1
             if kind in SUPPRESS_AT_ONCE and row.get("recipient"):
                 self.suppressions.append(bare_address(str(row["recipient"])),
@@ -98,7 +98,7 @@ class BounceRecorder:
         event = {"event_id": event_id(raw, row), "type": "unsubscribe", "campaign_id": row["campaign_id"],
                  "subscriber_id": row["subscriber_id"], "variant": row.get("variant"),
                  "occurred_at": datetime.now(UTC).isoformat(timespec="milliseconds"), "method": "mailto", "source": row["source"]}
-        self._write(json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode() + b"\n")
+        self._write(event_line(event))
         self.counts["unsubscribe"] += 1
         if row.get("recipient"):  # without it (chunk file gone) the event alone suppresses, by subscriber id, at aggregate
             self.suppressions.append(bare_address(str(row["recipient"])), "unsubscribe", row["campaign_id"])

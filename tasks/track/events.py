@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import os
 import time
 from collections import Counter
@@ -12,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
+from mailflow.event_line import event_line
 from mailflow.tasks.files.atomic import new_log_file
 
 # An acknowledged event must survive the process being killed (SIGKILL, OOM): os.write hands it
@@ -56,7 +56,7 @@ class EventLog:
         if "event_id" not in event or "occurred_at" not in event:  # first in the line, for people reading it
             event = {"event_id": f"{self._id_prefix}{next(self._ids):x}",
                      "occurred_at": datetime.now(UTC).isoformat(timespec="milliseconds"), **event}
-        line = json.dumps(event, separators=(",", ":"), ensure_ascii=False, default=str).encode() + b"\n"
+        line = event_line(event)  # its other fields under `data` (mailflow/event_line.py)
         seq = self._append(line)
         self.counts[event.get("type") or "unknown"] += 1
         if durable:

@@ -27,3 +27,10 @@ def append(path: Path, *items: dict | bytes) -> None:
     with path.open("ab") as fh:
         for item in items:
             fh.write(item if isinstance(item, bytes) else json.dumps(item).encode() + b"\n")
+
+
+def read_line(text: str | bytes) -> dict:
+    """A line a writer wrote, with the fields it keeps under `data` (mailflow/event_line.py) beside the others."""
+    record = json.loads(text)
+    nested = record.pop("data", None)
+    return {**record, **nested} if isinstance(nested, dict) else record

@@ -18,6 +18,7 @@ from mailflow.tasks.plan.campaign import CampaignSpec
 from mailflow.tasks.send.chunk import variant_templates
 from mailflow.tasks.track.events import events_dir
 from tests.support.campaign import write_chunk
+from tests.support.events import read_line
 
 HOSTILE = '<script>alert("x")</script>'
 # A campaign whose name and lists, and a recipient whose name and address, try to get markup onto the pages
@@ -60,7 +61,7 @@ def path_of(url: str) -> str:
 def events(home: Path, kind: str | None = None) -> list[dict]:
     found = []
     for path in sorted(events_dir(home).glob("*.ndjson")):
-        found += [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        found += [read_line(line) for line in path.read_text(encoding="utf-8").splitlines()]
     return [e for e in found if kind is None or e["type"] == kind]
 
 

@@ -26,6 +26,7 @@ from mailflow.tasks.send.chunk import preflight, send_chunk
 from mailflow.tasks.track.server import running_service
 from tests.support.campaign import SECRET_ENV, write_plan
 from tests.support.commands import wait_for
+from tests.support.events import read_line
 
 # Two static links (the first already carries a UTM parameter of its own), a templated link signed
 # per recipient, and the unsubscribe link
@@ -104,7 +105,7 @@ def mails_of(received, emails: list[str]) -> dict[str, Mail]:
 
 
 def event_lines(home: Path) -> list[dict]:
-    return [json.loads(line) for path in sorted((home / "events").glob("*.ndjson"))
+    return [read_line(line) for path in sorted((home / "events").glob("*.ndjson"))
             for line in path.read_text().splitlines()]
 
 
