@@ -63,3 +63,9 @@ def timed(work):
     started = time.perf_counter()
     result = work()
     return time.perf_counter() - started, result
+
+
+if __name__ == "__main__":
+    from bench.__main__ import table
+
+    print(table(run()))
