@@ -15,7 +15,7 @@ from mailflow.tasks.ab.stats import (
     wilson_interval,
     z_quantile,
 )
-from mailflow.tasks.plan.campaign_fields import AbTest
+from mailflow.tasks.plan.campaign_parts import AbTest
 
 
 def test_wilson_interval_matches_newcombes_published_examples():

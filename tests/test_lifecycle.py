@@ -8,8 +8,9 @@ from collections import Counter
 import pytest
 
 from mailflow.cli import main
-from mailflow.tasks.demo.receiver import Receiver
+from mailflow.tasks.demo.receiver import Receiver, free_port
 from mailflow.tasks.files.control import stop_kind
+from mailflow.tasks.files.ledger import ledger_path
 from mailflow.tasks.files.lifecycle import (
     InvalidTransition,
     current_state,
@@ -19,7 +20,9 @@ from mailflow.tasks.files.lifecycle import (
     transitions,
     transitions_path,
 )
+from tests.support.campaign import SPEC, write_plan
 from tests.support.commands import finish, ledger_lines, mailflow_send, planned_campaign, wait_for
+from tests.support.ledgers import ledger_record
 
 
 def test_each_move_is_recorded_with_its_time_who_moved_it_and_why(tmp_path):
@@ -182,3 +185,50 @@ def test_send_due_sends_the_due_chunks_of_every_campaign_neither_paused_nor_wait
 def test_a_campaigns_first_plan_is_its_first_move_from_no_state(tmp_path):
     home, _ = planned_campaign(tmp_path, recipients=3)
     assert [(m.seq, m.from_state, m.to_state) for m in transitions(home, "stopped")] == [(1, None, "planned")]
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_send_the_error_budget_stopped_stays_sending_and_is_continued_by_send_not_resume(tmp_path, capsys):
+    home, emails = planned_campaign(tmp_path, recipients=20)
+    proc = mailflow_send(home, free_port(), MAILFLOW_SEND__ERROR_BUDGET="3")  # nothing listens there: the relay is down
+    out, err, _ = finish(proc, 300)
+    assert proc.returncode == 1, err
+    assert "campaign 'stopped' stopped sending (still `sending`, not paused): 3 recipients in a row failed" in err
+    assert "run `mailflow send` again to continue" in err and "resume" not in err
+    assert state_of(home, "stopped") == "sending", "the message says what the state is"
+    code, _, err = run(capsys, home, "campaigns", "resume", "stopped")
+    assert (code, err.strip()) == (2, "mailflow: campaign 'stopped' is sending; only a paused campaign can be resumed; "
+                                      "`mailflow send stopped` continues a send that stopped")
+
+
+def test_show_counts_the_chunks_already_sent_apart_from_those_still_due(tmp_path, capsys):
+    home = tmp_path / "home"
+    write_plan(home, SPEC, [([f"c{c}r{i}@example.com" for i in range(2)], "A", None, False) for c in range(4)])
+    record_transition(home, "news", "planned", "test")
+    record_transition(home, "news", "sending", "test")
+
+    def logged(chunk_id, *records):
+        path = ledger_path(home, "news", chunk_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as fh:
+            fh.writelines(json.dumps(ledger_record(sid, status, chunk_id=chunk_id)) + "\n" for sid, status in records)
+
+    def chunks_line():
+        code, out, _ = run(capsys, home, "campaigns", "show", "news")
+        assert code == 0, out
+        return next(line for line in out.splitlines() if line.startswith("chunks: "))
+
+    assert chunks_line() == "chunks: 4 due"
+    logged(0, (1, "delivered"), (2, "bounced"))
+    logged(1, (3, "delivered"), (4, "suppressed"))
+    logged(2, (5, "delivered"), (6, "deferred"))
+    logged(3, (7, "delivered"))  # its second recipient not yet reached
+    assert chunks_line() == ("chunks: 2 sent, 1 sent but for deferred recipients (`mailflow retry` resends them), "
+                             "1 due")
+    logged(2, (6, "delivered"))
+    logged(3, (8, "delivered"))
+    assert chunks_line() == "chunks: 4 sent"
+    code, out, _ = run(capsys, home, "--json", "campaigns", "show", "news")
+    schedule = json.loads(out)["schedule"]
+    assert (schedule["sent"], schedule["deferred"], schedule["due"]) == (4, 0, 0)

@@ -232,7 +232,7 @@ def test_a_broken_relay_pauses_the_chunk_with_a_clear_message(settings, tmp_path
     broken = replace(settings, smtp=replace(settings.smtp, pools={"default": replace(settings.pool("default"), relays=(dead,))}),
                      send=replace(settings.send, error_budget=5))
     chunk = write_chunk(tmp_path / "c.parquet", [f"u{i}@example.com" for i in range(60)])
-    with pytest.raises(NeedsAttention, match="paused: 5 recipients in a row failed at relay"):
+    with pytest.raises(NeedsAttention, match=r"stopped sending \(still `sending`, not paused\): 5 recipients in a row failed at relay"):
         asyncio.run(send_chunk(broken, SPEC, chunk))
     finals = ledger(broken)
     assert {r["status"] for r in finals} == {"deferred"} and 5 <= len(finals) < 60, "the rest are left for the next run"
@@ -253,7 +253,7 @@ def test_suppressed_recipients_between_failures_do_not_keep_a_dead_relay_from_pa
     emails = [f"u{i}@example.com" for i in range(200)]
     # One in ten suppressed since planning: were they to reset the count, it would never reach 20.
     write_snapshot(settings.home, pl.DataFrame({"email": emails[::10], "cause": ["unsubscribed"] * 20}))
-    with pytest.raises(NeedsAttention, match="paused: 20 recipients in a row failed"):
+    with pytest.raises(NeedsAttention, match=r"not paused\): 20 recipients in a row failed"):
         asyncio.run(send_chunk(settings, SPEC, write_chunk(tmp_path / "c.parquet", emails)))
     assert "suppressed" in {r["status"] for r in final_records(settings).values()}
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from dataclasses import replace
 
 import pytest
@@ -58,7 +57,7 @@ def test_a_recipient_row_is_found_in_its_chunk_by_subscriber_id(home):
     index.close()
 
 
-def test_the_recipient_index_of_a_million_recipients_builds_in_seconds_and_answers_in_microseconds(tmp_path):
+def test_the_recipient_index_of_a_million_recipients_is_sorted_ids_of_about_12_bytes_each_found_by_binary_search(tmp_path):
     import polars as pl
 
     paths = []
@@ -66,15 +65,15 @@ def test_the_recipient_index_of_a_million_recipients_builds_in_seconds_and_answe
         path = tmp_path / f"chunk-{chunk:05d}.parquet"
         pl.DataFrame({"subscriber_id": pl.int_range(chunk, 1_000_000, 100, eager=True)}).write_parquet(path)
         paths.append(path)
-    started = time.perf_counter()
     index = RecipientIndex.build(tuple(paths))
-    built = time.perf_counter() - started
-    started = time.perf_counter()
     assert [index.chunk_of(sid).name for sid in (0, 1, 999_999, 123_456)] == [
         "chunk-00000.parquet", "chunk-00001.parquet", "chunk-00099.parquet", "chunk-00056.parquet"]
-    looked = (time.perf_counter() - started) / 4
     assert index.chunk_of(1_000_000) is None and index.chunk_of(-1) is None
-    assert built < 20 and looked < 0.01, (built, looked)  # generous bounds; README gives the measured figures
+    # speed lives in `make bench BENCH=track_index`; here what makes it fast: one sorted column searched in
+    # O(log n) probes (no per-recipient Python objects), an Int64 id and an Int32 file position a recipient
+    assert len(index.ids) == 1_000_000 and index.ids.is_sorted()
+    assert (index.ids.dtype, index.files.dtype) == (pl.Int64, pl.Int32)
+    assert index.ids.estimated_size() + index.files.estimated_size() <= 12 * 1_000_000 + 4096
 
 
 @pytest.mark.parametrize("url,expected", [

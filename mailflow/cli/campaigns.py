@@ -66,13 +66,14 @@ def campaigns_resume(ctx: Context, campaign: str, no_send: bool, no_progress: bo
     """Resume a paused campaign and continue its send in the foreground, as `send` does."""
     from mailflow.errors import MailflowError
     from mailflow.tasks.files.control import clear_stop
-    from mailflow.tasks.files.lifecycle import PAUSED, PLANNED, current_state, record_transition
+    from mailflow.tasks.files.lifecycle import PAUSED, PLANNED, SENDING, current_state, record_transition
 
     home = ctx.settings().home
     state = current_state(home, campaign)
     if state is None or state.state != PAUSED:
+        hint = f"; `mailflow send {campaign}` continues a send that stopped" if state and state.state == SENDING else ""
         raise MailflowError(f"campaign {campaign!r} is {state.state if state else 'not planned'}; "
-                            "only a paused campaign can be resumed")
+                            f"only a paused campaign can be resumed{hint}")
     record_transition(home, campaign, state.resume_to or PLANNED, actor("campaigns resume"), "resumed",
                       allowed_from=(PAUSED,))
     clear_stop(home, campaign, holds=True)

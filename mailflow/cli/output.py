@@ -71,8 +71,13 @@ def print_plan(d: dict) -> None:
 
 
 def schedule_words(s: dict) -> str:
-    """'2 due, 4 waiting (first due 2026-12-03T00:00Z), 5 held for the A/B winner'."""
-    parts = [f"{s['due']} due"]
+    """'3 sent, 1 sent but for deferred recipients, 2 due, 4 waiting (first due 2026-12-03T00:00Z), 5 held for the
+    A/B winner' (sent ones only from `campaigns show`, which reads the ledgers)."""
+    parts = [f"{s['sent']} sent"] if s.get("sent") else []
+    if s.get("deferred"):
+        parts.append(f"{s['deferred']} sent but for deferred recipients (`mailflow retry` resends them)")
+    if s["due"] or not parts:
+        parts.append(f"{s['due']} due")
     if s["waiting"]:
         parts.append(f"{s['waiting']} waiting (first due {short_time(s['next_due'])}; `mailflow send --due` sends each then)")
     if s["held"]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mailflow.tasks.ab.stats import Arm, compare_leader, probability_best, wilson_interval
-from mailflow.tasks.plan.campaign_fields import AbTest
+from mailflow.tasks.plan.campaign_parts import AbTest
 
 WINNER, FALLBACK_LEADER, FALLBACK_CONTROL, WAIT, TOO_FEW = (
     "winner", "fallback_leader", "fallback_control", "wait", "too_few")

@@ -55,6 +55,10 @@ def campaign_overview(settings: Settings, campaign_id: str, now: datetime) -> di
     explained = audience(settings, campaign_id, manifest["audience_size"])
     if (explained["by_variant"] or {}).get(HOLDOUT):  # mailed nothing, so in no chunk: known from the warehouse
         chunk_rows[HOLDOUT] = explained["by_variant"][HOLDOUT]
+    sent = progress(home, campaign_id, chunks, now, settings.send.resend_in_doubt)
+    # Of the chunks whose time has come, those sent (or sent but for deferred recipients) are not due again.
+    finished = {"sent": sent.sent_chunks, "deferred": sent.deferred_chunks,
+                "due": len(plan.due) - sent.sent_chunks - sent.deferred_chunks}
     overview |= {
         "name": spec.name,
         "audience": explained,
@@ -62,8 +66,8 @@ def campaign_overview(settings: Settings, campaign_id: str, now: datetime) -> di
                      for name, n in sorted(chunk_rows.items(), key=lambda item: (item[0] in (REMAINDER, HOLDOUT), item[0]))],
         "ab": asdict(spec.ab) if spec.ab else None,
         "send_at": asdict(spec.send_at) if spec.send_at else None,
-        "schedule": plan.counts(),
-        "progress": asdict(progress(home, campaign_id, chunks, now, settings.send.resend_in_doubt)),
+        "schedule": plan.counts() | finished,
+        "progress": asdict(sent),
         "outcomes": ledger_tally(home, campaign_id).poll().totals,
     }
     return overview

@@ -6,7 +6,6 @@ import email
 import email.policy
 import re
 from dataclasses import dataclass, field
-from email.header import decode_header, make_header
 from email.message import Message
 
 from mailflow.tasks.bounces.classify import (
@@ -19,14 +18,21 @@ from mailflow.tasks.bounces.classify import (
     classify_text,
     extract_status,
 )
+from mailflow.tasks.bounces.parts import (
+    REPORT_TYPES,
+    address_in,
+    html_text,
+    message_parts,
+    original_headers,
+    report_fields,
+    return_path_token,
+    subject_of,
+)
 from mailflow.tasks.bounces.prose import error_section, failed_recipients
 
 # Statuses that name no cause (RFC 3463 "other"): the diagnostic text decides.
 GENERIC_STATUSES = frozenset({"5.0.0", "4.0.0", "4.4.7", "5.5.0"})
-_TOKEN = re.compile(r"bounce\+([A-Za-z0-9]{40})@", re.I)
 _TRACE = re.compile(r"^X-Mailflow-Send:[ \t]*(\S+)", re.I | re.M)
-_HEADER_LINE = re.compile(r"^(Message-ID|To|X-Mailflow-Send):[ \t]*(.+)$", re.I | re.M)
-_ADDR_IN = re.compile(r"[^\s<>;:\"',()\[\]]+@[\w-]+(?:\.[\w-]+)*")
 _ENH = re.compile(r"[245]\.\d{1,3}\.\d{1,3}")
 _DAEMON_FROM = re.compile(r"mailer-daemon|postmaster|mail delivery|mail-daemon|microsoftexchange|mail administrator", re.I)
 # A delay notice says the MTA is still trying; a final report (gave up, expired) is not one.
@@ -43,8 +49,6 @@ _VACATION_SUBJECT = re.compile(
     r"|autoreply|autoresponder|vacation|on leave|abwesen|außer haus"
     r"|absence|absent|fuera de la oficina|ausente|fuori ufficio|assente|afwezig|niet aanwezig|frånvaro|poza biurem"
     r"|不在|自動応答|自動返信|休暇|自动回复|自動回覆|автоответ|отпуск|부재|자동 응답|tatil|otomatik yanıt", re.I)
-_MAX_PART = 256 * 1024  # huge attachments are never read: a bounce's own text is short
-_REPORT_TYPES = ("message/delivery-status", "message/global-delivery-status")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +78,9 @@ def classify_message(raw: bytes, source: str) -> list[BounceResult]:
 
 def _classify(raw: bytes, source: str) -> list[BounceResult]:
     msg = email.message_from_bytes(raw, policy=email.policy.compat32)
-    token = _token(msg)
-    parts = _parts(msg)
-    original = _original_headers(parts)
+    token = return_path_token(msg)
+    parts = message_parts(msg)
+    original = original_headers(parts)
     for name in ("In-Reply-To", "References"):  # the message's own: the mail an auto-reply answers (mapping reads them)
         if msg[name] is not None:
             original[name] = str(msg[name])[:2000]
@@ -89,17 +93,17 @@ def _classify(raw: bytes, source: str) -> list[BounceResult]:
     microsoft = _microsoft_fbl_recipient(msg, parts)
     if feedback is not None or microsoft:
         return [result(COMPLAINT, microsoft or _complaint_recipient(feedback, original), diagnostic=_feedback_type(feedback))]
-    report = next((parts[t] for t in _REPORT_TYPES if t in parts), None)
+    report = next((parts[t] for t in REPORT_TYPES if t in parts), None)
     if report is not None:
         results = [result(*r) for r in _dsn(report)]
         if results:
             return results
-    subject = _subject(msg)
+    subject = subject_of(msg)
     sender = str(msg.get("From", ""))
-    text = parts.get("text/plain") or _html_text(parts.get("text/html", ""))
+    text = parts.get("text/plain") or html_text(parts.get("text/html", ""))
     looks_bounce = bool(_DAEMON_FROM.search(sender) or _BOUNCE_SUBJECT.search(subject))
     if not looks_bounce and _is_auto_reply(msg, subject):
-        return [result(AUTO_REPLY, _address(sender), diagnostic=subject)]
+        return [result(AUTO_REPLY, address_in(sender), diagnostic=subject)]
     section = error_section(text)
     verdict = classify_text(section) if section.strip() else NOT_BOUNCE
     if verdict is NOT_BOUNCE and looks_bounce and section.strip():
@@ -108,16 +112,16 @@ def _classify(raw: bytes, source: str) -> list[BounceResult]:
             verdict = NOT_BOUNCE
     if verdict.kind not in ("hard", "soft"):
         if verdict is NOT_BOUNCE and _is_auto_reply(msg, subject):
-            return [result(AUTO_REPLY, _address(sender), diagnostic=subject)]
+            return [result(AUTO_REPLY, address_in(sender), diagnostic=subject)]
         recipient = original.get("To") if verdict is DELIVERED else sender if verdict is AUTO_REPLY else None
-        return [result(verdict, _address(recipient), diagnostic=subject)]
-    exclude = frozenset(a.lower() for a in (_address(sender), _address(str(msg.get("To", ""))),
-                                             _address(original.get("From", ""))) if a)
+        return [result(verdict, address_in(recipient), diagnostic=subject)]
+    exclude = frozenset(a.lower() for a in (address_in(sender), address_in(str(msg.get("To", ""))),
+                                             address_in(original.get("From", ""))) if a)
     recipients = failed_recipients(section, exclude)
     delayed = bool(_DELAY_NOTICE.search(subject) or _STILL_TRYING.search(section))
     if not recipients:
         code, status = extract_status(section)
-        return [result(verdict, _address(original.get("To", "")), status, code, section[-500:], delayed)]
+        return [result(verdict, address_in(original.get("To", "")), status, code, section[-500:], delayed)]
     out = []
     for address, segment in recipients:
         own = classify_text(segment) if extract_status(segment) != (None, None) else None
@@ -130,72 +134,15 @@ def _classify(raw: bytes, source: str) -> list[BounceResult]:
     return out
 
 
-def _parts(msg: Message) -> dict[str, object]:
-    """The first part of each content type that matters, as text (or as the Message for reports and originals)."""
-    found: dict[str, object] = {}
-    for part in _walk(msg):
-        ctype = part.get_content_type()
-        if ctype in found:
-            continue
-        if ctype in ("message/rfc822", "message/global") and part.is_multipart():
-            inner = part.get_payload(0)
-            found[ctype] = inner if isinstance(inner, Message) else None
-            continue
-        if ctype.startswith("multipart/"):
-            continue
-        if ctype in (*_REPORT_TYPES, "message/feedback-report", "text/rfc822-headers", "text/plain", "text/html",
-                     "message/global-headers"):
-            found[ctype] = _text(part)
-    return found
-
-
-def _walk(msg: Message, depth: int = 0):
-    """Parts in order, never inside a returned message: the original's own text is not the bounce's."""
-    yield msg
-    if depth < 20 and msg.is_multipart() and not msg.get_content_type().startswith("message/"):
-        for part in msg.get_payload():
-            if isinstance(part, Message):
-                yield from _walk(part, depth + 1)
-
-
-def _text(part: Message) -> str:
-    payload = part.get_payload()
-    if isinstance(payload, list):  # compat32 parses message/delivery-status into header blocks
-        return "\n\n".join(str(p) if isinstance(p, Message) else "" for p in payload)
-    data = part.get_payload(decode=True)
-    if data is None:
-        return payload if isinstance(payload, str) else ""
-    data = data[:_MAX_PART]
-    charset = part.get_content_charset() or "utf-8"
-    try:
-        return data.decode(charset, errors="replace")
-    except (LookupError, TypeError, ValueError):
-        return data.decode("utf-8", errors="replace")
-
-
-def _fields(block: str) -> dict[str, str]:
-    """RFC 822-style fields of one DSN block, folded lines joined, names lower-cased."""
-    out: dict[str, str] = {}
-    name = None
-    for line in block.splitlines():
-        if line[:1] in (" ", "\t") and name:
-            out[name] += " " + line.strip()
-        elif ":" in line:
-            name, _, value = line.partition(":")
-            name = name.strip().lower()
-            out.setdefault(name, value.strip())
-    return out
-
-
 def _dsn(report: str) -> list[tuple]:
     """(verdict, recipient, status, code, diagnostic, delayed) for each per-recipient block of a delivery-status report."""
     out = []
     for block in re.split(r"\n[ \t]*\n", report.replace("\r\n", "\n")):
-        f = _fields(block)
+        f = report_fields(block)
         rcpt = f.get("final-recipient") or f.get("original-recipient")
         if not rcpt:
             continue
-        recipient = _address(rcpt.split(";", 1)[-1])
+        recipient = address_in(rcpt.split(";", 1)[-1])
         action = f.get("action", "").lower().split()[:1]
         diagnostic = f.get("diagnostic-code", "").split(";", 1)[-1].strip()
         dsn_status = _ENH.search(f.get("status", ""))
@@ -220,38 +167,6 @@ def _dsn(report: str) -> list[tuple]:
     return out
 
 
-def _original_headers(parts: dict) -> dict:
-    """Message-ID, X-Mailflow-Send and To of the returned message, from its copy or its quoted headers."""
-    inner = parts.get("message/rfc822") or parts.get("message/global")
-    if isinstance(inner, Message):
-        return {k: str(inner[k]).strip() for k in ("Message-ID", "X-Mailflow-Send", "To", "From") if inner[k] is not None}
-    quoted = parts.get("text/rfc822-headers") or parts.get("message/global-headers") or parts.get("text/plain") or ""
-    out: dict[str, str] = {}
-    for match in _HEADER_LINE.finditer(quoted[-_MAX_PART:]):
-        name = {"message-id": "Message-ID", "to": "To", "x-mailflow-send": "X-Mailflow-Send"}[match.group(1).lower()]
-        out.setdefault(name, match.group(2).strip())
-    return out
-
-
-def _token(msg: Message) -> str | None:
-    for name in ("X-Original-To", "Delivered-To", "Envelope-To", "To", "X-Envelope-To"):
-        for value in msg.get_all(name) or ():
-            match = _TOKEN.search(str(value))
-            if match:
-                return match.group(1)
-    return None
-
-
-def _subject(msg: Message) -> str:
-    raw = msg.get("Subject")
-    if raw is None:
-        return ""
-    try:
-        return str(make_header(decode_header(str(raw))))
-    except (LookupError, ValueError, UnicodeError, email.errors.HeaderParseError):
-        return str(raw)
-
-
 def _is_auto_reply(msg: Message, subject: str) -> bool:
     submitted = str(msg.get("Auto-Submitted", "")).strip().lower()
     if submitted.startswith("auto-replied"):
@@ -269,34 +184,20 @@ def _microsoft_fbl_recipient(msg: Message, parts: dict) -> str | None:
     """Microsoft's JMRP loop is no ARF: it returns the complained-of message marked with the complainer's address."""
     for carrier in (msg, parts.get("message/rfc822")):
         if isinstance(carrier, Message) and carrier.get("X-HmXmrOriginalRecipient"):
-            return _address(str(carrier["X-HmXmrOriginalRecipient"])) or "unknown@invalid"
+            return address_in(str(carrier["X-HmXmrOriginalRecipient"])) or "unknown@invalid"
     return None
 
 
 def _complaint_recipient(feedback, original: dict) -> str | None:
     if isinstance(feedback, str):
-        f = _fields(feedback)
+        f = report_fields(feedback)
         for name in ("original-rcpt-to", "removal-recipient"):
             if f.get(name):
-                return _address(f[name])
-    return _address(original.get("To", ""))
+                return address_in(f[name])
+    return address_in(original.get("To", ""))
 
 
 def _feedback_type(feedback) -> str:
-    return _fields(feedback).get("feedback-type", "abuse") if isinstance(feedback, str) else "abuse"
+    return report_fields(feedback).get("feedback-type", "abuse") if isinstance(feedback, str) else "abuse"
 
 
-def _address(value: str | None) -> str | None:
-    if not value:
-        return None
-    match = _ADDR_IN.search(value)
-    return match.group(0).rstrip(".") if match else None
-
-
-def _html_text(html: object) -> str:
-    if not isinstance(html, str) or not html:
-        return ""
-    text = re.sub(r"(?is)<(script|style)\b.*?</\1>", " ", html)
-    text = re.sub(r"(?i)<br\s*/?>|</p>|</div>|</tr>", "\n", text)
-    text = re.sub(r"<[^>]+>", " ", text)
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").replace("&nbsp;", " ")

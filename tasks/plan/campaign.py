@@ -10,14 +10,13 @@ from typing import Any
 import yaml
 
 from mailflow.errors import MailflowError
-from mailflow.tasks.plan.campaign_fields import (  # noqa: F401 - the spec's parts, imported from here by the stages
+from mailflow.tasks.plan.campaign_fields import FieldReader, zone_exists  # noqa: F401 - imported from here by the stages
+from mailflow.tasks.plan.campaign_parts import (  # noqa: F401 - the spec's parts, imported from here by the stages
     AbTest,
-    FieldReader,
     FrequencyCap,
     SendAt,
     Variant,
     campaign_id_for,
-    zone_exists,
 )
 
 

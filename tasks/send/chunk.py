@@ -174,9 +174,11 @@ async def send_chunk(settings: Settings, spec: CampaignSpec, chunk: Path, *, var
                 if trouble >= settings.send.error_budget and paused is None:
                     # Take no more recipients; those already on the wire still get their outcome logged.
                     dispatcher.stop()
-                    paused = (f"campaign {spec.campaign_id!r} paused: {trouble} recipients in a row failed at relay "
-                              f"{result.destination} ({result.outcome.detail}); fix the relay and run `mailflow "
-                              f"{'retry' if retry else 'send'}` again to resume")
+                    # Not a pause (no person asked for one): the campaign stays `sending`, so a scheduled
+                    # `send --due` continues it on its own once the relay answers again.
+                    paused = (f"campaign {spec.campaign_id!r} stopped sending (still `sending`, not paused): {trouble} "
+                              f"recipients in a row failed at relay {result.destination} ({result.outcome.detail}); "
+                              f"fix the relay and run `mailflow {'retry' if retry else 'send'}` again to continue")
     if paused:  # the rest stay unlogged (or deferred) and are sent by the next run
         raise NeedsAttention(paused)
     return dict(counts)

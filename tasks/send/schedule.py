@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -92,6 +93,8 @@ class Progress:
     waiting_chunks: int
     next_due: str | None
     next_retry: str | None  # the earliest time a deferred recipient is due again
+    sent_chunks: int = 0  # of the due chunks: every recipient settled
+    deferred_chunks: int = 0  # of the due chunks: every recipient has an outcome, some deferred (left for a retry)
 
     @property
     def complete(self) -> bool:
@@ -104,8 +107,11 @@ def progress(home: Path, campaign_id: str, chunks: list[PlannedChunk], now: date
     plan = schedule(chunks, now)
     planned = settled = deferred = in_doubt = recorded = 0
     retry_times = []
-    for chunk in plan.due + plan.waiting:
-        planned += rows_of(chunk)
+    finished = Counter()  # due chunks with nothing left to send: "sent", or "deferred" when some wait for a retry
+    for is_due, chunk in [(True, c) for c in plan.due] + [(False, c) for c in plan.waiting]:
+        rows = rows_of(chunk)
+        planned += rows
+        before = (settled, deferred)
         for state in ledger_state(chunk_ledger(home, campaign_id, chunk)).values():
             recorded += 1
             if state.status in FINAL:
@@ -116,10 +122,14 @@ def progress(home: Path, campaign_id: str, chunks: list[PlannedChunk], now: date
             elif state.status == IN_FLIGHT:
                 in_doubt += 1
                 settled += not resend_in_doubt  # the next send leaves it alone: nothing more will happen
+        if is_due and settled - before[0] >= rows:
+            finished["sent"] += 1
+        elif is_due and settled - before[0] + deferred - before[1] >= rows:
+            finished["deferred"] += 1
     next_due = plan.next_due
     return Progress(planned, settled, deferred, in_doubt, max(planned - recorded, 0),
                     sum(rows_of(c) for c in plan.held), len(plan.waiting), next_due.isoformat() if next_due else None,
-                    min((t for t in retry_times if t), default=None))
+                    min((t for t in retry_times if t), default=None), finished["sent"], finished["deferred"])
 
 
 def rows_of(chunk: PlannedChunk) -> int:
