@@ -1,12 +1,17 @@
-"""Prefect's environment defaults, set before Prefect is imported, and its temporary server, started apart."""
+"""Prefect's environment defaults, set before Prefect is imported, and the server a command uses: a configured one,
+the home's own (`mailflow server start`), or else a temporary one, started apart."""
 
 from __future__ import annotations
 
 import os
 import signal
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 
-from mailflow import interrupt
+import click
+
+from mailflow import interrupt, prefect_server
 
 # No network here or at many sites: Prefect must never phone home or wait on the internet.
 DEFAULTS = {
@@ -25,7 +30,50 @@ def prepare(verbose: bool = False) -> None:
         os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "INFO"
 
 
-def start_server() -> None:
+def running_server_url(home: Path) -> str | None:
+    """The API URL of the home's running server (`mailflow server start`) when it answers, else None."""
+    state = prefect_server.read_state(home)
+    return state.api_url if state and prefect_server.healthy(state.api_url) else None
+
+
+@dataclass(frozen=True)
+class Api:
+    url: str
+    source: str  # "configured" (PREFECT_API_URL, a profile, a test harness), "home" or "temporary"
+
+    @property
+    def ui_url(self) -> str:
+        return self.url.removesuffix("/").removesuffix("/api")
+
+
+def use_server(home: Path) -> Api:
+    """Point Prefect at a server before a flow runs, and return where the runs go.
+
+    In order: a configured PREFECT_API_URL (environment, Prefect profile, test harness); the home's
+    running server; else Prefect's temporary server, with one line saying what it costs. The URL
+    ends up in the environment, which the send's worker processes (and anything else this command
+    starts) inherit, so they report to the same server instead of each starting one.
+    """
+    if os.environ.get("PREFECT_API_URL"):
+        return Api(os.environ["PREFECT_API_URL"], "configured")
+    from prefect.settings import get_current_settings
+
+    configured = get_current_settings().api.url
+    if configured:
+        return Api(configured, "configured")
+    url = running_server_url(home)
+    if url:
+        os.environ["PREFECT_API_URL"] = url
+        from prefect.context import refresh_global_settings_context
+
+        refresh_global_settings_context()  # Prefect read its settings at import, before the URL was known
+        return Api(url, "home")
+    click.echo("mailflow: no Prefect server for this home: starting a temporary one (about 10 s on every command; "
+               "run `mailflow server start` once to skip it)", err=True)
+    return Api(start_server() or "", "temporary")
+
+
+def start_server() -> str | None:
     """Start Prefect's temporary server now, unless a server is configured, apart from the command.
 
     Ctrl-C signals the terminal's whole process group: a server in it stops at once, and the
@@ -38,7 +86,7 @@ def start_server() -> None:
 
     settings = get_current_settings()
     if settings.api.url or not settings.server.ephemeral.enabled:
-        return
+        return settings.api.url
     from prefect.server.api import server as api
 
     server = api.SubprocessASGIServer()  # the instance Prefect's client starts and uses
@@ -51,6 +99,7 @@ def start_server() -> None:
         finally:
             api.subprocess = real
     os.environ["PREFECT_API_URL"] = server.api_url
+    return server.api_url
 
 
 class _OwnSession:
