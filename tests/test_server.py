@@ -33,6 +33,14 @@ def dead_pid() -> int:
     return process.pid
 
 
+def ended(pid: int) -> bool:
+    """Gone, or a zombie (its parent, `mailflow server start`, exited; this machine's init reaps late)."""
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
 @pytest.mark.integration
 @pytest.mark.slow
 def test_start_status_stop_and_a_flow_command_reports_to_the_home_server(tmp_path):
@@ -64,8 +72,7 @@ def test_start_status_stop_and_a_flow_command_reports_to_the_home_server(tmp_pat
         stopped = mailflow(home, "--json", "server", "stop")
     assert stopped.returncode == 0 and json.loads(stopped.stdout)["stopped"]
     assert not (home / "prefect" / "server.json").exists() and not (home / "prefect" / "server.pid").exists()
-    with pytest.raises(ProcessLookupError):
-        os.kill(state["pid"], 0)
+    assert ended(state["pid"])
     gone = mailflow(home, "server", "status")
     assert gone.returncode == 1 and gone.stderr.count("\n") == 1 and "no Prefect server running" in gone.stderr
 
@@ -84,7 +91,7 @@ def test_the_send_workers_report_to_the_parents_server_and_start_none(tmp_path, 
         chunks = Counter(t["name"].rsplit("-", 1)[0] for t in runs(state.api_url, "task_runs")
                          if t["flow_run_id"] == flow_run["id"] and t["state_type"] == "COMPLETED")
         # Six chunks, each sent in a worker process: each recorded its task run on this server, under the parent's run
-        assert chunks["send_chunk_task"] == 6, chunks
+        assert chunks["send_chunk"] == 6, chunks
         assert len(receiver.messages) == 60
 
 
