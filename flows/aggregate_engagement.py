@@ -12,4 +12,5 @@ from mailflow.tasks.aggregate.tasks import load_logs_task, publish_reports_task
 def aggregate_engagement(config: str | None = None, overrides: dict | None = None) -> dict:
     settings = load_settings(config, overrides)
     loaded = load_logs_task(settings)
-    return loaded | {"reports": publish_reports_task(settings, loaded["touched_campaigns"])}
+    touched = loaded["touched_campaigns"]  # none on the runs that find nothing new: no task run to record for them
+    return loaded | {"reports": publish_reports_task(settings, touched) if touched else []}

@@ -20,8 +20,8 @@ from mailflow.cli.lists import lists
 from mailflow.cli.output import print_aggregate, print_demo, print_due, print_ingest, print_plan, print_retry, print_rows
 from mailflow.cli.reports import report
 from mailflow.cli.segments import segments
-from mailflow.cli.server import server
 from mailflow.cli.sending import actor, send_one, sending
+from mailflow.cli.server import server
 from mailflow.cli.track import track
 from mailflow.errors import Interrupted, MailflowError, NeedsAttention
 from mailflow.home import private_umask

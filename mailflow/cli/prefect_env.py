@@ -54,23 +54,38 @@ def use_server(home: Path) -> Api:
     ends up in the environment, which the send's worker processes (and anything else this command
     starts) inherit, so they report to the same server instead of each starting one.
     """
-    if os.environ.get("PREFECT_API_URL"):
-        return Api(os.environ["PREFECT_API_URL"], "configured")
     from prefect.settings import get_current_settings
 
-    configured = get_current_settings().api.url
+    configured = os.environ.get("PREFECT_API_URL") or get_current_settings().api.url
     if configured:
+        _settings_from_environment(refresh=False)
         return Api(configured, "configured")
     url = running_server_url(home)
     if url:
         os.environ["PREFECT_API_URL"] = url
-        from prefect.context import refresh_global_settings_context
-
-        refresh_global_settings_context()  # Prefect read its settings at import, before the URL was known
+        _settings_from_environment()  # Prefect read its settings at import, before the URL was known
         return Api(url, "home")
     click.echo("mailflow: no Prefect server for this home: starting a temporary one (about 10 s on every command; "
                "run `mailflow server start` once to skip it)", err=True)
     return Api(start_server() or "", "temporary")
+
+
+def _settings_from_environment(refresh: bool = True) -> None:
+    """Prefect's process-wide settings again from the environment, without flow-run heartbeats.
+
+    Heartbeats serve an automation that marks runs whose process died (mailflow creates none, and
+    the command itself sees its runs end); and a flow run waits for its heartbeat thread's one-second
+    sleep to end before it returns: up to 1 s per flow run, 0.5 on average, ~4 s of the demo's seven.
+    Runs started by a worker from a deployment do not pass here and keep Prefect's heartbeats.
+    """
+    import prefect.context as context
+
+    if refresh:
+        context.refresh_global_settings_context()
+    root = context.GLOBAL_SETTINGS_CONTEXT
+    flows = root.settings.flows.model_copy(update={"heartbeat_frequency": None})
+    context.GLOBAL_SETTINGS_CONTEXT = context.SettingsContext(profile=root.profile,
+                                                              settings=root.settings.model_copy(update={"flows": flows}))
 
 
 def start_server() -> str | None:
@@ -99,6 +114,7 @@ def start_server() -> str | None:
         finally:
             api.subprocess = real
     os.environ["PREFECT_API_URL"] = server.api_url
+    _settings_from_environment()
     return server.api_url
 
 
