@@ -162,12 +162,16 @@ def test_commands_that_run_no_flow_never_import_prefect(tmp_path):
         assert code == ("1" if args == ("server", "status") else "0"), (args, out.stderr)
 
 
-def test_a_configured_api_url_comes_first(tmp_path, monkeypatch):
+def test_a_configured_api_url_comes_first_and_command_runs_keep_no_heartbeat_thread(tmp_path, monkeypatch):
+    import prefect.context
+
     from mailflow.cli.prefect_env import use_server
 
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
     api = use_server(tmp_path / "h")
     assert (api.url, api.source, api.ui_url) == ("http://127.0.0.1:9/api", "configured", "http://127.0.0.1:9")
+    # A flow run would otherwise wait up to a second at its end for the heartbeat thread's sleep
+    assert prefect.context.GLOBAL_SETTINGS_CONTEXT.settings.flows.heartbeat_frequency is None
 
 
 def test_the_servers_environment_is_its_own(tmp_path):

@@ -31,9 +31,10 @@ def prepare(verbose: bool = False) -> None:
 
 
 def running_server_url(home: Path) -> str | None:
-    """The API URL of the home's running server (`mailflow server start`) when it answers, else None."""
+    """The API URL of the home's running server (`mailflow server start`) when it answers, else None.
+    (Generous wait: on a busy machine a live server may take seconds to answer, and the fallback costs more.)"""
     state = prefect_server.read_state(home)
-    return state.api_url if state and prefect_server.healthy(state.api_url) else None
+    return state.api_url if state and prefect_server.healthy(state.api_url, timeout=10.0) else None
 
 
 @dataclass(frozen=True)
