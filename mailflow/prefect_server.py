@@ -98,7 +98,8 @@ def start(home: Path, port: int = DEFAULT_PORT, timeout: float = START_TIMEOUT) 
     while not healthy(api_url, timeout=1.0):
         if process.poll() is not None or time.monotonic() > deadline:
             why = "exited" if process.poll() is not None else f"did not answer within {timeout:g} s"
-            stop(home)
+            _end(process)
+            _forget(home)
             raise NeedsAttention(f"the Prefect server {why}; its log {log_path(home)} ends: {last_line(log_path(home))}")
         time.sleep(0.25)
     return state, True
@@ -119,6 +120,19 @@ def stop(home: Path, timeout: float = STOP_TIMEOUT) -> ServerState | None:
             break
     _forget(home)
     return state
+
+
+def _end(process: subprocess.Popen) -> None:
+    """Stop a server this process started (it may not have become `prefect server start` yet)."""
+    for sig, wait in ((signal.SIGTERM, STOP_TIMEOUT), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(process.pid, sig)
+            process.wait(wait)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def server_environment(folder: Path, environ: dict[str, str]) -> dict[str, str]:

@@ -92,7 +92,7 @@ def test_the_send_workers_report_to_the_parents_server_and_start_none(tmp_path, 
                          if t["flow_run_id"] == flow_run["id"] and t["state_type"] == "COMPLETED")
         # Six chunks, each sent in a worker process: each recorded its task run on this server, under the parent's run
         assert chunks["send_chunk"] == 6, chunks
-        assert len(receiver.messages) == 60
+        assert len(receiver.received) == 60
 
 
 @pytest.mark.integration
@@ -181,3 +181,21 @@ def test_the_servers_environment_is_its_own(tmp_path):
     assert env["PREFECT_HOME"] == str(tmp_path) and env["PATH"] == "/bin"
     assert env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] == f"sqlite+aiosqlite:///{tmp_path / 'prefect.db'}"
     assert env["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
+
+
+@pytest.mark.integration
+def test_a_server_that_does_not_answer_in_time_is_stopped_and_said(tmp_path):
+    home = tmp_path / "h"
+    out = mailflow(home, "server", "start", "--port", str(free_port()), "--timeout", "0.01")
+    assert out.returncode == 1 and out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+    assert "the Prefect server did not answer within 0.01 s; its log" in out.stderr and "server.log ends: " in out.stderr
+    assert not (home / "prefect" / "server.json").exists() and not (home / "prefect" / "server.pid").exists()
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_without_a_server_a_flow_command_says_once_that_it_starts_a_temporary_one(tmp_path):
+    out = mailflow(tmp_path / "h", "aggregate")
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.count(TEMPORARY) == 1 and "mailflow server start" in out.stderr
+    assert "loaded 0 ledger records" in out.stdout
