@@ -14,10 +14,9 @@ import pytest
 
 from mailflow import prefect_server
 from mailflow.cli.prefect_env import running_server_url
+from tests.support.commands import TEMPORARY_SERVER as TEMPORARY
 from tests.support.commands import finish, mailflow_send, planned_campaign
 from tests.support.home_server import free_port, home_server, runs
-
-TEMPORARY = "starting a temporary one"
 
 
 def mailflow(home, *args, env=None):
