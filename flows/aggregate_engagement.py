@@ -17,7 +17,8 @@ def aggregate_engagement(config: str | None = None, overrides: dict | None = Non
     loaded = load_logs_task(settings)
     warmup = judge_warmup_task(settings)  # the day's bounces and complaints are in: warm-up ramps step up or hold
     progress.step("logs loaded")
-    result = loaded | {"reports": publish_reports_task(settings, loaded["touched_campaigns"]), "warmup": warmup}
+    touched = loaded["touched_campaigns"]  # none on the runs that find nothing new: no task run to record for them
+    result = loaded | {"reports": publish_reports_task(settings, touched) if touched else [], "warmup": warmup}
     progress.step("reports published")
     result_table("aggregate_engagement", aggregate_rows(result), "What this aggregate loaded into the warehouse")
     return result

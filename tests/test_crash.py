@@ -18,7 +18,7 @@ from mailflow.tasks.files.ledger import ledger_path, logged_subscribers
 from mailflow.tasks.files.manifest import read_manifest
 from mailflow.tasks.send.chunk import send_chunk
 from tests.support.campaign import SPEC, write_chunk
-from tests.support.commands import finish, group_gone, ledger_lines, mailflow_send, planned_campaign, wait_for
+from tests.support.commands import finish, group_gone, ledger_lines, mailflow_send, planned_campaign, said, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -112,7 +112,7 @@ def test_ctrl_c_mid_send_lets_messages_on_the_wire_finish_and_a_rerun_completes_
         out, err, seconds = finish(proc, 15)
         print(f"signal to exit: {seconds:.2f} s")
         assert proc.returncode == 130, err
-        assert err.splitlines() == [INTERRUPTED] and "Traceback" not in err
+        assert said(err) == [INTERRUPTED] and "Traceback" not in err
 
         records = [json.loads(line) for line in ledger_lines(home)]
         last = {r["subscriber_id"]: r["status"] for r in records}
@@ -148,7 +148,7 @@ def test_a_second_ctrl_c_exits_at_once_and_leaves_the_messages_on_the_wire_in_do
         out, err, seconds = finish(proc, 10)
         print(f"second signal to exit: {seconds:.2f} s\nstderr:\n{err}")
         assert proc.returncode == 130, err
-        assert err.splitlines() == [INTERRUPTED] and "Traceback" not in err
+        assert said(err) == [INTERRUPTED] and "Traceback" not in err
         wait_for(lambda: group_gone(proc.pid), "the send workers gone with the command")
 
         records = [json.loads(line) for line in ledger_lines(home)]  # every record whole

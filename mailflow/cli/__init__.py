@@ -23,6 +23,7 @@ from mailflow.cli.preflight import preflight
 from mailflow.cli.reports import report
 from mailflow.cli.segments import segments
 from mailflow.cli.sending import actor, send_one, sending, workers_server
+from mailflow.cli.server import server
 from mailflow.cli.studio import studio
 from mailflow.cli.track import track
 from mailflow.errors import Interrupted, MailflowError, NeedsAttention
@@ -58,6 +59,7 @@ def init(ctx: Context) -> None:
         applied = migrate(con)
     rate = "global send rate: off (send.rate = 0)"
     if settings.send.rate > 0:  # only then is Prefect needed (its start-up costs seconds)
+        prefect_env.use_server(settings.home)  # the limit lives on the server the sends will use
         from mailflow.tasks.deliver.tasks import ensure_rate_limit
 
         rate = ensure_rate_limit(settings)
@@ -81,7 +83,7 @@ def ingest(ctx: Context, paths: tuple[str, ...], list_name: str | None, encoding
            column_map: tuple[str, ...], mapping_file: str | None, allow_resubscribe: bool, check_mx: bool,
            reject_role_accounts: bool, reject_disposable: bool) -> None:
     """Ingest subscribers (CSV, TSV, Parquet, JSON, NDJSON; gzip too); bad rows go to the quarantine table."""
-    ctx.settings()  # bad settings and a home open to others are dealt with before Prefect starts
+    home = ctx.settings().home  # bad settings and a home open to others are dealt with before Prefect starts
     files = expand_paths(paths)
     from mailflow.tasks.ingest.ingest import IngestOptions, probe
     from mailflow.tasks.ingest.normalise import load_mapping
@@ -90,6 +92,7 @@ def ingest(ctx: Context, paths: tuple[str, ...], list_name: str | None, encoding
     mapping = load_mapping(Path(mapping_file) if mapping_file else None, column_map)
     for path in files:  # fail fast on an unreadable file, before Prefect starts
         probe(Path(path), IngestOptions(encoding=encoding, delimiter=delimiter, screen=ScreenOptions(mapping)))
+    prefect_env.use_server(home)
     from mailflow.flows.ingest import ingest as flow
 
     results = flow(files, list_name=list_name, encoding=encoding, delimiter=delimiter, column_map=list(column_map),
@@ -146,6 +149,7 @@ def plan(ctx: Context, campaign_file: str) -> None:
     validate_targeting(include=spec.segment_include, exclude=spec.segment_exclude, where=spec.where, params=spec.params,
                        campaign_id=spec.campaign_id, segment_dirs=segment_dirs(settings.segments_dir),
                        list_names=known_lists(settings.warehouse), lists=spec.lists, origin=f"{campaign_file}:")
+    prefect_env.use_server(settings.home)
     from mailflow.flows.plan_campaign import plan_campaign
 
     result = plan_campaign(campaign_file, ctx.config, ctx.overrides, actor("plan"))
@@ -209,9 +213,10 @@ def retry(ctx: Context, campaign: str | None) -> None:
 @pass_ctx
 def aggregate(ctx: Context) -> None:
     """Load new send ledgers, suppression logs and event logs into the warehouse; apply suppression rules."""
+    home = ctx.settings().home  # bad settings and a home open to others are dealt with before Prefect starts
+    prefect_env.use_server(home)
     from mailflow.flows.aggregate_engagement import aggregate_engagement
 
-    ctx.settings()  # bad settings and a home open to others are dealt with before Prefect starts
     ctx.emit(aggregate_engagement(ctx.config, ctx.overrides), print_aggregate)
 
 
@@ -238,10 +243,11 @@ def sql(ctx: Context, query: str) -> None:
 @pass_ctx
 def demo(ctx: Context) -> None:
     """The whole loop on sample data with embedded defaults, ending in a report."""
-    sending(ctx)  # loads the settings first: bad ones and a home open to others are dealt with before Prefect starts
+    api = sending(ctx)  # loads the settings first: bad ones and a home open to others are dealt with before Prefect starts
     from mailflow.flows.demo import demo as flow
 
-    ctx.emit(flow(ctx.config, ctx.overrides), print_demo)
+    result = flow(ctx.config, ctx.overrides)
+    ctx.emit(result | {"prefect_ui": None if api.source == "temporary" else api.ui_url}, print_demo)
 
 
 cli.add_command(report)
@@ -254,6 +260,7 @@ cli.add_command(ab)
 cli.add_command(studio)
 cli.add_command(preflight)
 cli.add_command(deploy)
+cli.add_command(server)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from mailflow.cli import prefect_env
 from mailflow.cli.context import Context, pass_ctx
 from mailflow.errors import MailflowError
 
@@ -67,6 +68,7 @@ def bounces_fetch(ctx: Context, as_json: bool) -> None:
     settings = ctx.settings()
     configured_maildir(settings)  # an unconfigured or missing mailbox is one line, before Prefect starts
     signer_from_settings(settings.tracking)
+    prefect_env.use_server(settings.home)
     from mailflow.flows.process_bounces import process_bounces
 
     result = process_bounces(ctx.config, ctx.overrides)

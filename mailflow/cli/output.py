@@ -11,8 +11,7 @@ from typing import TextIO
 
 import click
 
-from mailflow.tasks.aggregate.report_text import report_markdown
-from mailflow.tasks.send.schedule import short_time
+# The task modules (they bring Polars, DuckDB, NumPy: ~1 s) are imported where they are needed, not by every command
 
 
 def print_rows(names: list[str], rows: list[tuple]) -> None:
@@ -68,6 +67,12 @@ def print_plan(d: dict) -> None:
     if d.get("schedule"):
         click.echo(f"  chunks: {schedule_words(d['schedule'])}")
     click.echo(f"  files: {d['campaign_dir']}")
+
+
+def short_time(moment) -> str:
+    from mailflow.tasks.send.schedule import short_time as when
+
+    return when(moment)
 
 
 def schedule_words(s: dict) -> str:
@@ -276,6 +281,8 @@ def print_demo(d: dict) -> None:
     click.echo(f"aggregated: {d['aggregated']['deliveries']} deliveries and {d['aggregated']['events_loaded']} events "
                f"loaded; {d['aggregated']['suppressions']} addresses suppressed (hard bounces and unsubscribes are not "
                "mailed again)\n")
+    from mailflow.tasks.aggregate.report_text import report_markdown
+
     click.echo(report_markdown(d["report"]))
     from mailflow.cli.ab import print_decision  # it prints send lines from here: imported late, not in a cycle
 
@@ -289,8 +296,11 @@ def print_demo(d: dict) -> None:
     click.echo(f"warehouse: {d['warehouse']}   (mailflow sql \"select status, count(*) from deliveries group by all\")")
     click.echo(f"report:    {d['html_report']}   (one self-contained page with charts: open it in a browser)")
     click.echo(f"maildir:   {d['maildir']}   (one file per delivered message; those the readers opened are under cur/)")
-    click.echo("Prefect UI: run `prefect server start`, open http://127.0.0.1:4200, then set "
-               "PREFECT_API_URL=http://127.0.0.1:4200/api so later commands report there")
+    if d.get("prefect_ui"):
+        click.echo(f"Prefect UI: {d['prefect_ui']}   (the demo's flow runs, their tasks, logs and report artifacts)")
+    else:
+        click.echo("Prefect UI: run `mailflow server start` once (UI at http://127.0.0.1:4200); later commands, "
+                   "and the demo run again, report there and skip the temporary server")
     home = Path(d["warehouse"]).parent
     click.echo(f"studio:    mailflow --home {home} studio users add demo --role admin   (then, with a secret of your own:)\n"
                f"           MAILFLOW_STUDIO__SECRET=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))') "

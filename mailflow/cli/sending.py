@@ -23,11 +23,12 @@ def actor(command: str) -> str:
     return f"mailflow {command} (user {user})"
 
 
-def sending(ctx: Context) -> None:
+def sending(ctx: Context) -> prefect_env.Api:
     """Before a command sends: Ctrl-C or SIGTERM then stops it cleanly (exit 130; running it again
-    resumes), and the Prefect server it starts is not stopped by the same Ctrl-C."""
-    interrupt.install(ctx.settings().send.interrupt_grace)
-    prefect_env.start_server()
+    resumes), and a temporary Prefect server it starts is not stopped by the same Ctrl-C."""
+    settings = ctx.settings()
+    interrupt.install(settings.send.interrupt_grace)
+    return prefect_env.use_server(settings.home)
 
 
 def send_progress(ctx: Context, campaign: str, no_progress: bool):

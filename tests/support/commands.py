@@ -52,6 +52,14 @@ def mailflow_send(home, port, *args, **settings):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
+TEMPORARY_SERVER = "no Prefect server for this home: starting a temporary one"
+
+
+def said(err: str) -> list[str]:
+    """A command's stderr lines, less the one that says it starts a temporary Prefect server (no home server runs)."""
+    return [line for line in err.splitlines() if TEMPORARY_SERVER not in line]
+
+
 def ledger_lines(home) -> list[bytes]:
     return [line for p in sorted((home / "ledger").glob("*/*.ndjson")) for line in p.read_bytes().splitlines()]
 
