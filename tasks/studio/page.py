@@ -19,8 +19,9 @@ FORM_LIMIT = 1_048_576  # bytes: a template's text with room to spare (Gmail cli
 
 # No script at all yet (the editors bring their own, served from /static); styles from /static only, so
 # nothing a page shows (a template's text, a campaign's name) can run or restyle the studio. Images: the
-# app's own and data: URLs. Forms post to the studio only; no framing (clickjacking).
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+# app's own and data: URLs. Forms post to the studio only; frames only
+# of its own previews (served with their own CSP); no framing of the studio (clickjacking).
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-src 'self'; form-action 'self'; "
        "base-uri 'none'; frame-ancestors 'none'")
 
 
