@@ -46,6 +46,7 @@ def test_a_subscribers_script_in_a_first_name_previews_as_text_in_a_sandboxed_fr
     assert body["subscriber_id"] == 2 and "&lt;script&gt;" in body["html"] and EVIL not in body["html"]
     frame = vic.http.get(body["frame"])
     assert frame.status_code == 200 and EVIL not in frame.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in frame.text
+    assert "https://t.example/o/" in body["html"] and "https://t.example/o/" not in frame.text  # showing it is no open
     csp = frame.headers["content-security-policy"]
     assert "default-src 'none'" in csp and "script-src" not in csp and "style-src 'unsafe-inline'" in csp
     page = vic.post_form("/preview", "/templates/welcome.html.j2", template="welcome.html.j2", campaign="news",

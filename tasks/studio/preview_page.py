@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections import OrderedDict
 
@@ -20,6 +21,15 @@ FRAMES_KEPT = 64  # rendered HTML kept for its frame's GET: the latest previews 
 # allowed), its inline styles. Served to an iframe with `sandbox` (no allow-scripts): a subscriber's
 # `<script>` in a first name is escaped by the template, and would not run if it were not.
 FRAME_CSP = "default-src 'none'; img-src data: http: https:; style-src 'unsafe-inline'; frame-ancestors 'self'"
+
+
+BLANK_GIF = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"
+
+
+def without_open_pixel(html: str, base_url: str) -> str:
+    """The frame's HTML with the open pixel's URL made a blank data: image: a preview shown is no open
+    (the tracking service would count it for the subscriber previewed)."""
+    return re.sub(re.escape(base_url.rstrip("/")) + r"/o/[A-Za-z0-9_-]+\.gif", BLANK_GIF, html)
 
 
 class Frames:
@@ -89,7 +99,8 @@ async def preview(request: Request) -> Response:
         if wants_json:
             return JSONResponse({"error": str(exc)}, 400, headers=headers())
         return message("Cannot preview", str(exc), 400)
-    frame = f"/preview/frame/{frames(request).put(request.state.user.name, made.html or '')}" if made.html else ""
+    shown = without_open_pixel(made.html or "", studio(request).settings.tracking.base_url)
+    frame = f"/preview/frame/{frames(request).put(request.state.user.name, shown)}" if made.html else ""
     if wants_json:
         return JSONResponse(as_json(made, frame), headers=headers())
     return page("preview.html.j2", preview=made, frame=frame, name=request.state.form.get("template", ""),
