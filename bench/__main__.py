@@ -14,7 +14,7 @@ from bench import MissingTool
 # Each module has `run() -> list[dict]` returning rows made with `bench.row`; add new ones here.
 BENCHMARKS = ["bench.send_bench", "bench.shaping_bench", "bench.cpu_bench", "bench.ingest_bench", "bench.plan_bench", "bench.track_bench",
               "bench.bounce_bench", "bench.imap_bench", "bench.maildir_bench", "bench.aggregate_bench",
-              "bench.marts_bench", "bench.scaleout_bench"]
+              "bench.marts_bench", "bench.scaleout_bench", "bench.studio_bench"]
 OUT = Path(__file__).resolve().parent / "out" / "results.json"
 COLUMNS = ("benchmark", "figure", "unit", "baseline", "ratio")
 
