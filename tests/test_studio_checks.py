@@ -9,7 +9,7 @@ import pytest
 
 from mailflow.tasks.studio.checks import subscriber_variables, tracked_links
 from tests.support.campaign import SPEC, write_plan
-from tests.support.studio import add_user, loaded_of, logged_in, studio_running, studio_settings
+from tests.support.studio import loaded_of, studio_settings, user_logged_in
 
 pytestmark = pytest.mark.integration
 
@@ -23,11 +23,8 @@ def settings(tmp_path):
 
 @pytest.fixture
 def eve(settings):
-    secret = add_user(settings.home, "eve", "editor")
-    with studio_running(settings) as (url, clock):
-        client = logged_in(url, clock, "eve", secret)
+    with user_logged_in(settings, "eve", "editor") as client:
         yield client
-        client.close()
 
 
 def save(client, text: str):

@@ -9,7 +9,7 @@ import pytest
 
 from mailflow.tasks.studio.preview import Scratch, campaign_spec, render_preview, subscriber_row
 from tests.support.campaign import SPEC, write_chunk, write_plan
-from tests.support.studio import add_user, csrf_of, logged_in, studio_running, studio_settings
+from tests.support.studio import csrf_of, studio_settings, user_logged_in
 
 pytestmark = pytest.mark.integration
 EVIL = "<script>alert(1)</script>"
@@ -27,11 +27,8 @@ def settings(tmp_path):
 
 @pytest.fixture
 def vic(settings):
-    secret = add_user(settings.home, "vic", "viewer")
-    with studio_running(settings) as (url, clock):
-        client = logged_in(url, clock, "vic", secret)
+    with user_logged_in(settings, "vic", "viewer") as client:
         yield client
-        client.close()
 
 
 def preview(client, **fields):
@@ -88,5 +85,18 @@ def test_size_warns_near_and_fails_over_gmails_clip(settings):
         for words, status in ((1_000, "PASS"), (9_000, "WARN"), (12_000, "FAIL")):
             folder = scratch.folder(settings, "welcome", {"welcome.html.j2": "<p>" + "word " * words * 2 + "</p>"})
             assert render_preview(settings, spec, "A", row, folder).size_check.status == status, words
+    finally:
+        scratch.close()
+
+
+def test_scratch_keeps_the_latest_texts_only(settings):
+    scratch = Scratch(kept=2)
+    try:
+        first = scratch.folder(settings, "welcome", {"welcome.html.j2": "one"})
+        assert (first / "welcome.html.j2").read_text() == "one" and (first / "welcome.txt.j2").is_file()
+        assert scratch.folder(settings, "welcome", {"welcome.html.j2": "one"}) == first  # same text, same folder
+        scratch.folder(settings, "welcome", {"welcome.html.j2": "two"})
+        scratch.folder(settings, "welcome", {"welcome.html.j2": "three"})
+        assert not first.exists() and len(list(scratch.root.iterdir())) == 2
     finally:
         scratch.close()

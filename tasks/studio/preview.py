@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import tempfile
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -22,6 +25,7 @@ from mailflow.tasks.preflight.content import parse, size_check
 from mailflow.tasks.send.chunk import dkim_signer, load_plan
 from mailflow.tasks.studio.names import PARTS, template_file
 
+SCRATCH_KEPT = 256  # unsaved texts kept as files (a few KB each) for previews in this process
 PREVIEW_ID = "studio-preview"  # the campaign id of a preview without a campaign: its links are signed for no campaign
 
 
@@ -91,9 +95,12 @@ class Scratch:
     searched before the templates folder (so {% include %} of saved files still works). The same text is the
     same folder, so the compiled templates are reused (render.py caches by source and folder)."""
 
-    def __init__(self):
+    def __init__(self, kept: int = SCRATCH_KEPT):
         self._dir = tempfile.TemporaryDirectory(prefix="mailflow-studio-")
         self.root = Path(self._dir.name)
+        self._kept: OrderedDict[str, None] = OrderedDict()  # folders by last use: the oldest go past `kept`
+        self._limit = kept
+        self._lock = threading.Lock()  # previews render on the thread pool
 
     def folder(self, settings: Settings, name: str, edits: dict[str, str]) -> Path:
         sources = {}
@@ -105,12 +112,19 @@ class Scratch:
                 sources[file] = path.read_text(encoding="utf-8")
         key = hashlib.sha256(repr(sorted(sources.items())).encode()).hexdigest()[:32]
         folder = self.root / key
-        if not folder.is_dir():
-            tmp = self.root / f".{key}.tmp"
-            tmp.mkdir(exist_ok=True)
+        if not folder.is_dir():  # written aside, then renamed whole: a preview never reads half a folder
+            tmp = Path(tempfile.mkdtemp(prefix=".", dir=self.root))
             for file, text in sources.items():
                 (tmp / file).write_text(text, encoding="utf-8")
-            tmp.rename(folder)
+            try:
+                tmp.rename(folder)
+            except OSError:  # another request wrote the same text first
+                shutil.rmtree(tmp, ignore_errors=True)
+        with self._lock:
+            self._kept[key] = None
+            self._kept.move_to_end(key)
+            while len(self._kept) > self._limit:  # every keystroke's text is a folder: keep the latest only
+                shutil.rmtree(self.root / self._kept.popitem(last=False)[0], ignore_errors=True)
         return folder
 
     def close(self) -> None:

@@ -100,3 +100,15 @@ def logged_in(url: str, clock: Clock, name: str, secret: str) -> StudioClient:
     client = StudioClient(url, clock)
     client.login(name, secret)
     return client
+
+
+@contextmanager
+def user_logged_in(settings: Settings, name: str, role: str):
+    """The studio running with one user of `role`, logged in: yields their client."""
+    secret = add_user(settings.home, name, role)
+    with studio_running(settings) as (url, clock):
+        client = logged_in(url, clock, name, secret)
+        try:
+            yield client
+        finally:
+            client.close()
