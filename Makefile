@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench clean editor
 
 setup: $(STAMP)
 
@@ -26,6 +26,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m bench $(BENCH)
+
+# The studio's code editor (CodeMirror 6) is committed built (templates/studio/editor.js), so tests and the
+# studio need no npm; this rebuilds it from web/editor/package-lock.json after a change to web/editor/src.
+editor:
+	cd web/editor && npm ci --no-audit --no-fund && npm run build
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

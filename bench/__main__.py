@@ -15,7 +15,7 @@ from bench import MissingTool
 BENCHMARKS = ["bench.send_bench", "bench.shaping_bench", "bench.cpu_bench", "bench.ingest_bench", "bench.plan_bench", "bench.track_bench",
               "bench.track_index_bench",
               "bench.bounce_bench", "bench.imap_bench", "bench.maildir_bench", "bench.aggregate_bench",
-              "bench.marts_bench", "bench.scaleout_bench", "bench.commands_bench"]
+              "bench.marts_bench", "bench.scaleout_bench", "bench.commands_bench", "bench.studio_bench"]
 OUT = Path(__file__).resolve().parent / "out" / "results.json"
 COLUMNS = ("benchmark", "figure", "unit", "baseline", "ratio")
 

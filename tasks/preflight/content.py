@@ -94,6 +94,16 @@ def _tags(html: str) -> _Tags:
     return parser
 
 
+def hrefs(html: str) -> list[str]:
+    """Every link target of the HTML, in order (the studio lists them with their tracked form)."""
+    return _tags(html).hrefs
+
+
+def images_without_alt(html: str) -> list[str]:
+    """The `src` of each image with no `alt` attribute (an empty alt, for a spacer or the pixel, is fine)."""
+    return [i.get("src") or "" for i in _tags(html).images if "alt" not in i]
+
+
 def links_check(html: str, tracked: Iterable[str]) -> Check:
     """Every tracked URL is http(s); no link in the rendered HTML runs script or data (javascript:, data:, vbscript:)."""
     bad = [u for u in tracked if urlsplit(u).scheme.lower() not in ("http", "https")]

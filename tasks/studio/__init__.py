@@ -6,8 +6,12 @@
 #                   every route after login is `@require("viewer" | "editor" | "sender" | "admin")`; a POST
 #                   is CSRF-checked there and its form is at request.state.form. A test fails for a route without it.
 #   login.py        password -> TOTP (or recovery code) or first-login enrolment; logout
-#   pages.py        home (templates, campaigns), a template's text and its save (editors; 409 when changed on disk)
+#   pages.py        home (templates, campaigns), a template's page (code editor: web/editor/ bundled to
+#                   templates/studio/editor.js) and its save (editors; 409 changed on disk, 422 does not compile)
 #   admin.py        the users page (admins)
+#   preview.py      a template rendered for a subscriber (chunk files) and variant by the send stage's Composer;
+#                   Scratch: unsaved editor text as files. preview_page.py: POST /preview, /preview/frame/KEY
+#   checks.py       checks on save: compile error (refuses), variables, links with tracked form, alt, size
 #   names.py        template names that cannot leave the templates folder: every path from a request goes through it
 #   catalogue.py    template text read with a digest, saved only over what was loaded
 #   page.py         Jinja2 pages under templates/studio/, the CSP, /static (a fixed table: editors' JS and CSS

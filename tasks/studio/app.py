@@ -20,6 +20,7 @@ from mailflow.tasks.studio.context import StudioContext
 from mailflow.tasks.studio.login import login_routes
 from mailflow.tasks.studio.page import FormTooLarge, headers, message, static
 from mailflow.tasks.studio.pages import page_routes
+from mailflow.tasks.studio.preview_page import preview_routes
 
 
 async def healthz(request: Request) -> Response:
@@ -37,7 +38,7 @@ async def not_found(request: Request, exc: Exception) -> Response:
 
 def routes() -> list[Route]:
     """Every route; each page after login is wrapped in `require(role)` (tests/test_studio_access.py checks)."""
-    return [*login_routes(), *page_routes(), *admin_routes(), Route("/static/{name}", static, methods=["GET"]),
+    return [*login_routes(), *page_routes(), *preview_routes(), *admin_routes(), Route("/static/{name}", static, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"])]
 
 
@@ -60,6 +61,8 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> St
             yield
         finally:
             app.state.studio.audit.close()
+            if getattr(app.state, "frames", None) is not None:  # unsaved previews' template files
+                app.state.frames.scratch.close()
 
     hosts = Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(settings), www_redirect=False)
     return Starlette(routes=routes(), lifespan=lifespan, middleware=[hosts],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from functools import cache
 from typing import Any
 from urllib.parse import parse_qs
@@ -14,14 +15,16 @@ from starlette.responses import HTMLResponse, Response
 from mailflow import TEMPLATES_DIR
 
 STUDIO_DIR = TEMPLATES_DIR / "studio"
-STATIC = {"studio.css": "text/css; charset=utf-8"}  # served at /static/NAME from templates/studio/: no CDN, ever
+# Served at /static/NAME from templates/studio/: no CDN, ever (editor.js is built from web/editor/: `make editor`)
+STATIC = {"studio.css": "text/css; charset=utf-8", "editor.js": "text/javascript; charset=utf-8"}
 FORM_LIMIT = 1_048_576  # bytes: a template's text with room to spare (Gmail clips a message at 102 KB)
 
-# No script at all yet (the editors bring their own, served from /static); styles from /static only, so
+# Script only from /static (the code editor, bundled at build time: web/editor/); styles from /static only, so
 # nothing a page shows (a template's text, a campaign's name) can run or restyle the studio. Images: the
-# app's own and data: URLs. Forms post to the studio only; no framing (clickjacking).
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
-       "base-uri 'none'; frame-ancestors 'none'")
+# app's own and data: URLs. Forms post to the studio only; frames only
+# of its own previews (served with their own CSP); no framing of the studio (clickjacking).
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'{nonce}; img-src 'self' data:; frame-src 'self'; "
+       "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 
 
 @cache
@@ -31,14 +34,17 @@ def _environment() -> ImmutableSandboxedEnvironment:
                                          autoescape=True)
 
 
-def headers() -> dict[str, str]:
-    return {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+def headers(nonce: str = "") -> dict[str, str]:
+    """`nonce`: the page's one style nonce (the code editor's <style> elements carry it; nothing else can)."""
+    return {"Content-Security-Policy": CSP.format(nonce=f" 'nonce-{nonce}'" if nonce else ""),
+            "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
             "X-Frame-Options": "DENY", "Cache-Control": "no-store", "Cross-Origin-Opener-Policy": "same-origin"}
 
 
 def page(template: str, status_code: int = 200, /, **context: Any) -> HTMLResponse:
-    html = _environment().get_template(template).render(**context)
-    return HTMLResponse(html, status_code, headers=headers())
+    nonce = secrets.token_urlsafe(16)  # new for every page: a page's text cannot guess it
+    html = _environment().get_template(template).render(nonce=nonce, **context)
+    return HTMLResponse(html, status_code, headers=headers(nonce))
 
 
 def message(title: str, text: str, status_code: int = 200) -> HTMLResponse:

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from mailflow.tasks.aggregate.overview import campaign_list
 from mailflow.tasks.studio.catalogue import ChangedOnDisk, read_template, save_template
+from mailflow.tasks.studio.checks import CompileError, compile_template, save_checks
 from mailflow.tasks.studio.context import require, studio
 from mailflow.tasks.studio.names import BadTemplateName, template_file, template_names
 from mailflow.tasks.studio.page import message, page
+from mailflow.tasks.studio.preview import base_name
+from mailflow.tasks.studio.preview_page import frames
 
 
 def common(request: Request) -> dict:
@@ -46,9 +50,14 @@ async def template_page(request: Request) -> Response:
     name, refused = _template(request)
     if refused is not None:
         return refused
-    text, loaded = read_template(studio(request).templates_dir, name)
-    return page("template.html.j2", name=name, text=text, loaded=loaded, saved=request.query_params.get("saved") == "1",
-                error="", **common(request))
+    ctx = studio(request)
+    text, loaded = read_template(ctx.templates_dir, name)
+    saved = request.query_params.get("saved") == "1"
+    # Just saved: the checks of the file as saved (its compile error refused the save before it got here)
+    checks = await run_in_threadpool(save_checks, ctx.settings, ctx.templates_dir, base_name(name), text,
+                                     name.endswith(".html.j2")) if saved else None
+    return page("template.html.j2", name=name, text=text, loaded=loaded, saved=saved, error="", checks=checks,
+                **common(request))
 
 
 @require("editor")
@@ -59,11 +68,17 @@ async def template_save(request: Request) -> Response:
     if refused is not None:
         return refused
     ctx, form = studio(request), request.state.form
+    folder = frames(request).scratch.folder(ctx.settings, base_name(name), {name: form.get("text", "")})
+    try:
+        await run_in_threadpool(compile_template, ctx.settings, folder, base_name(name))
+    except CompileError as exc:  # refused, the text kept in the editor to fix
+        return page("template.html.j2", 422, name=name, text=form.get("text", ""), loaded=form.get("loaded", ""),
+                    saved=False, checks=None, error=f"Not saved: {exc}", **common(request))
     try:
         before, after = save_template(ctx.templates_dir, name, form.get("text", ""), form.get("loaded", ""))
     except ChangedOnDisk:
         text, loaded = read_template(ctx.templates_dir, name)
-        return page("template.html.j2", 409, name=name, text=text, loaded=loaded, saved=False,
+        return page("template.html.j2", 409, name=name, text=text, loaded=loaded, saved=False, checks=None,
                     error="This file changed on disk since you opened it; it is shown as it is now. "
                           "Your text was not saved: copy it from your last edit and apply it again.", **common(request))
     await ctx.record(request, request.state.user.name, "template.saved", name, before=before, after=after)

@@ -29,8 +29,10 @@ def studio_settings(tmp_path: Path, **studio) -> Settings:
     templates.mkdir(parents=True, exist_ok=True)
     (templates / "welcome.html.j2").write_text("<p>Hello {{ subscriber.first_name }}</p>\n", encoding="utf-8")
     (templates / "welcome.txt.j2").write_text("Hello {{ subscriber.first_name }}\n", encoding="utf-8")
-    return load_settings(overrides={"home": str(tmp_path / "home"), "templates_dir": str(templates), "studio": studio},
-                         environ={"MAILFLOW_STUDIO__SECRET": SECRET})
+    # tracking: previews compose through the send path, which signs its links
+    return load_settings(overrides={"home": str(tmp_path / "home"), "templates_dir": str(templates), "studio": studio,
+                                    "tracking": {"base_url": "https://t.example"}},
+                         environ={"MAILFLOW_STUDIO__SECRET": SECRET, "MAILFLOW_TRACKING__SECRET": "studio-tracking-secret"})
 
 
 def add_user(home: Path, name: str, role: str, enrolled: bool = True, password: str = PASSWORD) -> str:
@@ -98,3 +100,15 @@ def logged_in(url: str, clock: Clock, name: str, secret: str) -> StudioClient:
     client = StudioClient(url, clock)
     client.login(name, secret)
     return client
+
+
+@contextmanager
+def user_logged_in(settings: Settings, name: str, role: str):
+    """The studio running with one user of `role`, logged in: yields their client."""
+    secret = add_user(settings.home, name, role)
+    with studio_running(settings) as (url, clock):
+        client = logged_in(url, clock, name, secret)
+        try:
+            yield client
+        finally:
+            client.close()
