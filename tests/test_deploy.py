@@ -27,7 +27,8 @@ def server_file(home: Path, api_url: str, pid: int) -> Path:
     """What `mailflow server start` leaves: HOME/prefect/server.json."""
     path = home / "prefect" / "server.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"api_url": api_url, "pid": pid}))
+    path.write_text(json.dumps({"api_url": api_url, "pid": pid, "ui_url": api_url.removesuffix("/api"),
+                                "started_at": "2026-12-02T00:00:00+00:00"}))
     return path
 
 
@@ -40,15 +41,17 @@ def mailflow(home: Path, *args: str, env: dict | None = None) -> subprocess.Comp
                           text=True, timeout=600, stdin=subprocess.DEVNULL)
 
 
-def test_the_home_server_counts_only_while_its_process_lives(tmp_path):
+def test_the_home_server_counts_only_while_a_prefect_server_runs_there(tmp_path):
+    """`mailflow deploy` asks running_server_url; its full behaviour (a live server found) is in tests/test_server.py."""
     home = tmp_path / "home"
     assert running_server_url(home) is None, "no file: no server"
     server_file(home, "http://127.0.0.1:1/api", os.getpid())
-    assert running_server_url(home) == "http://127.0.0.1:1/api"
+    assert running_server_url(home) is None, "a live process that is not a Prefect server is not the home's server"
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     server_file(home, "http://127.0.0.1:1/api", dead.pid)
     assert running_server_url(home) is None, "a server that died left its file behind"
+    server_file(home, "http://127.0.0.1:1/api", dead.pid)
     (home / "prefect" / "server.json").write_text("{not json")
     assert running_server_url(home) is None
 
