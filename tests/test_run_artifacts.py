@@ -78,14 +78,15 @@ def test_a_send_failing_at_a_dead_relay_names_the_chunk_and_the_reason_in_its_st
     state = send_campaign("stopped", overrides=overrides, return_state=True)
     assert state.is_failed()
     message = flow_run(state.state_details.flow_run_id).state.message
-    found = re.search(r"(chunk-(\d{5})) of campaign 'stopped': campaign 'stopped' paused: 5 recipients in a row failed at "
+    found = re.search(r"(chunk-(\d{5})) of campaign 'stopped': campaign 'stopped' stopped sending \(still `sending`, not paused\): "
+                      r"5 recipients in a row failed at "
                       rf"relay {re.escape(dead)}", message)
     assert found, message
     ledger = ledger_path(home, "stopped", int(found.group(2)))
     assert {json.loads(line)["status"] for line in ledger.read_text().splitlines()} >= {"deferred"}, "the chunk named is one that failed"
     failure = run_artifacts(state.state_details.flow_run_id)["send-stopped-failure"]
     assert failure.type == "markdown" and f"## Failed: {found.group(1)} of campaign 'stopped'" in failure.data
-    assert "paused: 5 recipients in a row failed at relay" in failure.data
+    assert "not paused): 5 recipients in a row failed at relay" in failure.data
 
 
 @pytest.mark.flow

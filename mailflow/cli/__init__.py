@@ -181,7 +181,7 @@ def send(ctx: Context, campaign: str | None, due: bool, dry_run: int | None, no_
     if via_workers and dry_run is not None:
         raise click.UsageError("--dry-run renders here: give it without --via-workers")
     if via_workers:
-        workers_server()
+        workers_server(ctx.settings().home)
     if due:
         sending(ctx)  # loads the settings first: bad ones and a home open to others are dealt with before Prefect starts
         from mailflow.flows.send_due import send_due

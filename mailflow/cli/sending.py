@@ -42,14 +42,16 @@ def send_progress(ctx: Context, campaign: str, no_progress: bool):
     return ProgressBar(ledger_tally(home, campaign).poll, read_manifest(home, campaign)["audience_size"], sys.stderr)
 
 
-def workers_server() -> str:
-    """`--via-workers`: the Prefect server the workers poll, which must be configured; a temporary
-    server of this command's own has no workers, and its chunk runs would wait for ever."""
+def workers_server(home) -> str:
+    """`--via-workers`: the Prefect server the workers poll — a configured PREFECT_API_URL or the home's
+    server (`mailflow server start`); a temporary server of this command's own has no workers, and its
+    chunk runs would wait for ever."""
     from prefect.settings import get_current_settings
 
-    url = get_current_settings().api.url
+    url = get_current_settings().api.url or prefect_env.running_server_url(home)
     if not url:
-        raise MailflowError("--via-workers needs the Prefect server the workers use: set PREFECT_API_URL")
+        raise MailflowError("--via-workers needs the Prefect server the workers use: "
+                            "set PREFECT_API_URL or run `mailflow server start`")
     return url
 
 
